@@ -1,0 +1,127 @@
+"""Exceptions raised by mlxq.
+
+Every exception mlxq raises on purpose is an :class:`MlxqError`. Each subclass also derives
+from the builtin a caller would naturally catch, so ``except ValueError`` keeps working::
+
+    >>> import mlxq, numpy as np
+    >>> try:
+    ...     mlxq.quantize(np.zeros((4, 48), np.float32))
+    ... except ValueError as e:
+    ...     print(type(e).__name__)
+    DivisibilityError
+
+Errors about one layer of a weight map carry ``.layer`` (the layer path, e.g.
+``"model.layers.0.mlp.down_proj"``) and, when one tensor is at fault, ``.key`` (its full
+name); their message begins with the layer path.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "MlxqError",
+    "InvalidArgumentError",
+    "ArgumentTypeError",
+    "MissingKeyError",
+    "KeyCollisionError",
+    "RankMismatchError",
+    "ShapeMismatchError",
+    "UnsupportedDtypeError",
+    "OutOfRangeError",
+    "DivisibilityError",
+    "ArithmeticOverflowError",
+    "InvariantViolationError",
+    "UnknownEnumValueError",
+    "ParseError",
+    "FormatError",
+    "SafetensorsError",
+    "MlxqIOError",
+    "MlxqMemoryError",
+]
+
+
+class MlxqError(Exception):
+    """Base class of every error mlxq raises on purpose.
+
+    Args:
+        message: what went wrong, naming the argument, layer or key at fault.
+        layer: the layer path the error is about, if any; prefixed to the message.
+        key: the full tensor name at fault, if any.
+    """
+
+    def __init__(self, message: str = "", *, layer: str | None = None, key: str | None = None):
+        self.layer = layer
+        self.key = key
+        self.message = f"{layer}: {message}" if layer is not None else message
+        super().__init__(self.message)
+
+    def __str__(self) -> str:  # KeyError would otherwise repr() the message
+        return self.message
+
+
+class InvalidArgumentError(MlxqError, ValueError):
+    """Arguments that are missing, superfluous or inconsistent with each other
+    (e.g. biases passed to an fp mode, a global scale outside nvfp4)."""
+
+
+class ArgumentTypeError(MlxqError, TypeError):
+    """An argument has the wrong Python type (e.g. a float where an int is needed)."""
+
+
+class MissingKeyError(MlxqError, KeyError):
+    """A tensor or config key that must be present is absent."""
+
+
+class KeyCollisionError(MlxqError, KeyError):
+    """An output name would collide with an existing or reserved one."""
+
+
+class RankMismatchError(MlxqError, ValueError):
+    """An array has the wrong number of dimensions."""
+
+
+class ShapeMismatchError(MlxqError, ValueError):
+    """Array shapes are inconsistent with each other or with the format."""
+
+
+class UnsupportedDtypeError(MlxqError, TypeError):
+    """An array's dtype is not one this operation accepts."""
+
+
+class OutOfRangeError(MlxqError, ValueError):
+    """A numeric argument (bits, group size, thread count, ...) is outside its domain."""
+
+
+class DivisibilityError(MlxqError, ValueError):
+    """A dimension is not a multiple of the group size (or packing factor) it must be."""
+
+
+class ArithmeticOverflowError(MlxqError, OverflowError):
+    """A size computation would overflow."""
+
+
+class InvariantViolationError(MlxqError, RuntimeError):
+    """An internal consistency check failed; this is a bug in mlxq or corrupted input."""
+
+
+class UnknownEnumValueError(MlxqError, ValueError):
+    """A string names no known value (a quantization mode, a dtype name, ...)."""
+
+
+class ParseError(MlxqError, ValueError):
+    """A configuration could not be decoded."""
+
+
+class FormatError(MlxqError, ValueError):
+    """Bytes that do not follow the expected file format."""
+
+
+class SafetensorsError(FormatError):
+    """A safetensors file is malformed or cannot be written."""
+
+
+class MlxqIOError(MlxqError, OSError):
+    """The operating system refused a file operation."""
+
+
+class MlxqMemoryError(MlxqError, MemoryError):
+    """An allocation failed."""

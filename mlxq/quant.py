@@ -1,0 +1,243 @@
+"""quantize / dequantize: MLX's ``mx.quantize`` and ``mx.dequantize`` on numpy arrays.
+
+The results are bit-identical to MLX 0.32 on the CPU: the same packed words, the same scale
+and bias bits, the same dtypes and shapes. See docs/api.md and docs/formats.md.
+"""
+
+from __future__ import annotations
+
+import enum
+import numbers
+from typing import Literal, Union
+
+import numpy as np
+
+from . import _core
+from ._dtypes import FLOAT_DTYPES, bfloat16, code_of, float_dtype
+from .errors import (
+    ArgumentTypeError,
+    ShapeMismatchError,
+    UnknownEnumValueError,
+    UnsupportedDtypeError,
+)
+
+__all__ = ["QuantMode", "quantize", "dequantize", "default_params"]
+
+
+class QuantMode(str, enum.Enum):
+    """MLX's quantization modes. Members compare equal to their string values.
+
+    >>> QuantMode("mxfp4") is QuantMode.MXFP4
+    True
+    >>> QuantMode.AFFINE == "affine"
+    True
+    """
+
+    AFFINE = "affine"
+    MXFP4 = "mxfp4"
+    MXFP8 = "mxfp8"
+    NVFP4 = "nvfp4"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @classmethod
+    def parse(cls, mode: Union[str, "QuantMode"]) -> "QuantMode":
+        """``QuantMode(mode)``, raising UnknownEnumValueError that lists the valid modes."""
+        try:
+            return cls(mode)
+        except ValueError:
+            valid = ", ".join(m.value for m in cls)
+            raise UnknownEnumValueError(
+                f"mode={mode!r} is not a quantization mode; expected one of {valid}"
+            ) from None
+
+
+# Index in the C enum `mlxq_mode`.
+_MODE_CODES = {QuantMode.AFFINE: 0, QuantMode.MXFP4: 1, QuantMode.MXFP8: 2, QuantMode.NVFP4: 3}
+
+_DEFAULTS = {
+    QuantMode.AFFINE: (64, 4),
+    QuantMode.MXFP4: (32, 4),
+    QuantMode.MXFP8: (32, 8),
+    QuantMode.NVFP4: (16, 4),
+}
+
+Impl = Literal["fast", "reference"]
+_IMPLS = {"fast": 0, "reference": 1}
+
+
+def default_params(mode: Union[str, QuantMode] = "affine") -> tuple[int, int]:
+    """MLX's default ``(group_size, bits)`` for a mode.
+
+    >>> default_params("affine"), default_params("nvfp4")
+    ((64, 4), (16, 4))
+    """
+    return _DEFAULTS[QuantMode.parse(mode)]
+
+
+def _int_arg(value: object, name: str, default: int) -> int:
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ArgumentTypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
+    return int(value)
+
+
+def _as_array(x: object, name: str) -> np.ndarray:
+    if isinstance(x, np.ndarray):
+        a = x
+    else:
+        try:
+            a = np.asarray(x)
+        except Exception as exc:  # pragma: no cover - numpy's own message is kept
+            raise ArgumentTypeError(f"{name} cannot be converted to a numpy array: {exc}") from exc
+    if not a.dtype.isnative:
+        a = a.astype(a.dtype.newbyteorder("="))
+    return a
+
+
+def _global_scale(value: object, mode: QuantMode) -> float | None:
+    """MLX takes a float32 array of size 1; numpy arrays must match that, and Python numbers
+    are rounded to float32 the way ``mx.array(value)`` would."""
+    if value is None:
+        return None
+    if isinstance(value, (np.ndarray, np.generic)):
+        arr = np.asarray(value)
+        if arr.dtype != np.float32:
+            raise UnsupportedDtypeError(
+                f"global_scale must have dtype float32, got {arr.dtype}"
+            )
+        if arr.size != 1:
+            raise ShapeMismatchError(f"global_scale must have size 1, got shape {arr.shape}")
+        return float(arr.reshape(()))
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ArgumentTypeError(
+            f"global_scale must be a float or a float32 array, got {type(value).__name__}"
+        )
+    return float(np.float32(value))
+
+
+def quantize(
+    w: np.ndarray,
+    group_size: int | None = None,
+    bits: int | None = None,
+    mode: Union[str, QuantMode] = "affine",
+    global_scale: float | np.ndarray | None = None,
+    *,
+    impl: Impl = "fast",
+) -> tuple[np.ndarray, ...]:
+    """Quantizes ``w`` along its last axis exactly as ``mlx.core.quantize`` does.
+
+    Args:
+        w: a float16, bfloat16 (``ml_dtypes.bfloat16``), float32 or (fp modes only) float64
+            array of rank >= 2; leading axes are batch axes (e.g. MoE ``[experts, out, in]``).
+            Any strides are accepted; ``w`` is never modified.
+        group_size, bits: default to the mode's MLX defaults: affine (64, 4), mxfp4 (32, 4),
+            mxfp8 (32, 8), nvfp4 (16, 4). Affine allows group sizes 32/64/128 and bits
+            2/3/4/5/6/8; the fp modes allow only their defaults.
+        mode: ``"affine"``, ``"mxfp4"``, ``"mxfp8"`` or ``"nvfp4"`` (or a :class:`QuantMode`).
+        global_scale: nvfp4 only: a float32 scalar (a Python float is rounded to float32).
+        impl: ``"fast"`` (vectorised, threaded) or ``"reference"`` (the portable scalar
+            kernel the fast one is tested against). Both give identical results.
+
+    Returns:
+        ``(wq, scales, biases)`` for affine, ``(wq, scales)`` for the fp modes, where ``wq`` is
+        uint32 ``[..., C * bits / 32]`` and scales/biases are ``[..., C / group_size]`` with
+        ``w``'s dtype (affine) or uint8 (fp modes).
+
+    Raises:
+        UnknownEnumValueError, OutOfRangeError, UnsupportedDtypeError, RankMismatchError,
+        DivisibilityError, InvalidArgumentError: naming the argument at fault.
+
+    >>> import numpy as np, mlxq
+    >>> w = np.linspace(-1, 1, 128, dtype=np.float32).reshape(2, 64)
+    >>> wq, scales, biases = mlxq.quantize(w, group_size=64, bits=4)
+    >>> wq.shape, wq.dtype, scales.shape, scales.dtype
+    ((2, 8), dtype('uint32'), (2, 1), dtype('float32'))
+    """
+    qmode = QuantMode.parse(mode)
+    dgs, dbits = _DEFAULTS[qmode]
+    gs = _int_arg(group_size, "group_size", dgs)
+    nbits = _int_arg(bits, "bits", dbits)
+    arr = _as_array(w, "w")
+    code = code_of(arr.dtype, "w")
+    return _core.quantize(
+        arr, code, _MODE_CODES[qmode], gs, nbits, _global_scale(global_scale, qmode), _IMPLS[impl]
+    )
+
+
+def dequantize(
+    w: np.ndarray,
+    scales: np.ndarray,
+    biases: np.ndarray | None = None,
+    group_size: int | None = None,
+    bits: int | None = None,
+    mode: Union[str, QuantMode] = "affine",
+    global_scale: float | np.ndarray | None = None,
+    dtype: object = None,
+    *,
+    impl: Impl = "fast",
+) -> np.ndarray:
+    """Reconstructs weights from quantized data exactly as ``mlx.core.dequantize`` does.
+
+    Args:
+        w: the packed uint32 array from :func:`quantize` (any strides).
+        scales: affine: any float dtype; fp modes: uint8.
+        biases: required for affine, must be None for the fp modes.
+        group_size, bits, mode, global_scale: as for :func:`quantize`.
+        dtype: output dtype (float16, bfloat16, float32 or float64, or a name). Defaults to
+            MLX's: the promoted type of scales and biases for affine (float16 with bfloat16
+            gives float32), bfloat16 for the fp modes. As in MLX 0.32, nvfp4 with a
+            global scale always returns float32 (float64 if dtype is float64).
+        impl: ``"fast"`` or ``"reference"``, as for :func:`quantize`.
+
+    Returns:
+        An array shaped like ``w`` with last dimension ``scales.shape[-1] * group_size``.
+
+    >>> import numpy as np, mlxq
+    >>> w = np.linspace(-1, 1, 128, dtype=np.float32).reshape(2, 64)
+    >>> w_hat = mlxq.dequantize(*mlxq.quantize(w))
+    >>> bool(np.abs(w_hat - w).max() < 0.07)
+    True
+    """
+    qmode = QuantMode.parse(mode)
+    dgs, dbits = _DEFAULTS[qmode]
+    gs = _int_arg(group_size, "group_size", dgs)
+    nbits = _int_arg(bits, "bits", dbits)
+    wq = _as_array(w, "w")
+    sc = _as_array(scales, "scales")
+    bi = None if biases is None else _as_array(biases, "biases")
+    s_code = code_of(sc.dtype, "scales")
+    b_code = -1 if bi is None else code_of(bi.dtype, "biases")
+    gscale = _global_scale(global_scale, qmode)
+
+    out: np.dtype | None
+    if dtype is not None:
+        out = float_dtype(dtype, "dtype")
+    elif qmode is QuantMode.AFFINE:
+        out = _promote_float(sc.dtype, bi.dtype) if bi is not None else None
+    else:
+        out = bfloat16
+    if qmode is QuantMode.NVFP4 and gscale is not None:
+        out = np.dtype(np.float64) if out == np.float64 else np.dtype(np.float32)
+    if out is None:
+        # Missing biases or non-float scales/biases: the C core's checks name the culprit
+        # before the output dtype is ever used.
+        out = np.dtype(np.float32)
+    return _core.dequantize(
+        wq, sc, s_code, bi, b_code, _MODE_CODES[qmode], gs, nbits, gscale, out,
+        code_of(out, "dtype"), _IMPLS[impl],
+    )
+
+
+def _promote_float(a: np.dtype, b: np.dtype) -> np.dtype | None:
+    """MLX's promotion of two float dtypes (float16 with bfloat16 gives float32); None when
+    either is not a float dtype."""
+    if a not in FLOAT_DTYPES or b not in FLOAT_DTYPES:
+        return None
+    if a == b:
+        return a
+    if np.dtype(np.float64) in (a, b):
+        return np.dtype(np.float64)
+    return np.dtype(np.float32)

@@ -1,0 +1,92 @@
+/*
+ * mlxq_quant.h - MLX's quantize / dequantize, bit for bit.
+ *
+ * Modes and their (group_size, bits):
+ *   affine  group 32, 64 or 128; bits 2, 3, 4, 5, 6 or 8. Input f16, bf16 or f32 (MLX's CPU
+ *           kernel refuses f64, so do we). Outputs wq (uint32), scales and biases (input dtype).
+ *   mxfp4   (32, 4)   E2M1 codes with a power-of-two E8M0 scale byte per group.
+ *   mxfp8   (32, 8)   E4M3 codes with an E8M0 scale byte per group.
+ *   nvfp4   (16, 4)   E2M1 codes with an E4M3 scale byte per group and an optional float32
+ *           global scale. fp modes accept f16, bf16, f32 and f64 input, like MLX.
+ * Shapes, for input [..., C] (rank >= 2, C % group_size == 0):
+ *   wq      [..., C * bits / 32] uint32 (a little-endian, LSB-first bit stream per row)
+ *   scales  [..., C / group_size] input dtype (affine) or uint8 (fp modes)
+ *   biases  [..., C / group_size] input dtype (affine only)
+ *
+ * Contract for both entry points:
+ *   - inputs may have any strides (transposed, sliced, broadcast); they are never written;
+ *   - outputs must be C-contiguous, writable, of exactly the shapes and dtypes above (and,
+ *     for dequantize, the output dtype rule documented there), and must not overlap inputs;
+ *   - the result is identical to what MLX 0.32's CPU backend computes, whichever
+ *     implementation runs (MLXQ_IMPL_REF, the portable scalar specification, or
+ *     MLXQ_IMPL_FAST, vectorised for the CPU found at run time and split over the pool);
+ *   - on bad arguments nothing is written and a message naming the argument is returned.
+ */
+#ifndef MLXQ_QUANT_H
+#define MLXQ_QUANT_H
+
+#include "mlxq_common.h"
+
+typedef enum {
+    MLXQ_MODE_AFFINE = 0,
+    MLXQ_MODE_MXFP4 = 1,
+    MLXQ_MODE_MXFP8 = 2,
+    MLXQ_MODE_NVFP4 = 3
+} mlxq_mode;
+
+typedef enum { MLXQ_IMPL_FAST = 0, MLXQ_IMPL_REF = 1 } mlxq_impl;
+
+typedef struct {
+    mlxq_mode mode;
+    int group_size;
+    int bits;
+    int has_global_scale; /* nvfp4 only */
+    float global_scale;
+} mlxq_qparams;
+
+/* "affine", "mxfp4", ...; NULL for a value outside the enum. */
+const char *mlxq_mode_name(mlxq_mode mode);
+
+/* MLX's per-mode defaults: affine (64, 4), mxfp4 (32, 4), mxfp8 (32, 8), nvfp4 (16, 4). */
+void mlxq_default_params(mlxq_mode mode, int *group_size, int *bits);
+
+/* Checks mode, group_size, bits and the global-scale rule; the message names the bad one. */
+mlxq_status mlxq_check_params(const mlxq_qparams *p, mlxq_error *err);
+
+/* Every check mlxq_quantize makes of its input and parameters (not of the outputs), so a
+ * caller can validate before allocating outputs. */
+mlxq_status mlxq_quantize_check(const mlxq_tensor *w, const mlxq_qparams *p, mlxq_error *err);
+
+/* biases must be NULL exactly when p->mode is not affine. */
+mlxq_status mlxq_quantize(const mlxq_tensor *w, const mlxq_qparams *p, mlxq_tensor *wq,
+                          mlxq_tensor *scales, mlxq_tensor *biases, mlxq_impl impl,
+                          mlxq_error *err);
+
+/* The output dtype is decided by the caller and checked here against MLX's rule:
+ *   affine:          any float dtype (MLX: `dtype`, default result_type(scales, biases));
+ *   mxfp4/8, nvfp4:  any float dtype (MLX: `dtype`, default bfloat16), except that nvfp4 WITH
+ *                    a global scale always yields float32 (float64 when dtype is float64),
+ *                    as MLX 0.32 does because its float32 global scale promotes the product.
+ * Affine scales/biases may be any float dtypes (f16 with bf16 computes the sum in f32, like
+ * MLX's type promotion); fp-mode scales must be uint8. */
+mlxq_status mlxq_dequantize(const mlxq_tensor *wq, const mlxq_tensor *scales,
+                            const mlxq_tensor *biases, const mlxq_qparams *p, mlxq_tensor *out,
+                            mlxq_impl impl, mlxq_error *err);
+
+/* Every check mlxq_dequantize makes of its inputs and parameters. On success the output's
+ * shape is wq's with the last dimension scales.shape[-1] * group_size. */
+mlxq_status mlxq_dequantize_check(const mlxq_tensor *wq, const mlxq_tensor *scales,
+                                  const mlxq_tensor *biases, const mlxq_qparams *p,
+                                  mlxq_error *err);
+
+/* Dtype MLX gives dequantize's output when the caller passes no dtype. */
+mlxq_dtype mlxq_dequantize_default_dtype(const mlxq_qparams *p, mlxq_dtype scales,
+                                         mlxq_dtype biases);
+
+/* The dtype actually produced for a requested output dtype (see the nvfp4 exception). */
+mlxq_dtype mlxq_dequantize_result_dtype(const mlxq_qparams *p, mlxq_dtype requested);
+
+/* MLX's type promotion between two float dtypes (f16 + bf16 -> f32). */
+mlxq_dtype mlxq_promote_float(mlxq_dtype a, mlxq_dtype b);
+
+#endif /* MLXQ_QUANT_H */
