@@ -1,22 +1,8 @@
 /*
- * module.c - mlxq._core, the CPython face of the C core.
- *
- * Thin on purpose: parse arguments, view numpy arrays as mlxq_tensor, allocate outputs,
- * release the GIL around the C call, and turn an mlxq_status into the matching exception
- * class from mlxq.errors. Defaults, dtype names and every other policy live in Python.
+ * module.c - mlxq._core: the module object, and the helpers every py_*.c file shares.
  */
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
-#define NPY_NO_DEPRECATED_API NPY_1_7_API_VERSION
-#include <numpy/arrayobject.h>
-
-#if NPY_ABI_VERSION < 0x02000000 /* numpy 1.x has no accessor; the field is public there */
-#define PyDataType_ELSIZE(descr) ((descr)->elsize)
-#endif
-
-#include "mlxq_cpu.h"
-#include "mlxq_pool.h"
-#include "mlxq_quant.h"
+#define MLXQ_GLUE_DEFINES_API
+#include "glue.h"
 
 /* Exception class names in mlxq.errors, indexed by mlxq_status. */
 static const char *const error_classes[] = {
@@ -33,7 +19,7 @@ static const char *const error_classes[] = {
     [MLXQ_EINTERNAL] = "InvariantViolationError",
 };
 
-static PyObject *raise_status(mlxq_status st, const mlxq_error *err) {
+PyObject *mlxq_py_raise(mlxq_status st, const mlxq_error *err) {
     const char *name = ((unsigned)st < sizeof error_classes / sizeof *error_classes &&
                         error_classes[st])
                            ? error_classes[st]
@@ -49,7 +35,7 @@ static PyObject *raise_status(mlxq_status st, const mlxq_error *err) {
 }
 
 /* Views `obj` (a numpy array) as a tensor of dtype `code`; the caller keeps obj alive. */
-static int as_tensor(PyObject *obj, int code, const char *name, int writable, mlxq_tensor *t) {
+int mlxq_py_as_tensor(PyObject *obj, int code, const char *name, int writable, mlxq_tensor *t) {
     if (!PyArray_Check(obj)) {
         PyErr_Format(PyExc_TypeError, "%s must be a numpy.ndarray, got %s", name,
                      Py_TYPE(obj)->tp_name);
@@ -85,20 +71,7 @@ static int as_tensor(PyObject *obj, int code, const char *name, int writable, ml
     return 0;
 }
 
-static int parse_global_scale(PyObject *obj, mlxq_qparams *p) {
-    p->has_global_scale = 0;
-    p->global_scale = 0.0f;
-    if (obj == Py_None)
-        return 0;
-    double v = PyFloat_AsDouble(obj);
-    if (v == -1.0 && PyErr_Occurred())
-        return -1;
-    p->has_global_scale = 1;
-    p->global_scale = (float)v; /* callers pass a float32 value; this cast is exact then */
-    return 0;
-}
-
-static PyObject *new_array(int nd, const int64_t *shape, PyArray_Descr *descr) {
+PyObject *mlxq_py_new_array(int nd, const int64_t *shape, PyArray_Descr *descr) {
     npy_intp dims[MLXQ_MAX_NDIM];
     for (int i = 0; i < nd; i++)
         dims[i] = (npy_intp)shape[i];
@@ -106,163 +79,19 @@ static PyObject *new_array(int nd, const int64_t *shape, PyArray_Descr *descr) {
     return PyArray_NewFromDescr(&PyArray_Type, descr, nd, dims, NULL, NULL, 0, NULL);
 }
 
-static PyObject *py_quantize(PyObject *self, PyObject *args) {
-    (void)self;
-    PyObject *w_obj, *gs_obj;
-    int code, mode, group_size, bits, impl;
-    if (!PyArg_ParseTuple(args, "OiiiiOi", &w_obj, &code, &mode, &group_size, &bits, &gs_obj,
-                          &impl))
-        return NULL;
-    mlxq_tensor w;
-    mlxq_qparams p = {.mode = (mlxq_mode)mode, .group_size = group_size, .bits = bits};
-    mlxq_error err;
-    if (as_tensor(w_obj, code, "w", 0, &w) || parse_global_scale(gs_obj, &p))
-        return NULL;
-    mlxq_status st = mlxq_quantize_check(&w, &p, &err);
-    if (st)
-        return raise_status(st, &err);
-
-    const int affine = p.mode == MLXQ_MODE_AFFINE;
-    const int64_t cols = w.shape[w.ndim - 1];
-    int64_t shape[MLXQ_MAX_NDIM];
-    memcpy(shape, w.shape, sizeof shape);
-    PyObject *wq_o = NULL, *s_o = NULL, *b_o = NULL;
-    shape[w.ndim - 1] = cols * bits / 32;
-    wq_o = new_array(w.ndim, shape, PyArray_DescrFromType(NPY_UINT32));
-    shape[w.ndim - 1] = cols / group_size;
-    PyArray_Descr *sdescr = affine ? PyArray_DESCR((PyArrayObject *)w_obj)
-                                   : PyArray_DescrFromType(NPY_UINT8);
-    s_o = new_array(w.ndim, shape, sdescr);
-    if (affine)
-        b_o = new_array(w.ndim, shape, sdescr);
-    if (!wq_o || !s_o || (affine && !b_o))
-        goto fail;
-
-    mlxq_tensor wq, sc, bi;
-    as_tensor(wq_o, MLXQ_U32, "wq", 1, &wq);
-    as_tensor(s_o, affine ? code : MLXQ_U8, "scales", 1, &sc);
-    if (affine)
-        as_tensor(b_o, code, "biases", 1, &bi);
-    Py_BEGIN_ALLOW_THREADS
-    st = mlxq_quantize(&w, &p, &wq, &sc, affine ? &bi : NULL, (mlxq_impl)impl, &err);
-    Py_END_ALLOW_THREADS
-    if (st) {
-        raise_status(st, &err);
-        goto fail;
-    }
-    if (affine)
-        return Py_BuildValue("(NNN)", wq_o, s_o, b_o);
-    return Py_BuildValue("(NN)", wq_o, s_o);
-fail:
-    Py_XDECREF(wq_o);
-    Py_XDECREF(s_o);
-    Py_XDECREF(b_o);
-    return NULL;
-}
-
-static PyObject *py_dequantize(PyObject *self, PyObject *args) {
-    (void)self;
-    PyObject *wq_obj, *s_obj, *b_obj, *gs_obj;
-    PyArray_Descr *out_descr;
-    int s_code, b_code, mode, group_size, bits, out_code, impl;
-    if (!PyArg_ParseTuple(args, "OOiOiiiiOO!ii", &wq_obj, &s_obj, &s_code, &b_obj, &b_code,
-                          &mode, &group_size, &bits, &gs_obj, &PyArrayDescr_Type, &out_descr,
-                          &out_code, &impl))
-        return NULL;
-    mlxq_tensor wq, sc, bi, out;
-    mlxq_qparams p = {.mode = (mlxq_mode)mode, .group_size = group_size, .bits = bits};
-    mlxq_error err;
-    int has_b = b_obj != Py_None;
-    if (as_tensor(wq_obj, MLXQ_U32, "wq", 0, &wq) || as_tensor(s_obj, s_code, "scales", 0, &sc) ||
-        (has_b && as_tensor(b_obj, b_code, "biases", 0, &bi)) || parse_global_scale(gs_obj, &p))
-        return NULL;
-    mlxq_status st = mlxq_dequantize_check(&wq, &sc, has_b ? &bi : NULL, &p, &err);
-    if (st)
-        return raise_status(st, &err);
-    if ((size_t)PyDataType_ELSIZE(out_descr) != mlxq_dtype_size((mlxq_dtype)out_code)) {
-        PyErr_SetString(PyExc_TypeError, "output descr does not match its dtype code");
-        return NULL;
-    }
-    int64_t shape[MLXQ_MAX_NDIM];
-    memcpy(shape, wq.shape, sizeof shape);
-    shape[wq.ndim - 1] = sc.shape[sc.ndim - 1] * group_size;
-    PyObject *out_o = new_array(wq.ndim, shape, out_descr);
-    if (!out_o)
-        return NULL;
-    as_tensor(out_o, out_code, "out", 1, &out);
-    Py_BEGIN_ALLOW_THREADS
-    st = mlxq_dequantize(&wq, &sc, has_b ? &bi : NULL, &p, &out, (mlxq_impl)impl, &err);
-    Py_END_ALLOW_THREADS
-    if (st) {
-        Py_DECREF(out_o);
-        return raise_status(st, &err);
-    }
-    return out_o;
-}
-
-static PyObject *py_set_num_threads(PyObject *self, PyObject *arg) {
-    (void)self;
-    long n = PyLong_AsLong(arg);
-    if (n == -1 && PyErr_Occurred())
-        return NULL;
-    int now;
-    Py_BEGIN_ALLOW_THREADS /* may wait for a running job */
-    now = mlxq_set_num_threads(n > 1 << 20 ? 1 << 20 : (int)n);
-    Py_END_ALLOW_THREADS
-    return PyLong_FromLong(now);
-}
-
-static PyObject *py_get_num_threads(PyObject *self, PyObject *noargs) {
-    (void)self;
-    (void)noargs;
-    return PyLong_FromLong(mlxq_get_num_threads());
-}
-
-static PyObject *py_isa(PyObject *self, PyObject *noargs) {
-    (void)self;
-    (void)noargs;
-    return Py_BuildValue("(ss)", mlxq_isa_name(mlxq_active_isa()),
-                         mlxq_isa_name(mlxq_detected_isa()));
-}
-
-static PyObject *py_set_isa(PyObject *self, PyObject *arg) {
-    (void)self;
-    const char *name = PyUnicode_AsUTF8(arg);
-    if (!name)
-        return NULL;
-    int isa = mlxq_isa_parse(name);
-    mlxq_error err;
-    if (isa < 0) {
-        PyErr_Format(PyExc_ValueError, "unknown isa %R; expected 'scalar', 'avx2' or 'avx512'",
-                     arg);
-        return NULL;
-    }
-    mlxq_isa prev = mlxq_active_isa();
-    mlxq_status st = mlxq_set_isa((mlxq_isa)isa, &err);
-    if (st)
-        return raise_status(st, &err);
-    return PyUnicode_FromString(mlxq_isa_name(prev));
-}
-
-static PyMethodDef methods[] = {
-    {"quantize", py_quantize, METH_VARARGS,
-     "quantize(w, code, mode, group_size, bits, global_scale, impl) -> tuple"},
-    {"dequantize", py_dequantize, METH_VARARGS,
-     "dequantize(wq, scales, s_code, biases, b_code, mode, group_size, bits, global_scale, "
-     "out_descr, out_code, impl) -> ndarray"},
-    {"set_num_threads", py_set_num_threads, METH_O, "set_num_threads(n) -> int"},
-    {"get_num_threads", py_get_num_threads, METH_NOARGS, "get_num_threads() -> int"},
-    {"isa", py_isa, METH_NOARGS, "isa() -> (active, detected)"},
-    {"set_isa", py_set_isa, METH_O, "set_isa(name) -> previous name"},
-    {NULL, NULL, 0, NULL},
-};
-
 static struct PyModuleDef moduledef = {
     PyModuleDef_HEAD_INIT, "mlxq._core", "mlxq's C core; use the mlxq package instead.", -1,
-    methods,
+    NULL,
 };
 
 PyMODINIT_FUNC PyInit__core(void) {
     import_array();
-    return PyModule_Create(&moduledef);
+    PyObject *m = PyModule_Create(&moduledef);
+    if (!m)
+        return NULL;
+    if (mlxq_py_init_quant(m) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
 }

@@ -1,0 +1,7 @@
+"""``python -m mlxq``: see :mod:`mlxq.cli`."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

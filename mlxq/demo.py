@@ -1,0 +1,55 @@
+"""A quick tour: quantize one generated bfloat16 matrix in every mode, print a table."""
+
+from __future__ import annotations
+
+import time
+from typing import TextIO
+
+import numpy as np
+
+from . import _core
+from ._dtypes import bfloat16
+from .quant import dequantize, quantize
+
+MODES = [
+    ("affine", 64, 2), ("affine", 64, 3), ("affine", 64, 4), ("affine", 64, 5),
+    ("affine", 64, 6), ("affine", 64, 8), ("affine", 32, 4), ("affine", 128, 4),
+    ("mxfp4", 32, 4), ("mxfp8", 32, 8), ("nvfp4", 16, 4),
+]
+
+
+def _best_of(fn, repeat: int = 3) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+def run_demo(rows: int = 2048, cols: int = 4096, out: TextIO | None = None) -> None:
+    """Prints mode, bits, group size, bits per weight, RMSE, SNR and throughputs."""
+    import sys
+
+    out = out or sys.stdout
+    rng = np.random.default_rng(0)
+    w = (rng.standard_normal((rows, cols), dtype=np.float32) * 0.02).astype(bfloat16)
+    ref = w.astype(np.float64)
+    power = float(np.mean(ref**2))
+    active, _ = _core.isa()
+    print(f"mlxq demo: {rows}x{cols} bfloat16 matrix, N(0, 0.02^2); kernels: {active}, "
+          f"{_core.get_num_threads()} threads", file=out)
+    header = f"{'mode':<7}{'bits':>5}{'group':>6}{'bpw':>7}{'rmse':>11}{'snr dB':>8}" \
+             f"{'quant Gel/s':>13}{'dequant Gel/s':>15}"
+    print(header, file=out)
+    print("-" * len(header), file=out)
+    for mode, gs, bits in MODES:
+        q = quantize(w, gs, bits, mode)
+        t_q = _best_of(lambda: quantize(w, gs, bits, mode))
+        t_d = _best_of(lambda: dequantize(*q, group_size=gs, bits=bits, mode=mode))
+        w_hat = dequantize(*q, group_size=gs, bits=bits, mode=mode).astype(np.float64)
+        err = float(np.mean((w_hat - ref) ** 2))
+        stored = sum(a.nbytes for a in q) * 8 / w.size
+        snr = 10 * np.log10(power / err) if err > 0 else float("inf")
+        print(f"{mode:<7}{bits:>5}{gs:>6}{stored:>7.3f}{np.sqrt(err):>11.3e}{snr:>8.2f}"
+              f"{w.size / t_q / 1e9:>13.2f}{w.size / t_d / 1e9:>15.2f}", file=out)

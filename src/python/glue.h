@@ -1,0 +1,38 @@
+/*
+ * glue.h - what the extension's per-concern files (py_*.c) share: numpy access, the
+ * error-code -> exception mapping, and each file's registration hook, called by module.c.
+ * Every py_*.c file includes this first (it includes Python.h and numpy's API with the
+ * shared PY_ARRAY_UNIQUE_SYMBOL, so the files form one extension).
+ */
+#ifndef MLXQ_GLUE_H
+#define MLXQ_GLUE_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#define NPY_NO_DEPRECATED_API NPY_1_7_API_VERSION
+#define PY_ARRAY_UNIQUE_SYMBOL mlxq_ARRAY_API
+#ifndef MLXQ_GLUE_DEFINES_API
+#define NO_IMPORT_ARRAY
+#endif
+#include <numpy/arrayobject.h>
+
+#if NPY_ABI_VERSION < 0x02000000 /* numpy 1.x has no accessor; the field is public there */
+#define PyDataType_ELSIZE(descr) ((descr)->elsize)
+#endif
+
+#include "mlxq_common.h"
+
+/* Sets the mlxq.errors exception matching `st` with err's message; returns NULL. */
+PyObject *mlxq_py_raise(mlxq_status st, const mlxq_error *err);
+
+/* Views numpy array `obj` as a tensor of dtype `code` (checked against the itemsize);
+ * the caller keeps obj alive. Returns -1 with a Python exception set on failure. */
+int mlxq_py_as_tensor(PyObject *obj, int code, const char *name, int writable, mlxq_tensor *t);
+
+/* A new uninitialised C-contiguous array; steals nothing (descr is INCREF'd here). */
+PyObject *mlxq_py_new_array(int nd, const int64_t *shape, PyArray_Descr *descr);
+
+/* Registration hooks, one per py_*.c file; each adds its functions to the module. */
+int mlxq_py_init_quant(PyObject *module);
+
+#endif /* MLXQ_GLUE_H */
