@@ -1,5 +1,67 @@
+/*
+ * fast.c - picks the fast kernel for a call: the active instruction set's table
+ * (mlxq_cpu.h), then the dtype combination. A NULL answer makes the driver run the
+ * reference kernel, so a combination without a fast version is slower, never different.
+ */
+#include <pthread.h>
+#include <stdlib.h>
+
 #include "kernels.h"
-mlxq_affine_quant_fn mlxq_fast_affine_quant(mlxq_dtype dt, int bits) { return NULL; }
-mlxq_affine_dequant_fn mlxq_fast_affine_dequant(mlxq_dtype s, mlxq_dtype b, mlxq_dtype o, int bits) { return NULL; }
-mlxq_fp_quant_fn mlxq_fast_fp_quant(const mlxq_qparams *p, mlxq_dtype dt) { return NULL; }
-mlxq_fp_dequant_fn mlxq_fast_fp_dequant(const mlxq_qparams *p, mlxq_dtype odt) { return NULL; }
+#include "mlxq_cpu.h"
+
+static const mlxq_fast_kernels *active_table(void) {
+    switch (mlxq_active_isa()) {
+    case MLXQ_ISA_AVX512: return mlxq_fast_kernels_avx512();
+    case MLXQ_ISA_AVX2: return mlxq_fast_kernels_avx2();
+    default: return NULL;
+    }
+}
+
+static int small_dtype(mlxq_dtype dt) { return (unsigned)dt < MLXQ_DTYPE_COUNT; }
+
+mlxq_affine_quant_fn mlxq_fast_affine_quant(mlxq_dtype dt, int bits) {
+    const mlxq_fast_kernels *t = active_table();
+    (void)bits;
+    return t && small_dtype(dt) ? t->affine_quant[dt] : NULL;
+}
+
+mlxq_affine_dequant_fn mlxq_fast_affine_dequant(mlxq_dtype sdt, mlxq_dtype bdt,
+                                                mlxq_dtype odt, int bits) {
+    const mlxq_fast_kernels *t = active_table();
+    (void)bits;
+    if (!t || sdt != bdt || !small_dtype(sdt) || !small_dtype(odt))
+        return NULL;
+    return t->affine_dequant[sdt][odt];
+}
+
+mlxq_fp_quant_fn mlxq_fast_fp_quant(const mlxq_qparams *p, mlxq_dtype dt) {
+    const mlxq_fast_kernels *t = active_table();
+    (void)p;
+    return t && small_dtype(dt) ? t->fp_quant[dt] : NULL;
+}
+
+mlxq_fp_dequant_fn mlxq_fast_fp_dequant(const mlxq_qparams *p, mlxq_dtype odt) {
+    const mlxq_fast_kernels *t = active_table();
+    (void)p;
+    return t && small_dtype(odt) ? t->fp_dequant[odt] : NULL;
+}
+
+/* ---- E2M1 code tables for the 16-bit dtypes -------------------------------------------- */
+
+static uint8_t code_table[2][65536];
+static pthread_once_t table_once[2] = {PTHREAD_ONCE_INIT, PTHREAD_ONCE_INIT};
+
+static void build_table(mlxq_dtype dt, uint8_t *table) {
+    for (uint32_t h = 0; h < 65536; h++) {
+        double v = dt == MLXQ_BF16 ? mlxq_bf16_to_f32((uint16_t)h) : mlxq_f16_to_f32((uint16_t)h);
+        table[h] = mlxq_fp4_code(dt, v);
+    }
+}
+static void build_bf16(void) { build_table(MLXQ_BF16, code_table[0]); }
+static void build_f16(void) { build_table(MLXQ_F16, code_table[1]); }
+
+const uint8_t *mlxq_fp4_code_table(mlxq_dtype dt) {
+    int i = dt == MLXQ_BF16 ? 0 : 1;
+    pthread_once(&table_once[i], i == 0 ? build_bf16 : build_f16);
+    return code_table[i];
+}

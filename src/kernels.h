@@ -82,8 +82,46 @@ static inline void mlxq_store_float(uint8_t *p, mlxq_dtype dt, double x) {
     }
 }
 
+/* MLX's affine group parameters from the group's float32 min and max (NaN elements
+ * excluded): the float32 scale and bias the codes are computed with, before their rounding
+ * to the stored dtype. Shared by every affine kernel so there is one statement of it. */
+static inline void mlxq_affine_params(float w_min, float w_max, int bits, float *scale_out,
+                                      float *bias_out) {
+    const float n_bins = (float)((1u << bits) - 1u);
+    const float eps = 1e-7f;
+    int mask = fabsf(w_min) > fabsf(w_max);
+    float scale = (w_max - w_min) / n_bins;
+    scale = (scale < eps) ? eps : scale; /* std::max(scale, eps) */
+    scale = mask ? scale : -scale;
+    float edge = mask ? w_min : w_max;
+    float q0 = rintf(edge / scale);
+    float bias = 0.0f;
+    if (q0 != 0.0f) {
+        scale = edge / q0;
+        bias = edge;
+    }
+    *scale_out = scale;
+    *bias_out = bias;
+}
+
 /* E2M1 code values in MLX's table order; the order decides argmin ties (lowest index). */
 extern const float mlxq_fp4_lut[16];
+
+/* ---- per-group scalar steps of the fp formats (ref_fp.c), shared by every kernel ----- */
+
+/* The factor nvfp4 multiplies into its scales: 1, or 2688 / global_scale in float32. */
+double mlxq_nv_encode(const mlxq_qparams *p);
+/* E2M1 code of v: argmin over mlxq_fp4_lut of |v - lut| rounded to dtype ct. */
+uint8_t mlxq_fp4_code(mlxq_dtype ct, double v);
+/* mx formats: from a group's max |w| (NaN if any element is NaN), the power of two the
+ * elements are divided by (a T value) and the E8M0 scale byte. */
+void mlxq_mx_group_scale(mlxq_dtype T, double amax, int fp8, double *divisor, uint8_t *byte);
+/* nvfp4: the E4M3 scale byte and the T value elements are divided by (before * enc). */
+void mlxq_nv_group_scale(mlxq_dtype T, double amax, double enc, double *divisor,
+                         uint8_t *byte);
+/* The factor a group's decoded elements are multiplied by on dequantize, as a value of
+ * mlxq_dequantize_result_dtype(p, O). */
+double mlxq_fp_dequant_scale(const mlxq_qparams *p, mlxq_dtype O, uint8_t byte);
 
 /* ---- reference (portable scalar) kernels ------------------------------------------- */
 
@@ -117,10 +155,27 @@ typedef void (*mlxq_fp_quant_fn)(const mlxq_qparams *p, const uint8_t *src, int6
 typedef void (*mlxq_fp_dequant_fn)(const mlxq_qparams *p, const uint8_t *wq,
                                    const uint8_t *scales, int64_t cols, uint8_t *out);
 
+/* One instruction set's kernels, indexed by dtype; NULL where that combination has none.
+ * affine_dequant is [scales/biases dtype][output dtype] (scales and biases must share it). */
+typedef struct {
+    mlxq_affine_quant_fn affine_quant[MLXQ_DTYPE_COUNT];
+    mlxq_affine_dequant_fn affine_dequant[MLXQ_DTYPE_COUNT][MLXQ_DTYPE_COUNT];
+    mlxq_fp_quant_fn fp_quant[MLXQ_DTYPE_COUNT];
+    mlxq_fp_dequant_fn fp_dequant[MLXQ_DTYPE_COUNT];
+} mlxq_fast_kernels;
+
+const mlxq_fast_kernels *mlxq_fast_kernels_avx2(void);
+const mlxq_fast_kernels *mlxq_fast_kernels_avx512(void);
+
+/* The dispatcher (fast.c): the active ISA's kernel, or NULL (then the reference runs). */
 mlxq_affine_quant_fn mlxq_fast_affine_quant(mlxq_dtype dt, int bits);
 mlxq_affine_dequant_fn mlxq_fast_affine_dequant(mlxq_dtype sdt, mlxq_dtype bdt,
                                                 mlxq_dtype odt, int bits);
 mlxq_fp_quant_fn mlxq_fast_fp_quant(const mlxq_qparams *p, mlxq_dtype dt);
 mlxq_fp_dequant_fn mlxq_fast_fp_dequant(const mlxq_qparams *p, mlxq_dtype odt);
+
+/* mlxq_fp4_code(dt, v) for every bit pattern of the 16-bit dtype dt (bf16 or f16), built
+ * on first use; thread-safe. */
+const uint8_t *mlxq_fp4_code_table(mlxq_dtype dt);
 
 #endif /* MLXQ_KERNELS_H */

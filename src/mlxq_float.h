@@ -64,7 +64,9 @@ static inline float mlxq_f16_to_f32(uint16_t h) {
     uint32_t man = h & 0x3FFu;
     uint32_t u;
     if (exp == 0x1F) {
-        u = sign | 0x7F800000u | (man << 13);
+        /* NaNs come out quiet, as from x86's vcvtph2ps and MLX's conversion (which ends in
+         * a float multiply); infinities keep a zero mantissa. */
+        u = sign | 0x7F800000u | (man << 13) | (man ? 0x400000u : 0u);
     } else if (exp != 0) {
         u = sign | ((exp + 112u) << 23) | (man << 13);
     } else if (man == 0) {

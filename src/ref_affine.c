@@ -30,7 +30,6 @@ void mlxq_ref_affine_quant_row(mlxq_dtype dt, const uint8_t *src, int64_t stride
                                int64_t cols, int group_size, int bits, uint8_t *wq,
                                uint8_t *scales, uint8_t *biases) {
     const float n_bins = (float)((1u << bits) - 1u);
-    const float eps = 1e-7f;
     const size_t tsize = mlxq_dtype_size(dt);
     bitwriter bw = {wq, 0, 0};
     for (int64_t g = 0; g < cols / group_size; g++) {
@@ -41,17 +40,8 @@ void mlxq_ref_affine_quant_row(mlxq_dtype dt, const uint8_t *src, int64_t stride
             w_max = (w_max < v) ? v : w_max; /* std::max(w_max, v) */
             w_min = (v < w_min) ? v : w_min; /* std::min(w_min, v) */
         }
-        int mask = fabsf(w_min) > fabsf(w_max);
-        float scale = (w_max - w_min) / n_bins;
-        scale = (scale < eps) ? eps : scale; /* std::max(scale, eps) */
-        scale = mask ? scale : -scale;
-        float edge = mask ? w_min : w_max;
-        float q0 = rintf(edge / scale);
-        float bias = 0.0f;
-        if (q0 != 0.0f) {
-            scale = edge / q0;
-            bias = edge;
-        }
+        float scale, bias;
+        mlxq_affine_params(w_min, w_max, bits, &scale, &bias);
         for (int j = 0; j < group_size; j++) {
             float v = (float)mlxq_load_float(gp + j * stride, dt);
             float q = rintf((v - bias) / scale);

@@ -57,9 +57,56 @@ static uint8_t fp4_code(mlxq_dtype ct, double v) {
     return (uint8_t)idx;
 }
 
-static float nv_encode(const mlxq_qparams *p) {
+double mlxq_nv_encode(const mlxq_qparams *p) {
     /* divide(array(448.0f * 6.0f, float32), global_scale): a float32 division */
     return p->has_global_scale ? 2688.0f / p->global_scale : 1.0f;
+}
+
+uint8_t mlxq_fp4_code(mlxq_dtype ct, double v) {
+    return fp4_code(ct, v);
+}
+
+void mlxq_mx_group_scale(mlxq_dtype T, double amax, int fp8, double *divisor, uint8_t *byte) {
+    double s = mlxq_round_to(T, amax / (fp8 ? 448.0 : 6.0));
+    double e = 0.0;
+    if (s != 0.0)
+        e = mlxq_round_to(T, (double)ceil_log2_exact(s));
+    *divisor = mlxq_round_to(T, pow2_as(T, e));
+    *byte = (uint8_t)to_i32_as(T, mlxq_round_to(T, e + 127.0));
+}
+
+void mlxq_nv_group_scale(mlxq_dtype T, double amax, double enc, double *divisor,
+                         uint8_t *byte) {
+    const mlxq_dtype P = T == MLXQ_F64 ? MLXQ_F64 : MLXQ_F32;
+    double s = mlxq_round_to(T, amax / 6.0);
+    *byte = mlxq_f32_to_e4m3((float)mlxq_round_to(P, s * enc));
+    *divisor = mlxq_round_to(T, mlxq_e4m3_to_f32(*byte));
+}
+
+double mlxq_fp_dequant_scale(const mlxq_qparams *p, mlxq_dtype O, uint8_t byte) {
+    if (p->mode != MLXQ_MODE_NVFP4)
+        return mlxq_round_to(O, pow2_as(O, mlxq_round_to(O, (double)byte - 127.0)));
+    double sc = mlxq_round_to(O, mlxq_e4m3_to_f32(byte));
+    if (p->has_global_scale) {
+        /* inv_scale_enc = global_scale (float32) / 2688 (in O): computed in promote(O, f32) */
+        const mlxq_dtype R = mlxq_dequantize_result_dtype(p, O);
+        sc = mlxq_round_to(R, sc * mlxq_round_to(R, (double)p->global_scale / 2688.0));
+    }
+    return sc;
+}
+
+/* max(abs(w)) over a group: MLX's MaxReduce propagates NaN. */
+static double group_amax(const uint8_t *gp, int64_t stride, int gs, mlxq_dtype T) {
+    double m = -INFINITY;
+    int any_nan = 0;
+    for (int j = 0; j < gs; j++) {
+        double a = fabs(mlxq_load_float(gp + j * stride, T));
+        if (isnan(a))
+            any_nan = 1;
+        else if (a > m)
+            m = a;
+    }
+    return any_nan ? NAN : m;
 }
 
 void mlxq_ref_fp_quant_row(const mlxq_qparams *p, mlxq_dtype T, const uint8_t *src,
@@ -67,57 +114,33 @@ void mlxq_ref_fp_quant_row(const mlxq_qparams *p, mlxq_dtype T, const uint8_t *s
     const int gs = p->group_size;
     const int fp8 = p->bits == 8;
     const int nv = p->mode == MLXQ_MODE_NVFP4;
-    const double maxval = fp8 ? 448.0 : 6.0;
     const mlxq_dtype P = T == MLXQ_F64 ? MLXQ_F64 : MLXQ_F32;
-    const double enc = nv_encode(p);
+    const double enc = mlxq_nv_encode(p);
 
     for (int64_t g = 0; g < cols / gs; g++) {
         const uint8_t *gp = src + g * gs * stride;
         uint8_t *out = wq + g * gs * p->bits / 8;
-        /* max(abs(w)): MLX's MaxReduce propagates NaN */
-        double m = -INFINITY;
-        int any_nan = 0;
+        double amax = group_amax(gp, stride, gs, T);
+        double divisor;
+        if (nv)
+            mlxq_nv_group_scale(T, amax, enc, &divisor, &scales[g]);
+        else
+            mlxq_mx_group_scale(T, amax, fp8, &divisor, &scales[g]);
         for (int j = 0; j < gs; j++) {
-            double a = fabs(mlxq_load_float(gp + j * stride, T));
-            if (isnan(a))
-                any_nan = 1;
-            else if (a > m)
-                m = a;
-        }
-        if (any_nan)
-            m = NAN;
-        double s = mlxq_round_to(T, m / maxval);
-
-        if (nv) {
-            uint8_t s8 = mlxq_f32_to_e4m3((float)mlxq_round_to(P, s * enc));
-            double dec = mlxq_round_to(T, mlxq_e4m3_to_f32(s8));
-            scales[g] = s8;
-            for (int j = 0; j < gs; j += 2) {
-                uint8_t c[2];
-                for (int h = 0; h < 2; h++) {
-                    double v = mlxq_round_to(T, mlxq_load_float(gp + (j + h) * stride, T) / dec);
-                    v = mlxq_round_to(P, v * enc);
-                    c[h] = fp4_code(P, v);
-                }
-                out[j / 2] = (uint8_t)(c[0] | (c[1] << 4));
-            }
-            continue;
-        }
-
-        double e = 0.0;
-        if (s != 0.0)
-            e = mlxq_round_to(T, (double)ceil_log2_exact(s));
-        double pw = mlxq_round_to(T, pow2_as(T, e));
-        scales[g] = (uint8_t)to_i32_as(T, mlxq_round_to(T, e + 127.0));
-        for (int j = 0; j < gs; j++) {
-            double v = mlxq_round_to(T, mlxq_load_float(gp + j * stride, T) / pw);
-            if (fp8) {
-                out[j] = mlxq_f32_to_e4m3((float)v);
-            } else if (j & 1) {
-                out[j / 2] |= (uint8_t)(fp4_code(T, v) << 4);
-            } else {
-                out[j / 2] = fp4_code(T, v);
-            }
+            double v = mlxq_round_to(T, mlxq_load_float(gp + j * stride, T) / divisor);
+            uint8_t c;
+            if (nv) /* (w / E4M3 scale) * enc: the multiply promotes to P */
+                c = fp4_code(P, mlxq_round_to(P, v * enc));
+            else if (fp8)
+                c = mlxq_f32_to_e4m3((float)v);
+            else
+                c = fp4_code(T, v);
+            if (fp8)
+                out[j] = c;
+            else if (j & 1)
+                out[j / 2] |= (uint8_t)(c << 4);
+            else
+                out[j / 2] = c;
         }
     }
 }
@@ -127,22 +150,10 @@ void mlxq_ref_fp_dequant_row(const mlxq_qparams *p, const uint8_t *wq, int64_t w
                              mlxq_dtype O, uint8_t *out) {
     const int gs = p->group_size;
     const int fp8 = p->bits == 8;
-    const int nv = p->mode == MLXQ_MODE_NVFP4;
     const mlxq_dtype R = mlxq_dequantize_result_dtype(p, O);
     const size_t rsize = mlxq_dtype_size(R);
-    /* inv_scale_enc = global_scale (float32) / 2688 (in O): computed in promote(O, f32) */
-    const double inv = p->has_global_scale ? mlxq_round_to(R, (double)p->global_scale / 2688.0)
-                                           : 1.0;
     for (int64_t g = 0; g < cols / gs; g++) {
-        uint8_t sb = scales[g * s_stride];
-        double sc;
-        if (nv) {
-            sc = mlxq_round_to(O, mlxq_e4m3_to_f32(sb));
-            if (p->has_global_scale)
-                sc = mlxq_round_to(R, sc * inv);
-        } else {
-            sc = mlxq_round_to(O, pow2_as(O, mlxq_round_to(O, (double)sb - 127.0)));
-        }
+        double sc = mlxq_fp_dequant_scale(p, O, scales[g * s_stride]);
         for (int j = 0; j < gs; j++) {
             int64_t k = g * gs + j;
             int64_t byte = fp8 ? k : k / 2;

@@ -1,0 +1,352 @@
+/*
+ * fast_tmpl.h - the vectorised kernels, written once against the vocabulary of
+ * simd_avx512.h / simd_avx2.h and compiled once per instruction set.
+ *
+ * The including file sets the target ISA, includes the matching simd_*.h, and defines
+ * FN(name) to give every function an ISA suffix. Each kernel computes exactly what the
+ * reference kernel for the same row computes (ref_affine.c, ref_fp.c): same operations, same
+ * order, same rounding to the same dtypes; the per-group scalar steps are the very functions
+ * the reference uses. Only contiguous rows are handled here (the driver gathers others).
+ */
+
+#include "kernels.h"
+
+#define ALWAYS_INLINE static inline __attribute__((always_inline))
+
+/* ---- dtype-generic loads, roundings and stores ----------------------------------------
+ * `dt` is a compile-time constant at every call site after inlining. */
+
+ALWAYS_INLINE vf load_t(const uint8_t *p, int dt) {
+    if (dt == MLXQ_BF16)
+        return v_load_bf16(p);
+    if (dt == MLXQ_F16)
+        return v_load_f16(p);
+    return v_load_f32(p);
+}
+
+/* MLX's float -> bfloat16 rounding on raw bits (NaN handled by the callers). */
+ALWAYS_INLINE vi bf16_round_bits(vf x) {
+    vi u = v_bits(x);
+    vi odd = vi_and(vi_srli(u, 16), vi_set1(1));
+    return vi_srli(vi_add(vi_add(u, vi_set1(0x7FFF)), odd), 16);
+}
+
+/* Rounds every lane to dtype dt as an MLX op result would be, returned as floats. NaN
+ * lanes become what MLX's conversion makes of them (bf16: the positive quiet NaN). */
+ALWAYS_INLINE vf round_t(vf x, int dt) {
+    if (dt == MLXQ_BF16) {
+        vf r = v_from_bits(vi_slli(bf16_round_bits(x), 16));
+        return v_select(v_isnan(x), v_from_bits(vi_set1(0x7FC00000)), r);
+    }
+    if (dt == MLXQ_F16)
+        return v_from_f16_bits(v_cvt_f16_bits(x));
+    return x;
+}
+
+ALWAYS_INLINE void store_t(uint8_t *p, vf x, int dt) {
+    if (dt == MLXQ_BF16) {
+        vi r = vi_select(v_isnan(x), vi_set1(0x7FC0), bf16_round_bits(x));
+        vi_store_u16(p, r);
+    } else if (dt == MLXQ_F16) {
+        vi sign = vi_and(vi_srli(v_bits(x), 16), vi_set1(0x8000));
+        vi r = vi_select(v_isnan(x), vi_or(sign, vi_set1(0x7D00)), v_cvt_f16_bits(x));
+        vi_store_u16(p, r);
+    } else {
+        v_store_f32(p, x);
+    }
+}
+
+/* ---- bit packing ----------------------------------------------------------------------- */
+
+/* Packs n codes (one per byte, each < 2^bits, n a multiple of 16) into an LSB-first bit
+ * stream of n*bits/8 bytes. */
+ALWAYS_INLINE void pack_codes(const uint8_t *codes, int n, int bits, uint8_t *out) {
+    if (bits == 8) {
+        memcpy(out, codes, (size_t)n);
+    } else if (bits == 4) {
+        /* byte i = code[2i] | code[2i+1] << 4: a u8 x i8 multiply-add then a narrowing pack */
+        const __m128i w = _mm_set1_epi16(0x1001);
+        for (int i = 0; i < n; i += 16) {
+            __m128i c = _mm_loadu_si128((const __m128i *)(codes + i));
+            __m128i pairs = _mm_maddubs_epi16(c, w);
+            _mm_storel_epi64((__m128i *)(out + i / 2), _mm_packus_epi16(pairs, pairs));
+        }
+    } else {
+        /* Eight codes in a u64 (one per byte) fold into 8*bits contiguous bits in three
+         * steps: pairs of bytes, pairs of 16-bit halves, then the two 32-bit halves. */
+        const int k = bits;
+        for (int i = 0; i < n; i += 8) {
+            uint64_t x;
+            memcpy(&x, codes + i, 8);
+            x = (x & 0x00FF00FF00FF00FFull) | (((x >> 8) & 0x00FF00FF00FF00FFull) << k);
+            x = (x & 0x0000FFFF0000FFFFull) | (((x >> 16) & 0x0000FFFF0000FFFFull) << (2 * k));
+            x = (x & 0x00000000FFFFFFFFull) | ((x >> 32) << (4 * k));
+            memcpy(out + (size_t)i * k / 8, &x, (size_t)k);
+        }
+    }
+}
+
+/* The inverse: n*bits/8 packed bytes to n codes, one per byte. */
+ALWAYS_INLINE void unpack_codes(const uint8_t *in, int n, int bits, uint8_t *codes) {
+    if (bits == 8) {
+        memcpy(codes, in, (size_t)n);
+    } else if (bits == 4) {
+        const __m128i lo4 = _mm_set1_epi8(0x0F);
+        for (int i = 0; i < n; i += 16) {
+            __m128i b = _mm_loadl_epi64((const __m128i *)(in + i / 2));
+            __m128i lo = _mm_and_si128(b, lo4);
+            __m128i hi = _mm_and_si128(_mm_srli_epi16(b, 4), lo4);
+            _mm_storeu_si128((__m128i *)(codes + i), _mm_unpacklo_epi8(lo, hi));
+        }
+    } else {
+        const int k = bits;
+        const uint64_t m2 = ((1ull << (2 * k)) - 1) * 0x0000000100000001ull;
+        const uint64_t m1 = ((1ull << k) - 1) * 0x0001000100010001ull;
+        for (int i = 0; i < n; i += 8) {
+            uint64_t x = 0;
+            memcpy(&x, in + (size_t)i * k / 8, (size_t)k);
+            x = (x & ((1ull << (4 * k)) - 1)) | ((x >> (4 * k)) << 32);
+            x = (x & m2) | (((x >> (2 * k)) & m2) << 16);
+            x = (x & m1) | (((x >> k) & m1) << 8);
+            memcpy(codes + i, &x, 8);
+        }
+    }
+}
+
+/* ---- affine ---------------------------------------------------------------------------- */
+
+ALWAYS_INLINE void affine_quant_row(const uint8_t *src, int64_t cols, int gs, int bits,
+                                    uint8_t *wq, uint8_t *scales, uint8_t *biases, int dt) {
+    const size_t esize = mlxq_dtype_size(dt);
+    const int nv = gs / VW;
+    const vf zero = v_set1(0.0f), nbins = v_set1((float)((1u << bits) - 1u));
+    uint8_t codes[128];
+    vf x[128 / VW];
+    for (int64_t g = 0; g < cols / gs; g++) {
+        const uint8_t *gp = src + (size_t)g * gs * esize;
+        vf mx = v_set1(-INFINITY), mn = v_set1(INFINITY);
+        for (int i = 0; i < nv; i++) {
+            x[i] = load_t(gp + (size_t)i * VW * esize, dt);
+            /* element first: x86 max/min return the second operand when one is NaN, so NaN
+             * elements never win, as in MLX's `w_max = std::max(w_max, w)` loop */
+            mx = v_max(x[i], mx);
+            mn = v_min(x[i], mn);
+        }
+        float scale, bias;
+        mlxq_affine_params(v_hmin(mn), v_hmax(mx), bits, &scale, &bias);
+        const vf vs = v_set1(scale), vb = v_set1(bias);
+        for (int i = 0; i < nv; i++) {
+            vf q = v_rint(v_div(v_sub(x[i], vb), vs));
+            q = v_min(v_max(q, zero), nbins); /* NaN -> 0 through max's second operand */
+            vi_store_u8(codes + i * VW, v_cvt_i32(q));
+        }
+        pack_codes(codes, gs, bits, wq + (size_t)g * gs * bits / 8);
+        mlxq_store_float(scales + g * esize, dt, scale);
+        mlxq_store_float(biases + g * esize, dt, bias);
+    }
+}
+
+static void FN(affine_quant_bf16)(const uint8_t *src, int64_t cols, int gs, int bits,
+                                  uint8_t *wq, uint8_t *scales, uint8_t *biases) {
+    affine_quant_row(src, cols, gs, bits, wq, scales, biases, MLXQ_BF16);
+}
+static void FN(affine_quant_f16)(const uint8_t *src, int64_t cols, int gs, int bits,
+                                 uint8_t *wq, uint8_t *scales, uint8_t *biases) {
+    affine_quant_row(src, cols, gs, bits, wq, scales, biases, MLXQ_F16);
+}
+static void FN(affine_quant_f32)(const uint8_t *src, int64_t cols, int gs, int bits,
+                                 uint8_t *wq, uint8_t *scales, uint8_t *biases) {
+    affine_quant_row(src, cols, gs, bits, wq, scales, biases, MLXQ_F32);
+}
+
+/* w = T(T(q * scale) + bias), stored as dtype odt: MLX's multiply then add, each rounded to
+ * the scales' dtype T (scales and biases share it on this path). */
+ALWAYS_INLINE void affine_dequant_row(const uint8_t *wq, const uint8_t *scales,
+                                      const uint8_t *biases, int64_t cols, int gs, int bits,
+                                      uint8_t *out, int tdt, int odt) {
+    const size_t tsize = mlxq_dtype_size(tdt), osize = mlxq_dtype_size(odt);
+    uint8_t codes[128];
+    for (int64_t g = 0; g < cols / gs; g++) {
+        const vf vs = v_set1((float)mlxq_load_float(scales + g * tsize, tdt));
+        const vf vb = v_set1((float)mlxq_load_float(biases + g * tsize, tdt));
+        unpack_codes(wq + (size_t)g * gs * bits / 8, gs, bits, codes);
+        uint8_t *o = out + (size_t)g * gs * osize;
+        for (int i = 0; i < gs; i += VW) {
+            vf v = round_t(v_mul(v_load_u8(codes + i), vs), tdt);
+            v = round_t(v_add(v, vb), tdt);
+            store_t(o + (size_t)i * osize, v, odt);
+        }
+    }
+}
+
+#define AFFINE_DEQUANT(T, TD, O, OD)                                                          \
+    static void FN(affine_dequant_##T##_##O)(const uint8_t *wq, const uint8_t *scales,        \
+                                             const uint8_t *biases, int64_t cols, int gs,      \
+                                             int bits, uint8_t *out) {                         \
+        affine_dequant_row(wq, scales, biases, cols, gs, bits, out, TD, OD);                   \
+    }
+AFFINE_DEQUANT(bf16, MLXQ_BF16, bf16, MLXQ_BF16)
+AFFINE_DEQUANT(bf16, MLXQ_BF16, f16, MLXQ_F16)
+AFFINE_DEQUANT(bf16, MLXQ_BF16, f32, MLXQ_F32)
+AFFINE_DEQUANT(f16, MLXQ_F16, bf16, MLXQ_BF16)
+AFFINE_DEQUANT(f16, MLXQ_F16, f16, MLXQ_F16)
+AFFINE_DEQUANT(f16, MLXQ_F16, f32, MLXQ_F32)
+AFFINE_DEQUANT(f32, MLXQ_F32, bf16, MLXQ_BF16)
+AFFINE_DEQUANT(f32, MLXQ_F32, f16, MLXQ_F16)
+AFFINE_DEQUANT(f32, MLXQ_F32, f32, MLXQ_F32)
+#undef AFFINE_DEQUANT
+
+/* ---- fp formats ------------------------------------------------------------------------ */
+
+/* MLX's ToFP8 on every lane (see mlxq_f32_to_e4m3), as int32 lanes holding the byte. */
+ALWAYS_INLINE vi to_e4m3(vf v) {
+    vi u = v_bits(v);
+    vi sign = vi_and(u, vi_set1((int32_t)0x80000000));
+    vi a = vi_sub(u, sign);
+    vi low = vi_sub(v_bits(v_add(v_from_bits(a), v_from_bits(vi_set1(141 << 23)))),
+                    vi_set1(141 << 23));
+    vi odd = vi_and(vi_srli(a, 20), vi_set1(1));
+    vi high = vi_srli(vi_add(vi_add(a, vi_set1((int32_t)(((uint32_t)(7 - 127) << 23) + 0x7FFFFu))), odd), 20);
+    vi r = vi_select(vi_lt_u(a, vi_set1(121 << 23)), low, high);
+    r = vi_select(vi_ge_u(a, vi_set1(543 << 21)), vi_set1(0x7E), r);
+    return vi_or(vi_and(r, vi_set1(0xFF)), vi_srli(sign, 24));
+}
+
+/* MLX's FromFP8 on int32 lanes holding bytes: a half with the 7 magnitude bits, times 256,
+ * the byte's sign; 0x7F/0xFF are NaN. */
+ALWAYS_INLINE vf from_e4m3(vi b) {
+    vi mag = vi_and(b, vi_set1(127));
+    vf f = v_mul(v_from_f16_bits(vi_slli(mag, 7)), v_set1(256.0f));
+    f = v_select(vi_eq(mag, vi_set1(127)), v_from_bits(vi_set1(0x7FF00000)), f);
+    return v_from_bits(vi_or(v_bits(f), vi_slli(vi_and(b, vi_set1(128)), 24)));
+}
+
+/* argmin_k |v - LUT[k]| in float32, ties to the lowest k: MLX's ArgMin over float diffs. */
+ALWAYS_INLINE vi fp4_argmin_f32(vf v) {
+    vf best = v_abs(v_sub(v, v_set1(mlxq_fp4_lut[0])));
+    vi idx = vi_set1(0);
+    for (int k = 1; k < 16; k++) {
+        vf d = v_abs(v_sub(v, v_set1(mlxq_fp4_lut[k])));
+        vmask m = v_lt(d, best);
+        best = v_select(m, d, best);
+        idx = vi_select(m, vi_set1(k), idx);
+    }
+    return idx;
+}
+
+/* 16-bit dtypes: the E2M1 code of every bf16/f16 bit pattern, built from the reference
+ * mlxq_fp4_code, so the table lookup is the reference by construction. */
+ALWAYS_INLINE void fp4_codes_16bit(vf v, int dt, uint8_t *codes) {
+    const uint8_t *table = mlxq_fp4_code_table(dt);
+    uint16_t h[VW];
+    vi bits = dt == MLXQ_BF16 ? vi_srli(v_bits(v), 16) : v_cvt_f16_bits(v);
+    vi_store_u16((uint8_t *)h, bits);
+    for (int i = 0; i < VW; i++)
+        codes[i] = table[h[i]];
+}
+
+ALWAYS_INLINE void fp_quant_row(const mlxq_qparams *p, const uint8_t *src, int64_t cols,
+                                uint8_t *wq, uint8_t *scales, int dt) {
+    const int gs = p->group_size, nv = gs / VW;
+    const int fp8 = p->bits == 8, nvfp = p->mode == MLXQ_MODE_NVFP4;
+    const size_t esize = mlxq_dtype_size(dt);
+    const double enc = mlxq_nv_encode(p);
+    const vf venc = v_set1((float)enc);
+    uint8_t codes[32];
+    vf x[32 / VW];
+    for (int64_t g = 0; g < cols / gs; g++) {
+        const uint8_t *gp = src + (size_t)g * gs * esize;
+        vf m = v_set1(-INFINITY);
+        vmask nan = v_isnan(m);
+        for (int i = 0; i < nv; i++) {
+            x[i] = load_t(gp + (size_t)i * VW * esize, dt);
+            nan = v_mask_or(nan, v_isnan(x[i]));
+            m = v_max(v_abs(x[i]), m);
+        }
+        double amax = v_mask_any(nan) ? NAN : (double)v_hmax(m);
+        double divisor;
+        if (nvfp)
+            mlxq_nv_group_scale(dt, amax, enc, &divisor, &scales[g]);
+        else
+            mlxq_mx_group_scale(dt, amax, fp8, &divisor, &scales[g]);
+        const vf vd = v_set1((float)divisor);
+        for (int i = 0; i < nv; i++) {
+            vf v = round_t(v_div(x[i], vd), dt);
+            if (nvfp)
+                vi_store_u8(codes + i * VW, fp4_argmin_f32(v_mul(v, venc)));
+            else if (fp8)
+                vi_store_u8(codes + i * VW, to_e4m3(v));
+            else if (dt == MLXQ_F32)
+                vi_store_u8(codes + i * VW, fp4_argmin_f32(v));
+            else
+                fp4_codes_16bit(v, dt, codes + i * VW);
+        }
+        pack_codes(codes, gs, p->bits, wq + (size_t)g * gs * p->bits / 8);
+    }
+}
+
+static void FN(fp_quant_bf16)(const mlxq_qparams *p, const uint8_t *src, int64_t cols,
+                              uint8_t *wq, uint8_t *scales) {
+    fp_quant_row(p, src, cols, wq, scales, MLXQ_BF16);
+}
+static void FN(fp_quant_f16)(const mlxq_qparams *p, const uint8_t *src, int64_t cols,
+                             uint8_t *wq, uint8_t *scales) {
+    fp_quant_row(p, src, cols, wq, scales, MLXQ_F16);
+}
+static void FN(fp_quant_f32)(const mlxq_qparams *p, const uint8_t *src, int64_t cols,
+                             uint8_t *wq, uint8_t *scales) {
+    fp_quant_row(p, src, cols, wq, scales, MLXQ_F32);
+}
+
+/* odt: the dtype asked for (the element values are rounded to it first, as MLX's LUT and
+ * from_fp8 produce it); rdt: the result dtype (float32 for nvfp4 with a global scale). */
+ALWAYS_INLINE void fp_dequant_row(const mlxq_qparams *p, const uint8_t *wq,
+                                  const uint8_t *scales, int64_t cols, uint8_t *out, int odt,
+                                  int rdt) {
+    const int gs = p->group_size, fp8 = p->bits == 8;
+    const size_t rsize = mlxq_dtype_size(rdt);
+    uint8_t codes[32];
+    for (int64_t g = 0; g < cols / gs; g++) {
+        const vf sc = v_set1((float)mlxq_fp_dequant_scale(p, odt, scales[g]));
+        unpack_codes(wq + (size_t)g * gs * p->bits / 8, gs, p->bits, codes);
+        uint8_t *o = out + (size_t)g * gs * rsize;
+        for (int i = 0; i < gs; i += VW) {
+            vi c = v_cvt_i32(v_load_u8(codes + i));
+            vf v = fp8 ? round_t(from_e4m3(c), odt) : v_lut16(mlxq_fp4_lut, c);
+            store_t(o + (size_t)i * rsize, round_t(v_mul(v, sc), rdt), rdt);
+        }
+    }
+}
+
+#define FP_DEQUANT(O, OD, R, RD)                                                              \
+    static void FN(fp_dequant_##O##_##R)(const mlxq_qparams *p, const uint8_t *wq,            \
+                                         const uint8_t *scales, int64_t cols, uint8_t *out) {  \
+        fp_dequant_row(p, wq, scales, cols, out, OD, RD);                                      \
+    }
+FP_DEQUANT(bf16, MLXQ_BF16, bf16, MLXQ_BF16)
+FP_DEQUANT(f16, MLXQ_F16, f16, MLXQ_F16)
+FP_DEQUANT(f32, MLXQ_F32, f32, MLXQ_F32)
+#undef FP_DEQUANT
+
+/* ---- the table the dispatcher reads ------------------------------------------------------ */
+
+static const mlxq_fast_kernels FN(kernels) = {
+    .affine_quant = {[MLXQ_BF16] = FN(affine_quant_bf16), [MLXQ_F16] = FN(affine_quant_f16),
+                     [MLXQ_F32] = FN(affine_quant_f32)},
+    .affine_dequant =
+        {
+            [MLXQ_BF16] = {[MLXQ_BF16] = FN(affine_dequant_bf16_bf16),
+                           [MLXQ_F16] = FN(affine_dequant_bf16_f16),
+                           [MLXQ_F32] = FN(affine_dequant_bf16_f32)},
+            [MLXQ_F16] = {[MLXQ_BF16] = FN(affine_dequant_f16_bf16),
+                          [MLXQ_F16] = FN(affine_dequant_f16_f16),
+                          [MLXQ_F32] = FN(affine_dequant_f16_f32)},
+            [MLXQ_F32] = {[MLXQ_BF16] = FN(affine_dequant_f32_bf16),
+                          [MLXQ_F16] = FN(affine_dequant_f32_f16),
+                          [MLXQ_F32] = FN(affine_dequant_f32_f32)},
+        },
+    .fp_quant = {[MLXQ_BF16] = FN(fp_quant_bf16), [MLXQ_F16] = FN(fp_quant_f16),
+                 [MLXQ_F32] = FN(fp_quant_f32)},
+    .fp_dequant = {[MLXQ_BF16] = FN(fp_dequant_bf16_bf16), [MLXQ_F16] = FN(fp_dequant_f16_f16),
+                   [MLXQ_F32] = FN(fp_dequant_f32_f32)},
+};
