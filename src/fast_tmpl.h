@@ -115,34 +115,87 @@ ALWAYS_INLINE void unpack_codes(const uint8_t *in, int n, int bits, uint8_t *cod
 
 /* ---- affine ---------------------------------------------------------------------------- */
 
+/* mlxq_affine_params on VW groups at once, lane for lane the same operations: the scalar
+ * chain of three dependent divisions per group would otherwise bound the whole kernel. */
+ALWAYS_INLINE void affine_params_v(vf w_min, vf w_max, int bits, vf *scale_out, vf *bias_out) {
+    const vf n_bins = v_set1((float)((1u << bits) - 1u)), eps = v_set1(1e-7f);
+    vmask mask = v_gt(v_abs(w_min), v_abs(w_max));
+    vf scale = v_div(v_sub(w_max, w_min), n_bins);
+    scale = v_select(v_lt(scale, eps), eps, scale);
+    scale = v_select(mask, scale, v_neg(scale));
+    vf edge = v_select(mask, w_min, w_max);
+    vf q0 = v_rint(v_div(edge, scale));
+    vmask nz = v_neq_uq(q0, v_set1(0.0f)); /* C's q0 != 0 is true for NaN too */
+    *scale_out = v_select(nz, v_div(edge, q0), scale);
+    *bias_out = v_select(nz, edge, v_set1(0.0f));
+}
+
 ALWAYS_INLINE void affine_quant_row(const uint8_t *src, int64_t cols, int gs, int bits,
                                     uint8_t *wq, uint8_t *scales, uint8_t *biases, int dt) {
     const size_t esize = mlxq_dtype_size(dt);
     const int nv = gs / VW;
+    const int64_t n_groups = cols / gs;
     const vf zero = v_set1(0.0f), nbins = v_set1((float)((1u << bits) - 1u));
     uint8_t codes[128];
-    vf x[128 / VW];
-    for (int64_t g = 0; g < cols / gs; g++) {
-        const uint8_t *gp = src + (size_t)g * gs * esize;
-        vf mx = v_set1(-INFINITY), mn = v_set1(INFINITY);
-        for (int i = 0; i < nv; i++) {
-            x[i] = load_t(gp + (size_t)i * VW * esize, dt);
-            /* element first: x86 max/min return the second operand when one is NaN, so NaN
-             * elements never win, as in MLX's `w_max = std::max(w_max, w)` loop */
-            mx = v_max(x[i], mx);
-            mn = v_min(x[i], mn);
+    float mins[VW], maxs[VW], sc[VW], bi[VW];
+    uint8_t sc_t[VW * 4], bi_t[VW * 4];
+    for (int64_t g0 = 0; g0 < n_groups; g0 += VW) {
+        const int nb = n_groups - g0 < VW ? (int)(n_groups - g0) : VW;
+        /* 1: each group's min and max. Element first in max/min: x86 returns the second
+         * operand when one is NaN, so NaN elements never win, as in MLX's
+         * `w_max = std::max(w_max, w)` loop. */
+        for (int b = 0; b < VW; b++) {
+            if (b >= nb) {
+                mins[b] = maxs[b] = 0.0f;
+                continue;
+            }
+            const uint8_t *gp = src + (size_t)(g0 + b) * gs * esize;
+            vf mx = v_set1(-INFINITY), mn = v_set1(INFINITY);
+            for (int i = 0; i < nv; i++) {
+                vf x = load_t(gp + (size_t)i * VW * esize, dt);
+                mx = v_max(x, mx);
+                mn = v_min(x, mn);
+            }
+            mins[b] = v_hmin(mn);
+            maxs[b] = v_hmax(mx);
         }
-        float scale, bias;
-        mlxq_affine_params(v_hmin(mn), v_hmax(mx), bits, &scale, &bias);
-        const vf vs = v_set1(scale), vb = v_set1(bias);
-        for (int i = 0; i < nv; i++) {
-            vf q = v_rint(v_div(v_sub(x[i], vb), vs));
-            q = v_min(v_max(q, zero), nbins); /* NaN -> 0 through max's second operand */
-            vi_store_u8(codes + i * VW, v_cvt_i32(q));
+        /* 2: scales and biases of VW groups together */
+        vf vsc, vbi;
+        affine_params_v(v_loadu(mins), v_loadu(maxs), bits, &vsc, &vbi);
+        v_storeu(sc, vsc);
+        v_storeu(bi, vbi);
+        store_t(sc_t, vsc, dt);
+        store_t(bi_t, vbi, dt);
+        memcpy(scales + g0 * esize, sc_t, (size_t)nb * esize);
+        memcpy(biases + g0 * esize, bi_t, (size_t)nb * esize);
+        /* 3: codes. MLX divides by the scale; a divide per element would bound this loop by
+         * the divider. y = (w - bias) * (1/scale) is within |y| * 2^-22 of the exact
+         * quotient and the rounded quotient within |y| * 2^-24 of it, so rint agrees
+         * whenever y lies farther than |y| * 2^-20 from a half-integer; a group with a
+         * lane that does not is redone with the division (rare: ~|y| * 2^-19 per lane). */
+        for (int b = 0; b < nb; b++) {
+            const uint8_t *gp = src + (size_t)(g0 + b) * gs * esize;
+            const float scale = sc[b], bias = bi[b];
+            const vf vs = v_set1(scale), vb = v_set1(bias);
+            const int recip = isfinite(scale) && isfinite(bias) && fabsf(scale) >= 0x1p-100f;
+            const vf vr = v_set1(1.0f / scale);
+            vf q[128 / VW];
+            vmask close = v_isnan(zero); /* all clear */
+            for (int i = 0; i < nv; i++) {
+                vf y = v_mul(v_sub(load_t(gp + (size_t)i * VW * esize, dt), vb), vr);
+                q[i] = v_rint(y);
+                vf thr = v_sub(v_set1(0.5f), v_mul(v_abs(y), v_set1(0x1p-20f)));
+                close = v_mask_or(close, v_gt(v_abs(v_sub(y, q[i])), thr));
+            }
+            if (!recip || v_mask_any(close))
+                for (int i = 0; i < nv; i++)
+                    q[i] = v_rint(v_div(v_sub(load_t(gp + (size_t)i * VW * esize, dt), vb), vs));
+            for (int i = 0; i < nv; i++) {
+                vf c = v_min(v_max(q[i], zero), nbins); /* NaN -> 0: max's second operand */
+                vi_store_u8(codes + i * VW, v_cvt_i32(c));
+            }
+            pack_codes(codes, gs, bits, wq + (size_t)(g0 + b) * gs * bits / 8);
         }
-        pack_codes(codes, gs, bits, wq + (size_t)g * gs * bits / 8);
-        mlxq_store_float(scales + g * esize, dt, scale);
-        mlxq_store_float(biases + g * esize, dt, bias);
     }
 }
 

@@ -48,6 +48,10 @@ static inline vmask v_isnan(vf a) { return _mm256_cmp_ps(a, a, _CMP_UNORD_Q); }
 static inline int v_mask_any(vmask m) { return _mm256_movemask_ps(m) != 0; }
 static inline vmask v_lt(vf a, vf b) { return _mm256_cmp_ps(a, b, _CMP_LT_OQ); }
 static inline vmask v_gt(vf a, vf b) { return _mm256_cmp_ps(a, b, _CMP_GT_OQ); }
+static inline vmask v_neq_uq(vf a, vf b) { return _mm256_cmp_ps(a, b, _CMP_NEQ_UQ); }
+static inline vf v_neg(vf a) {
+    return _mm256_xor_ps(a, _mm256_castsi256_ps(_mm256_set1_epi32((int32_t)0x80000000)));
+}
 static inline vmask v_mask_or(vmask a, vmask b) { return _mm256_or_ps(a, b); }
 static inline vf v_select(vmask m, vf a, vf b) { return _mm256_blendv_ps(b, a, m); }
 
@@ -80,6 +84,8 @@ static inline vf vi_cvt_f32(vi a) { return _mm256_cvtepi32_ps(a); }
 /* ---- loads and stores of one vector of elements ------------------------------------ */
 
 static inline vf v_load_f32(const uint8_t *p) { return _mm256_loadu_ps((const float *)p); }
+static inline vf v_loadu(const float *p) { return _mm256_loadu_ps(p); }
+static inline void v_storeu(float *p, vf a) { _mm256_storeu_ps(p, a); }
 static inline vf v_load_bf16(const uint8_t *p) {
     __m256i h = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p));
     return _mm256_castsi256_ps(_mm256_slli_epi32(h, 16));

@@ -40,6 +40,11 @@ static inline vmask v_isnan(vf a) { return _mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q
 static inline int v_mask_any(vmask m) { return m != 0; }
 static inline vmask v_lt(vf a, vf b) { return _mm512_cmp_ps_mask(a, b, _CMP_LT_OQ); }
 static inline vmask v_gt(vf a, vf b) { return _mm512_cmp_ps_mask(a, b, _CMP_GT_OQ); }
+static inline vmask v_neq_uq(vf a, vf b) { return _mm512_cmp_ps_mask(a, b, _CMP_NEQ_UQ); }
+static inline vf v_neg(vf a) {
+    return _mm512_castsi512_ps(
+        _mm512_xor_si512(_mm512_castps_si512(a), _mm512_set1_epi32((int32_t)0x80000000)));
+}
 static inline vmask v_mask_or(vmask a, vmask b) { return a | b; }
 static inline vf v_select(vmask m, vf a, vf b) { return _mm512_mask_blend_ps(m, b, a); }
 
@@ -63,6 +68,8 @@ static inline vf vi_cvt_f32(vi a) { return _mm512_cvtepi32_ps(a); }
 /* ---- loads and stores of one vector of elements ------------------------------------ */
 
 static inline vf v_load_f32(const uint8_t *p) { return _mm512_loadu_ps(p); }
+static inline vf v_loadu(const float *p) { return _mm512_loadu_ps(p); }
+static inline void v_storeu(float *p, vf a) { _mm512_storeu_ps(p, a); }
 static inline vf v_load_bf16(const uint8_t *p) {
     __m512i h = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)p));
     return _mm512_castsi512_ps(_mm512_slli_epi32(h, 16));
