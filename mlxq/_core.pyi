@@ -1,0 +1,42 @@
+"""Type stubs for mlxq._core, the C extension. Use the mlxq package API instead: these
+functions take dtype/mode codes the Python layer computes and validate only what the C core
+needs for memory safety and MLX-exact results."""
+
+from typing import Optional
+
+import numpy as np
+
+# ---- quantization (src/python/py_quant.c) ------------------------------------------------
+
+def quantize(
+    w: np.ndarray,
+    code: int,
+    mode: int,
+    group_size: int,
+    bits: int,
+    global_scale: Optional[float],
+    impl: int,
+) -> tuple[np.ndarray, ...]:
+    """(wq, scales, biases) for affine (mode 0), (wq, scales) otherwise."""
+
+def dequantize(
+    wq: np.ndarray,
+    scales: np.ndarray,
+    s_code: int,
+    biases: Optional[np.ndarray],
+    b_code: int,
+    mode: int,
+    group_size: int,
+    bits: int,
+    global_scale: Optional[float],
+    out_descr: np.dtype,
+    out_code: int,
+    impl: int,
+) -> np.ndarray: ...
+def set_num_threads(n: int) -> int: ...
+def get_num_threads() -> int: ...
+def isa() -> tuple[str, str]:
+    """(active, detected) instruction set names: 'scalar', 'avx2' or 'avx512'."""
+
+def set_isa(name: str) -> str:
+    """Caps the instruction set the fast kernels use; returns the previous active name."""
