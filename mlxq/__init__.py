@@ -13,13 +13,14 @@ from . import errors
 from ._dtypes import bfloat16
 from ._threads import get_num_threads, set_num_threads
 from .errors import MlxqError
-from .quant import QuantMode, default_params, dequantize, quantize
+from .quant import QuantMode, astype, default_params, dequantize, quantize
 
 __version__ = "0.1.0"
 
 __all__ = [
     "MlxqError",
     "QuantMode",
+    "astype",
     "bfloat16",
     "default_params",
     "dequantize",

@@ -33,6 +33,9 @@ def dequantize(
     out_code: int,
     impl: int,
 ) -> np.ndarray: ...
+def cast(a: np.ndarray, code: int, out_descr: np.dtype, out_code: int, impl: int) -> np.ndarray:
+    """MLX-exact astype between float16/bfloat16/float32/float64 (a C-contiguous copy)."""
+
 def set_num_threads(n: int) -> int: ...
 def get_num_threads() -> int: ...
 def isa() -> tuple[str, str]:

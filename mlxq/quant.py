@@ -21,7 +21,7 @@ from .errors import (
     UnsupportedDtypeError,
 )
 
-__all__ = ["QuantMode", "quantize", "dequantize", "default_params"]
+__all__ = ["QuantMode", "astype", "quantize", "dequantize", "default_params"]
 
 
 class QuantMode(str, enum.Enum):
@@ -229,6 +229,24 @@ def dequantize(
         wq, sc, s_code, bi, b_code, _MODE_CODES[qmode], gs, nbits, gscale, out,
         code_of(out, "dtype"), _IMPLS[impl],
     )
+
+
+def astype(a: np.ndarray, dtype: object, *, impl: Impl = "fast") -> np.ndarray:
+    """Casts between float16, bfloat16, float32 and float64 exactly as MLX's ``astype``.
+
+    numpy/ml_dtypes conversions round the same way for ordinary values but produce other NaN
+    bit patterns (MLX writes bfloat16 NaN as 0x7FC0 and float16 NaN as sign|0x7D00) and
+    narrow float64 in one rounding where MLX rounds to float32 first. Always returns a new
+    C-contiguous array.
+
+    >>> import numpy as np, mlxq
+    >>> nan = mlxq.astype(np.float32([np.nan, -np.nan]), "bfloat16")
+    >>> [hex(x) for x in nan.view(np.uint16)]
+    ['0x7fc0', '0x7fc0']
+    """
+    arr = _as_array(a, "a")
+    out = float_dtype(dtype, "dtype")
+    return _core.cast(arr, code_of(arr.dtype, "a"), out, code_of(out, "dtype"), _IMPLS[impl])
 
 
 def _promote_float(a: np.dtype, b: np.dtype) -> np.dtype | None:

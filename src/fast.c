@@ -46,6 +46,11 @@ mlxq_fp_dequant_fn mlxq_fast_fp_dequant(const mlxq_qparams *p, mlxq_dtype odt) {
     return t && small_dtype(odt) ? t->fp_dequant[odt] : NULL;
 }
 
+mlxq_cast_fn mlxq_fast_cast(mlxq_dtype from, mlxq_dtype to) {
+    const mlxq_fast_kernels *t = active_table();
+    return t && small_dtype(from) && small_dtype(to) ? t->cast[from][to] : NULL;
+}
+
 /* ---- E2M1 code tables for the 16-bit dtypes -------------------------------------------- */
 
 static uint8_t code_table[2][65536];

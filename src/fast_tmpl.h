@@ -381,6 +381,29 @@ FP_DEQUANT(f16, MLXQ_F16, f16, MLXQ_F16)
 FP_DEQUANT(f32, MLXQ_F32, f32, MLXQ_F32)
 #undef FP_DEQUANT
 
+/* ---- casts ------------------------------------------------------------------------------ */
+
+ALWAYS_INLINE void cast_run(const uint8_t *src, uint8_t *dst, int64_t n, int from, int to) {
+    const size_t ss = mlxq_dtype_size(from), ds = mlxq_dtype_size(to);
+    int64_t i = 0;
+    for (; i + VW <= n; i += VW)
+        store_t(dst + i * ds, load_t(src + i * ss, from), to);
+    for (; i < n; i++) /* tail: the scalar conversions, same rounding */
+        mlxq_store_float(dst + i * ds, to, mlxq_load_float(src + i * ss, from));
+}
+
+#define CAST(A, AD, B, BD)                                                                    \
+    static void FN(cast_##A##_##B)(const uint8_t *src, uint8_t *dst, int64_t n) {              \
+        cast_run(src, dst, n, AD, BD);                                                         \
+    }
+CAST(f32, MLXQ_F32, bf16, MLXQ_BF16)
+CAST(f32, MLXQ_F32, f16, MLXQ_F16)
+CAST(bf16, MLXQ_BF16, f32, MLXQ_F32)
+CAST(bf16, MLXQ_BF16, f16, MLXQ_F16)
+CAST(f16, MLXQ_F16, f32, MLXQ_F32)
+CAST(f16, MLXQ_F16, bf16, MLXQ_BF16)
+#undef CAST
+
 /* ---- the table the dispatcher reads ------------------------------------------------------ */
 
 static const mlxq_fast_kernels FN(kernels) = {
@@ -402,4 +425,11 @@ static const mlxq_fast_kernels FN(kernels) = {
                  [MLXQ_F32] = FN(fp_quant_f32)},
     .fp_dequant = {[MLXQ_BF16] = FN(fp_dequant_bf16_bf16), [MLXQ_F16] = FN(fp_dequant_f16_f16),
                    [MLXQ_F32] = FN(fp_dequant_f32_f32)},
+    .cast =
+        {
+            [MLXQ_F32] = {[MLXQ_BF16] = FN(cast_f32_bf16), [MLXQ_F16] = FN(cast_f32_f16)},
+            [MLXQ_BF16] = {[MLXQ_F32] = FN(cast_bf16_f32), [MLXQ_F16] = FN(cast_bf16_f16)},
+            [MLXQ_F16] = {[MLXQ_F32] = FN(cast_f16_f32), [MLXQ_F16] = NULL,
+                          [MLXQ_BF16] = FN(cast_f16_bf16)},
+        },
 };

@@ -154,6 +154,8 @@ typedef void (*mlxq_fp_quant_fn)(const mlxq_qparams *p, const uint8_t *src, int6
                                  uint8_t *wq, uint8_t *scales);
 typedef void (*mlxq_fp_dequant_fn)(const mlxq_qparams *p, const uint8_t *wq,
                                    const uint8_t *scales, int64_t cols, uint8_t *out);
+/* n contiguous elements from one float dtype to another (mlxq_cast's fast path). */
+typedef void (*mlxq_cast_fn)(const uint8_t *src, uint8_t *dst, int64_t n);
 
 /* One instruction set's kernels, indexed by dtype; NULL where that combination has none.
  * affine_dequant is [scales/biases dtype][output dtype] (scales and biases must share it). */
@@ -162,6 +164,7 @@ typedef struct {
     mlxq_affine_dequant_fn affine_dequant[MLXQ_DTYPE_COUNT][MLXQ_DTYPE_COUNT];
     mlxq_fp_quant_fn fp_quant[MLXQ_DTYPE_COUNT];
     mlxq_fp_dequant_fn fp_dequant[MLXQ_DTYPE_COUNT];
+    mlxq_cast_fn cast[MLXQ_DTYPE_COUNT][MLXQ_DTYPE_COUNT]; /* [from][to] */
 } mlxq_fast_kernels;
 
 const mlxq_fast_kernels *mlxq_fast_kernels_avx2(void);
@@ -173,6 +176,7 @@ mlxq_affine_dequant_fn mlxq_fast_affine_dequant(mlxq_dtype sdt, mlxq_dtype bdt,
                                                 mlxq_dtype odt, int bits);
 mlxq_fp_quant_fn mlxq_fast_fp_quant(const mlxq_qparams *p, mlxq_dtype dt);
 mlxq_fp_dequant_fn mlxq_fast_fp_dequant(const mlxq_qparams *p, mlxq_dtype odt);
+mlxq_cast_fn mlxq_fast_cast(mlxq_dtype from, mlxq_dtype to);
 
 /* mlxq_fp4_code(dt, v) for every bit pattern of the 16-bit dtype dt (bf16 or f16), built
  * on first use; thread-safe. */

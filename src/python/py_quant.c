@@ -7,6 +7,7 @@
  */
 #include "glue.h"
 
+#include "mlxq_cast.h"
 #include "mlxq_cpu.h"
 #include "mlxq_pool.h"
 #include "mlxq_quant.h"
@@ -118,6 +119,37 @@ static PyObject *py_dequantize(PyObject *self, PyObject *args) {
     return out_o;
 }
 
+static PyObject *py_cast(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *in_obj;
+    PyArray_Descr *out_descr;
+    int in_code, out_code, impl;
+    if (!PyArg_ParseTuple(args, "OiO!ii", &in_obj, &in_code, &PyArrayDescr_Type, &out_descr,
+                          &out_code, &impl))
+        return NULL;
+    mlxq_tensor in, out;
+    mlxq_error err;
+    if (mlxq_py_as_tensor(in_obj, in_code, "a", 0, &in))
+        return NULL;
+    if ((size_t)PyDataType_ELSIZE(out_descr) != mlxq_dtype_size((mlxq_dtype)out_code)) {
+        PyErr_SetString(PyExc_TypeError, "output descr does not match its dtype code");
+        return NULL;
+    }
+    PyObject *out_o = mlxq_py_new_array(in.ndim, in.shape, out_descr);
+    if (!out_o)
+        return NULL;
+    mlxq_py_as_tensor(out_o, out_code, "out", 1, &out);
+    mlxq_status st;
+    Py_BEGIN_ALLOW_THREADS
+    st = mlxq_cast(&in, &out, (mlxq_impl)impl, &err);
+    Py_END_ALLOW_THREADS
+    if (st) {
+        Py_DECREF(out_o);
+        return mlxq_py_raise(st, &err);
+    }
+    return out_o;
+}
+
 static PyObject *py_set_num_threads(PyObject *self, PyObject *arg) {
     (void)self;
     long n = PyLong_AsLong(arg);
@@ -168,6 +200,7 @@ static PyMethodDef methods[] = {
     {"dequantize", py_dequantize, METH_VARARGS,
      "dequantize(wq, scales, s_code, biases, b_code, mode, group_size, bits, global_scale, "
      "out_descr, out_code, impl) -> ndarray"},
+    {"cast", py_cast, METH_VARARGS, "cast(a, code, out_descr, out_code, impl) -> ndarray"},
     {"set_num_threads", py_set_num_threads, METH_O, "set_num_threads(n) -> int"},
     {"get_num_threads", py_get_num_threads, METH_NOARGS, "get_num_threads() -> int"},
     {"isa", py_isa, METH_NOARGS, "isa() -> (active, detected)"},
