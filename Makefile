@@ -15,14 +15,14 @@ deps:
 		echo "installing $(APT_PACKAGES)"; \
 		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $(APT_PACKAGES); \
 	fi
-	@$(PIP) install "setuptools>=68" wheel "numpy>=1.24"
+	@$(PIP) install "setuptools>=77" wheel "numpy>=1.24"
 	@$(PIP) install --no-build-isolation -e ".[test]"
 
 build:
 	@$(PY) setup.py -q build_ext --inplace -j 2
 
 test: deps build
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q
 
 demo: deps build
 	$(PY) -m mlxq demo
