@@ -1,7 +1,7 @@
 # mlxq: everything a fresh machine needs is installed by `make deps`, which `make test` and
 # `make demo` run first. Debian packages come from apt-get, Python packages from pip.
 PY ?= python3
-PIP = $(PY) -m pip --disable-pip-version-check -q
+PIP = $(PY) -m pip --disable-pip-version-check --root-user-action=ignore -q
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES = libjson-c-dev pkg-config
 
