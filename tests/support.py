@@ -14,6 +14,7 @@ The golden file layout is described in tools/gen_golden.py.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -162,3 +163,48 @@ def mx_dtype(name: str | None):
     import mlx.core as mx
 
     return None if name is None else getattr(mx, name)
+
+
+# ---- kernel configurations ---------------------------------------------------------------
+
+ISAS = ("scalar", "avx2", "avx512")
+
+# (impl, isa cap, threads): the reference kernel once, the fast kernels under every
+# instruction set and with one and two threads.
+KERNEL_CONFIGS = [("reference", None, None)] + [
+    ("fast", isa, threads) for isa in ISAS for threads in (1, 2)
+]
+
+
+def config_id(cfg: tuple) -> str:
+    impl, isa, threads = cfg
+    return impl if isa is None else f"{impl}-{isa}-t{threads}"
+
+
+def isa_supported(isa: str) -> bool:
+    from mlxq import _core
+
+    return ISAS.index(isa) <= ISAS.index(_core.isa()[1])
+
+
+def supported_configs() -> list[tuple]:
+    return [c for c in KERNEL_CONFIGS if c[1] is None or isa_supported(c[1])]
+
+
+@contextlib.contextmanager
+def use_kernel(impl: str, isa: str | None = None, threads: int | None = None):
+    """Caps the ISA and sets the thread count (when given), restoring both afterwards;
+    yields the ``impl`` argument to pass to mlxq."""
+    import mlxq
+    from mlxq import _core
+
+    prev_isa = _core.set_isa(isa) if isa is not None else None
+    prev_threads = mlxq.get_num_threads()
+    try:
+        if threads is not None:
+            mlxq.set_num_threads(threads)
+        yield impl
+    finally:
+        if prev_isa is not None:
+            _core.set_isa(prev_isa)
+        mlxq.set_num_threads(prev_threads)
