@@ -23,7 +23,8 @@ ties, subnormals, the dtype's largest values so that max - min overflows, groups
 is exactly a power of two and one ulp above and below it, NaN with several payloads, +-inf,
 ...; the labels are stored with the case), and a 3-D ``[experts, out, in]`` matrix (MoE
 layout) with per-expert magnitudes. Each quantize case also stores MLX's dequantization of
-its own output for dtype=None and for float16, bfloat16, float32 and float64.
+its own output for dtype=None and for float16, bfloat16, float32 and float64 (see "Not
+stored" below).
 "dequantize" cases feed MLX codes and scales directly: random words with every E8M0/E4M3
 scale byte (0x00 and 0xFF included), affine scales/biases with special values and mixed
 scale/bias dtypes. "hash" cases are larger matrices (several row blocks, so the threaded
@@ -34,16 +35,25 @@ File layout: one ``numpy.savez_compressed`` archive per mode, read with
 ``numpy.load(path, allow_pickle=False)``.
   ``__meta__``   0-d unicode array holding JSON: format version, mode, the MLX / numpy /
                  ml_dtypes versions that produced it, and the list of cases.
-  ``<case>.<field>``  one array per input or output of a case, stored as raw bit patterns
-                 (uint16/uint32/uint64 views of float arrays) so NaN payloads and -0.0 survive;
-                 the case's JSON gives each field's real dtype.
+  other keys     one array per distinct input or output, stored as raw bit patterns
+                 (uint16/uint32/uint64 views of float arrays) so NaN payloads and -0.0
+                 survive; identical arrays (e.g. one input quantized with several bit widths)
+                 are stored once.
 Case JSON: ``name``, ``kind`` ("quantize" | "dequantize" | "hash"), ``mode``, ``bits``,
 ``group_size``, ``global_scale`` (null or ``{"value": float, "bits": int}`` of the float32),
-``fields`` ({field: dtype name}), ``deq`` ({request: field} where request is "default",
-"float16", ...: the field holding MLX's result for ``dtype=request``; requests with identical
-results share a field), and for quantize cases ``dtype``, ``shape`` and ``groups`` (edge-case
-label of each group in row-major order). Hash cases store ``shape``, ``dtype``, ``seed``,
-``spread``, ``input_sha256`` and ``sha256`` ({field: digest}).
+and ``arrays``: {field: {"key": archive key, "dtype": real dtype name}} for the fields
+``w`` (quantize input), ``wq``, ``scales``, ``biases`` (MLX's quantize output, or the
+dequantize input) and ``deq_<request>``: MLX's dequantize result for ``dtype=None``
+("default") or ``dtype=<float16|bfloat16|float32|float64>``. Quantize cases also give
+``label``, ``dtype``, ``shape`` and ``groups`` (the edge-case label of each group, row-major).
+Hash cases store no arrays: ``shape``, ``dtype``, ``seed``, ``spread``, ``input_sha256`` and
+``sha256`` / ``dtypes`` ({field: digest / dtype}), digests from ``support.sha256``.
+
+Not stored: float64 dequantize results of mxfp8 and nvfp4 (MLX 0.32.4 returns
+nondeterministic bytes there, see MLX_BROKEN_F64_DEQUANT); for affine quantize cases, the
+explicit-dtype results outside group size 64 (only "default" is stored there) and float16,
+bfloat16 and float64 results of MoE cases, to keep the files small (the hash cases and the
+"dequantize" cases cover those paths for every dtype).
 """
 
 from __future__ import annotations
@@ -52,6 +62,7 @@ import argparse
 import json
 import os
 import sys
+
 import ml_dtypes
 import numpy as np
 
