@@ -38,7 +38,10 @@ DTYPES: dict[str, np.dtype] = {
 
 _UINT = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
 
-GOLDEN_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "golden")
+# MLXQ_GOLDEN_DIR points the tests at another set (e.g. one just written by
+# `python tools/gen_golden.py --out DIR` with a newer MLX).
+GOLDEN_DIR = os.environ.get("MLXQ_GOLDEN_DIR") or os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "golden")
 GOLDEN_MODES = ("affine", "mxfp4", "mxfp8", "nvfp4")
 REGENERATE_HINT = "regenerate them with `python tools/gen_golden.py` (needs mlx installed)"
 

@@ -43,7 +43,8 @@ def _missing(mode: str):
     return pytest.param(
         None, None,
         marks=pytest.mark.skip(
-            reason=f"golden file tests/golden/{mode}.npz is missing: {REGENERATE_HINT}"),
+            reason=f"golden file {os.path.join(GOLDEN_DIR, mode + '.npz')} is missing: "
+                   f"{REGENERATE_HINT}"),
         id=f"{mode}-missing",
     )
 
@@ -238,7 +239,8 @@ def test_float64_dequantize_agrees_with_float32_where_mlx_has_no_oracle(mode, ca
 def test_golden_files_record_the_mlx_version():
     for mode in GOLDEN_MODES:
         if GOLDEN[mode] is None:
-            pytest.skip(f"tests/golden/{mode}.npz is missing: {REGENERATE_HINT}")
+            pytest.skip(f"{os.path.join(GOLDEN_DIR, mode + '.npz')} is missing: "
+                        f"{REGENERATE_HINT}")
         meta = GOLDEN[mode][0]
         assert meta["format"] == 1 and meta["mode"] == mode
         assert meta["mlx_version"].count(".") >= 2, meta["mlx_version"]
