@@ -298,8 +298,8 @@ def _layout_cases():
                 continue
             if mode == "affine" and not (c["group_size"] == 64 and c["bits"] in (3, 4)):
                 continue
-            if mode == "nvfp4" and c["global_scale"] not in (None,) and \
-                    c["global_scale"]["value"] != 1.0:
+            gscale = c["global_scale"]
+            if mode == "nvfp4" and gscale is not None and gscale["value"] != 1.0:
                 continue
             out.append(pytest.param(mode, c, id=_case_id(c)))
     return out
@@ -310,7 +310,8 @@ def _layout_cases():
 def test_strided_input_gives_the_golden_result(mode, case, layout, kernel):
     w = field(mode, case, "w")
     view = LAYOUTS[layout](w)
-    assert view.shape == w.shape and not view.flags.c_contiguous or layout == "readonly"
+    assert view.shape == w.shape
+    assert layout == "readonly" or not view.flags.c_contiguous
     assert_bits_equal(np.ascontiguousarray(view), w, "the layout's logical content")
     check_quantize(mode, case, view, kernel)
     inputs = [LAYOUTS[layout](a) for a in dequant_inputs(mode, case)]
