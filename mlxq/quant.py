@@ -16,6 +16,7 @@ from . import _core
 from ._dtypes import FLOAT_DTYPES, bfloat16, code_of, float_dtype
 from .errors import (
     ArgumentTypeError,
+    OutOfRangeError,
     ShapeMismatchError,
     UnknownEnumValueError,
     UnsupportedDtypeError,
@@ -81,7 +82,19 @@ def _int_arg(value: object, name: str, default: int) -> int:
         return default
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise ArgumentTypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
-    return int(value)
+    v = int(value)
+    if not -(2**31) <= v < 2**31:  # the C core takes an int; its own checks name the rest
+        raise OutOfRangeError(f"{name}={v} is not supported: out of range")
+    return v
+
+
+def _impl_code(impl: object) -> int:
+    code = _IMPLS.get(impl) if isinstance(impl, str) else None
+    if code is None:
+        raise UnknownEnumValueError(
+            f"impl={impl!r} is not a kernel implementation; expected 'fast' or 'reference'"
+        )
+    return code
 
 
 def _as_array(x: object, name: str) -> np.ndarray:
@@ -163,7 +176,8 @@ def quantize(
     arr = _as_array(w, "w")
     code = code_of(arr.dtype, "w")
     return _core.quantize(
-        arr, code, _MODE_CODES[qmode], gs, nbits, _global_scale(global_scale, qmode), _IMPLS[impl]
+        arr, code, _MODE_CODES[qmode], gs, nbits, _global_scale(global_scale, qmode),
+        _impl_code(impl),
     )
 
 
@@ -206,6 +220,11 @@ def dequantize(
     gs = _int_arg(group_size, "group_size", dgs)
     nbits = _int_arg(bits, "bits", dbits)
     wq = _as_array(w, "w")
+    if wq.dtype != np.uint32:
+        # the C glue only sees the item size, so int32 or float32 would pass unnoticed
+        raise UnsupportedDtypeError(
+            f"w (the packed weights) must have dtype uint32, got {wq.dtype}"
+        )
     sc = _as_array(scales, "scales")
     bi = None if biases is None else _as_array(biases, "biases")
     s_code = code_of(sc.dtype, "scales")
@@ -227,7 +246,7 @@ def dequantize(
         out = np.dtype(np.float32)
     return _core.dequantize(
         wq, sc, s_code, bi, b_code, _MODE_CODES[qmode], gs, nbits, gscale, out,
-        code_of(out, "dtype"), _IMPLS[impl],
+        code_of(out, "dtype"), _impl_code(impl),
     )
 
 

@@ -1,0 +1,57 @@
+"""Fixtures shared by the test suite: kernel configurations and the hypothesis profile."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+import mlxq
+from mlxq import _core
+from support import KERNEL_CONFIGS, config_id, isa_supported, use_kernel
+
+
+@pytest.fixture(params=KERNEL_CONFIGS, ids=config_id)
+def kernel(request) -> str:
+    """The ``impl`` argument to pass, with the ISA cap and thread count already applied
+    (and restored after the test): the reference kernel, then the fast kernels under every
+    instruction set with one and two threads. ISAs this CPU lacks are skipped."""
+    impl, isa, threads = request.param
+    if isa is not None and not isa_supported(isa):
+        pytest.skip(f"this CPU cannot run the {isa} kernels (detected: {_core.isa()[1]})")
+    with use_kernel(impl, isa, threads) as name:
+        yield name
+
+
+def pytest_report_header(config) -> list[str]:
+    active, detected = _core.isa()
+    lines = [f"mlxq: kernels {active} (detected {detected}), {mlxq.get_num_threads()} threads"]
+    try:
+        import mlx.core as mx
+
+        lines.append(f"mlx (live oracle): {mx.__version__}")
+    except ImportError:
+        lines.append("mlx: not installed; live comparisons will be skipped")
+    return lines
+
+
+try:
+    from hypothesis import HealthCheck, settings
+except ImportError:  # a test extra; test_mlx_live.py skips without it
+    pass
+else:
+    # Reproducible by default: the same examples on every run and machine, and no example
+    # database written into the work tree. MLXQ_HYPOTHESIS_PROFILE=thorough explores more.
+    settings.register_profile(
+        "ci",
+        derandomize=True,
+        database=None,
+        deadline=None,
+        max_examples=150,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+        print_blob=True,
+    )
+    settings.register_profile(
+        "thorough", parent=settings.get_profile("ci"), derandomize=False, max_examples=2000
+    )
+    settings.load_profile(os.environ.get("MLXQ_HYPOTHESIS_PROFILE", "ci"))
