@@ -231,22 +231,25 @@ def dequantize(
     b_code = -1 if bi is None else code_of(bi.dtype, "biases")
     gscale = _global_scale(global_scale, qmode)
 
-    out: np.dtype | None
+    requested: np.dtype | None
     if dtype is not None:
-        out = float_dtype(dtype, "dtype")
+        requested = float_dtype(dtype, "dtype")
     elif qmode is QuantMode.AFFINE:
-        out = _promote_float(sc.dtype, bi.dtype) if bi is not None else None
+        requested = _promote_float(sc.dtype, bi.dtype) if bi is not None else None
     else:
-        out = bfloat16
-    if qmode is QuantMode.NVFP4 and gscale is not None:
-        out = np.dtype(np.float64) if out == np.float64 else np.dtype(np.float32)
-    if out is None:
+        requested = bfloat16
+    if requested is None:
         # Missing biases or non-float scales/biases: the C core's checks name the culprit
         # before the output dtype is ever used.
-        out = np.dtype(np.float32)
+        requested = np.dtype(np.float32)
+    out = requested
+    if qmode is QuantMode.NVFP4 and gscale is not None:
+        # MLX's float32 global scale promotes the product: float32 (float64) whatever was
+        # asked; the asked dtype still decides how decoded scales are rounded (NaN patterns).
+        out = np.dtype(np.float64) if requested == np.float64 else np.dtype(np.float32)
     return _core.dequantize(
-        wq, sc, s_code, bi, b_code, _MODE_CODES[qmode], gs, nbits, gscale, out,
-        code_of(out, "dtype"), _impl_code(impl),
+        wq, sc, s_code, bi, b_code, _MODE_CODES[qmode], gs, nbits, gscale,
+        code_of(requested, "dtype"), out, code_of(out, "dtype"), _impl_code(impl),
     )
 
 

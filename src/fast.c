@@ -42,8 +42,8 @@ mlxq_fp_quant_fn mlxq_fast_fp_quant(const mlxq_qparams *p, mlxq_dtype dt) {
 
 mlxq_fp_dequant_fn mlxq_fast_fp_dequant(const mlxq_qparams *p, mlxq_dtype odt) {
     const mlxq_fast_kernels *t = active_table();
-    (void)p;
-    return t && small_dtype(odt) ? t->fp_dequant[odt] : NULL;
+    mlxq_dtype rdt = mlxq_dequantize_result_dtype(p, odt);
+    return t && small_dtype(odt) && small_dtype(rdt) ? t->fp_dequant[odt][rdt] : NULL;
 }
 
 mlxq_cast_fn mlxq_fast_cast(mlxq_dtype from, mlxq_dtype to) {

@@ -38,8 +38,13 @@ ALWAYS_INLINE vf round_t(vf x, int dt) {
         vf r = v_from_bits(vi_slli(bf16_round_bits(x), 16));
         return v_select(v_isnan(x), v_from_bits(vi_set1(0x7FC00000)), r);
     }
-    if (dt == MLXQ_F16)
-        return v_from_f16_bits(v_cvt_f16_bits(x));
+    if (dt == MLXQ_F16) {
+        /* MLX's float -> float16 writes NaN as sign|0x7D00 (hardware: sign|0x7E00 plus
+         * payload); widening that back gives 0x7FE00000 | sign, which later ops propagate */
+        vi sign = vi_and(vi_srli(v_bits(x), 16), vi_set1(0x8000));
+        vi h = vi_select(v_isnan(x), vi_or(sign, vi_set1(0x7D00)), v_cvt_f16_bits(x));
+        return v_from_f16_bits(h);
+    }
     return x;
 }
 
@@ -54,6 +59,15 @@ ALWAYS_INLINE void store_t(uint8_t *p, vf x, int dt) {
     } else {
         v_store_f32(p, x);
     }
+}
+
+/* a * b, a + b with x86's NaN rule pinned down (first operand's NaN wins, quieted): the
+ * compiler may commute the operands of the instruction, MLX's output bits depend on it. */
+ALWAYS_INLINE vf mul_nan_first(vf a, vf b) {
+    return v_select(v_isnan(a), v_from_bits(vi_or(v_bits(a), vi_set1(0x400000))), v_mul(a, b));
+}
+ALWAYS_INLINE vf add_nan_first(vf a, vf b) {
+    return v_select(v_isnan(a), v_from_bits(vi_or(v_bits(a), vi_set1(0x400000))), v_add(a, b));
 }
 
 /* ---- bit packing ----------------------------------------------------------------------- */
@@ -226,7 +240,7 @@ ALWAYS_INLINE void affine_dequant_row(const uint8_t *wq, const uint8_t *scales,
         uint8_t *o = out + (size_t)g * gs * osize;
         for (int i = 0; i < gs; i += VW) {
             vf v = round_t(v_mul(v_load_u8(codes + i), vs), tdt);
-            v = round_t(v_add(v, vb), tdt);
+            v = round_t(add_nan_first(v, vb), tdt);
             store_t(o + (size_t)i * osize, v, odt);
         }
     }
@@ -366,7 +380,7 @@ ALWAYS_INLINE void fp_dequant_row(const mlxq_qparams *p, const uint8_t *wq,
         for (int i = 0; i < gs; i += VW) {
             vi c = v_cvt_i32(v_load_u8(codes + i));
             vf v = fp8 ? round_t(from_e4m3(c), odt) : v_lut16(mlxq_fp4_lut, c);
-            store_t(o + (size_t)i * rsize, round_t(v_mul(v, sc), rdt), rdt);
+            store_t(o + (size_t)i * rsize, round_t(mul_nan_first(v, sc), rdt), rdt);
         }
     }
 }
@@ -379,6 +393,8 @@ ALWAYS_INLINE void fp_dequant_row(const mlxq_qparams *p, const uint8_t *wq,
 FP_DEQUANT(bf16, MLXQ_BF16, bf16, MLXQ_BF16)
 FP_DEQUANT(f16, MLXQ_F16, f16, MLXQ_F16)
 FP_DEQUANT(f32, MLXQ_F32, f32, MLXQ_F32)
+FP_DEQUANT(bf16, MLXQ_BF16, f32, MLXQ_F32) /* nvfp4 with a global scale */
+FP_DEQUANT(f16, MLXQ_F16, f32, MLXQ_F32)
 #undef FP_DEQUANT
 
 /* ---- casts ------------------------------------------------------------------------------ */
@@ -423,8 +439,13 @@ static const mlxq_fast_kernels FN(kernels) = {
         },
     .fp_quant = {[MLXQ_BF16] = FN(fp_quant_bf16), [MLXQ_F16] = FN(fp_quant_f16),
                  [MLXQ_F32] = FN(fp_quant_f32)},
-    .fp_dequant = {[MLXQ_BF16] = FN(fp_dequant_bf16_bf16), [MLXQ_F16] = FN(fp_dequant_f16_f16),
-                   [MLXQ_F32] = FN(fp_dequant_f32_f32)},
+    .fp_dequant =
+        {
+            [MLXQ_BF16] = {[MLXQ_BF16] = FN(fp_dequant_bf16_bf16),
+                           [MLXQ_F32] = FN(fp_dequant_bf16_f32)},
+            [MLXQ_F16] = {[MLXQ_F16] = FN(fp_dequant_f16_f16), [MLXQ_F32] = FN(fp_dequant_f16_f32)},
+            [MLXQ_F32] = {[MLXQ_F32] = FN(fp_dequant_f32_f32)},
+        },
     .cast =
         {
             [MLXQ_F32] = {[MLXQ_BF16] = FN(cast_f32_bf16), [MLXQ_F16] = FN(cast_f32_f16)},

@@ -104,6 +104,16 @@ static inline void mlxq_affine_params(float w_min, float w_max, int bits, float 
     *bias_out = bias;
 }
 
+/* a * b and a + b with x86's NaN rule made explicit: when the first operand is a NaN the
+ * result is that NaN (quieted), else a NaN second operand. The C compiler may commute a
+ * product's operands, and MLX's NaN bit patterns depend on which NaN survives. */
+static inline double mlxq_mul(double a, double b) {
+    return isnan(a) ? a : isnan(b) ? b : a * b;
+}
+static inline double mlxq_add(double a, double b) {
+    return isnan(a) ? a : isnan(b) ? b : a + b;
+}
+
 /* E2M1 code values in MLX's table order; the order decides argmin ties (lowest index). */
 extern const float mlxq_fp4_lut[16];
 
@@ -163,7 +173,7 @@ typedef struct {
     mlxq_affine_quant_fn affine_quant[MLXQ_DTYPE_COUNT];
     mlxq_affine_dequant_fn affine_dequant[MLXQ_DTYPE_COUNT][MLXQ_DTYPE_COUNT];
     mlxq_fp_quant_fn fp_quant[MLXQ_DTYPE_COUNT];
-    mlxq_fp_dequant_fn fp_dequant[MLXQ_DTYPE_COUNT];
+    mlxq_fp_dequant_fn fp_dequant[MLXQ_DTYPE_COUNT][MLXQ_DTYPE_COUNT]; /* [asked][result] */
     mlxq_cast_fn cast[MLXQ_DTYPE_COUNT][MLXQ_DTYPE_COUNT]; /* [from][to] */
 } mlxq_fast_kernels;
 

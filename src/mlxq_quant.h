@@ -62,7 +62,10 @@ mlxq_status mlxq_quantize(const mlxq_tensor *w, const mlxq_qparams *p, mlxq_tens
                           mlxq_tensor *scales, mlxq_tensor *biases, mlxq_impl impl,
                           mlxq_error *err);
 
-/* The output dtype is decided by the caller and checked here against MLX's rule:
+/* `requested` is the dtype asked for (MLX's `dtype`, or its default); out->dtype must be
+ * mlxq_dequantize_result_dtype(p, requested). The two differ only for nvfp4 with a global
+ * scale, where the requested dtype still decides how decoded values are rounded (and so
+ * which NaN bit patterns come out). MLX's rule:
  *   affine:          any float dtype (MLX: `dtype`, default result_type(scales, biases));
  *   mxfp4/8, nvfp4:  any float dtype (MLX: `dtype`, default bfloat16), except that nvfp4 WITH
  *                    a global scale always yields float32 (float64 when dtype is float64),
@@ -70,8 +73,9 @@ mlxq_status mlxq_quantize(const mlxq_tensor *w, const mlxq_qparams *p, mlxq_tens
  * Affine scales/biases may be any float dtypes (f16 with bf16 computes the sum in f32, like
  * MLX's type promotion); fp-mode scales must be uint8. */
 mlxq_status mlxq_dequantize(const mlxq_tensor *wq, const mlxq_tensor *scales,
-                            const mlxq_tensor *biases, const mlxq_qparams *p, mlxq_tensor *out,
-                            mlxq_impl impl, mlxq_error *err);
+                            const mlxq_tensor *biases, const mlxq_qparams *p,
+                            mlxq_dtype requested, mlxq_tensor *out, mlxq_impl impl,
+                            mlxq_error *err);
 
 /* Every check mlxq_dequantize makes of its inputs and parameters. On success the output's
  * shape is wq's with the last dimension scales.shape[-1] * group_size. */

@@ -2,6 +2,7 @@
  * quant.c - argument checking, row iteration, threading and reference/fast dispatch for
  * mlxq_quantize / mlxq_dequantize. The arithmetic lives in the kernels.
  */
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "kernels.h"
@@ -86,6 +87,9 @@ static int64_t count_rows(const mlxq_tensor *t) {
 }
 
 static int is_contiguous(const mlxq_tensor *t) {
+    for (int i = 0; i < t->ndim; i++)
+        if (t->shape[i] == 0)
+            return 1; /* empty: no element is ever addressed (numpy gives such arrays 0 strides) */
     int64_t expect = (int64_t)mlxq_dtype_size(t->dtype);
     for (int i = t->ndim - 1; i >= 0; i--) {
         if (t->shape[i] != 1 && t->strides[i] != expect)
@@ -121,6 +125,16 @@ static mlxq_status check_rank(const char *name, const mlxq_tensor *t, mlxq_error
         if (t->shape[i] < 0)
             return mlxq_fail(err, MLXQ_ESHAPE, "%s has a negative dimension", name);
     return MLXQ_OK;
+}
+
+/* "(2, 64, 32)" into buf, the way numpy prints shapes (truncated if very long). */
+static const char *shape_str(const mlxq_tensor *t, char *buf, size_t n) {
+    size_t len = (size_t)snprintf(buf, n, "(");
+    for (int i = 0; i < t->ndim && len + 24 < n; i++)
+        len += (size_t)snprintf(buf + len, n - len, "%s%lld", i ? ", " : "",
+                                (long long)t->shape[i]);
+    snprintf(buf + len, n - len, t->ndim == 1 ? ",)" : ")");
+    return buf;
 }
 
 /* Byte offset of row r of t (all axes but the last flattened, C order). */
@@ -358,13 +372,20 @@ mlxq_status mlxq_dequantize_check(const mlxq_tensor *wq, const mlxq_tensor *scal
         return st;
     if (affine && (st = check_rank("biases", biases, err)))
         return st;
-    if (!same_batch(wq, scales) || (affine && !same_batch(wq, biases)))
-        return mlxq_fail(err, MLXQ_ESHAPE, "the leading dimensions of wq, scales%s differ",
-                         affine ? " and biases" : "");
+    if (!same_batch(wq, scales) || (affine && !same_batch(wq, biases))) {
+        char a[160], b[160], c[160];
+        return mlxq_fail(err, MLXQ_ESHAPE, "the leading dimensions of wq %s, scales %s%s%s "
+                         "differ", shape_str(wq, a, sizeof a), shape_str(scales, b, sizeof b),
+                         affine ? " and biases " : "",
+                         affine ? shape_str(biases, c, sizeof c) : "");
+    }
     const int64_t words = wq->shape[wq->ndim - 1];
     const int64_t n_groups = scales->shape[scales->ndim - 1];
-    if (affine && biases->shape[biases->ndim - 1] != n_groups)
-        return mlxq_fail(err, MLXQ_ESHAPE, "scales and biases have different shapes");
+    if (affine && biases->shape[biases->ndim - 1] != n_groups) {
+        char a[160], b[160];
+        return mlxq_fail(err, MLXQ_ESHAPE, "scales %s and biases %s have different shapes",
+                         shape_str(scales, a, sizeof a), shape_str(biases, b, sizeof b));
+    }
     if (n_groups > INT64_MAX / p->group_size)
         return mlxq_fail(err, MLXQ_EOVERFLOW, "scales' last dimension (%lld) is too large",
                          (long long)n_groups);
@@ -377,37 +398,34 @@ mlxq_status mlxq_dequantize_check(const mlxq_tensor *wq, const mlxq_tensor *scal
 }
 
 mlxq_status mlxq_dequantize(const mlxq_tensor *wq, const mlxq_tensor *scales,
-                            const mlxq_tensor *biases, const mlxq_qparams *p, mlxq_tensor *out,
-                            mlxq_impl impl, mlxq_error *err) {
+                            const mlxq_tensor *biases, const mlxq_qparams *p,
+                            mlxq_dtype requested, mlxq_tensor *out, mlxq_impl impl,
+                            mlxq_error *err) {
     mlxq_status st = mlxq_dequantize_check(wq, scales, biases, p, err);
     if (st)
         return st;
     const int affine = p->mode == MLXQ_MODE_AFFINE;
     const int64_t n_groups = scales->shape[scales->ndim - 1];
-    if (!out || !mlxq_dtype_is_float(out->dtype))
-        return mlxq_fail(err, MLXQ_EDTYPE, "the output dtype must be a floating dtype");
+    if (!out || !mlxq_dtype_is_float(requested))
+        return mlxq_fail(err, MLXQ_EDTYPE, "the output dtype must be a floating dtype, not %s",
+                         mlxq_dtype_name(requested));
     const int64_t cols = n_groups * p->group_size;
-    if ((st = check_output("out", out, wq, out->dtype, cols, err)))
+    /* nvfp4 with a global scale yields float32 (float64) whatever was asked for; the asked
+     * dtype still rounds the decoded values (and decides the NaN patterns). */
+    const mlxq_dtype rdt = mlxq_dequantize_result_dtype(p, requested);
+    if ((st = check_output("out", out, wq, rdt, cols, err)))
         return st;
-
-    /* nvfp4 with a global scale computes in float32 (float64) whatever dtype was asked for;
-     * E4M3 and E2M1 values are exact in every float dtype, so asking for f16 or bf16 there
-     * changes nothing but the output dtype MLX reports, which is float32. */
-    if (!affine && mlxq_dequantize_result_dtype(p, out->dtype) != out->dtype)
-        return mlxq_fail(err, MLXQ_EDTYPE, "nvfp4 with a global scale produces %s, not %s",
-                         mlxq_dtype_name(mlxq_dequantize_result_dtype(p, out->dtype)),
-                         mlxq_dtype_name(out->dtype));
     dequant_job job = {
         .wq = wq, .scales = scales, .biases = affine ? biases : NULL, .p = p,
-        .odt = out->dtype, .out = out->data, .cols = cols, .n_groups = n_groups,
-        .out_row_bytes = cols * (int64_t)mlxq_dtype_size(out->dtype),
+        .odt = requested, .out = out->data, .cols = cols, .n_groups = n_groups,
+        .out_row_bytes = cols * (int64_t)mlxq_dtype_size(rdt),
     };
     if (impl == MLXQ_IMPL_FAST) {
         if (affine)
-            job.affine_fast = mlxq_fast_affine_dequant(scales->dtype, biases->dtype, out->dtype,
+            job.affine_fast = mlxq_fast_affine_dequant(scales->dtype, biases->dtype, requested,
                                                        p->bits);
         else
-            job.fp_fast = mlxq_fast_fp_dequant(p, out->dtype);
+            job.fp_fast = mlxq_fast_fp_dequant(p, requested);
     }
     job.use_ref = !job.affine_fast && !job.fp_fast;
     size_t grain = cols > 0 ? (size_t)(16384 / cols) + 1 : 1;

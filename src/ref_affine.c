@@ -81,7 +81,7 @@ void mlxq_ref_affine_dequant_row(const uint8_t *wq, int64_t wq_stride, const uin
             int64_t k = g * group_size + j;
             double q = read_code(wq, wq_stride, k * bits, bits);
             double v = mlxq_round_to(sdt, q * s);   /* multiply(uint32 q, scales) */
-            v = mlxq_round_to(sum_dt, v + b);       /* add(., biases) */
+            v = mlxq_round_to(sum_dt, mlxq_add(v, b)); /* add(., biases) */
             mlxq_store_float(out + k * osize, odt, v); /* astype(out dtype) */
         }
     }

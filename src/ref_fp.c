@@ -92,7 +92,7 @@ double mlxq_fp_dequant_scale(const mlxq_qparams *p, mlxq_dtype O, uint8_t byte) 
     if (p->has_global_scale) {
         /* inv_scale_enc = global_scale (float32) / 2688 (in O): computed in promote(O, f32) */
         const mlxq_dtype R = mlxq_dequantize_result_dtype(p, O);
-        sc = mlxq_round_to(R, sc * mlxq_round_to(R, (double)p->global_scale / 2688.0));
+        sc = mlxq_round_to(R, mlxq_mul(sc, mlxq_round_to(R, (double)p->global_scale / 2688.0)));
     }
     return sc;
 }
@@ -170,7 +170,7 @@ void mlxq_ref_fp_dequant_row(const mlxq_qparams *p, const uint8_t *wq, int64_t w
                 v = mlxq_round_to(O, mlxq_e4m3_to_f32(b));
             else
                 v = mlxq_fp4_lut[(k & 1) ? (b >> 4) : (b & 15)];
-            mlxq_store_float(out + k * rsize, R, mlxq_round_to(R, v * sc));
+            mlxq_store_float(out + k * rsize, R, mlxq_round_to(R, mlxq_mul(v, sc)));
         }
     }
 }

@@ -83,10 +83,10 @@ static PyObject *py_dequantize(PyObject *self, PyObject *args) {
     (void)self;
     PyObject *wq_obj, *s_obj, *b_obj, *gs_obj;
     PyArray_Descr *out_descr;
-    int s_code, b_code, mode, group_size, bits, out_code, impl;
-    if (!PyArg_ParseTuple(args, "OOiOiiiiOO!ii", &wq_obj, &s_obj, &s_code, &b_obj, &b_code,
-                          &mode, &group_size, &bits, &gs_obj, &PyArrayDescr_Type, &out_descr,
-                          &out_code, &impl))
+    int s_code, b_code, mode, group_size, bits, req_code, out_code, impl;
+    if (!PyArg_ParseTuple(args, "OOiOiiiiOiO!ii", &wq_obj, &s_obj, &s_code, &b_obj, &b_code,
+                          &mode, &group_size, &bits, &gs_obj, &req_code, &PyArrayDescr_Type,
+                          &out_descr, &out_code, &impl))
         return NULL;
     mlxq_tensor wq, sc, bi, out;
     mlxq_qparams p = {.mode = (mlxq_mode)mode, .group_size = group_size, .bits = bits};
@@ -109,8 +109,14 @@ static PyObject *py_dequantize(PyObject *self, PyObject *args) {
     if (!out_o)
         return NULL;
     mlxq_py_as_tensor(out_o, out_code, "out", 1, &out);
+    if ((unsigned)req_code >= MLXQ_DTYPE_COUNT) {
+        Py_DECREF(out_o);
+        PyErr_SetString(PyExc_TypeError, "requested dtype code out of range");
+        return NULL;
+    }
     Py_BEGIN_ALLOW_THREADS
-    st = mlxq_dequantize(&wq, &sc, has_b ? &bi : NULL, &p, &out, (mlxq_impl)impl, &err);
+    st = mlxq_dequantize(&wq, &sc, has_b ? &bi : NULL, &p, (mlxq_dtype)req_code, &out,
+                         (mlxq_impl)impl, &err);
     Py_END_ALLOW_THREADS
     if (st) {
         Py_DECREF(out_o);
@@ -199,7 +205,7 @@ static PyMethodDef methods[] = {
      "quantize(w, code, mode, group_size, bits, global_scale, impl) -> tuple"},
     {"dequantize", py_dequantize, METH_VARARGS,
      "dequantize(wq, scales, s_code, biases, b_code, mode, group_size, bits, global_scale, "
-     "out_descr, out_code, impl) -> ndarray"},
+     "requested_code, out_descr, out_code, impl) -> ndarray"},
     {"cast", py_cast, METH_VARARGS, "cast(a, code, out_descr, out_code, impl) -> ndarray"},
     {"set_num_threads", py_set_num_threads, METH_O, "set_num_threads(n) -> int"},
     {"get_num_threads", py_get_num_threads, METH_NOARGS, "get_num_threads() -> int"},
