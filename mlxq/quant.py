@@ -128,7 +128,8 @@ def _global_scale(value: object, mode: QuantMode) -> float | None:
         raise ArgumentTypeError(
             f"global_scale must be a float or a float32 array, got {type(value).__name__}"
         )
-    return float(np.float32(value))
+    with np.errstate(over="ignore"):  # 1e39 -> inf, silently, as mx.array(1e39) does
+        return float(np.float32(value))
 
 
 def quantize(
