@@ -1,7 +1,9 @@
 # mlxq: everything a fresh machine needs is installed by `make deps`, which `make test` and
 # `make demo` run first. Debian packages come from apt-get, Python packages from pip.
 PY ?= python3
-PIP = $(PY) -m pip --disable-pip-version-check --root-user-action=ignore -q
+# pip 23 only takes --root-user-action after `install`; the environment variable works everywhere.
+export PIP_ROOT_USER_ACTION := ignore
+PIP = $(PY) -m pip --disable-pip-version-check -q
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES = libjson-c-dev pkg-config
 
