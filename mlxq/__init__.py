@@ -14,6 +14,10 @@ from ._dtypes import bfloat16
 from ._threads import get_num_threads, set_num_threads
 from .errors import MlxqError
 from .quant import QuantMode, default_params, dequantize, quantize
+from . import recipes
+from .config import SKIP, PerLayerQuantization, Quantization, parse_quantization
+from .predicates import default_eligible, linear_like
+from .weights import dequantize_weights, quantize_weights
 
 __version__ = "0.1.0"
 
@@ -27,4 +31,14 @@ __all__ = [
     "get_num_threads",
     "quantize",
     "set_num_threads",
+    # weight maps (docs/weights.md)
+    "SKIP",
+    "PerLayerQuantization",
+    "Quantization",
+    "default_eligible",
+    "dequantize_weights",
+    "linear_like",
+    "parse_quantization",
+    "quantize_weights",
+    "recipes",
 ]
