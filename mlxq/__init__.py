@@ -14,6 +14,8 @@ from ._dtypes import bfloat16
 from ._threads import get_num_threads, set_num_threads
 from .errors import MlxqError
 from .quant import QuantMode, default_params, dequantize, quantize
+
+# The weight-map API (docs/weights.md).
 from . import recipes
 from .config import SKIP, PerLayerQuantization, Quantization, parse_quantization
 from .predicates import default_eligible, linear_like
