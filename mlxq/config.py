@@ -319,8 +319,9 @@ def parse_quantization(config: ConfigSource) -> Optional[PerLayerQuantization]:
 
     >>> parse_quantization({"model_type": "llama"}) is None
     True
-    >>> parse_quantization({"quantization": {"group_size": 32, "bits": 4, "mode": "mxfp4"}})
-    PerLayerQuantization(quantization=Quantization(group_size=32, bits=4, mode=<QuantMode.MXFP4: 'mxfp4'>), per_layer={})
+    >>> cfg = parse_quantization({"quantization": {"group_size": 32, "bits": 4, "mode": "mxfp4"}})
+    >>> cfg.quantization == Quantization(32, 4, "mxfp4"), dict(cfg.per_layer)
+    (True, {})
     """
     doc = _load_config(config)
     if not isinstance(doc, Mapping):

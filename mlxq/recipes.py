@@ -67,7 +67,8 @@ def layer_layout(weights: Mapping[str, Any]) -> tuple[int, Optional[int]]:
         MissingKeyError: no name contains ``down_proj`` (mlx-lm: "Model does not have
             expected keys for mixed quant.").
 
-    >>> layer_layout({"model.layers.0.mlp.down_proj.weight": 0, "model.layers.11.mlp.up_proj.weight": 0})
+    >>> layer_layout({"model.layers.0.mlp.down_proj.weight": 0,
+    ...               "model.layers.11.mlp.up_proj.weight": 0})
     (2, 12)
     """
     down = next((k for k in weights if "down_proj" in k.rpartition(".")[0]), None)

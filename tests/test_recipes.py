@@ -8,7 +8,12 @@ import pytest
 
 import mlxq
 from mlxq import Quantization, linear_like, recipes
-from mlxq.errors import ArgumentTypeError, InvalidArgumentError, MissingKeyError, UnknownEnumValueError
+from mlxq.errors import (
+    ArgumentTypeError,
+    InvalidArgumentError,
+    MissingKeyError,
+    UnknownEnumValueError,
+)
 
 
 def arr(*shape, dtype=np.float32):

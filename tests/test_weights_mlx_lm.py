@@ -18,7 +18,13 @@ from mlx_lm.convert import mixed_quant_predicate_builder  # noqa: E402
 from mlx_lm.utils import dequantize_model, load_model, quantize_model, save_config  # noqa: E402
 
 import mlxq  # noqa: E402
-from mlxq import PerLayerQuantization, Quantization, linear_like, parse_quantization, recipes  # noqa: E402
+from mlxq import (  # noqa: E402
+    PerLayerQuantization,
+    Quantization,
+    linear_like,
+    parse_quantization,
+    recipes,
+)
 
 # Tiny models: 8 layers so the mixed rule (L // 8 = 1) has both kinds of layer; the MLP's
 # 96 columns are divisible by 32 but not 64, so down_proj exercises the divisibility gate.
