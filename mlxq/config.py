@@ -173,6 +173,11 @@ class PerLayerQuantization:
     def __hash__(self) -> int:
         return hash((self.quantization, frozenset(self.per_layer.items())))
 
+    def __reduce__(self) -> tuple:
+        # A mappingproxy cannot be pickled; rebuild from a plain dict (copy, pickle,
+        # multiprocessing).
+        return (type(self), (self.quantization, dict(self.per_layer)))
+
     def __repr__(self) -> str:
         return (
             f"PerLayerQuantization(quantization={self.quantization!r}, "

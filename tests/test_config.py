@@ -102,6 +102,12 @@ def test_per_layer_quantization_equality_and_hash():
     assert a != PerLayerQuantization(Q64)
 
 
+def test_per_layer_quantization_pickles_and_copies():
+    cfg = PerLayerQuantization(Q64, {"x": SKIP, "y": Quantization(32, 8, "mxfp8")})
+    assert pickle.loads(pickle.dumps(cfg)) == cfg
+    assert copy.deepcopy(cfg) == cfg and copy.copy(cfg) == cfg
+
+
 def test_per_layer_values_must_be_quantization_or_skip():
     with pytest.raises(ArgumentTypeError) as e:
         PerLayerQuantization(Q64, {"lm_head": False})

@@ -42,6 +42,14 @@ CONFIGS = {
                       decoder_sparse_step=1, mlp_only_layers=[1], moe_intermediate_size=64,
                       head_dim=16, max_position_embeddings=128, rope_theta=10000.0,
                       tie_word_embeddings=False, norm_topk_prob=True),
+    "deepseek_v3": dict(model_type="deepseek_v3", vocab_size=128, hidden_size=64,
+                        intermediate_size=128, moe_intermediate_size=64, num_hidden_layers=2,
+                        num_attention_heads=4, num_key_value_heads=4, n_routed_experts=4,
+                        n_shared_experts=1, num_experts_per_tok=2, kv_lora_rank=32,
+                        q_lora_rank=32, qk_rope_head_dim=16, v_head_dim=32,
+                        qk_nope_head_dim=32, first_k_dense_replace=1, moe_layer_freq=1,
+                        n_group=1, topk_group=1, max_position_embeddings=128,
+                        rms_norm_eps=1e-5, rope_theta=10000.0),
 }
 
 MODES = [Quantization(64, 4), Quantization(32, 8), Quantization(64, 3), Quantization(32, 2),
@@ -146,6 +154,21 @@ def test_moe_expert_weights_match_quantize_model(q):
     assert dense["model.layers.0.block_sparse_moe.switch_mlp.up_proj.weight"].ndim == 3
     ours = quantize_weights_checked(dense, PerLayerQuantization(q))
     theirs, _ = mlx_lm_quantize(model, q)
+    assert_maps_identical(ours, theirs)
+
+
+def test_linear_like_without_the_deepseek_router_matches_quantize_model():
+    # DeepSeek-V3: MultiLinear (3-D embed_q/unembed_out) and switch experts are quantized;
+    # its MoEGate router is a plain parameter that mlx-lm leaves dense (docs/weights.md).
+    model = build("deepseek_v3")
+    dense = params(model)
+    assert dense["model.layers.0.self_attn.embed_q.weight"].ndim == 3
+
+    def eligible(path, w):
+        return linear_like(path, w) and not path.endswith("mlp.gate")
+
+    ours = quantize_weights_checked(dense, PerLayerQuantization(Quantization(32, 4)), eligible)
+    theirs, _ = mlx_lm_quantize(model, Quantization(32, 4))
     assert_maps_identical(ours, theirs)
 
 
