@@ -15,6 +15,12 @@ from ._threads import get_num_threads, set_num_threads
 from .errors import MlxqError
 from .quant import QuantMode, astype, default_params, dequantize, quantize
 
+# The weight-map API (docs/weights.md).
+from . import recipes
+from .config import SKIP, PerLayerQuantization, Quantization, parse_quantization
+from .predicates import default_eligible, linear_like
+from .weights import dequantize_weights, quantize_weights
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -28,4 +34,14 @@ __all__ = [
     "get_num_threads",
     "quantize",
     "set_num_threads",
+    # weight maps (docs/weights.md)
+    "SKIP",
+    "PerLayerQuantization",
+    "Quantization",
+    "default_eligible",
+    "dequantize_weights",
+    "linear_like",
+    "parse_quantization",
+    "quantize_weights",
+    "recipes",
 ]
