@@ -28,3 +28,24 @@ __all__ = [
     "quantize",
     "set_num_threads",
 ]
+
+# Checkpoint I/O (safetensors files and sharded folders).
+from .io import (  # noqa: E402
+    SafetensorsFile,
+    load_checkpoint,
+    load_safetensors,
+    open_safetensors,
+    safetensors_metadata,
+    save_checkpoint,
+    save_safetensors,
+)
+
+__all__ += [
+    "SafetensorsFile",
+    "load_checkpoint",
+    "load_safetensors",
+    "open_safetensors",
+    "safetensors_metadata",
+    "save_checkpoint",
+    "save_safetensors",
+]
