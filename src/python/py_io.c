@@ -273,15 +273,19 @@ static PyTypeObject StFileType = {
 
 /* ---- st_validate ----------------------------------------------------------------------- */
 
-static PyObject *py_st_validate(PyObject *self, PyObject *arg) {
+/* st_validate(buffer, header_only=False): mlxq_st_parse over a whole file image, or
+ * mlxq_st_parse_header over bare header JSON. */
+static PyObject *py_st_validate(PyObject *self, PyObject *args) {
     Py_buffer view;
-    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0)
+    int header_only = 0;
+    if (!PyArg_ParseTuple(args, "y*|p:st_validate", &view, &header_only))
         return NULL;
     mlxq_st_header *h;
     mlxq_error err;
     mlxq_status st;
     Py_BEGIN_ALLOW_THREADS
-    st = mlxq_st_parse(view.buf, (size_t)view.len, &h, &err);
+    st = header_only ? mlxq_st_parse_header(view.buf, (size_t)view.len, &h, &err)
+                     : mlxq_st_parse(view.buf, (size_t)view.len, &h, &err);
     Py_END_ALLOW_THREADS
     PyBuffer_Release(&view);
     if (st)
@@ -296,8 +300,9 @@ static PyObject *py_st_validate(PyObject *self, PyObject *arg) {
         PyList_SET_ITEM(list, (Py_ssize_t)i, t);
     }
     PyObject *meta = list ? metadata_dict(h) : NULL;
-    PyObject *res = meta ? Py_BuildValue("(NNK)", list, meta,
-                                         (unsigned long long)h->data_start)
+    PyObject *res = meta ? Py_BuildValue("(NNKK)", list, meta,
+                                         (unsigned long long)h->data_start,
+                                         (unsigned long long)h->data_size)
                          : NULL;
     if (!res) {
         Py_XDECREF(list);
@@ -465,8 +470,9 @@ static PyObject *py_st_dtypes(PyObject *self, PyObject *noargs) {
 static PyMethodDef methods[] = {
     {"st_save", py_st_save, METH_VARARGS,
      "st_save(path, [(name, ndarray, dtype)], [(key, value)] | None) -> None"},
-    {"st_validate", py_st_validate, METH_O,
-     "st_validate(buffer) -> ([(name, dtype, shape, begin, end)], metadata | None, data_start)"},
+    {"st_validate", py_st_validate, METH_VARARGS,
+     "st_validate(buffer, header_only=False) -> ([(name, dtype, shape, begin, end)], "
+     "metadata | None, data_start, data_size)"},
     {"st_dtypes", py_st_dtypes, METH_NOARGS, "st_dtypes() -> {name: bits}"},
     {NULL, NULL, 0, NULL},
 };
