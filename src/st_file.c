@@ -18,7 +18,9 @@
 
 mlxq_status mlxq_st_open(const char *path, mlxq_st_file **out, mlxq_error *err) {
     *out = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused just below);
+     * the flag means nothing for the regular files that get past the check. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0)
         return mlxq_fail(err, MLXQ_EIO, "cannot open: %s", strerror(errno));
     struct stat sb;
