@@ -547,7 +547,9 @@ def load_checkpoint(path: PathLike) -> dict[str, np.ndarray]:
                     index_path, f"lists tensor {min(missing)!r} in {file!r}, which does not hold it"
                 )
     else:
-        files = sorted(p for p in d.glob("*.safetensors") if p.is_file())
+        files = sorted(
+            p for p in d.glob("*.safetensors") if not p.name.startswith(".") and p.is_file()
+        )
         if not files:
             raise MlxqIOError(f"{d}: no *.safetensors file and no {INDEX_FILE}")
         for p in files:
