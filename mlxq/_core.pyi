@@ -1,0 +1,96 @@
+"""Type stubs for mlxq._core, the C extension. Use the mlxq package API instead: these
+functions take dtype/mode codes the Python layer computes and validate only what the C core
+needs for memory safety and MLX-exact results."""
+
+from typing import Optional
+
+import numpy as np
+
+# ---- quantization (src/python/py_quant.c) ------------------------------------------------
+
+def quantize(
+    w: np.ndarray,
+    code: int,
+    mode: int,
+    group_size: int,
+    bits: int,
+    global_scale: Optional[float],
+    impl: int,
+) -> tuple[np.ndarray, ...]:
+    """(wq, scales, biases) for affine (mode 0), (wq, scales) otherwise."""
+
+def dequantize(
+    wq: np.ndarray,
+    scales: np.ndarray,
+    s_code: int,
+    biases: Optional[np.ndarray],
+    b_code: int,
+    mode: int,
+    group_size: int,
+    bits: int,
+    global_scale: Optional[float],
+    requested_code: int,
+    out_descr: np.dtype,
+    out_code: int,
+    impl: int,
+) -> np.ndarray:
+    """requested_code: the dtype asked for; out: the dtype produced (they differ only for
+    nvfp4 with a global scale, whose output is float32/float64)."""
+def cast(a: np.ndarray, code: int, out_descr: np.dtype, out_code: int, impl: int) -> np.ndarray:
+    """MLX-exact astype between float16/bfloat16/float32/float64 (a C-contiguous copy)."""
+
+def set_num_threads(n: int) -> int: ...
+def get_num_threads() -> int: ...
+def isa() -> tuple[str, str]:
+    """(active, detected) instruction set names: 'scalar', 'avx2' or 'avx512'."""
+
+def set_isa(name: str) -> str:
+    """Caps the instruction set the fast kernels use; returns the previous active name."""
+
+# ---- safetensors I/O (src/python/py_io.c) -------------------------------------------------
+# Policy (numpy dtypes, folders, shards, friendly argument errors) lives in mlxq/io.py.
+
+# (name, safetensors dtype name, shape, begin, end): offsets within the data section.
+_TensorInfoTuple = tuple[str, str, tuple[int, ...], int, int]
+
+class SafetensorsFile:
+    """A validated safetensors file mapped read-only. Raises mlxq.errors.SafetensorsError
+    for a malformed file and MlxqIOError when it cannot be opened or mapped."""
+
+    def __new__(cls, path: str | bytes) -> SafetensorsFile: ...
+    @property
+    def path(self) -> str: ...
+    @property
+    def data_start(self) -> int:
+        """File offset of the data section (8 + header length)."""
+    @property
+    def size(self) -> int:
+        """File size in bytes."""
+    def __len__(self) -> int: ...
+    def names(self) -> list[str]:
+        """Tensor names, sorted bytewise."""
+    def infos(self) -> list[_TensorInfoTuple]: ...
+    def info(self, name: str) -> _TensorInfoTuple:
+        """Raises KeyError when absent."""
+    def metadata(self) -> Optional[dict[str, str]]:
+        """The __metadata__ map; None when the header has none (or it is null)."""
+    def array(self, name: str, descr: np.dtype) -> np.ndarray:
+        """A read-only C-contiguous view of the tensor with dtype ``descr`` (whose itemsize
+        must match the tensor's dtype); its base is this object, keeping the map alive."""
+
+def st_save(
+    path: str | bytes,
+    items: list[tuple[str, np.ndarray, str]],
+    metadata: Optional[list[tuple[str, str]]],
+) -> None:
+    """Writes (name, array, safetensors dtype name) items atomically; arrays of any strides,
+    native byte order. metadata None writes no __metadata__."""
+
+def st_validate(
+    buffer: bytes, header_only: bool = False
+) -> tuple[list[_TensorInfoTuple], Optional[dict[str, str]], int, int]:
+    """Parses a whole file image (or, with header_only, bare header JSON) with every check
+    of the file reader: (tensors sorted by name, metadata, data_start, data_size)."""
+
+def st_dtypes() -> dict[str, int]:
+    """Every safetensors dtype name the parser knows, with its bits per element."""
