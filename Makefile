@@ -12,9 +12,10 @@ FUZZ_TIME ?= 60
 FUZZ_DIR = build/fuzz
 FUZZ_BIN = $(FUZZ_DIR)/st_header_fuzz
 FUZZ_SRC = fuzz/st_header_fuzz.c src/st_header.c src/common.c
-# `make test-asan`: the extension built with ASan + UBSan (gcc, MLXQ_SANITIZE=1 in setup.py)
-# into build/asan, run with gcc's libasan preloaded into an uninstrumented CPython. Leak
-# detection is off because CPython itself keeps memory alive at exit by design.
+# `make test-asan`: first the C safetensors API end to end (tests/c/st_io_test.c) under ASan
+# with leak detection; then the extension built with ASan + UBSan (gcc, MLXQ_SANITIZE=1 in
+# setup.py) into build/asan, run with gcc's libasan preloaded into an uninstrumented CPython.
+# Leak detection is off there because CPython itself keeps memory alive at exit by design.
 ASAN_DIR = build/asan
 ASAN_TESTS ?= tests/test_io_*.py tests/test_quant*.py tests/test_roundtrip.py
 ASAN_ENV = LD_PRELOAD="$$(gcc -print-file-name=libasan.so)" \
@@ -53,7 +54,13 @@ test: deps build
 # Python files plus the instrumented _core, and pytest runs from build/asan so that this
 # package, not the source tree's, is the one imported (checked first).
 test-asan: deps
-	@rm -rf $(ASAN_DIR)/mlxq && mkdir -p $(ASAN_DIR)/mlxq
+	@rm -rf $(ASAN_DIR)/mlxq $(ASAN_DIR)/scratch && mkdir -p $(ASAN_DIR)/mlxq $(ASAN_DIR)/scratch
+	gcc -std=c11 -g -O1 -D_GNU_SOURCE -fno-omit-frame-pointer -fsanitize=address,undefined \
+		-fno-sanitize-recover=undefined -Wall -Wextra -Wno-unused-parameter \
+		-Wno-missing-field-initializers -Isrc $$(pkg-config --cflags json-c) \
+		tests/c/st_io_test.c src/st_header.c src/st_file.c src/st_write.c src/common.c \
+		$$(pkg-config --libs json-c) -o $(ASAN_DIR)/st_io_test
+	$(ASAN_DIR)/st_io_test $(ASAN_DIR)/scratch
 	MLXQ_SANITIZE=1 $(PY) setup.py -q build_ext -b $(ASAN_DIR) -t $(ASAN_DIR)/tmp -j 2
 	@cp mlxq/*.py $(ASAN_DIR)/mlxq/
 	cd $(ASAN_DIR) && $(ASAN_ENV) $(PY) -c \

@@ -56,6 +56,8 @@ SEEDS: dict[str, bytes | str] = {
     "bad-array.json": "[]",
     "bad-dup-name.json": '{"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},"a":{"dtype":"U8","shape":[1],"data_offsets":[1,2]}}',
     "bad-dup-escaped.json": '{"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},"\\u0061":{"dtype":"U8","shape":[1],"data_offsets":[1,2]}}',
+    # found by the fuzzer: duplicate empty keys (the key buffer was still NULL: UB in the check)
+    "bad-dup-empty-names.json": '{"":[0],"":[0,0]}',
     "bad-dup-meta.json": '{"__metadata__":{"k":"1","k":"2"}}',
     "bad-dup-field.json": '{"t":{"dtype":"U8","dtype":"U8","shape":[1],"data_offsets":[0,1]}}',
     "bad-nul-name.json": '{"a\\u0000b":{"dtype":"U8","shape":[1],"data_offsets":[0,1]}}',

@@ -405,8 +405,8 @@ static int check_object(jcheck *j, int depth) {
     size_t nk = j->nkeys - base;
     if (nk > 1) {
         keyrec *k = j->keys + base;
-        for (size_t i = 0; i < nk; i++)
-            k[i].p = j->kbuf + k[i].off;
+        for (size_t i = 0; i < nk; i++) /* kbuf is NULL while every key so far is "" */
+            k[i].p = j->kbuf ? j->kbuf + k[i].off : "";
         qsort(k, nk, sizeof *k, keycmp);
         for (size_t i = 1; i < nk; i++)
             if (keycmp(&k[i - 1], &k[i]) == 0) {
