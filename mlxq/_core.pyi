@@ -50,6 +50,8 @@ def set_isa(name: str) -> str:
 # ---- safetensors I/O (src/python/py_io.c) -------------------------------------------------
 # Policy (numpy dtypes, folders, shards, friendly argument errors) lives in mlxq/io.py.
 
+import os
+
 # (name, safetensors dtype name, shape, begin, end): offsets within the data section.
 _TensorInfoTuple = tuple[str, str, tuple[int, ...], int, int]
 
@@ -57,7 +59,7 @@ class SafetensorsFile:
     """A validated safetensors file mapped read-only. Raises mlxq.errors.SafetensorsError
     for a malformed file and MlxqIOError when it cannot be opened or mapped."""
 
-    def __new__(cls, path: str | bytes) -> SafetensorsFile: ...
+    def __new__(cls, path: str | bytes | os.PathLike[str]) -> SafetensorsFile: ...
     @property
     def path(self) -> str: ...
     @property
@@ -79,7 +81,7 @@ class SafetensorsFile:
         must match the tensor's dtype); its base is this object, keeping the map alive."""
 
 def st_save(
-    path: str | bytes,
+    path: str | bytes | os.PathLike[str],
     items: list[tuple[str, np.ndarray, str]],
     metadata: Optional[list[tuple[str, str]]],
 ) -> None:

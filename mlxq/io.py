@@ -179,6 +179,8 @@ class SafetensorsFile(Mapping[str, np.ndarray]):
         return len(self._names)
 
     def __repr__(self) -> str:
+        if "_f" not in self.__dict__:  # __init__ raised
+            return "SafetensorsFile(<not open>)"
         return f"SafetensorsFile({self.path!r}, {len(self)} tensors)"
 
 
