@@ -6,8 +6,24 @@ export PIP_ROOT_USER_ACTION := ignore
 PIP = $(PY) -m pip --disable-pip-version-check -q
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES = libjson-c-dev pkg-config
+# Only `make fuzz` needs these (clang's libFuzzer and sanitizer runtimes).
+FUZZ_APT_PACKAGES = clang libclang-rt-14-dev
 
-.PHONY: all deps build test demo bench clean
+# `make fuzz`: seconds of fuzzing (FUZZ_TIME), and the libFuzzer binary's location.
+FUZZ_TIME ?= 60
+FUZZ_DIR = build/fuzz
+FUZZ_BIN = $(FUZZ_DIR)/st_header_fuzz
+FUZZ_SRC = fuzz/st_header_fuzz.c src/st_header.c src/common.c
+# `make test-asan`: first the C safetensors API end to end (tests/c/st_io_test.c) under ASan
+# with leak detection; then the extension built with ASan + UBSan (gcc, MLXQ_SANITIZE=1 in
+# setup.py) into build/asan, run with gcc's libasan preloaded into an uninstrumented CPython.
+# Leak detection is off there because CPython itself keeps memory alive at exit by design.
+ASAN_DIR = build/asan
+ASAN_TESTS ?= tests/test_io_*.py tests/test_quant*.py tests/test_roundtrip.py
+ASAN_ENV = LD_PRELOAD="$$(gcc -print-file-name=libasan.so)" \
+	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+
+.PHONY: all deps fuzz-deps build test test-asan fuzz demo bench clean
 
 all: build
 
@@ -20,17 +36,60 @@ deps:
 	@$(PIP) install "setuptools>=77" wheel "numpy>=1.24"
 	@$(PIP) install --no-build-isolation -e ".[test]"
 
+fuzz-deps:
+	@if ! command -v clang >/dev/null || \
+	    [ ! -e "$$(clang -print-file-name=libclang_rt.fuzzer-x86_64.a)" ]; then \
+		echo "installing $(FUZZ_APT_PACKAGES)"; \
+		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $(FUZZ_APT_PACKAGES); \
+	fi
+	@if ! pkg-config --exists json-c 2>/dev/null; then \
+		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $(APT_PACKAGES); \
+	fi
+
 build:
 	@$(PY) setup.py -q build_ext --inplace -j 2
 
 test: deps build
 	$(PY) -m pytest -q
 
+# The sanitizer build lives apart from the in-place one: build/asan/mlxq holds the package's
+# Python files plus the instrumented _core, and pytest runs from build/asan so that this
+# package, not the source tree's, is the one imported (checked first).
+test-asan: deps
+	@rm -rf $(ASAN_DIR)/mlxq $(ASAN_DIR)/scratch && mkdir -p $(ASAN_DIR)/mlxq $(ASAN_DIR)/scratch
+	gcc -std=c11 -g -O1 -D_GNU_SOURCE -fno-omit-frame-pointer -fsanitize=address,undefined \
+		-fno-sanitize-recover=undefined -Wall -Wextra -Wno-unused-parameter \
+		-Wno-missing-field-initializers -Isrc $$(pkg-config --cflags json-c) \
+		tests/c/st_io_test.c src/st_header.c src/st_file.c src/st_write.c src/common.c \
+		$$(pkg-config --libs json-c) -o $(ASAN_DIR)/st_io_test
+	$(ASAN_DIR)/st_io_test $(ASAN_DIR)/scratch
+	MLXQ_SANITIZE=1 $(PY) setup.py -q build_ext -b $(ASAN_DIR) -t $(ASAN_DIR)/tmp -j 2
+	@cp mlxq/*.py $(ASAN_DIR)/mlxq/
+	cd $(ASAN_DIR) && $(ASAN_ENV) $(PY) -c \
+		"import mlxq._core as c, sys; sys.exit('$(ASAN_DIR)/mlxq/' not in c.__file__)"
+	cd $(ASAN_DIR) && $(ASAN_ENV) $(PY) -m pytest -q -p no:cacheprovider \
+		$(addprefix $(CURDIR)/,$(wildcard $(ASAN_TESTS)))
+
+# libFuzzer on the header parser: FUZZ_TIME seconds, new inputs go to fuzz-out/ (the seed
+# corpus in fuzz/corpus/ is read, never written). A crash leaves fuzz-out/crash-* and fails.
+fuzz: fuzz-deps $(FUZZ_BIN)
+	@mkdir -p fuzz-out/corpus
+	$(FUZZ_BIN) -max_total_time=$(FUZZ_TIME) -timeout=10 -rss_limit_mb=2048 -max_len=65536 \
+		-dict=fuzz/st_header.dict -artifact_prefix=fuzz-out/ -print_final_stats=1 \
+		fuzz-out/corpus fuzz/corpus/st_header
+
+$(FUZZ_BIN): $(FUZZ_SRC) src/mlxq_safetensors.h src/st_internal.h src/mlxq_common.h
+	@mkdir -p $(FUZZ_DIR)
+	clang -std=c11 -g -O1 -D_GNU_SOURCE -fno-omit-frame-pointer \
+		-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+		-Isrc $$(pkg-config --cflags json-c) $(FUZZ_SRC) $$(pkg-config --libs json-c) -o $@
+
 demo: deps build
 	$(PY) -m mlxq demo
 
 bench: deps build
 	$(PY) benchmarks/bench_kernels.py
+	$(PY) benchmarks/bench_io.py
 
 clean:
-	rm -rf build mlxq/*.so *.egg-info .pytest_cache
+	rm -rf build mlxq/*.so *.egg-info .pytest_cache fuzz-out

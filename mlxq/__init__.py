@@ -21,6 +21,17 @@ from .config import SKIP, PerLayerQuantization, Quantization, parse_quantization
 from .predicates import default_eligible, linear_like
 from .weights import dequantize_weights, quantize_weights
 
+# Checkpoint I/O: safetensors files and sharded folders (docs/io.md).
+from .io import (
+    SafetensorsFile,
+    load_checkpoint,
+    load_safetensors,
+    open_safetensors,
+    safetensors_metadata,
+    save_checkpoint,
+    save_safetensors,
+)
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -44,4 +55,12 @@ __all__ = [
     "parse_quantization",
     "quantize_weights",
     "recipes",
+    # checkpoint I/O (docs/io.md)
+    "SafetensorsFile",
+    "load_checkpoint",
+    "load_safetensors",
+    "open_safetensors",
+    "safetensors_metadata",
+    "save_checkpoint",
+    "save_safetensors",
 ]

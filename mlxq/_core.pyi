@@ -46,3 +46,53 @@ def isa() -> tuple[str, str]:
 
 def set_isa(name: str) -> str:
     """Caps the instruction set the fast kernels use; returns the previous active name."""
+
+# ---- safetensors I/O (src/python/py_io.c) -------------------------------------------------
+# Policy (numpy dtypes, folders, shards, friendly argument errors) lives in mlxq/io.py.
+
+import os
+
+# (name, safetensors dtype name, shape, begin, end): offsets within the data section.
+_TensorInfoTuple = tuple[str, str, tuple[int, ...], int, int]
+
+class SafetensorsFile:
+    """A validated safetensors file mapped read-only. Raises mlxq.errors.SafetensorsError
+    for a malformed file and MlxqIOError when it cannot be opened or mapped."""
+
+    def __new__(cls, path: str | bytes | os.PathLike[str]) -> SafetensorsFile: ...
+    @property
+    def path(self) -> str: ...
+    @property
+    def data_start(self) -> int:
+        """File offset of the data section (8 + header length)."""
+    @property
+    def size(self) -> int:
+        """File size in bytes."""
+    def __len__(self) -> int: ...
+    def names(self) -> list[str]:
+        """Tensor names, sorted bytewise."""
+    def infos(self) -> list[_TensorInfoTuple]: ...
+    def info(self, name: str) -> _TensorInfoTuple:
+        """Raises KeyError when absent."""
+    def metadata(self) -> Optional[dict[str, str]]:
+        """The __metadata__ map; None when the header has none (or it is null)."""
+    def array(self, name: str, descr: np.dtype) -> np.ndarray:
+        """A read-only C-contiguous view of the tensor with dtype ``descr`` (whose itemsize
+        must match the tensor's dtype); its base is this object, keeping the map alive."""
+
+def st_save(
+    path: str | bytes | os.PathLike[str],
+    items: list[tuple[str, np.ndarray, str]],
+    metadata: Optional[list[tuple[str, str]]],
+) -> None:
+    """Writes (name, array, safetensors dtype name) items atomically; arrays of any strides,
+    native byte order. metadata None writes no __metadata__."""
+
+def st_validate(
+    buffer: bytes, header_only: bool = False
+) -> tuple[list[_TensorInfoTuple], Optional[dict[str, str]], int, int]:
+    """Parses a whole file image (or, with header_only, bare header JSON) with every check
+    of the file reader: (tensors sorted by name, metadata, data_start, data_size)."""
+
+def st_dtypes() -> dict[str, int]:
+    """Every safetensors dtype name the parser knows, with its bits per element."""

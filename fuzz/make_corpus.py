@@ -1,0 +1,110 @@
+"""Regenerates fuzz/corpus/st_header/: seed inputs for st_header_fuzz, also replayed by
+tests/test_io_validation.py. Names say what the parser must do: ok-* parse, bad-* fail.
+Files starting with 'F' are whole file images; the others are bare header JSON.
+
+    python3 fuzz/make_corpus.py
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+
+OUT = Path(__file__).resolve().parent / "corpus" / "st_header"
+
+
+def image(header: str | bytes, data: bytes = b"", length: int | None = None) -> bytes:
+    hb = header.encode() if isinstance(header, str) else header
+    return b"F" + struct.pack("<Q", len(hb) if length is None else length) + hb + data
+
+
+def e(dtype, shape, b, end, **extra):
+    return {"dtype": dtype, "shape": shape, "data_offsets": [b, end], **extra}
+
+
+def js(obj) -> str:
+    return json.dumps(obj, separators=(",", ":"))
+
+
+SEEDS: dict[str, bytes | str] = {
+    # valid headers
+    "ok-empty.json": "{}",
+    "ok-padded.json": "{}      ",
+    "ok-metadata.json": js({"__metadata__": {"format": "mlx", "k": "v\u00e9"}}),
+    "ok-meta-null.json": '{"__metadata__":null}',
+    "ok-one.json": js({"w": e("F32", [2, 3], 0, 24)}),
+    "ok-mlx-quant.json": js({
+        "__metadata__": {"format": "mlx"},
+        "model.layers.0.mlp.down_proj.biases": e("BF16", [8, 2], 0, 32),
+        "model.layers.0.mlp.down_proj.scales": e("BF16", [8, 2], 32, 64),
+        "model.layers.0.mlp.down_proj.weight": e("U32", [8, 16], 64, 576),
+    }),
+    "ok-all-dtypes.json": js({
+        "a": e("BOOL", [1], 0, 1), "b": e("F4", [2], 1, 2), "c": e("F6_E2M3", [4], 2, 5),
+        "d": e("F8_E4M3", [2], 5, 7), "f": e("BF16", [1], 7, 9), "g": e("C64", [1], 9, 17),
+        "h": e("U64", [], 17, 25), "i": e("F8_E8M0", [3], 25, 28),
+    }),
+    "ok-zero-size.json": js({"a": e("F32", [0, 4], 0, 0), "b": e("U8", [2], 0, 2),
+                             "c": e("I64", [3, 0], 2, 2)}),
+    "ok-extra-fields.json": js({"t": e("U8", [1], 0, 1, note=[1, {"x": None}], z=-1.5e3)}),
+    "ok-escapes.json": '{"a\\"b\\\\c\\/\\n\\u00e9\\ud83d\\ude00":{"dtype":"U8","shape":[1],"data_offsets":[0,1]}}',
+    "ok-unsorted.json": js({"z": e("U8", [1], 0, 1), "a": e("U8", [2], 1, 3)}),
+    "ok-rank64.json": js({"t": e("U8", [1] * 64, 0, 1)}),
+    # invalid headers
+    "bad-empty.json": "",
+    "bad-array.json": "[]",
+    "bad-dup-name.json": '{"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},"a":{"dtype":"U8","shape":[1],"data_offsets":[1,2]}}',
+    "bad-dup-escaped.json": '{"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},"\\u0061":{"dtype":"U8","shape":[1],"data_offsets":[1,2]}}',
+    # found by the fuzzer: duplicate empty keys (the key buffer was still NULL: UB in the check)
+    "bad-dup-empty-names.json": '{"":[0],"":[0,0]}',
+    "bad-dup-meta.json": '{"__metadata__":{"k":"1","k":"2"}}',
+    "bad-dup-field.json": '{"t":{"dtype":"U8","dtype":"U8","shape":[1],"data_offsets":[0,1]}}',
+    "bad-nul-name.json": '{"a\\u0000b":{"dtype":"U8","shape":[1],"data_offsets":[0,1]}}',
+    "bad-lone-surrogate.json": '{"a\\ud800":{"dtype":"U8","shape":[1],"data_offsets":[0,1]}}',
+    "bad-not-utf8.json": b'{"\xc0\x80":1}',
+    "bad-nan.json": '{"t":NaN}',
+    "bad-single-quote.json": "{'t':1}",
+    "bad-control.json": '{"t\x01":1}',
+    "bad-trailing-comma.json": '{"t":1,}',
+    "bad-trailing.json": "{} x",
+    "bad-deep.json": '{"x":' + "[" * 200 + "]" * 200 + "}",
+    "bad-meta-int.json": '{"__metadata__":{"a":1}}',
+    "bad-entry-array.json": '{"t":["U8",[1],[0,1]]}',
+    "bad-missing-shape.json": '{"t":{"dtype":"U8","data_offsets":[0,1]}}',
+    "bad-dtype.json": js({"t": e("u8", [1], 0, 1)}),
+    "bad-neg-dim.json": '{"t":{"dtype":"U8","shape":[-1],"data_offsets":[0,1]}}',
+    "bad-float-dim.json": '{"t":{"dtype":"U8","shape":[1.0],"data_offsets":[0,1]}}',
+    "bad-huge-dim.json": '{"t":{"dtype":"U8","shape":[18446744073709551616],"data_offsets":[0,1]}}',
+    "bad-overflow.json": js({"t": e("I32", [2, 2**62, 2**62], 0, 16)}),
+    "bad-offsets-3.json": '{"t":{"dtype":"U8","shape":[1],"data_offsets":[0,1,1]}}',
+    "bad-gap.json": js({"a": e("U8", [1], 0, 1), "b": e("U8", [1], 2, 3)}),
+    "bad-overlap.json": js({"a": e("U8", [2], 0, 2), "b": e("U8", [1], 1, 2)}),
+    "bad-size.json": js({"t": e("F32", [2, 2], 0, 4)}),
+    "bad-f4-odd.json": js({"t": e("F4", [3], 0, 2)}),
+    "bad-reversed.json": js({"t": e("U8", [0], 4, 0)}),
+    "bad-rank65.json": js({"t": e("U8", [1] * 65, 0, 1)}),
+    # whole files
+    "ok-file-one.st": image(js({"t": e("U8", [4], 0, 4)}), b"abcd"),
+    "ok-file-padded.st": image(js({"__metadata__": {"format": "pt"}, "t": e("F16", [2], 0, 4)}) + "   ", b"\0\x3c\0\x40"),
+    "ok-file-mlx-style.st": image('{"__metadata__":{"format":"mlx"},"a":{"data_offsets":[0,4],"dtype":"F32","shape":[]}}', b"\0\0\x80\x3f"),
+    "bad-file-short.st": b"F\x05\0\0",
+    "bad-file-huge-len.st": image("{}", length=2**64 - 1),
+    "bad-file-len-past-end.st": image("{}", length=9),
+    "bad-file-truncated-data.st": image(js({"t": e("U8", [4], 0, 4)}), b"abc"),
+    "bad-file-trailing-data.st": image(js({"t": e("U8", [4], 0, 4)}), b"abcde"),
+}
+
+
+def main() -> None:
+    OUT.mkdir(parents=True, exist_ok=True)
+    for name, content in SEEDS.items():
+        data = content.encode() if isinstance(content, str) else content
+        if not name.endswith(".st") and data[:1] == b"F":
+            raise SystemExit(f"{name}: a JSON seed must not start with 'F'")
+        (OUT / name).write_bytes(data)
+    print(f"wrote {len(SEEDS)} seeds to {OUT}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,563 @@
+"""Checkpoint I/O: safetensors files and sharded checkpoint folders, with no copies.
+
+Reading maps the file and returns read-only numpy arrays that view the mapping, so opening a
+multi-GB file costs about as much as parsing its header; the mapping stays alive as long as
+any array from it does. Every header is validated like the reference parser does (and a
+little more strictly: see docs/io.md), so a hostile file raises
+:class:`~mlxq.errors.SafetensorsError` instead of crashing or reading out of bounds.
+
+Writing is exact and atomic: the header is the reference writer's (byte for byte the file
+``safetensors.numpy.save_file`` writes), data goes from the arrays' own buffers to the
+file, and the file is built under a temporary name, fsynced and renamed into place.
+
+>>> import numpy as np, mlxq, tempfile, os
+>>> d = tempfile.mkdtemp()
+>>> mlxq.save_safetensors(os.path.join(d, "w.safetensors"), {"w": np.eye(2, dtype=np.float32)})
+>>> mlxq.load_safetensors(os.path.join(d, "w.safetensors"))["w"].tolist()
+[[1.0, 0.0], [0.0, 1.0]]
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Union
+
+import ml_dtypes
+import numpy as np
+
+from . import _core
+from .errors import (
+    ArgumentTypeError,
+    InvalidArgumentError,
+    KeyCollisionError,
+    MissingKeyError,
+    MlxqIOError,
+    SafetensorsError,
+    UnsupportedDtypeError,
+)
+
+__all__ = [
+    "DEFAULT_MAX_SHARD_SIZE",
+    "INDEX_FILE",
+    "MLX_METADATA",
+    "SafetensorsFile",
+    "TensorInfo",
+    "load_checkpoint",
+    "load_safetensors",
+    "open_safetensors",
+    "safetensors_metadata",
+    "save_checkpoint",
+    "save_safetensors",
+    "shard_file_names",
+]
+
+PathLike = Union[str, "os.PathLike[str]"]
+Tensors = Union[Mapping[str, Any], Iterable[tuple[str, Any]]]
+
+#: mlx-lm's shard limit (``MAX_FILE_SIZE_GB = 5``, in bytes).
+DEFAULT_MAX_SHARD_SIZE = 5 << 30
+#: The index file of a sharded checkpoint (written for a single shard too, as mlx-lm does).
+INDEX_FILE = "model.safetensors.index.json"
+#: The metadata mlx-lm writes into every shard.
+MLX_METADATA: Mapping[str, str] = MappingProxyType({"format": "mlx"})
+
+# safetensors dtype name -> numpy dtype, for every dtype numpy (with ml_dtypes) can hold
+# element for element. F4, F6_E2M3 and F6_E3M2 pack elements below a byte: no numpy view.
+_NUMPY_OF: dict[str, np.dtype] = {
+    "BOOL": np.dtype(np.bool_),
+    "U8": np.dtype(np.uint8),
+    "I8": np.dtype(np.int8),
+    "U16": np.dtype("<u2"),
+    "I16": np.dtype("<i2"),
+    "U32": np.dtype("<u4"),
+    "I32": np.dtype("<i4"),
+    "U64": np.dtype("<u8"),
+    "I64": np.dtype("<i8"),
+    "F16": np.dtype("<f2"),
+    "BF16": np.dtype(ml_dtypes.bfloat16),
+    "F32": np.dtype("<f4"),
+    "F64": np.dtype("<f8"),
+    "C64": np.dtype("<c8"),
+    "F8_E4M3": np.dtype(ml_dtypes.float8_e4m3fn),
+    "F8_E5M2": np.dtype(ml_dtypes.float8_e5m2),
+    "F8_E8M0": np.dtype(ml_dtypes.float8_e8m0fnu),
+    "F8_E4M3FNUZ": np.dtype(ml_dtypes.float8_e4m3fnuz),
+    "F8_E5M2FNUZ": np.dtype(ml_dtypes.float8_e5m2fnuz),
+}
+_NAME_OF: dict[np.dtype, str] = {dt: name for name, dt in _NUMPY_OF.items()}
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """What a header says about one tensor, without touching its data.
+
+    Attributes:
+        dtype: the safetensors dtype name (``"BF16"``, ``"F32"``, ...).
+        shape: the shape.
+        data_offsets: ``(begin, end)`` byte offsets within the data section.
+    """
+
+    dtype: str
+    shape: tuple[int, ...]
+    data_offsets: tuple[int, int]
+
+    @property
+    def nbytes(self) -> int:
+        return self.data_offsets[1] - self.data_offsets[0]
+
+
+def _numpy_dtype(st_dtype: str, path: str, name: str) -> np.dtype:
+    dt = _NUMPY_OF.get(st_dtype)
+    if dt is None:
+        raise SafetensorsError(
+            f"{path}: tensor {name!r} has dtype {st_dtype}, which packs elements below one "
+            "byte; numpy cannot view it (mlxq reads every other safetensors dtype)",
+            key=name,
+        )
+    return dt
+
+
+class SafetensorsFile(Mapping[str, np.ndarray]):
+    """A validated, memory-mapped safetensors file: a read-only mapping of name -> array.
+
+    Opening parses and checks the header only. Each ``f[name]`` is a new read-only numpy
+    array viewing the mapping (no copy); the mapping is released when this object and every
+    array taken from it are gone. Names iterate in sorted (bytewise) order.
+
+    >>> import numpy as np, mlxq, tempfile, os
+    >>> p = os.path.join(tempfile.mkdtemp(), "x.safetensors")
+    >>> mlxq.save_safetensors(p, {"a": np.arange(3, dtype=np.int8)}, metadata={"k": "v"})
+    >>> f = mlxq.open_safetensors(p)
+    >>> list(f), f.metadata, f.info("a").dtype, f["a"].tolist()
+    (['a'], {'k': 'v'}, 'I8', [0, 1, 2])
+    """
+
+    def __init__(self, path: PathLike):
+        self._f = _core.SafetensorsFile(os.fspath(path))
+        self._names: list[str] = self._f.names()
+        self._nameset = frozenset(self._names)
+
+    @property
+    def path(self) -> str:
+        return self._f.path
+
+    @property
+    def metadata(self) -> dict[str, str]:
+        """The ``__metadata__`` map (a new dict; empty when the file has none)."""
+        return self._f.metadata() or {}
+
+    @property
+    def has_metadata(self) -> bool:
+        """Whether the header has a (non-null) ``__metadata__`` entry."""
+        return self._f.metadata() is not None
+
+    def info(self, name: str) -> TensorInfo:
+        """The header entry of ``name``; raises MissingKeyError when absent."""
+        try:
+            _, dtype, shape, begin, end = self._f.info(name)
+        except KeyError:
+            raise MissingKeyError(f"{self.path}: no tensor named {name!r}", key=name) from None
+        return TensorInfo(dtype, shape, (begin, end))
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        info = self.info(name)
+        return self._f.array(name, _numpy_dtype(info.dtype, self.path, name))
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._nameset
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def __repr__(self) -> str:
+        if "_f" not in self.__dict__:  # __init__ raised
+            return "SafetensorsFile(<not open>)"
+        return f"SafetensorsFile({self.path!r}, {len(self)} tensors)"
+
+
+def open_safetensors(path: PathLike) -> SafetensorsFile:
+    """Opens and validates a safetensors file without reading its data.
+
+    Raises:
+        SafetensorsError: the file is malformed (the message names the file and, when one is
+            at fault, the tensor).
+        MlxqIOError: the file cannot be opened or mapped.
+    """
+    return SafetensorsFile(path)
+
+
+def load_safetensors(path: PathLike) -> dict[str, np.ndarray]:
+    """All tensors of a safetensors file as read-only arrays viewing a mapping of it.
+
+    Costs time proportional to the header, not the file: pages are read when touched.
+    Tensors come in sorted name order. BF16 loads as ``ml_dtypes.bfloat16``, F8_E4M3 /
+    F8_E5M2 as ``ml_dtypes.float8_e4m3fn`` / ``float8_e5m2``; see docs/io.md for all.
+    Use :func:`safetensors_metadata` or :func:`open_safetensors` for ``__metadata__``.
+
+    Raises:
+        SafetensorsError: malformed file, or a tensor of a sub-byte dtype (F4, F6_*).
+        MlxqIOError: the file cannot be opened.
+    """
+    f = SafetensorsFile(path)
+    return {name: f[name] for name in f}
+
+
+def safetensors_metadata(path: PathLike) -> dict[str, str]:
+    """The ``__metadata__`` map of a safetensors file (empty when it has none)."""
+    return SafetensorsFile(path).metadata
+
+
+# ---- writing ---------------------------------------------------------------------------
+
+
+def _pairs(tensors: Tensors) -> Iterator[tuple[str, Any]]:
+    if isinstance(tensors, Mapping):
+        yield from tensors.items()
+        return
+    for item in tensors:
+        try:
+            name, value = item
+        except (TypeError, ValueError):
+            raise ArgumentTypeError(
+                f"tensors must be a mapping or an iterable of (name, array) pairs, got an "
+                f"item of type {type(item).__name__}"
+            ) from None
+        yield name, value
+
+
+def _check_name(name: object) -> str:
+    if not isinstance(name, str):
+        raise ArgumentTypeError(f"tensor names must be str, got {type(name).__name__}")
+    if name == "__metadata__":
+        raise InvalidArgumentError("'__metadata__' is reserved and cannot name a tensor")
+    if "\0" in name:
+        raise InvalidArgumentError(f"tensor name {name!r} contains U+0000")
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidArgumentError(f"tensor name {name!r} is not valid Unicode") from None
+    return name
+
+
+def _as_array(name: str, value: Any) -> tuple[np.ndarray, str]:
+    arr = value if isinstance(value, np.ndarray) else np.asarray(value)
+    dt = arr.dtype
+    if not dt.isnative and dt.itemsize > 1:
+        # Big-endian input: the file is little-endian. This converts a copy; it is rare.
+        dt = dt.newbyteorder("=")
+        arr = arr.astype(dt)
+    st = _NAME_OF.get(dt)
+    if st is None:
+        raise UnsupportedDtypeError(
+            f"tensor {name!r} has dtype {arr.dtype}, which safetensors cannot store",
+            key=name,
+        )
+    return arr, st
+
+
+def _meta_pairs(metadata: Mapping[str, str] | None) -> list[tuple[str, str]] | None:
+    if metadata is None:
+        return None
+    if not isinstance(metadata, Mapping):
+        raise ArgumentTypeError(f"metadata must be a mapping of str to str, got {type(metadata).__name__}")
+    pairs = []
+    for k, v in metadata.items():
+        if not isinstance(k, str) or not isinstance(v, str):
+            raise ArgumentTypeError(
+                f"metadata must map str to str; got {type(k).__name__} -> {type(v).__name__} "
+                f"for key {k!r}"
+            )
+        if "\0" in k:
+            raise InvalidArgumentError(f"metadata key {k!r} contains U+0000")
+        pairs.append((k, v))
+    return pairs
+
+
+def _collect(tensors: Tensors) -> list[tuple[str, np.ndarray, str]]:
+    items: list[tuple[str, np.ndarray, str]] = []
+    seen: set[str] = set()
+    for name, value in _pairs(tensors):
+        name = _check_name(name)
+        if name in seen:
+            raise KeyCollisionError(f"two tensors are named {name!r}", key=name)
+        seen.add(name)
+        arr, st = _as_array(name, value)
+        items.append((name, arr, st))
+    return items
+
+
+def save_safetensors(
+    path: PathLike, tensors: Tensors, metadata: Mapping[str, str] | None = None
+) -> None:
+    """Writes ``tensors`` to ``path`` as a safetensors file, atomically.
+
+    ``tensors`` is a mapping or an iterable of ``(name, array)`` pairs; arrays are numpy
+    arrays (or anything ``numpy.asarray`` accepts) of a dtype listed in docs/io.md, with any
+    strides: contiguous arrays are written straight from their buffer, others in bounded
+    chunks, never through a full copy. ``metadata`` (str -> str) becomes ``__metadata__``;
+    None writes none.
+
+    The layout is the reference writer's: tensors by descending dtype then name (each
+    aligned to its element size), header padded with spaces to a multiple of 8 bytes. The
+    file is written to a hidden temporary sibling, fsynced, and renamed over ``path``: an
+    error or a crash never leaves a partial file under ``path``, and readers that mapped an
+    older file at ``path`` keep seeing it.
+
+    Raises:
+        KeyCollisionError: two tensors share a name.
+        UnsupportedDtypeError: an array's dtype has no safetensors name.
+        InvalidArgumentError / ArgumentTypeError: a bad name or metadata entry.
+        MlxqIOError: the file cannot be written (nothing is left behind).
+    """
+    items = _collect(tensors)
+    _core.st_save(os.fspath(path), items, _meta_pairs(metadata))
+
+
+# ---- checkpoint folders -----------------------------------------------------------------
+
+
+def shard_file_names(n: int) -> list[str]:
+    """mlx-lm's shard file names for ``n`` shards: ``model.safetensors`` alone, else
+    ``model-00001-of-0000N.safetensors``, ..."""
+    if n == 1:
+        return ["model.safetensors"]
+    return [f"model-{i:05d}-of-{n:05d}.safetensors" for i in range(1, n + 1)]
+
+
+def _fsync_dir(d: Path) -> None:
+    try:
+        fd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some file systems cannot fsync a directory; the files themselves are synced
+    finally:
+        os.close(fd)
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+    try:
+        with open(tmp, "x", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _count_parameters(sizes: Mapping[str, int], quantization: Mapping[str, Any] | None) -> int:
+    """mlx-lm's get_total_parameters, from tensor names and element counts.
+
+    Without ``quantization`` every element counts. With it (the config's "quantization"
+    block), a layer ``P`` that has ``P.scales`` and ``P.weight`` and is not switched off per
+    layer counts ``P.weight``'s packed uint32 elements as ``size * 32 // bits`` plus
+    ``P.bias``, and nothing else of ``P`` (scales, biases, global_scale), as mlx-lm does.
+    """
+    if not quantization:
+        return sum(sizes.values())
+    bits_of: dict[str, int] = {}
+    for name in sizes:
+        if name.endswith(".scales") and name[: -len(".scales")] + ".weight" in sizes:
+            layer = name[: -len(".scales")]
+            per_layer = quantization.get(layer)
+            if per_layer is False:
+                continue
+            if isinstance(per_layer, Mapping) and "bits" in per_layer:
+                bits_of[layer] = int(per_layer["bits"])
+            elif "bits" in quantization:
+                bits_of[layer] = int(quantization["bits"])
+            else:
+                raise InvalidArgumentError(f"quantization has no 'bits' for layer {layer!r}")
+    total = 0
+    for name, n in sizes.items():
+        layer, _, leaf = name.rpartition(".")
+        if layer in bits_of:
+            if leaf == "weight":
+                total += n * 32 // bits_of[layer]
+            elif leaf == "bias":
+                total += n
+        else:
+            total += n
+    return total
+
+
+def save_checkpoint(
+    path: PathLike,
+    tensors: Tensors,
+    max_shard_size: int = DEFAULT_MAX_SHARD_SIZE,
+    metadata: Mapping[str, str] | None = MLX_METADATA,
+    *,
+    total_parameters: int | None = None,
+    quantization: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Writes a checkpoint folder in mlx-lm's exact layout; returns the index written.
+
+    Shards follow mlx-lm's ``make_shards``: tensors are taken in the order given and a new
+    shard starts before the tensor that would push the current one past ``max_shard_size``
+    bytes (a tensor larger than the limit gets a shard of its own). Files are
+    ``model.safetensors`` when there is one shard, else ``model-0000i-of-0000N.safetensors``,
+    each with ``metadata`` (mlx-lm's ``{"format": "mlx"}`` by default), plus
+    ``model.safetensors.index.json``: ``{"metadata": {"total_size", "total_parameters"},
+    "weight_map": {name: file}}`` with names sorted, ``json.dump(indent=4)`` as mlx-lm.
+
+    ``tensors`` may be a lazy iterable of ``(name, array)`` pairs: each shard is written as
+    soon as it is complete, so at most one shard's arrays (plus the one that closed it) are
+    referenced at a time. ``total_parameters`` defaults to a count from the tensors (see
+    :func:`_count_parameters`; pass the config's ``quantization`` block for quantized
+    models, or the number itself). The folder is created if needed. Each file appears
+    atomically under its final name; shards are written under hidden temporary names and
+    renamed once their count is known, and the index is written last. On error the
+    temporary shards are removed. Stale shards from an earlier save with a different count
+    are left alone.
+    """
+    if not isinstance(max_shard_size, int) or max_shard_size <= 0:
+        raise InvalidArgumentError(f"max_shard_size must be a positive int, got {max_shard_size!r}")
+    meta = _meta_pairs(metadata)
+    d = Path(path)
+    d.mkdir(parents=True, exist_ok=True)
+    token = secrets.token_hex(6)
+    written: list[tuple[Path, list[str]]] = []  # temporary shard path, its tensor names
+    sizes: dict[str, int] = {}
+    total_size = 0
+    current: list[tuple[str, np.ndarray, str]] = []
+    current_size = 0
+
+    def flush() -> None:
+        nonlocal current, current_size
+        tmp = d / f".mlxq-{token}-{len(written) + 1:05d}.safetensors"
+        written.append((tmp, [name for name, _, _ in current]))
+        _core.st_save(os.fspath(tmp), current, meta)
+        current = []
+        current_size = 0
+
+    try:
+        started = False
+        for name, value in _pairs(tensors):
+            name = _check_name(name)
+            if name in sizes:
+                raise KeyCollisionError(f"two tensors are named {name!r}", key=name)
+            arr, st = _as_array(name, value)
+            sizes[name] = int(arr.size)
+            total_size += arr.nbytes
+            if not started or current_size + arr.nbytes > max_shard_size:
+                if started:
+                    flush()
+                started = True
+            current.append((name, arr, st))
+            current_size += arr.nbytes
+            del arr, value
+        if started:
+            flush()
+        finals = shard_file_names(len(written))
+        weight_map: dict[str, str] = {}
+        for (tmp, names), final in zip(written, finals):
+            os.replace(tmp, d / final)
+            for name in names:
+                weight_map[name] = final
+        written = []
+        _fsync_dir(d)
+    except BaseException:
+        for tmp, _ in written:
+            tmp.unlink(missing_ok=True)
+        raise
+
+    index = {
+        "metadata": {
+            "total_size": total_size,
+            "total_parameters": (
+                int(total_parameters)
+                if total_parameters is not None
+                else _count_parameters(sizes, quantization)
+            ),
+        },
+        "weight_map": {k: weight_map[k] for k in sorted(weight_map)},
+    }
+    _write_text_atomic(d / INDEX_FILE, json.dumps(index, indent=4))
+    return index
+
+
+def _index_error(index_path: Path, msg: str) -> SafetensorsError:
+    return SafetensorsError(f"{index_path}: {msg}")
+
+
+def _shard_path(d: Path, index_path: Path, file: object) -> Path:
+    """A weight_map file name, refused unless it is a plain relative path inside d."""
+    if not isinstance(file, str) or not file:
+        raise _index_error(index_path, f"weight_map values must be file names, got {file!r}")
+    parts = Path(file).parts
+    if Path(file).is_absolute() or ".." in parts or "\0" in file:
+        raise _index_error(index_path, f"weight_map names {file!r}, outside the checkpoint folder")
+    return d / file
+
+
+def load_checkpoint(path: PathLike) -> dict[str, np.ndarray]:
+    """Every tensor of a checkpoint folder, as read-only arrays viewing the mapped files.
+
+    With ``model.safetensors.index.json``, the files its ``weight_map`` names are opened and
+    must agree with it exactly: every listed tensor in its listed file, no tensor in a file
+    the map assigns elsewhere or not at all. Without an index, every ``*.safetensors`` file
+    in the folder (not hidden ones, not subfolders) is read and no name may appear twice.
+    Tensors come in sorted name order. Memory stays proportional to the headers.
+
+    Raises:
+        SafetensorsError: a malformed file or index, or files that disagree with the index.
+        MlxqIOError: the folder or a file cannot be read, or there is no safetensors file.
+    """
+    d = Path(path)
+    if not d.is_dir():
+        raise MlxqIOError(f"{d}: not a directory")
+    index_path = d / INDEX_FILE
+    out: dict[str, np.ndarray] = {}
+    if index_path.is_file():
+        try:
+            index = json.loads(index_path.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise _index_error(index_path, f"not valid JSON: {exc}") from None
+        wm = index.get("weight_map") if isinstance(index, dict) else None
+        if not isinstance(wm, dict):
+            raise _index_error(index_path, "no 'weight_map' object")
+        by_file: dict[str, set[str]] = {}
+        for name, file in wm.items():
+            _shard_path(d, index_path, file)
+            by_file.setdefault(file, set()).add(name)
+        for file in sorted(by_file):
+            f = SafetensorsFile(_shard_path(d, index_path, file))
+            for name in f:
+                owner = wm.get(name)
+                if owner != file:
+                    where = f"assigns it to {owner!r}" if owner else "does not list it"
+                    raise _index_error(index_path, f"{file!r} holds tensor {name!r} but the index {where}")
+                out[name] = f[name]
+            missing = by_file[file].difference(f)
+            if missing:
+                raise _index_error(
+                    index_path, f"lists tensor {min(missing)!r} in {file!r}, which does not hold it"
+                )
+    else:
+        files = sorted(
+            p for p in d.glob("*.safetensors") if not p.name.startswith(".") and p.is_file()
+        )
+        if not files:
+            raise MlxqIOError(f"{d}: no *.safetensors file and no {INDEX_FILE}")
+        for p in files:
+            f = SafetensorsFile(p)
+            for name in f:
+                if name in out:
+                    raise SafetensorsError(f"{p}: tensor {name!r} also appears in another file", key=name)
+                out[name] = f[name]
+    return {k: out[k] for k in sorted(out)}
