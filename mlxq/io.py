@@ -47,6 +47,8 @@ __all__ = [
     "INDEX_FILE",
     "MLX_METADATA",
     "SafetensorsFile",
+    "SafetensorsReader",
+    "SafetensorsWriter",
     "TensorInfo",
     "load_checkpoint",
     "load_safetensors",
@@ -182,6 +184,112 @@ class SafetensorsFile(Mapping[str, np.ndarray]):
         if "_f" not in self.__dict__:  # __init__ raised
             return "SafetensorsFile(<not open>)"
         return f"SafetensorsFile({self.path!r}, {len(self)} tensors)"
+
+
+class SafetensorsReader:
+    """A validated safetensors file read tensor by tensor into fresh arrays, without mapping.
+
+    :class:`SafetensorsFile` maps the whole file, which is free until pages are touched, but
+    counts the whole file against an address-space limit and every touched page against the
+    process's resident set. A converter that must stay within a memory bound whatever the
+    model size reads each tensor with ``pread`` into its own buffer instead, and drops it
+    when done. Same validation as :class:`SafetensorsFile` (header rules, then the data
+    section must be exactly the size the header describes).
+
+    >>> import numpy as np, mlxq, tempfile, os
+    >>> p = os.path.join(tempfile.mkdtemp(), "x.safetensors")
+    >>> mlxq.save_safetensors(p, {"a": np.arange(3, dtype=np.int8)})
+    >>> with SafetensorsReader(p) as r:
+    ...     r.names, r.read("a").tolist()
+    (['a'], [0, 1, 2])
+    """
+
+    def __init__(self, path: PathLike):
+        self.path = os.fspath(path)
+        try:
+            self._fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as e:
+            raise MlxqIOError(f"{self.path}: cannot open: {e.strerror}") from None
+        try:
+            self._parse()
+        except BaseException:
+            self.close()
+            raise
+
+    def _parse(self) -> None:
+        size = os.fstat(self._fd).st_size
+        head = os.pread(self._fd, 8, 0)
+        if len(head) < 8:
+            raise SafetensorsError(f"{self.path}: file is {size} bytes, shorter than the "
+                                   "8-byte header length")
+        n = int.from_bytes(head, "little")
+        if n > 100_000_000:
+            raise SafetensorsError(f"{self.path}: header length {n} is over the 100 MB limit")
+        if 8 + n > size:
+            raise SafetensorsError(f"{self.path}: file is truncated inside the header "
+                                   f"({size} bytes, header needs {8 + n})")
+        header = os.pread(self._fd, n, 8)
+        try:
+            infos, meta, data_start, data_size = _core.st_validate(header, True)
+        except SafetensorsError as e:
+            raise SafetensorsError(f"{self.path}: {e}", key=getattr(e, "key", None)) from None
+        if data_start + data_size != size:
+            what = "truncated" if data_start + data_size > size else "longer than its tensors"
+            raise SafetensorsError(
+                f"{self.path}: file is {what} (header describes {data_start + data_size} "
+                f"bytes, file has {size})")
+        self.data_start = data_start
+        self.metadata: dict[str, str] = meta or {}
+        self.infos: dict[str, TensorInfo] = {
+            name: TensorInfo(dt, tuple(shape), (b, e)) for name, dt, shape, b, e in infos}
+        self.names = list(self.infos)
+
+    def info(self, name: str) -> TensorInfo:
+        try:
+            return self.infos[name]
+        except KeyError:
+            raise MissingKeyError(f"{self.path}: no tensor named {name!r}", key=name) from None
+
+    def dtype(self, name: str) -> np.dtype:
+        return _numpy_dtype(self.info(name).dtype, self.path, name)
+
+    def read(self, name: str, out: np.ndarray | None = None) -> np.ndarray:
+        """The tensor as a new array, or read into ``out`` (C-contiguous, same byte size),
+        e.g. one slot of a stacked buffer."""
+        info = self.info(name)
+        dt = self.dtype(name)
+        if out is None:
+            out = np.empty(info.shape, dt)
+        elif not out.flags.c_contiguous or out.nbytes != info.nbytes:
+            raise InvalidArgumentError(f"{self.path}: out must be C-contiguous with "
+                                       f"{info.nbytes} bytes for {name!r}", key=name)
+        view = memoryview(out.reshape(-1).view(np.uint8))
+        pos, off = 0, self.data_start + info.data_offsets[0]
+        while pos < info.nbytes:
+            try:
+                got = os.preadv(self._fd, [view[pos:pos + (1 << 30)]], off + pos)
+            except OSError as e:
+                raise MlxqIOError(f"{self.path}: cannot read {name!r}: {e.strerror}") from None
+            if got == 0:
+                raise SafetensorsError(f"{self.path}: file shrank while reading {name!r}",
+                                       key=name)
+            pos += got
+        return out
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def __enter__(self) -> "SafetensorsReader":
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        if getattr(self, "_fd", -1) >= 0:
+            self.close()
 
 
 def open_safetensors(path: PathLike) -> SafetensorsFile:
@@ -320,6 +428,83 @@ def save_safetensors(
     """
     items = _collect(tensors)
     _core.st_save(os.fspath(path), items, _meta_pairs(metadata))
+
+
+class SafetensorsWriter:
+    """A safetensors file written tensor by tensor, in any order, committed atomically.
+
+    Every tensor's name, dtype and shape are given up front, which fixes the header and so
+    each tensor's place in the file; :meth:`put` then writes one tensor at its place, so a
+    producer that computes tensors one at a time (the converter) never holds more than the
+    one in hand. The layout is the one :func:`save_safetensors` writes for the same tensors,
+    byte for byte. Nothing appears under ``path`` before :meth:`commit`; leaving the
+    ``with`` block by an exception, or :meth:`abort`, removes the temporary file.
+
+    >>> import numpy as np, mlxq, tempfile, os
+    >>> p = os.path.join(tempfile.mkdtemp(), "w.safetensors")
+    >>> with SafetensorsWriter(p, [("a", np.float32, (2,)), ("b", np.uint8, (3,))]) as w:
+    ...     w.put("b", np.arange(3, dtype=np.uint8))
+    ...     w.put("a", np.ones(2, np.float32))
+    >>> sorted(mlxq.load_safetensors(p))
+    ['a', 'b']
+    """
+
+    def __init__(self, path: PathLike, specs: Iterable[tuple[str, Any, Iterable[int]]],
+                 metadata: Mapping[str, str] | None = None):
+        self.path = os.fspath(path)
+        entries = []
+        self._specs: dict[str, tuple[int, np.dtype, tuple[int, ...]]] = {}
+        for name, dtype, shape in specs:
+            name = _check_name(name)
+            if name in self._specs:
+                raise KeyCollisionError(f"two tensors are named {name!r}", key=name)
+            dt = np.dtype(dtype)
+            st = _NAME_OF.get(dt.newbyteorder("=") if dt.itemsize > 1 else dt)
+            if st is None:
+                raise UnsupportedDtypeError(
+                    f"tensor {name!r} has dtype {dt}, which safetensors cannot store", key=name)
+            shape = tuple(int(n) for n in shape)
+            self._specs[name] = (len(entries), dt.newbyteorder("="), shape)
+            entries.append((name, st, shape))
+        self._w = _core.StWriter(self.path, entries, _meta_pairs(metadata))
+        self._pending = set(self._specs)
+
+    @property
+    def pending(self) -> frozenset[str]:
+        """Names not yet written."""
+        return frozenset(self._pending)
+
+    def put(self, name: str, array: Any) -> None:
+        """Writes tensor ``name``; ``array`` must have the declared dtype and shape (a
+        non-contiguous array is copied to a contiguous one first)."""
+        spec = self._specs.get(name)
+        if spec is None:
+            raise MissingKeyError(f"{self.path}: no tensor {name!r} was declared", key=name)
+        index, dt, shape = spec
+        arr = np.asarray(array)
+        if arr.dtype != dt or arr.shape != shape:
+            raise InvalidArgumentError(
+                f"{self.path}: tensor {name!r} was declared {dt} {list(shape)}, got "
+                f"{arr.dtype} {list(arr.shape)}", key=name)
+        self._w.put(index, np.ascontiguousarray(arr))
+        self._pending.discard(name)
+
+    def commit(self) -> None:
+        """Checks every declared tensor was written, fsyncs, renames into place."""
+        self._w.commit()
+
+    def abort(self) -> None:
+        """Removes the temporary file (a no-op after commit)."""
+        self._w.abort()
+
+    def __enter__(self) -> "SafetensorsWriter":
+        return self
+
+    def __exit__(self, exc_type: Any, *_: Any) -> None:
+        if exc_type is None:
+            self.commit()
+        else:
+            self.abort()
 
 
 # ---- checkpoint folders -----------------------------------------------------------------

@@ -190,6 +190,14 @@ mlxq_status mlxq_st_writer_write_strided(mlxq_st_writer *w, const void *data, si
                                          int ndim, const int64_t *shape,
                                          const int64_t *strides, mlxq_error *err);
 
+/* The random-access alternative to the two above, for producers that make tensors in their
+ * own order (a converter streaming in mlx-lm's parameter order while the layout follows the
+ * canonical one): writes all `len` bytes of entry `index` at its place in the file (pwrite).
+ * `len` must equal the tensor's size; each tensor is put once. A writer is either sequential
+ * or random-access: mixing the two is MLXQ_EARG. */
+mlxq_status mlxq_st_writer_put(mlxq_st_writer *w, size_t index, const void *data, size_t len,
+                               mlxq_error *err);
+
 /* Checks every byte was written, fsyncs the file, renames it to the final path and fsyncs
  * the directory. Frees w whatever happens; on failure the temporary file is removed. */
 mlxq_status mlxq_st_writer_commit(mlxq_st_writer *w, mlxq_error *err);

@@ -310,6 +310,12 @@ struct mlxq_st_writer {
     uint64_t left;   /* bytes still due for order[cur] */
     char *stage;
     size_t staged;
+    /* Random-access mode (mlxq_st_writer_put): where each tensor goes, which are in. */
+    uint64_t data_start;
+    uint64_t *begin;     /* by entry index, within the data section */
+    unsigned char *done; /* by entry index; NULL until the first put */
+    size_t n_done;
+    int sequential;      /* set by the first write/write_strided: the modes exclude each other */
 };
 
 static mlxq_status io_fail(mlxq_error *err, const char *what, const char *path) {
@@ -367,6 +373,9 @@ static mlxq_status emit(mlxq_st_writer *w, const void *p, size_t len, mlxq_error
 }
 
 static mlxq_status account(mlxq_st_writer *w, size_t len, mlxq_error *err) {
+    if (w->done)
+        return mlxq_fail(err, MLXQ_EARG, "sequential write after mlxq_st_writer_put");
+    w->sequential = 1;
     uint64_t rest = len;
     while (rest) {
         if (w->cur >= w->n)
@@ -438,7 +447,41 @@ mlxq_status mlxq_st_writer_write_strided(mlxq_st_writer *w, const void *data, si
     return MLXQ_OK;
 }
 
+mlxq_status mlxq_st_writer_put(mlxq_st_writer *w, size_t index, const void *data, size_t len,
+                               mlxq_error *err) {
+    if (w->sequential)
+        return mlxq_fail(err, MLXQ_EARG, "mlxq_st_writer_put after a sequential write");
+    if (index >= w->n)
+        return mlxq_fail(err, MLXQ_EARG, "tensor #%zu does not exist (%zu tensors)", index, w->n);
+    if (len != w->sizes[index])
+        return mlxq_fail(err, MLXQ_EARG, "tensor #%zu holds %llu bytes, got %zu", index,
+                         (unsigned long long)w->sizes[index], len);
+    if (!w->done && !(w->done = calloc(w->n ? w->n : 1, 1)))
+        return mlxq_fail(err, MLXQ_ENOMEM, "out of memory");
+    if (w->done[index])
+        return mlxq_fail(err, MLXQ_EARG, "tensor #%zu was already written", index);
+    uint64_t off = w->data_start + w->begin[index];
+    const char *c = data;
+    while (len) {
+        size_t chunk = len > (1u << 30) ? (1u << 30) : len;
+        ssize_t r = pwrite(w->fd, c, chunk, (off_t)off);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            return io_fail(err, "cannot write", w->tmp);
+        }
+        c += r;
+        len -= (size_t)r;
+        off += (uint64_t)r;
+    }
+    w->done[index] = 1;
+    w->n_done++;
+    return MLXQ_OK;
+}
+
 static void writer_free(mlxq_st_writer *w) {
+    free(w->begin);
+    free(w->done);
     free(w->path);
     free(w->tmp);
     free(w->dir);
@@ -535,7 +578,8 @@ mlxq_status mlxq_st_writer_open(const char *path, const mlxq_st_entry *entries, 
     if ((st = write_all(w, header, header_len, err)))
         goto fail;
     free(header);
-    free(begin);
+    w->begin = begin;
+    w->data_start = header_len;
     w->cur = 0;
     w->left = n ? w->sizes[w->order[0]] : 0;
     skip_empty(w);
@@ -554,7 +598,18 @@ fail:
 
 mlxq_status mlxq_st_writer_commit(mlxq_st_writer *w, mlxq_error *err) {
     mlxq_status st;
-    if (w->cur < w->n) {
+    if (w->done) {
+        if (w->n_done < w->n) {
+            size_t missing = 0;
+            while (w->done[missing])
+                missing++;
+            st = mlxq_fail(err, MLXQ_EARG, "commit before every tensor was written (%zu of "
+                                           "%zu missing, first #%zu)",
+                           w->n - w->n_done, w->n, missing);
+            mlxq_st_writer_abort(w);
+            return st;
+        }
+    } else if (w->cur < w->n) {
         st = mlxq_fail(err, MLXQ_EARG, "commit before every tensor was written (%llu bytes "
                                        "of tensor #%zu still due)",
                        (unsigned long long)w->left, w->order[w->cur]);

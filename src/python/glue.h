@@ -32,8 +32,13 @@ int mlxq_py_as_tensor(PyObject *obj, int code, const char *name, int writable, m
 /* A new uninitialised C-contiguous array; steals nothing (descr is INCREF'd here). */
 PyObject *mlxq_py_new_array(int nd, const int64_t *shape, PyArray_Descr *descr);
 
+/* Raises the mlxq.errors class for a safetensors status (py_io.c), the message prefixed
+ * with `path` (bytes, or NULL); returns NULL. */
+PyObject *mlxq_py_st_raise(mlxq_status st, const mlxq_error *err, PyObject *path);
+
 /* Registration hooks, one per py_*.c file; each adds its functions to the module. */
 int mlxq_py_init_quant(PyObject *module);
 int mlxq_py_init_io(PyObject *module); /* py_io.c: safetensors */
+int mlxq_py_init_stwriter(PyObject *module); /* py_stwriter.c: random-access writer */
 
 #endif /* MLXQ_GLUE_H */

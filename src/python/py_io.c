@@ -12,7 +12,7 @@
 
 /* Raises the mlxq.errors class for `st`, prefixing the message with the file's path.
  * Malformed files raise SafetensorsError (FormatError's subclass for this format). */
-static PyObject *st_raise(mlxq_status st, const mlxq_error *err, PyObject *path) {
+PyObject *mlxq_py_st_raise(mlxq_status st, const mlxq_error *err, PyObject *path) {
     const char *cls_name;
     switch (st) {
     case MLXQ_EFORMAT: cls_name = "SafetensorsError"; break;
@@ -120,7 +120,7 @@ static PyObject *stfile_new(PyTypeObject *type, PyObject *args, PyObject *kwds) 
     st = mlxq_st_open(p, &f, &err);
     Py_END_ALLOW_THREADS
     if (st) {
-        st_raise(st, &err, path);
+        mlxq_py_st_raise(st, &err, path);
         Py_DECREF(path);
         return NULL;
     }
@@ -289,7 +289,7 @@ static PyObject *py_st_validate(PyObject *self, PyObject *args) {
     Py_END_ALLOW_THREADS
     PyBuffer_Release(&view);
     if (st)
-        return st_raise(st, &err, NULL);
+        return mlxq_py_st_raise(st, &err, NULL);
     PyObject *list = PyList_New((Py_ssize_t)h->n_tensors);
     for (size_t i = 0; list && i < h->n_tensors; i++) {
         PyObject *t = info_tuple(&h->tensors[i]);
@@ -410,7 +410,7 @@ static PyObject *py_st_save(PyObject *self, PyObject *args) {
     st = mlxq_st_writer_open(p, entries, (size_t)n, meta ? kvs : NULL, (size_t)nm, &w, &err);
     Py_END_ALLOW_THREADS
     if (st) {
-        st_raise(st, &err, path);
+        mlxq_py_st_raise(st, &err, path);
         goto out;
     }
     for (long i; (i = mlxq_st_writer_next(w)) >= 0;) {
@@ -429,7 +429,7 @@ static PyObject *py_st_save(PyObject *self, PyObject *args) {
         }
         Py_END_ALLOW_THREADS
         if (st) {
-            st_raise(st, &err, path);
+            mlxq_py_st_raise(st, &err, path);
             goto out;
         }
     }
@@ -438,7 +438,7 @@ static PyObject *py_st_save(PyObject *self, PyObject *args) {
     Py_END_ALLOW_THREADS
     w = NULL; /* commit frees it */
     if (st) {
-        st_raise(st, &err, path);
+        mlxq_py_st_raise(st, &err, path);
         goto out;
     }
     ret = Py_None;
