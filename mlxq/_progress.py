@@ -1,0 +1,64 @@
+"""A one-line progress bar for long commands: shown only on a terminal, redrawn at most a
+few times a second, erased when done (the caller prints its own summary)."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import TextIO
+
+
+def human_bytes(n: float) -> str:
+    """``1536`` -> ``'1.5 KiB'``; binary units, as ``du -h`` and mlx-lm's 5 GiB shards."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    raise AssertionError("unreachable")
+
+
+def human_time(s: float) -> str:
+    s = int(round(s))
+    h, rem = divmod(s, 3600)
+    m, sec = divmod(rem, 60)
+    return f"{h}:{m:02d}:{sec:02d}" if h else f"{m}:{sec:02d}"
+
+
+class Progress:
+    """``update(done_items, done_bytes)``; silent unless ``stream`` is a terminal and not
+    ``quiet``. Rate and ETA are by bytes, the part of the work that scales."""
+
+    def __init__(self, total_items: int, total_bytes: int, *, label: str = "",
+                 stream: TextIO | None = None, quiet: bool = False, min_interval: float = 0.2):
+        self.stream = stream if stream is not None else sys.stderr
+        self.enabled = not quiet and bool(getattr(self.stream, "isatty", lambda: False)())
+        self.total_items, self.total_bytes = total_items, max(total_bytes, 1)
+        self.label = label
+        self.start = time.monotonic()
+        self._last = 0.0
+        self._interval = min_interval
+        self._width = 0
+
+    def update(self, items: int, nbytes: int, *, force: bool = False) -> None:
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if not force and now - self._last < self._interval:
+            return
+        self._last = now
+        frac = min(nbytes / self.total_bytes, 1.0)
+        bar = "#" * int(frac * 24)
+        elapsed = now - self.start
+        rate = nbytes / elapsed if elapsed > 0 else 0.0
+        eta = (self.total_bytes - nbytes) / rate if rate > 0 else 0.0
+        line = (f"{self.label}[{bar:<24}] {items}/{self.total_items} tensors  "
+                f"{human_bytes(nbytes)}/{human_bytes(self.total_bytes)}  "
+                f"{human_bytes(rate)}/s  ETA {human_time(eta)}")
+        self._width = max(self._width, len(line))
+        self.stream.write("\r" + line.ljust(self._width))
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.enabled and self._width:
+            self.stream.write("\r" + " " * self._width + "\r")
+            self.stream.flush()

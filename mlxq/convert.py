@@ -1,0 +1,887 @@
+"""Convert a Hugging Face checkpoint folder into an MLX one, as ``mlx_lm.convert`` does,
+tensor by tensor.
+
+``mlx_lm.convert`` loads the whole model, casts, quantizes and saves it. :func:`convert`
+produces the same folder (the same tensors bit for bit, the same ``config.json`` content,
+shard names and index) without MLX and without holding the model: it first *plans* the
+output from the headers alone (every output tensor's name, dtype and shape, in mlx-lm's
+parameter order, cut into mlx-lm's shards), then makes each tensor from its sources, writes
+it at its place in its shard (:class:`mlxq.io.SafetensorsWriter`) and drops it. Peak memory
+is about twice the largest tensor, whatever the model size.
+
+The rules followed, by step (each names the mlx-lm behaviour it matches):
+
+- inputs: only ``model*.safetensors`` are read (``load_model``'s glob); ``config.json`` is
+  read with transformers' tagged non-finite floats decoded, and ``generation_config.json``'s
+  ``eos_token_id`` copied into it (``load_config``);
+- sanitize: the architecture's ``Model.sanitize`` (:mod:`mlxq.architectures`): rotary
+  buffers and a tied ``lm_head`` dropped, MoE experts stacked into ``[experts, out, in]``;
+- dtype: ``--dtype``, else the config's ``torch_dtype``, else ``text_config.dtype``; only
+  float16/bfloat16/float32 are applied, to every floating tensor (``convert``'s
+  ``set_dtype``), before quantizing;
+- quantize: layers mlx-lm would build as Linear/Embedding/SwitchLinear
+  (:func:`mlxq.linear_like`) whose last axis divides by the global group size
+  (``quantize_model``'s ``wrapped_predicate``), then the recipe or the model's own
+  ``quant_predicate``; layers already quantized are kept and the new ones recorded per layer
+  (mlx-lm's "fine grained" config);
+- dequantize: every quantized layer back to dense, ``quantization`` blocks removed;
+- output: mlx-lm's ``make_shards`` (5 GiB by default), ``{"format": "mlx"}`` metadata,
+  the index with ``total_size``/``total_parameters``, ``save_config``'s config.json, the
+  tokenizer files, ``*.py`` and ``generation_config.json``.
+
+The destination is built in a hidden sibling folder and renamed into place only when
+complete: an error or Ctrl-C leaves no destination folder, and the source is only read.
+
+>>> import os, tempfile, mlxq
+>>> from mlxq.synthetic import make_checkpoint
+>>> d = tempfile.mkdtemp()
+>>> src = make_checkpoint(os.path.join(d, "hf"), layers=2, hidden=64, intermediate=128,
+...                       vocab=64)
+>>> result = convert(src, os.path.join(d, "mlx"), quantize=True, quiet=True)
+>>> result.quantized_layers, round(result.bits_per_weight, 3)
+(16, 4.994)
+>>> mlxq.parse_quantization(os.path.join(d, "mlx", "config.json")).quantization
+Quantization(group_size=64, bits=4, mode=<QuantMode.AFFINE: 'affine'>)
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import glob
+import json
+import math
+import os
+import secrets
+import shutil
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, Optional, Sequence, TextIO, Union
+
+import numpy as np
+
+from . import architectures
+from ._dtypes import bfloat16
+from ._progress import Progress, human_bytes, human_time
+from .errors import (
+    FormatError,
+    InvalidArgumentError,
+    KeyCollisionError,
+    MissingKeyError,
+    MlxqError,
+    ParseError,
+    UnknownEnumValueError,
+)
+from .io import DEFAULT_MAX_SHARD_SIZE, INDEX_FILE, SafetensorsReader, SafetensorsWriter
+from .io import _count_parameters, _fsync_dir, shard_file_names
+from .metrics import QuantError, _error_sums, _Sums
+from .predicates import linear_like
+from .quant import QuantMode, astype, dequantize, quantize
+
+__all__ = ["ConvertResult", "LayerReport", "convert", "CONVERSION_DTYPES", "QUANT_RECIPES"]
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+#: ``--dtype`` choices (mlx-lm's ``MODEL_CONVERSION_DTYPES``).
+CONVERSION_DTYPES = ("float16", "bfloat16", "float32")
+#: ``--quant-predicate`` choices (mlx-lm's ``QUANT_RECIPES``).
+QUANT_RECIPES = ("mixed_2_6", "mixed_3_4", "mixed_3_6", "mixed_4_6")
+#: Per-mode defaults of ``quantize_model`` (``defaults_for_mode``).
+_MODE_DEFAULTS = {"affine": (64, 4), "mxfp4": (32, 4), "nvfp4": (16, 4), "mxfp8": (32, 8)}
+
+_NP_DTYPE = {"float16": np.dtype(np.float16), "bfloat16": np.dtype(bfloat16),
+             "float32": np.dtype(np.float32)}
+
+# Tokenizer files carried over. mlx-lm re-saves the tokenizer with transformers'
+# save_pretrained; the files it reads back are these, copied byte for byte here.
+_TOKENIZER_PATTERNS = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+                       "added_tokens.json", "tokenizer.model", "*.tiktoken", "tiktoken.model",
+                       "vocab.json", "vocab.txt", "merges.txt", "chat_template.jinja",
+                       "chat_template.json")
+_COPY_PATTERNS = ("*.py", "generation_config.json")
+_PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
+
+# transformers tags non-finite floats in config.json ({"__float__": "NaN"}); mlx-lm's
+# load_config decodes them and save_config encodes them again.
+_FLOAT_TAG = "__float__"
+_FLOAT_TAGS = {"Infinity": math.inf, "-Infinity": -math.inf, "NaN": math.nan}
+
+
+# ---- results -------------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class LayerReport:
+    """Quantization error of one layer against its source weight (``--report``)."""
+
+    layer: str
+    group_size: int
+    bits: int
+    mode: str
+    error: QuantError
+
+
+@dataclasses.dataclass
+class ConvertResult:
+    """What :func:`convert` did."""
+
+    dst: str
+    tensors: int                 # tensors written
+    quantized_layers: int        # layers quantized by this run
+    kept_quantized_layers: int   # layers that were already quantized and kept
+    dequantized_layers: int
+    bits_per_weight: float       # mlx-lm's compute_bits_per_weight of the result
+    bytes_read: int
+    bytes_written: int
+    seconds: float
+    architecture: str
+    report: list[LayerReport] = dataclasses.field(default_factory=list)
+    report_total: Optional[QuantError] = None
+
+    def summary(self) -> str:
+        rate = self.bytes_read / self.seconds if self.seconds > 0 else 0.0
+        lines = [
+            f"wrote {self.dst}: {self.tensors} tensors in {human_time(self.seconds)} "
+            f"({self.seconds:.2f} s, {human_bytes(rate)}/s read)",
+            f"  size {human_bytes(self.bytes_read)} -> {human_bytes(self.bytes_written)}, "
+            f"{self.bits_per_weight:.3f} bits per weight",
+        ]
+        parts = []
+        if self.quantized_layers:
+            parts.append(f"{self.quantized_layers} layers quantized")
+        if self.kept_quantized_layers:
+            parts.append(f"{self.kept_quantized_layers} already quantized layers kept")
+        if self.dequantized_layers:
+            parts.append(f"{self.dequantized_layers} layers dequantized")
+        if parts:
+            lines.append("  " + ", ".join(parts))
+        return "\n".join(lines)
+
+    def report_table(self) -> str:
+        if not self.report:
+            return "no layer was quantized from dense weights in this run: nothing to report"
+        w = max(len(r.layer) for r in self.report)
+        head = f"{'layer':<{w}}  {'mode':>6} {'bits':>4} {'group':>5}  {'rmse':>10} " \
+               f"{'max abs':>10} {'SNR dB':>7}"
+        rows = [head, "-" * len(head)]
+        for r in self.report:
+            e = r.error
+            rows.append(f"{r.layer:<{w}}  {r.mode:>6} {r.bits:>4} {r.group_size:>5}  "
+                        f"{e.rmse:>10.4g} {e.max_abs:>10.4g} {e.snr_db:>7.2f}")
+        if self.report_total is not None:
+            t = self.report_total
+            rows.append("-" * len(head))
+            rows.append(f"{'all layers':<{w}}  {'':>6} {'':>4} {'':>5}  {t.rmse:>10.4g} "
+                        f"{t.max_abs:>10.4g} {t.snr_db:>7.2f}")
+        return "\n".join(rows)
+
+
+# ---- config ---------------------------------------------------------------------------------
+
+def _decode_floats(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        if set(obj) == {_FLOAT_TAG} and obj[_FLOAT_TAG] in _FLOAT_TAGS:
+            return _FLOAT_TAGS[obj[_FLOAT_TAG]]
+        return {k: _decode_floats(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_decode_floats(v) for v in obj]
+    return obj
+
+
+def _encode_floats(obj: Any) -> Any:
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return {_FLOAT_TAG: "NaN" if math.isnan(obj) else ("Infinity" if obj > 0 else "-Infinity")}
+    if isinstance(obj, dict):
+        return {k: _encode_floats(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_encode_floats(v) for v in obj]
+    return obj
+
+
+def load_config(src: Path) -> dict[str, Any]:
+    """``config.json`` as mlx-lm's ``load_config`` reads it (tagged floats decoded,
+    ``generation_config.json``'s ``eos_token_id`` copied in when truthy)."""
+    path = src / "config.json"
+    try:
+        with open(path, encoding="utf-8") as f:
+            config = _decode_floats(json.load(f))
+    except FileNotFoundError:
+        raise MissingKeyError(f"{src}: no config.json; a Hugging Face checkpoint folder has "
+                              "one next to its weights", key="config.json") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ParseError(f"{path}: not valid JSON: {e}") from None
+    if not isinstance(config, dict):
+        raise ParseError(f"{path}: expected a JSON object, got {type(config).__name__}")
+    gen = src / "generation_config.json"
+    if gen.exists():
+        try:
+            with open(gen, encoding="utf-8") as f:
+                gc = json.load(f)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            gc = {}  # mlx-lm ignores an unreadable generation config too
+        if isinstance(gc, dict) and (eos := gc.get("eos_token_id", False)):
+            config["eos_token_id"] = eos
+    return config
+
+
+def config_text(config: Mapping[str, Any]) -> str:
+    """mlx-lm's ``save_config`` output for ``config`` (already cleaned of popped keys)."""
+    config = dict(config)
+    config.pop("_name_or_path", None)
+    config.pop("vision_config", None)
+    if "quantization" in config:
+        config["quantization_config"] = config["quantization"]
+    config = dict(sorted(config.items()))
+    return json.dumps(_encode_floats(config), indent=4)
+
+
+def parse_size(text: Union[str, int]) -> int:
+    """A shard size: bytes, or with a unit (``5GB``, ``500MB``, ``2GiB``, ``1.5G``). Decimal
+    units as mlx-lm's ``_parse_size`` (G = 10**9); binary ones with ``i``.
+
+    >>> parse_size("5GiB"), parse_size("2GB"), parse_size(1024)
+    (5368709120, 2000000000, 1024)
+    """
+    if isinstance(text, int):
+        n = text
+    else:
+        units = {"": 1, "K": 10**3, "KB": 10**3, "M": 10**6, "MB": 10**6, "G": 10**9,
+                 "GB": 10**9, "T": 10**12, "TB": 10**12, "KIB": 1 << 10, "MIB": 1 << 20,
+                 "GIB": 1 << 30, "TIB": 1 << 40}
+        s = str(text).strip()
+        i = 0
+        while i < len(s) and (s[i].isdigit() or s[i] == "."):
+            i += 1
+        unit = s[i:].strip().upper()
+        try:
+            value = float(s[:i])
+        except ValueError:
+            value = -1
+        if unit not in units or value < 0:
+            raise InvalidArgumentError(
+                f"cannot read size {text!r}; give bytes or a number with a unit such as "
+                "5GB, 500MB or 2GiB")
+        n = int(value * units[unit])
+    if n <= 0:
+        raise InvalidArgumentError(f"the shard size must be positive, got {text!r}")
+    return n
+
+
+# ---- sources --------------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class _Spec:
+    """What a planner needs of a tensor: enough for predicates that look at shape/dtype."""
+
+    shape: tuple[int, ...]
+    dtype: np.dtype
+
+    @property
+    def nbytes(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize
+
+
+class _Sources:
+    """Every input tensor, by name, read on demand with pread (never mapped)."""
+
+    def __init__(self, src: Path):
+        files = sorted(p for p in glob.glob(str(src / "model*.safetensors"))
+                       if not os.path.basename(p).startswith("."))
+        if not files:
+            _refuse_other_weights(src)
+        self.readers: list[SafetensorsReader] = []
+        self.where: dict[str, SafetensorsReader] = {}
+        try:
+            for f in files:
+                r = SafetensorsReader(f)
+                self.readers.append(r)
+                for name in r.names:
+                    if name in self.where:
+                        raise KeyCollisionError(
+                            f"tensor {name!r} is in both {self.where[name].path} and {f}",
+                            key=name)
+                    self.where[name] = r
+        except BaseException:
+            self.close()
+            raise
+
+    def spec(self, name: str) -> _Spec:
+        r = self.where[name]
+        return _Spec(r.info(name).shape, r.dtype(name))
+
+    def read(self, name: str, out: np.ndarray | None = None) -> np.ndarray:
+        return self.where[name].read(name, out)
+
+    def nbytes(self, name: str) -> int:
+        return self.where[name].info(name).nbytes
+
+    def close(self) -> None:
+        for r in self.readers:
+            r.close()
+
+
+def _refuse_other_weights(src: Path) -> None:
+    names = sorted(os.listdir(src))
+    pickles = [n for n in names if n.endswith(_PICKLE_SUFFIXES)]
+    if pickles:
+        raise FormatError(
+            f"{src}: weights are in pickle files ({', '.join(pickles[:3])}); mlxq refuses "
+            "them because unpickling runs arbitrary code. Convert them to safetensors first "
+            "(e.g. transformers' save_pretrained(..., safe_serialization=True))")
+    other = [n for n in names if n.endswith(".safetensors")]
+    if other:
+        raise FormatError(
+            f"{src}: no model*.safetensors ({', '.join(other[:3])} found); mlx-lm reads only "
+            "files named model*.safetensors, so mlxq does too. Rename them")
+    raise MissingKeyError(f"{src}: no model*.safetensors files")
+
+
+# ---- the plan -------------------------------------------------------------------------------
+
+@dataclasses.dataclass
+class _Base:
+    """A tensor after sanitize (and any external-format transform), before cast."""
+
+    spec: _Spec
+    load: Callable[[], np.ndarray]
+    src_bytes: int
+
+
+@dataclasses.dataclass
+class _Unit:
+    """One computation and the output tensors it makes (a quantized layer makes 2-3)."""
+
+    outputs: list[tuple[str, _Spec]]
+    compute: Callable[[], dict[str, np.ndarray]]
+    kind: str  # copy | quantize | dequantize
+
+
+def _is_float(dt: np.dtype) -> bool:
+    return dt.kind == "f" or dt == np.dtype(bfloat16)
+
+
+def _cast(arr: np.ndarray, target: np.dtype | None) -> np.ndarray:
+    if target is None or not _is_float(arr.dtype) or arr.dtype == target:
+        return arr
+    return astype(arr, target)
+
+
+def _quant_shapes(shape: tuple[int, ...], gs: int, bits: int, mode: str,
+                  dt: np.dtype) -> list[tuple[str, _Spec]]:
+    lead, cols = shape[:-1], shape[-1]
+    sdt = dt if mode == "affine" else np.dtype(np.uint8)
+    out = [("weight", _Spec(lead + (cols * bits // 32,), np.dtype(np.uint32))),
+           ("scales", _Spec(lead + (cols // gs,), sdt))]
+    if mode == "affine":
+        out.append(("biases", _Spec(lead + (cols // gs,), sdt)))
+    return out
+
+
+def _layer_params(entry: Any, glob_gs: int, glob_bits: int, glob_mode: str
+                  ) -> tuple[int, int, str]:
+    """(group_size, bits, mode) of a per-layer entry as nn.quantize applies it: missing or
+    null fields fall back to the mode's defaults (QuantizedLinear's own defaults)."""
+    if isinstance(entry, Mapping):
+        mode = entry.get("mode") or glob_mode
+        dgs, dbits = _MODE_DEFAULTS.get(mode, (glob_gs, glob_bits))
+        return int(entry.get("group_size") or dgs), int(entry.get("bits") or dbits), mode
+    return glob_gs, glob_bits, glob_mode
+
+
+def _existing_params(path: str, block: Mapping[str, Any], wspec: _Spec, sspec: _Spec,
+                     has_biases: bool) -> tuple[int, int, str]:
+    """A stored layer's parameters: its per-layer entry, else the global block, checked
+    against the shapes like mlx-lm's ``infer_quant_config``."""
+    entry = block.get(path)
+    if isinstance(entry, Mapping):
+        gs, bits, mode = _layer_params(entry, 0, 0, str(block.get("mode", "affine")))
+    else:
+        mode = str(block.get("mode", "affine"))
+        gs, bits = int(block.get("group_size", 0) or 0), int(block.get("bits", 0) or 0)
+    cols = sspec.shape[-1] * gs if gs else 0
+    if not gs or not bits or wspec.shape[-1] * 32 != cols * bits:
+        # infer from the shapes, as mlx-lm does for layers the config does not name
+        if sspec.shape[-1] == 0:
+            raise FormatError(f"{path}: scales have no columns", layer=path)
+        if has_biases:
+            mode = "affine"
+        for g in (32, 64, 128, 16):
+            c = sspec.shape[-1] * g
+            if (wspec.shape[-1] * 32) % c == 0 and (wspec.shape[-1] * 32) // c in (2, 3, 4, 5, 6, 8):
+                if mode != "affine" and (g, (wspec.shape[-1] * 32) // c) not in (
+                        (32, 4), (16, 4), (32, 8)):
+                    continue
+                return g, (wspec.shape[-1] * 32) // c, mode
+        raise FormatError(f"{path}: cannot tell the group size and bits of weight "
+                          f"{list(wspec.shape)} with scales {list(sspec.shape)}", layer=path)
+    return gs, bits, mode
+
+
+class _Plan:
+    def __init__(self, src: Path, dst: Path, *, quantize: bool, q_group_size: Optional[int],
+                 q_bits: Optional[int], q_mode: str, quant_predicate: Optional[str],
+                 dtype: Optional[str], dequantize: bool, max_shard_size: int,
+                 report: bool, warn: Callable[[str], None]):
+        self.src, self.dst = src, dst
+        self.report = report
+        self.config = load_config(src)
+        self.sources = _Sources(src)
+        try:
+            self._build(quantize, q_group_size, q_bits, q_mode, quant_predicate, dtype,
+                        dequantize, max_shard_size, warn)
+        except BaseException:
+            self.sources.close()
+            raise
+
+    # -- building ------------------------------------------------------------------------
+
+    def _build(self, quantize_: bool, q_group_size: Optional[int], q_bits: Optional[int],
+               q_mode: str, quant_predicate: Optional[str], dtype: Optional[str],
+               dequantize_: bool, max_shard_size: int, warn: Callable[[str], None]) -> None:
+        config = self.config
+        src = self.sources
+        self.arch = architectures.architecture_for(config)
+        if not self.arch.exact:
+            warn(f"model_type {config.get('model_type')!r} is not one mlxq knows "
+                 f"({', '.join(architectures.known_model_types())}): no sanitize step, "
+                 "natural-sort parameter order and the linear_like rule for what to "
+                 "quantize; the result may differ from mlx_lm.convert's")
+
+        base: dict[str, _Base] = {}
+        block = config.get("quantization")
+        qc = config.get("quantization_config")
+        external = None
+        if block is None and isinstance(qc, Mapping) and qc.get("quant_method"):
+            external = self._external(qc, base, warn)
+            block = config.get("quantization")
+        else:
+            names = list(src.where)
+            plan = self.arch.sanitize(names, config)
+            for out, name in plan.copy.items():
+                base[out] = _Base(src.spec(name), (lambda n=name: src.read(n)), src.nbytes(name))
+            for out, names_ in plan.stack.items():
+                first = src.spec(names_[0])
+                for n in names_[1:]:
+                    if src.spec(n) != first:
+                        raise FormatError(f"{out}: experts differ in shape or dtype "
+                                          f"({names_[0]} {list(first.shape)} {first.dtype}, "
+                                          f"{n} {list(src.spec(n).shape)} {src.spec(n).dtype})",
+                                          key=out)
+                spec = _Spec((len(names_),) + first.shape, first.dtype)
+                base[out] = _Base(spec, (lambda ns=names_, sp=spec: self._stack(ns, sp)),
+                                  sum(src.nbytes(n) for n in names_))
+        if block is not None and not isinstance(block, Mapping):
+            raise ParseError(f"config.json: 'quantization' must be an object, got {block!r}")
+
+        # dtype: mlx-lm's convert: --dtype, else torch_dtype, else text_config.dtype
+        if dtype is not None and dtype not in CONVERSION_DTYPES:
+            raise UnknownEnumValueError(f"dtype {dtype!r}; expected one of "
+                                        f"{', '.join(CONVERSION_DTYPES)}")
+        if dtype is None:
+            dtype = config.get("torch_dtype")
+        if dtype is None and isinstance(config.get("text_config"), Mapping):
+            dtype = config["text_config"].get("dtype")
+        self.dtype_name = dtype if dtype in CONVERSION_DTYPES else None
+        self.cast_to = _NP_DTYPE.get(self.dtype_name) if self.dtype_name else None
+
+        def cast_spec(s: _Spec) -> _Spec:
+            if self.cast_to is not None and _is_float(s.dtype):
+                return _Spec(s.shape, self.cast_to)
+            return s
+
+        # which layers are quantized already (MLX layout: P.weight + P.scales)
+        stored = {n[: -len(".scales")] for n in base
+                  if n.endswith(".scales") and n[: -len(".scales")] + ".weight" in base}
+        if stored and block is None:
+            raise FormatError(
+                f"{src.readers[0].path}: tensors such as {sorted(stored)[0]}.scales look "
+                "quantized but config.json has no 'quantization' block")
+        block = dict(block) if block is not None else None
+        units: dict[str, _Unit] = {}
+        owner: dict[str, str] = {}  # base name consumed by a layer unit
+        self.counts = {"quantize": 0, "kept": 0, "dequantize": 0}
+
+        if dequantize_:
+            for path in sorted(stored):
+                w, s = base[path + ".weight"], base[path + ".scales"]
+                b = base.get(path + ".biases")
+                gs, bits, mode = _existing_params(path, block or {}, w.spec, s.spec,
+                                                  b is not None)
+                sdt = cast_spec(s.spec).dtype
+                out_dt = sdt if mode == "affine" else np.dtype(bfloat16)
+                cols = w.spec.shape[-1] * 32 // bits
+                gkey = path + ".global_scale"
+                g = base.get(gkey)
+                if g is not None:
+                    out_dt = np.dtype(np.float32)
+                spec = _Spec(w.spec.shape[:-1] + (cols,), out_dt)
+                units[path + ".weight"] = _Unit(
+                    [(path + ".weight", spec)],
+                    (lambda w=w, s=s, b=b, g=g, gs=gs, bits=bits, mode=mode, path=path: {
+                        path + ".weight": self._dequant(w, s, b, g, gs, bits, mode)}),
+                    "dequantize")
+                for k in (".weight", ".scales", ".biases", ".global_scale"):
+                    if path + k in base:
+                        owner[path + k] = path + ".weight"
+                self.counts["dequantize"] += 1
+            config.pop("quantization", None)
+            config.pop("quantization_config", None)
+        else:
+            self.counts["kept"] = len(stored)
+
+        if quantize_:
+            if q_mode not in _MODE_DEFAULTS:
+                raise UnknownEnumValueError(f"q_mode {q_mode!r}; expected one of "
+                                            f"{', '.join(_MODE_DEFAULTS)}")
+            gs, bits = _MODE_DEFAULTS[q_mode]
+            gs, bits = q_group_size or gs, q_bits or bits
+            params = {"group_size": gs, "bits": bits, "mode": q_mode}
+            fine_grained = block is not None and not dequantize_
+            if not fine_grained:
+                block = dict(params)
+            candidates = {n: b for n, b in base.items() if n.endswith(".weight")
+                          and n[: -len(".weight")] not in stored}
+            recipe_entries: dict[str, Any] = {}
+            if quant_predicate is not None:
+                from .recipes import layer_layout, recipe
+                rec = recipe(quant_predicate)
+                specs = {n: cast_spec(b.spec) for n, b in base.items()}
+                location, layers = layer_layout(specs)
+                num_layers = int(config.get("num_hidden_layers") or layers or 0)
+                for n, b in candidates.items():
+                    path = n[: -len(".weight")]
+                    rb = rec.bits_for(path, num_layers=num_layers, layer_location=location)
+                    # the predicate records q_group_size as given (None when not), like
+                    # mlx-lm's mixed_quant_predicate_builder
+                    recipe_entries[path] = {"group_size": q_group_size, "bits": rb,
+                                            "mode": "affine"}
+            for n, b in candidates.items():
+                path = n[: -len(".weight")]
+                spec = cast_spec(b.spec)
+                if not linear_like(path, spec):
+                    continue
+                if spec.shape[-1] % gs != 0:
+                    continue
+                if quant_predicate is not None:
+                    entry: Any = recipe_entries[path]
+                else:
+                    entry = self.arch.model_quant_override(path) or True
+                if isinstance(entry, Mapping):
+                    block[path] = dict(entry)
+                elif fine_grained:
+                    block[path] = dict(params)
+                lgs, lbits, lmode = _layer_params(entry, gs, bits, q_mode)
+                if spec.shape[-1] % lgs != 0:
+                    raise InvalidArgumentError(
+                        f"{path}: last axis {spec.shape[-1]} is not divisible by the layer's "
+                        f"group size {lgs}", layer=path)
+                outs = [(f"{path}.{leaf}", s)
+                        for leaf, s in _quant_shapes(spec.shape, lgs, lbits, lmode, spec.dtype)]
+                units[n] = _Unit(outs, (lambda b=b, path=path, g=lgs, k=lbits, m=lmode:
+                                        self._quant(path, b, g, k, m)), "quantize")
+                owner[n] = n
+                self.counts["quantize"] += 1
+            config["quantization"] = block
+
+        # everything else is copied (cast when floating)
+        for n, b in base.items():
+            if n in owner:
+                continue
+            units[n] = _Unit([(n, cast_spec(b.spec))],
+                             (lambda n=n, b=b: {n: _cast(b.load(), self.cast_to)}), "copy")
+            owner[n] = n
+
+        # output order: mlx-lm's tree_flatten(model.parameters())
+        outputs = [(name, spec, key) for key, u in units.items() for name, spec in u.outputs]
+        outputs.sort(key=lambda t: self.arch.order_key(t[0]))
+        names = [o[0] for o in outputs]
+        if len(set(names)) != len(names):
+            dup = next(n for n in names if names.count(n) > 1)
+            raise KeyCollisionError(f"two output tensors would be named {dup!r}", key=dup)
+        self.units = units
+        self.outputs = outputs
+        self.base = base
+
+        # shards: mlx-lm's make_shards
+        shards: list[list[tuple[str, _Spec, str]]] = []
+        size = 0
+        for o in outputs:
+            nb = o[1].nbytes
+            if not shards or size + nb > max_shard_size:
+                shards.append([])
+                size = 0
+            shards[-1].append(o)
+            size += nb
+        self.shards = shards
+        self.total_size = sum(o[1].nbytes for o in outputs)
+        qblock = config.get("quantization")
+        self.total_parameters = _count_parameters(
+            {n: int(np.prod(s.shape, dtype=np.int64)) for n, s, _ in outputs}, qblock)
+        self.bytes_read = sum(b.src_bytes for b in base.values())
+        self.config_out = config_text(config)
+
+    def _external(self, qc: Mapping[str, Any], base: dict[str, _Base],
+                  warn: Callable[[str], None]) -> Any:
+        method = qc.get("quant_method")
+        try:
+            from . import external
+        except ImportError:
+            raise UnknownEnumValueError(
+                f"config.json: quantization_config.quant_method {method!r} is not supported "
+                "by this build of mlxq") from None
+        fmt = external.detect(dict(self.config))
+        if fmt is None:
+            raise UnknownEnumValueError(
+                f"config.json: quantization_config.quant_method {method!r} is not supported")
+        src = self.sources
+        groups = fmt.group_keys(list(src.where))
+        out_dtype = fmt.output_dtype({n: src.spec(n).dtype for n in src.where})
+        block: dict[str, Any] | None = None
+        transformed: dict[str, tuple[int, _Spec]] = {}
+        # A first pass runs each group's transform once to learn its outputs (names, dtypes,
+        # shapes); the write pass runs it again. Groups are one layer each, so this costs
+        # a second transform, never memory.
+        for gi, group in enumerate(groups):
+            out, plq = self._run_group(fmt, group, out_dtype)
+            for name, arr in out.items():
+                transformed[name] = (gi, _Spec(tuple(arr.shape), arr.dtype))
+            d = plq.to_dict() if plq is not None else None
+            if d:
+                if block is None:
+                    block = dict(d)
+                else:
+                    block.update({k: v for k, v in d.items() if k not in block})
+            del out
+        if block is not None:
+            self.config["quantization"] = block
+        cache: dict[str, Any] = {}
+
+        def load(name: str, gi: int) -> np.ndarray:
+            if cache.get("gi") != gi:
+                cache.clear()
+                cache["gi"] = gi
+                cache["out"], _ = self._run_group(fmt, groups[gi], out_dtype)
+            return cache["out"][name]
+
+        plan = self.arch.sanitize(list(transformed), self.config)
+        for out, name in plan.copy.items():
+            gi, spec = transformed[name]
+            base[out] = _Base(spec, (lambda n=name, g=gi: load(n, g)),
+                              sum(src.nbytes(k) for k in groups[gi]) if len(groups[gi]) == 1
+                              or name.endswith(".weight") else 0)
+        for out, names_ in plan.stack.items():
+            first = transformed[names_[0]][1]
+            spec = _Spec((len(names_),) + first.shape, first.dtype)
+
+            def stacked(ns=names_, sp=spec) -> np.ndarray:
+                arr = np.empty(sp.shape, sp.dtype)
+                for i, n in enumerate(ns):
+                    arr[i] = load(n, transformed[n][0])
+                return arr
+            base[out] = _Base(spec, stacked, 0)
+        return fmt
+
+    def _run_group(self, fmt: Any, group: Sequence[str], out_dtype: Any) -> tuple[dict, Any]:
+        arrays = {n: self.sources.read(n) for n in group}
+        return fmt.transform(arrays, out_dtype=out_dtype)
+
+    # -- computing ---------------------------------------------------------------------------
+
+    def _stack(self, names: Sequence[str], spec: _Spec) -> np.ndarray:
+        arr = np.empty(spec.shape, spec.dtype)
+        for i, n in enumerate(names):
+            self.sources.read(n, out=arr[i])
+        return arr
+
+    def _quant(self, path: str, b: _Base, gs: int, bits: int, mode: str) -> dict[str, np.ndarray]:
+        src = b.load()
+        w = _cast(src, self.cast_to)
+        if not self.report:
+            del src
+        try:
+            parts = quantize(w, group_size=gs, bits=bits, mode=mode)
+        except MlxqError as e:
+            if e.layer is None:
+                raise type(e)(str(e), layer=path) from None
+            raise
+        del w
+        out = {f"{path}.weight": parts[0], f"{path}.scales": parts[1]}
+        if mode == "affine":
+            out[f"{path}.biases"] = parts[2]
+        if self.report:
+            sums = _error_sums(src, parts[0], parts[1], parts[2] if mode == "affine" else None,
+                               gs, bits, mode, None)
+            self.layer_errors.append((path, gs, bits, mode, sums))
+        return out
+
+    def _dequant(self, w: _Base, s: _Base, b: _Base | None, g: _Base | None, gs: int,
+                 bits: int, mode: str) -> np.ndarray:
+        scales = _cast(s.load(), self.cast_to)
+        biases = _cast(b.load(), self.cast_to) if b is not None else None
+        gscale = None
+        if g is not None:
+            gscale = float(np.asarray(g.load(), np.float32).reshape(-1)[0])
+        return dequantize(w.load(), scales, biases, group_size=gs, bits=bits, mode=mode,
+                          global_scale=gscale)
+
+    layer_errors: list
+
+    def execute(self, tmp: Path, progress: Progress) -> tuple[int, int]:
+        """Writes every shard into ``tmp``; returns (tensors, bytes) written."""
+        self.layer_errors = []
+        remaining: dict[str, int] = {k: len(u.outputs) for k, u in self.units.items()}
+        cache: dict[str, dict[str, np.ndarray]] = {}
+        files = shard_file_names(len(self.shards))
+        done_items = done_bytes = 0
+        weight_map: dict[str, str] = {}
+        for shard, fname in zip(self.shards, files):
+            specs = [(n, s.dtype, s.shape) for n, s, _ in shard]
+            with SafetensorsWriter(tmp / fname, specs, {"format": "mlx"}) as writer:
+                for name, spec, key in shard:
+                    if key not in cache:
+                        cache[key] = self.units[key].compute()
+                    arr = cache[key].pop(name)
+                    writer.put(name, arr)
+                    del arr
+                    remaining[key] -= 1
+                    if remaining[key] == 0:
+                        del cache[key]
+                    weight_map[name] = fname
+                    done_items += 1
+                    done_bytes += spec.nbytes
+                    progress.update(done_items, done_bytes)
+        index = {"metadata": {"total_size": self.total_size,
+                              "total_parameters": self.total_parameters},
+                 "weight_map": {k: weight_map[k] for k in sorted(weight_map)}}
+        (tmp / INDEX_FILE).write_text(json.dumps(index, indent=4), encoding="utf-8")
+        (tmp / "config.json").write_text(self.config_out, encoding="utf-8")
+        return done_items, done_bytes
+
+
+def _copy_side_files(src: Path, tmp: Path) -> list[str]:
+    copied = []
+    for pattern in _TOKENIZER_PATTERNS + _COPY_PATTERNS:
+        for f in sorted(glob.glob(str(src / pattern))):
+            name = os.path.basename(f)
+            if name in ("config.json",) or not os.path.isfile(f) or (tmp / name).exists():
+                continue
+            shutil.copyfile(f, tmp / name)
+            copied.append(name)
+    return copied
+
+
+# mlx-lm's create_model_card for a local source: huggingface_hub's template card with
+# library_name mlx, the text-generation pipeline tag and the mlx tag, and an empty body.
+_MODEL_CARD = """---
+language: en
+library_name: mlx
+pipeline_tag: text-generation
+tags:
+- mlx
+---
+"""
+
+
+def _fsync_tree(d: Path) -> None:
+    for f in d.iterdir():
+        if f.suffix != ".safetensors":  # shards are fsynced by their writer
+            with open(f, "rb") as fh:
+                os.fsync(fh.fileno())
+    _fsync_dir(d)
+
+
+def convert(src: PathLike, dst: PathLike, *, quantize: bool = False,
+            q_group_size: Optional[int] = None, q_bits: Optional[int] = None,
+            q_mode: str = "affine", quant_predicate: Optional[str] = None,
+            dtype: Optional[str] = None, dequantize: bool = False,
+            max_shard_size: Union[int, str] = DEFAULT_MAX_SHARD_SIZE, report: bool = False,
+            quiet: bool = False, stream: TextIO | None = None) -> ConvertResult:
+    """Converts the Hugging Face (or MLX, AWQ, GPTQ, MXFP4) checkpoint folder ``src`` into
+    an MLX checkpoint folder ``dst``, like ``mlx_lm.convert(src, dst, ...)``.
+
+    Args mirror ``mlx_lm.convert``: ``quantize`` (``-q``), ``q_group_size``, ``q_bits``,
+    ``q_mode``, ``quant_predicate`` (a recipe name), ``dtype``, ``dequantize`` (``-d``);
+    plus ``max_shard_size`` (bytes or ``"5GB"``), ``report`` (collect per-layer
+    quantization error against the source weights), ``quiet`` (no progress bar or
+    warnings on ``stream``, stderr by default).
+
+    Raises:
+        InvalidArgumentError: ``dst`` exists, ``src`` is not a folder, both ``quantize`` and
+            ``dequantize``, a recipe with a non-affine mode.
+        FormatError / SafetensorsError / ParseError: unreadable inputs (pickles are
+            refused); MissingKeyError: no config.json or no weights.
+        UnknownEnumValueError: a mode, recipe, dtype or quant_method mlxq does not know.
+        Errors of the kernels, with ``.layer`` set to the layer being quantized.
+    """
+    t0 = time.monotonic()
+    src_p, dst_p = Path(os.fspath(src)), Path(os.fspath(dst))
+    out = stream if stream is not None else sys.stderr
+    if dst_p.exists() or dst_p.is_symlink():
+        raise InvalidArgumentError(
+            f"cannot save to {dst_p}: it already exists. Delete it or choose a new path "
+            "(mlxq never writes into an existing folder)")
+    if not src_p.is_dir():
+        raise InvalidArgumentError(f"{src_p}: not a folder (give a checkpoint folder with "
+                                   "config.json and model*.safetensors)")
+    if quantize and dequantize:
+        raise InvalidArgumentError("choose either quantize or dequantize, not both")
+    if quant_predicate is not None:
+        if quant_predicate not in QUANT_RECIPES:
+            raise UnknownEnumValueError(f"quant_predicate {quant_predicate!r}; expected one of "
+                                        f"{', '.join(QUANT_RECIPES)}")
+        if q_mode != "affine":
+            raise InvalidArgumentError("quant predicates (mixed recipes) only support "
+                                       "'affine' quantization")
+        if not quantize:
+            raise InvalidArgumentError("a quant predicate needs quantize=True (-q)")
+    shard = parse_size(max_shard_size)
+
+    def warn(msg: str) -> None:
+        if not quiet:
+            print(f"warning: {msg}", file=out)
+
+    plan = _Plan(src_p, dst_p, quantize=quantize, q_group_size=q_group_size, q_bits=q_bits,
+                 q_mode=q_mode, quant_predicate=quant_predicate, dtype=dtype,
+                 dequantize=dequantize, max_shard_size=shard, report=report, warn=warn)
+    try:
+        if not quiet and plan.counts["kept"] and quantize:
+            warn(f"{plan.counts['kept']} layers are already quantized and are kept as they "
+                 "are (as mlx_lm.convert does); dequantize first (-d) to re-quantize them")
+        dst_p.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dst_p.parent / f".{dst_p.name}.mlxq-{secrets.token_hex(4)}.tmp"
+        tmp.mkdir()
+        progress = Progress(len(plan.outputs), plan.total_size, stream=out, quiet=quiet)
+        try:
+            tensors, written = plan.execute(tmp, progress)
+            _copy_side_files(src_p, tmp)
+            (tmp / "README.md").write_text(_MODEL_CARD, encoding="utf-8")
+            _fsync_tree(tmp)
+            progress.close()
+            if dst_p.exists() or dst_p.is_symlink():
+                raise InvalidArgumentError(f"cannot save to {dst_p}: it appeared while "
+                                           "converting; the result was discarded")
+            os.rename(tmp, dst_p)
+            _fsync_dir(dst_p.parent)
+        except BaseException:
+            progress.close()
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    finally:
+        plan.sources.close()
+
+    reports = [LayerReport(p, gs, bits, mode, sums.result())
+               for p, gs, bits, mode, sums in plan.layer_errors]
+    total = None
+    if reports:
+        acc = _Sums()
+        for *_, sums in plan.layer_errors:
+            acc.merge(sums)
+        total = acc.result()
+    return ConvertResult(
+        dst=str(dst_p), tensors=tensors, quantized_layers=plan.counts["quantize"],
+        kept_quantized_layers=plan.counts["kept"] if not dequantize else 0,
+        dequantized_layers=plan.counts["dequantize"],
+        bits_per_weight=plan.total_size * 8 / max(plan.total_parameters, 1),
+        bytes_read=plan.bytes_read, bytes_written=written, seconds=time.monotonic() - t0,
+        architecture=plan.arch.name, report=reports, report_total=total)
