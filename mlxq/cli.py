@@ -1,17 +1,76 @@
-"""The ``mlxq`` command line.
+"""The ``mlxq`` command line (also ``python -m mlxq``).
 
 Subcommands:
-    demo    quantize a generated matrix in every mode and print error and throughput
+    convert   a Hugging Face checkpoint folder into an MLX one, like mlx_lm.convert
+    inspect   tensors, dtypes, per-layer quantization and bits per weight of a folder
+    demo      generate a small model and convert it (the README's main job)
+    bench     quantize a generated matrix in every mode and print error and throughput
+
+Exit status: 0 on success, 1 when the command fails (the message says what and where),
+2 for a usage error, 130 when interrupted.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 from typing import Sequence
+
+from .errors import MlxqError
+
+_CONVERT_HELP = textwrap.dedent("""\
+    Convert a Hugging Face checkpoint folder into an MLX checkpoint folder that
+    mlx_lm.load reads unchanged: the same tensors, config.json, shards and index
+    mlx_lm.convert writes, made one tensor at a time, so a model larger than memory
+    converts. SRC may be a dense Hugging Face folder (model*.safetensors), an MLX
+    quantized folder, or an AutoAWQ / GPTQ / MXFP4 folder. DST must not exist; it is
+    built in a hidden sibling folder and appears only when complete.
+
+    examples:
+      mlxq convert ./Llama-3.2-1B ./Llama-3.2-1B-4bit -q
+      mlxq convert ./Qwen3-0.6B ./Qwen3-0.6B-mixed -q --quant-predicate mixed_3_6
+      mlxq convert ./model ./model-mxfp4 -q --q-mode mxfp4 --report
+      mlxq convert ./model-4bit ./model-bf16 -d --dtype bfloat16
+    """)
+
+
+def _convert(args: argparse.Namespace) -> int:
+    from ._threads import set_num_threads
+    from .convert import convert
+
+    if args.threads is not None:
+        set_num_threads(args.threads)
+    result = convert(
+        args.src, args.dst, quantize=args.quantize, q_group_size=args.q_group_size,
+        q_bits=args.q_bits, q_mode=args.q_mode, quant_predicate=args.quant_predicate,
+        dtype=args.dtype, dequantize=args.dequantize, max_shard_size=args.max_shard_size,
+        report=args.report, quiet=args.quiet)
+    if args.report:
+        print(result.report_table())
+    if not args.quiet:
+        print(result.summary())
+    return 0
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    from .inspection import inspect_checkpoint
+
+    info = inspect_checkpoint(args.path)
+    if not args.summary:
+        print(info.table())
+    print(info.summary())
+    return 0
 
 
 def _demo(args: argparse.Namespace) -> int:
+    from .demo import run_convert_demo
+
+    run_convert_demo(args.dir, out=sys.stdout)
+    return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
     run_demo(rows=args.rows, cols=args.cols, out=sys.stdout)
@@ -19,20 +78,77 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .convert import CONVERSION_DTYPES, QUANT_RECIPES
+
     parser = argparse.ArgumentParser(
         prog="mlxq",
         description="Produce and consume Apple MLX's quantized weight formats, bit-identical "
-        "to MLX, on any machine.",
+        "to MLX, on any machine. 'mlxq COMMAND --help' explains each command.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    demo = sub.add_parser("demo", help="quantize a generated matrix in every mode")
-    demo.add_argument("--rows", type=int, default=2048, help="matrix rows (default 2048)")
-    demo.add_argument("--cols", type=int, default=4096, help="matrix columns (default 4096)")
-    demo.set_defaults(func=_demo)
+
+    c = sub.add_parser("convert", help="convert a Hugging Face folder into an MLX one",
+                       description=_CONVERT_HELP,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    c.add_argument("src", metavar="SRC", help="source checkpoint folder (read only)")
+    c.add_argument("dst", metavar="DST", help="destination folder (must not exist)")
+    q = c.add_argument_group("quantization (as mlx_lm.convert)")
+    q.add_argument("-q", "--quantize", action="store_true", help="quantize the model")
+    q.add_argument("--q-bits", type=int, default=None,
+                   help="bits per weight (default: 4; 8 for mxfp8)")
+    q.add_argument("--q-group-size", type=int, default=None,
+                   help="group size (default: 64 affine, 32 mxfp4/mxfp8, 16 nvfp4)")
+    q.add_argument("--q-mode", default="affine", choices=["affine", "mxfp4", "nvfp4", "mxfp8"],
+                   help="quantization mode (default: affine)")
+    q.add_argument("--quant-predicate", choices=QUANT_RECIPES, default=None,
+                   help="mixed-bit recipe: more bits for v_proj/down_proj in some layers "
+                   "and for lm_head (affine only)")
+    q.add_argument("-d", "--dequantize", action="store_true",
+                   help="dequantize a quantized model back to dense weights")
+    q.add_argument("--dtype", choices=CONVERSION_DTYPES, default=None,
+                   help="dtype of the floating tensors (default: config.json's torch_dtype)")
+    o = c.add_argument_group("output and reporting")
+    o.add_argument("--max-shard-size", default="5GiB",
+                   help="largest shard, e.g. 5GiB (mlx-lm's), 2GB, 500MB (default: 5GiB)")
+    o.add_argument("--threads", type=int, default=None,
+                   help="kernel threads (default: MLXQ_NUM_THREADS or all cores)")
+    o.add_argument("--report", action="store_true",
+                   help="print each quantized layer's error against the source weights "
+                   "(RMSE, max abs error, SNR in dB)")
+    o.add_argument("--quiet", action="store_true", help="no progress bar, warnings or summary")
+    c.set_defaults(func=_convert)
+
+    i = sub.add_parser("inspect", help="list a checkpoint's tensors and quantization",
+                       description="Tensors, dtypes, shapes, per-layer quantization and bits "
+                       "per weight of a checkpoint folder or .safetensors file, from the "
+                       "headers alone (nothing is loaded).")
+    i.add_argument("path", metavar="PATH", help="checkpoint folder or .safetensors file")
+    i.add_argument("--summary", action="store_true", help="only the summary lines")
+    i.set_defaults(func=_inspect)
+
+    d = sub.add_parser("demo", help="generate a small model and convert it",
+                       description="Generates a small random Llama-shaped checkpoint in "
+                       "Hugging Face layout and converts it to 4-bit MLX, printing the "
+                       "summary and the per-layer error report.")
+    d.add_argument("--dir", default=None,
+                   help="work folder (default: a temporary one, removed afterwards)")
+    d.set_defaults(func=_demo)
+
+    b = sub.add_parser("bench", help="quantize a generated matrix in every mode")
+    b.add_argument("--rows", type=int, default=2048, help="matrix rows (default 2048)")
+    b.add_argument("--cols", type=int, default=4096, help="matrix columns (default 4096)")
+    b.set_defaults(func=_bench)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except MlxqError as e:
+        print(f"mlxq {args.command}: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"mlxq {args.command}: interrupted; nothing was written", file=sys.stderr)
+        return 130

@@ -1,4 +1,5 @@
-"""A quick tour: quantize one generated bfloat16 matrix in every mode, print a table."""
+"""Demos: the main job (generate a small model, convert it) and a kernel tour (quantize
+one generated bfloat16 matrix in every mode, print a table)."""
 
 from __future__ import annotations
 
@@ -53,3 +54,50 @@ def run_demo(rows: int = 2048, cols: int = 4096, out: TextIO | None = None) -> N
         snr = 10 * np.log10(power / err) if err > 0 else float("inf")
         print(f"{mode:<7}{bits:>5}{gs:>6}{stored:>7.3f}{np.sqrt(err):>11.3e}{snr:>8.2f}"
               f"{w.size / t_q / 1e9:>13.2f}{w.size / t_d / 1e9:>15.2f}", file=out)
+
+
+def run_convert_demo(work_dir: str | None = None, out: TextIO | None = None) -> None:
+    """The main job on a model generated here: a Llama-shaped checkpoint in Hugging Face
+    layout, converted to 4-bit MLX with a per-layer error report; then, when mlx-lm is
+    installed, the result is loaded with ``mlx_lm.load`` and generates a few tokens."""
+    import os
+    import shutil
+    import sys
+    import tempfile
+
+    from .convert import convert
+    from .inspection import inspect_checkpoint
+    from .synthetic import make_checkpoint
+
+    out = out if out is not None else sys.stdout
+    own = work_dir is None
+    root = tempfile.mkdtemp(prefix="mlxq-demo-") if own else work_dir
+    try:
+        os.makedirs(root, exist_ok=True)
+        src = os.path.join(root, "tiny-llama-hf")
+        dst = os.path.join(root, "tiny-llama-mlx-4bit")
+        for p in (src, dst):
+            if os.path.exists(p):
+                shutil.rmtree(p)
+        t = time.perf_counter()
+        make_checkpoint(src, family="llama", layers=4, hidden=512, intermediate=1408,
+                        vocab=4096, shard_size=20 << 20)
+        print(f"generated {src} in {time.perf_counter() - t:.2f} s", file=out)
+        print(inspect_checkpoint(src).summary(), file=out)
+        print(f"\n$ mlxq convert {src} {dst} -q --report", file=out)
+        result = convert(src, dst, quantize=True, report=True, stream=out)
+        print(result.report_table(), file=out)
+        print(result.summary(), file=out)
+        print(inspect_checkpoint(dst).summary(), file=out)
+        try:
+            from mlx_lm import generate, load
+        except ImportError:
+            print("\n(mlx-lm is not installed: skipping the load check)", file=out)
+            return
+        model, tokenizer = load(dst)
+        text = generate(model, tokenizer, prompt="the time of day", max_tokens=8)
+        print(f"\nmlx_lm.load({os.path.basename(dst)!r}) and a greedy generation: {text!r}",
+              file=out)
+    finally:
+        if own:
+            shutil.rmtree(root, ignore_errors=True)
