@@ -540,8 +540,10 @@ class _Plan:
             fine_grained = block is not None and not dequantize_
             if not fine_grained:
                 block = dict(params)
-            candidates = {n: b for n, b in base.items() if n.endswith(".weight")
-                          and n[: -len(".weight")] not in stored}
+            # in mlx-lm's module order: nn.quantize records per-layer entries as it walks
+            # the model, and json.dump keeps that order inside the block
+            candidates = {n: base[n] for n in sorted(base, key=self.arch.order_key)
+                          if n.endswith(".weight") and n[: -len(".weight")] not in stored}
             recipe_entries: dict[str, Any] = {}
             if quant_predicate is not None:
                 from .recipes import layer_layout, recipe
