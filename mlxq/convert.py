@@ -292,6 +292,7 @@ class _Sources:
             _refuse_other_weights(src)
         self.readers: list[SafetensorsReader] = []
         self.where: dict[str, SafetensorsReader] = {}
+        self._scratch: np.ndarray | None = None
         try:
             for f in files:
                 r = SafetensorsReader(f)
@@ -312,6 +313,19 @@ class _Sources:
 
     def read(self, name: str, out: np.ndarray | None = None) -> np.ndarray:
         return self.where[name].read(name, out)
+
+    def read_scratch(self, name: str) -> np.ndarray:
+        """The tensor read into a buffer reused from call to call: valid only until the
+        next call. A fresh buffer costs a page fault per 4 KiB on first touch, which made
+        reading the dominant cost of a conversion; one reused buffer (as large as the
+        largest tensor, inside the memory bound) is faulted in once."""
+        r = self.where[name]
+        info = r.info(name)
+        if self._scratch is None or self._scratch.nbytes < info.nbytes:
+            self._scratch = None
+            self._scratch = np.empty(info.nbytes, np.uint8)
+        view = self._scratch[: info.nbytes].view(r.dtype(name)).reshape(info.shape)
+        return r.read(name, view)
 
     def nbytes(self, name: str) -> int:
         return self.where[name].info(name).nbytes
@@ -346,6 +360,14 @@ class _Base:
     spec: _Spec
     load: Callable[[], np.ndarray]
     src_bytes: int
+    # like load, but the result may live in a reused buffer: use it before the next read
+    load_transient: Optional[Callable[[], np.ndarray]] = None
+    # rows [start, start + len(out)) of the tensor as 2-D, into out; None when the source
+    # can only be read whole (an external format's transform)
+    read_rows: Optional[Callable[[int, np.ndarray], np.ndarray]] = None
+
+    def transient(self) -> np.ndarray:
+        return (self.load_transient or self.load)()
 
 
 @dataclasses.dataclass
@@ -459,7 +481,9 @@ class _Plan:
             names = list(src.where)
             plan = self.arch.sanitize(names, config)
             for out, name in plan.copy.items():
-                base[out] = _Base(src.spec(name), (lambda n=name: src.read(n)), src.nbytes(name))
+                base[out] = _Base(src.spec(name), (lambda n=name: src.read(n)), src.nbytes(name),
+                                  (lambda n=name: src.read_scratch(n)),
+                                  (lambda r0, o, n=name: src.where[n].read_rows(n, r0, o)))
             for out, names_ in plan.stack.items():
                 first = src.spec(names_[0])
                 for n in names_[1:]:
@@ -470,7 +494,9 @@ class _Plan:
                                           key=out)
                 spec = _Spec((len(names_),) + first.shape, first.dtype)
                 base[out] = _Base(spec, (lambda ns=names_, sp=spec: self._stack(ns, sp)),
-                                  sum(src.nbytes(n) for n in names_))
+                                  sum(src.nbytes(n) for n in names_),
+                                  read_rows=(lambda r0, o, ns=names_, sp=first:
+                                             self._stack_rows(ns, sp, r0, o)))
         if block is not None and not isinstance(block, Mapping):
             raise ParseError(f"config.json: 'quantization' must be an object, got {block!r}")
 
@@ -696,25 +722,65 @@ class _Plan:
             self.sources.read(n, out=arr[i])
         return arr
 
+    # Quantization works row by row (groups never cross rows), so a large weight is read
+    # and quantized in blocks of about this many bytes, into whole output arrays: the
+    # result is identical and the source is never in memory at once.
+    BLOCK_BYTES = 16 << 20
+
     def _quant(self, path: str, b: _Base, gs: int, bits: int, mode: str) -> dict[str, np.ndarray]:
-        src = b.load()
-        w = _cast(src, self.cast_to)
-        if not self.report:
-            del src
+        shape = b.spec.shape
+        cols = shape[-1]
+        rows = int(np.prod(shape[:-1], dtype=np.int64))
+        step = max(1, self.BLOCK_BYTES // max(cols * b.spec.dtype.itemsize, 1))
+        sums = _Sums()
         try:
-            parts = quantize(w, group_size=gs, bits=bits, mode=mode)
+            if b.read_rows is None or rows <= step:
+                src = b.transient()
+                parts = self._quant_block(src, gs, bits, mode, sums)
+            else:
+                outs = [np.empty((rows, s.shape[-1]), s.dtype) for _, s in
+                        _quant_shapes(shape, gs, bits, mode, self.cast_to
+                                      if self.cast_to is not None and _is_float(b.spec.dtype)
+                                      else b.spec.dtype)]
+                buf = np.empty((step, cols), b.spec.dtype)
+                for r0 in range(0, rows, step):
+                    n = min(step, rows - r0)
+                    block = b.read_rows(r0, buf[:n])
+                    for o, p in zip(outs, self._quant_block(block, gs, bits, mode, sums)):
+                        o[r0:r0 + n] = p
+                del buf
+                parts = [o.reshape(shape[:-1] + o.shape[-1:]) for o in outs]
         except MlxqError as e:
             if e.layer is None:
                 raise type(e)(str(e), layer=path) from None
             raise
-        del w
         out = {f"{path}.weight": parts[0], f"{path}.scales": parts[1]}
         if mode == "affine":
             out[f"{path}.biases"] = parts[2]
         if self.report:
-            sums = _error_sums(src, parts[0], parts[1], parts[2] if mode == "affine" else None,
-                               gs, bits, mode, None)
             self.layer_errors.append((path, gs, bits, mode, sums))
+        return out
+
+    def _quant_block(self, src: np.ndarray, gs: int, bits: int, mode: str,
+                     sums: _Sums) -> tuple[np.ndarray, ...]:
+        w = _cast(src, self.cast_to)
+        parts = quantize(w, group_size=gs, bits=bits, mode=mode)
+        if self.report:
+            sums.merge(_error_sums(src, parts[0], parts[1], parts[2] if mode == "affine"
+                                   else None, gs, bits, mode, None))
+        return parts
+
+    def _stack_rows(self, names: Sequence[str], spec: _Spec, start: int,
+                    out: np.ndarray) -> np.ndarray:
+        """Rows of the stacked [experts, out, in] tensor as 2-D, from the experts' files."""
+        per = int(np.prod(spec.shape[:-1], dtype=np.int64))
+        done = 0
+        while done < out.shape[0]:
+            r = start + done
+            e, local = divmod(r, per)
+            n = min(per - local, out.shape[0] - done)
+            self.sources.where[names[e]].read_rows(names[e], local, out[done:done + n])
+            done += n
         return out
 
     def _dequant(self, w: _Base, s: _Base, b: _Base | None, g: _Base | None, gs: int,
@@ -730,21 +796,29 @@ class _Plan:
     layer_errors: list
 
     def execute(self, tmp: Path, progress: Progress) -> tuple[int, int]:
-        """Writes every shard into ``tmp``; returns (tensors, bytes) written."""
+        """Writes every shard into ``tmp``; returns (tensors, bytes) written.
+
+        Reading and computing happen here; writing (pwrite into the page cache, then the
+        shard's fsync at commit) happens on a second thread, so the two overlap. Arrays
+        handed to it are never reused (copy units read into fresh buffers), and the bytes
+        in flight are bounded so the overlap cannot grow memory past the bound."""
         self.layer_errors = []
         remaining: dict[str, int] = {k: len(u.outputs) for k, u in self.units.items()}
         cache: dict[str, dict[str, np.ndarray]] = {}
         files = shard_file_names(len(self.shards))
         done_items = done_bytes = 0
         weight_map: dict[str, str] = {}
-        for shard, fname in zip(self.shards, files):
-            specs = [(n, s.dtype, s.shape) for n, s, _ in shard]
-            with SafetensorsWriter(tmp / fname, specs, {"format": "mlx"}) as writer:
+        largest = max((s.nbytes for _, s, _ in self.outputs), default=0)
+        with _BackgroundWriter(max(largest, 64 << 20)) as bg:
+            for shard, fname in zip(self.shards, files):
+                specs = [(n, s.dtype, s.shape) for n, s, _ in shard]
+                writer = SafetensorsWriter(tmp / fname, specs, {"format": "mlx"})
+                bg.own(writer)
                 for name, spec, key in shard:
                     if key not in cache:
                         cache[key] = self.units[key].compute()
                     arr = cache[key].pop(name)
-                    writer.put(name, arr)
+                    bg.put(writer, name, arr)
                     del arr
                     remaining[key] -= 1
                     if remaining[key] == 0:
@@ -753,12 +827,91 @@ class _Plan:
                     done_items += 1
                     done_bytes += spec.nbytes
                     progress.update(done_items, done_bytes)
+                bg.commit(writer)
         index = {"metadata": {"total_size": self.total_size,
                               "total_parameters": self.total_parameters},
                  "weight_map": {k: weight_map[k] for k in sorted(weight_map)}}
         (tmp / INDEX_FILE).write_text(json.dumps(index, indent=4), encoding="utf-8")
         (tmp / "config.json").write_text(self.config_out, encoding="utf-8")
         return done_items, done_bytes
+
+
+class _Stopped(Exception):
+    """The producer failed: the writer thread skips what is still queued."""
+
+
+class _BackgroundWriter:
+    """One thread that runs SafetensorsWriter.put/commit calls in submission order. The
+    producer blocks while more than ``limit`` bytes wait; the first error is raised in the
+    producer at its next call (or on exit), and on any error every writer it owns is
+    aborted (their temporary files removed)."""
+
+    def __init__(self, limit: int):
+        import queue
+        import threading
+
+        self._q: "queue.Queue[Any]" = queue.Queue()
+        self._limit = limit
+        self._pending = 0
+        self._cv = threading.Condition()
+        self._error: BaseException | None = None
+        self._writers: list[SafetensorsWriter] = []
+        self._thread = threading.Thread(target=self._run, name="mlxq-writer", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            job = self._q.get()
+            if job is None:
+                return
+            op, writer, name, arr = job
+            try:
+                if self._error is None:
+                    if op == "put":
+                        writer.put(name, arr)
+                    else:
+                        writer.commit()
+            except BaseException as e:  # handed to the producer
+                self._error = e
+            finally:
+                with self._cv:
+                    self._pending -= arr.nbytes if arr is not None else 0
+                    self._cv.notify_all()
+                del arr, job
+
+    def _check(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def own(self, writer: SafetensorsWriter) -> None:
+        self._writers.append(writer)
+
+    def put(self, writer: SafetensorsWriter, name: str, arr: np.ndarray) -> None:
+        with self._cv:
+            while self._pending and self._pending + arr.nbytes > self._limit \
+                    and self._error is None:
+                self._cv.wait()
+            self._check()
+            self._pending += arr.nbytes
+        self._q.put(("put", writer, name, arr))
+
+    def commit(self, writer: SafetensorsWriter) -> None:
+        self._check()
+        self._q.put(("commit", writer, None, None))
+
+    def __enter__(self) -> "_BackgroundWriter":
+        return self
+
+    def __exit__(self, exc_type: Any, *_: Any) -> None:
+        if exc_type is not None and self._error is None:
+            self._error = _Stopped()  # later jobs are skipped
+        self._q.put(None)
+        self._thread.join()
+        if exc_type is not None or self._error is not None:
+            for w in self._writers:
+                w.abort()
+        if exc_type is None:
+            self._check()
 
 
 def _copy_side_files(src: Path, tmp: Path) -> list[str]:

@@ -263,9 +263,29 @@ class SafetensorsReader:
         elif not out.flags.c_contiguous or out.nbytes != info.nbytes:
             raise InvalidArgumentError(f"{self.path}: out must be C-contiguous with "
                                        f"{info.nbytes} bytes for {name!r}", key=name)
+        self._pread(name, out, 0)
+        return out
+
+    def read_rows(self, name: str, start: int, out: np.ndarray) -> np.ndarray:
+        """Rows ``start : start + len(out)`` of the tensor viewed as 2-D (leading dims
+        flattened), read into ``out`` (C-contiguous, the tensor's dtype and row length):
+        a block of a tensor without reading the rest."""
+        info = self.info(name)
+        cols = info.shape[-1] if info.shape else 1
+        rows = info.nbytes // max(cols * self.dtype(name).itemsize, 1) if cols else 0
+        if (not out.flags.c_contiguous or out.dtype != self.dtype(name) or out.ndim != 2
+                or out.shape[1] != cols or start < 0 or start + out.shape[0] > rows):
+            raise InvalidArgumentError(f"{self.path}: bad row block {start}+{out.shape} for "
+                                       f"{name!r} {list(info.shape)}", key=name)
+        self._pread(name, out, start * cols * out.dtype.itemsize)
+        return out
+
+    def _pread(self, name: str, out: np.ndarray, offset: int) -> None:
+        info = self.info(name)
         view = memoryview(out.reshape(-1).view(np.uint8))
-        pos, off = 0, self.data_start + info.data_offsets[0]
-        while pos < info.nbytes:
+        nbytes = len(view)
+        pos, off = 0, self.data_start + info.data_offsets[0] + offset
+        while pos < nbytes:
             try:
                 got = os.preadv(self._fd, [view[pos:pos + (1 << 30)]], off + pos)
             except OSError as e:
@@ -274,7 +294,6 @@ class SafetensorsReader:
                 raise SafetensorsError(f"{self.path}: file shrank while reading {name!r}",
                                        key=name)
             pos += got
-        return out
 
     def close(self) -> None:
         if self._fd >= 0:

@@ -167,7 +167,8 @@ def _tokenizer_files(vocab: int) -> dict[str, Any]:
 def make_checkpoint(path: str | os.PathLike, *, family: str = "llama", layers: int = 4,
                     hidden: int = 256, intermediate: int = 512, vocab: int = 512,
                     experts: int = 4, seed: int = 0, dtype: str = "bfloat16",
-                    tie_embeddings: bool = False, shard_size: int | None = None) -> str:
+                    tie_embeddings: bool = False, shard_size: int | None = None,
+                    heads: int = 4, kv_heads: int = 2) -> str:
     """Writes a random ``family`` checkpoint in Hugging Face layout to ``path`` (created;
     must not exist) and returns the path. ``shard_size`` (bytes) shards it
     ``model-0000i-of-0000N.safetensors`` with an index, as ``transformers`` does."""
@@ -176,7 +177,8 @@ def make_checkpoint(path: str | os.PathLike, *, family: str = "llama", layers: i
     path = os.fspath(path)
     os.makedirs(path)
     cfg = checkpoint_config(family, layers=layers, hidden=hidden, intermediate=intermediate,
-                            vocab=vocab, experts=experts, dtype=dtype,
+                            vocab=vocab, heads=heads, kv_heads=kv_heads, experts=experts,
+                            dtype=dtype,
                             tie_embeddings=tie_embeddings)
     np_dtype = {"bfloat16": bfloat16, "float16": np.dtype(np.float16),
                 "float32": np.dtype(np.float32)}[dtype]

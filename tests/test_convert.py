@@ -407,7 +407,9 @@ def test_converts_a_checkpoint_larger_than_its_address_space_limit(tmp_path):
     assert size > limit + (64 << 20)
     script = tmp_path / "child.py"
     script.write_text(MEMORY_CHILD)
-    env = dict(os.environ, MLXQ_NUM_THREADS="2")
+    # glibc reserves 64 MiB of address space per thread arena: an address-space limit
+    # counts reservations, not memory, so cap the arenas as one would under ulimit -v
+    env = dict(os.environ, MLXQ_NUM_THREADS="2", MALLOC_ARENA_MAX="2")
     run = subprocess.run([sys.executable, str(script), src, str(tmp_path / "out"), str(limit),
                           "convert"], capture_output=True, text=True, env=env)
     assert run.returncode == 0, run.stderr[-2000:]
