@@ -90,6 +90,7 @@ demo: deps build
 bench: deps build
 	$(PY) benchmarks/bench_kernels.py
 	$(PY) benchmarks/bench_io.py
+	$(PY) benchmarks/bench_convert.py
 
 clean:
 	rm -rf build mlxq/*.so *.egg-info .pytest_cache fuzz-out

@@ -50,6 +50,8 @@ def main() -> None:
     ap.add_argument("--vocab", type=int, default=32000)
     ap.add_argument("--flags", default="-q", help="converter flags (default: -q)")
     ap.add_argument("--dir", default=None, help="work folder (default: a temporary one)")
+    ap.add_argument("--repeat", type=int, default=3,
+                    help="runs per converter; the best wall time and the largest RSS count")
     args = ap.parse_args()
 
     root = args.dir or tempfile.mkdtemp(prefix="mlxq-bench-convert-")
@@ -79,11 +81,18 @@ def main() -> None:
                     "--mlx-path", "{dst}"] + flags),
     ):
         dst = os.path.join(root, f"out-{name}")
-        shutil.rmtree(dst, ignore_errors=True)
-        wall, rss, rc = run([c.replace("{dst}", dst) for c in cmd])
+        walls, rsss, rc = [], [], 0
+        for _ in range(args.repeat):
+            shutil.rmtree(dst, ignore_errors=True)
+            wall, rss, rc = run([c.replace("{dst}", dst) for c in cmd])
+            if rc != 0:
+                break
+            walls.append(wall)
+            rsss.append(rss)
         if rc != 0:
             print(f"{name}: failed (exit {rc})")
             continue
+        wall, rss = min(walls), max(rsss)
         results[name] = (wall, rss)
         print(f"{name:>7}: {wall:7.2f} s  peak RSS {rss / 1e6:8.1f} MB  "
               f"{size / wall / 1e9:5.2f} GB/s read  output {du(dst) / 1e9:.2f} GB")
