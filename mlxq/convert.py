@@ -665,7 +665,13 @@ class _Plan:
         src = self.sources
         groups = fmt.group_keys(list(src.where))
         out_dtype = fmt.output_dtype({n: src.spec(n).dtype for n in src.where})
-        block: dict[str, Any] | None = None
+        # mlx-lm's load_model: AWQ/GPTQ get {"group_size", "bits"} (its
+        # _transform_awq_weights' block, no mode); mxfp4 {"group_size", "bits", "mode"}
+        block: dict[str, Any] = dict(fmt.quantization().to_dict())
+        if fmt.name in ("awq", "gptq") and block.get("mode") == "affine":
+            block.pop("mode")
+        reserved = {"group_size", "bits", "mode", "quant_method", "linear_class",
+                    "quantization_mode"}
         transformed: dict[str, tuple[int, _Spec]] = {}
         # A first pass runs each group's transform once to learn its outputs (names, dtypes,
         # shapes); the write pass runs it again. Groups are one layer each, so this costs
@@ -674,15 +680,12 @@ class _Plan:
             out, plq = self._run_group(fmt, group, out_dtype)
             for name, arr in out.items():
                 transformed[name] = (gi, _Spec(tuple(arr.shape), arr.dtype))
-            d = plq.to_dict() if plq is not None else None
-            if d:
-                if block is None:
-                    block = dict(d)
-                else:
-                    block.update({k: v for k, v in d.items() if k not in block})
+            if plq is not None:
+                for k, v in plq.to_dict().items():
+                    if k not in reserved:
+                        block[k] = v  # a layer the transform gave its own parameters
             del out
-        if block is not None:
-            self.config["quantization"] = block
+        self.config["quantization"] = block
         cache: dict[str, Any] = {}
 
         def load(name: str, gi: int) -> np.ndarray:
