@@ -35,5 +35,6 @@ PyObject *mlxq_py_new_array(int nd, const int64_t *shape, PyArray_Descr *descr);
 /* Registration hooks, one per py_*.c file; each adds its functions to the module. */
 int mlxq_py_init_quant(PyObject *module);
 int mlxq_py_init_io(PyObject *module); /* py_io.c: safetensors */
+int mlxq_py_init_repack(PyObject *module); /* py_repack.c: AutoAWQ/GPTQ codes */
 
 #endif /* MLXQ_GLUE_H */

@@ -89,7 +89,8 @@ PyMODINIT_FUNC PyInit__core(void) {
     PyObject *m = PyModule_Create(&moduledef);
     if (!m)
         return NULL;
-    if (mlxq_py_init_quant(m) < 0 || mlxq_py_init_io(m) < 0) {
+    if (mlxq_py_init_quant(m) < 0 || mlxq_py_init_io(m) < 0 ||
+        mlxq_py_init_repack(m) < 0) {
         Py_DECREF(m);
         return NULL;
     }
