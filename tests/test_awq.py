@@ -387,3 +387,38 @@ def test_deliberate_difference_from_mlx_lm_dtype_unification(rng):
     for k in ("a.scales", "a.biases", "b.scales", "b.biases"):
         assert_bits_equal(mlxq.astype(mlxq.astype(out[k], np.float16 if k[0] == "a" else BF16),
                                       BF16), ref[k])
+
+
+# ---- the C kernels --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_repack_any_strides_any_thread_count(rng, threads):
+    from mlxq import _core
+
+    codes = rng.integers(0, 16, size=(136, 48))
+    packed = awq_pack(codes)
+    prev = mlxq.get_num_threads()
+    try:
+        mlxq.set_num_threads(threads)
+        for q in (packed, np.asfortranarray(packed), np.stack([packed, packed], -1)[..., 1]):
+            got = _core.awq_repack(q, 6)
+            np.testing.assert_array_equal(mlx_unpack(got, 4, 136), codes.T)
+            t = _core.transpose_u32(q, 6)
+            assert_bits_equal(t, np.ascontiguousarray(packed.view(np.uint32).T))
+    finally:
+        mlxq.set_num_threads(prev)
+
+
+def test_c_kernels_refuse_bad_shapes():
+    from mlxq import _core
+
+    with pytest.raises(errors.DivisibilityError):
+        _core.awq_repack(np.zeros((12, 2), np.int32), 6)
+    with pytest.raises(errors.RankMismatchError):
+        _core.awq_repack(np.zeros(8, np.int32), 6)
+    with pytest.raises(TypeError):
+        _core.awq_repack(np.zeros((8, 2), np.float32), 11)
+    with pytest.raises(errors.OutOfRangeError):
+        _core.gptq_unpack_zeros(np.zeros((2, 3), np.int32), 6, 5, 0)
+    with pytest.raises(errors.OutOfRangeError):
+        _core.gptq_unpack_zeros(np.zeros((2, 3), np.int32), 6, 4, 2)
