@@ -38,26 +38,90 @@ typedef struct {
     const mlxq_tensor *q;
     const mlxq_tensor *wq;
     int64_t words_in; /* in / 8 */
+    int contiguous;   /* both tensors C-contiguous: the vector path applies */
 } repack_job;
 
-/* Columns c of qweight in [begin, end): output rows 8c .. 8c + 7. Columns are walked in
- * tiles so the eight source rows read per step share cache lines. */
+/* One 8x8 block of codes at source column c, input word w, any strides. */
+static inline void repack_block(const repack_job *job, int64_t c, int64_t w) {
+    uint32_t x[8];
+    for (int k = 0; k < 8; k++)
+        x[k] = mlxq_word_at(job->q, 8 * w + k, c);
+    nibble_transpose8(x);
+    for (int s = 0; s < 8; s++)
+        mlxq_word_put(job->wq, 8 * c + AWQ_ORDER[s], w, x[s]);
+}
+
+#if defined(__GNUC__)
+/* Eight blocks side by side: lane j works on source column c0 + j. GCC/Clang vector
+ * extensions, so every target gets SIMD code (SSE2 at least) from one portable source. */
+typedef uint32_t v8u32 __attribute__((vector_size(32)));
+
+static inline void nibble_transpose8x8(v8u32 x[8]) {
+    for (int i = 0; i < 4; i++) {
+        v8u32 a = x[i], b = x[i + 4];
+        x[i] = (a & 0x0000FFFFu) | (b << 16);
+        x[i + 4] = (a >> 16) | (b & 0xFFFF0000u);
+    }
+    for (int i = 0; i < 8; i += (i & 1) ? 3 : 1) {
+        v8u32 a = x[i], b = x[i + 2];
+        x[i] = (a & 0x00FF00FFu) | ((b & 0x00FF00FFu) << 8);
+        x[i + 2] = ((a >> 8) & 0x00FF00FFu) | (b & 0xFF00FF00u);
+    }
+    for (int i = 0; i < 8; i += 2) {
+        v8u32 a = x[i], b = x[i + 1];
+        x[i] = (a & 0x0F0F0F0Fu) | ((b & 0x0F0F0F0Fu) << 4);
+        x[i + 1] = ((a >> 4) & 0x0F0F0F0Fu) | (b & 0xF0F0F0F0u);
+    }
+}
+
+/* Contiguous tensors, source columns [c0, c0 + 8). Results are gathered for 8 input words
+ * at a time so each of the 64 output rows receives one 32-byte run, not 8 scattered words. */
+static void repack_vec8(const repack_job *job, int64_t c0) {
+    const uint32_t *src = job->q->data;
+    uint32_t *dst = job->wq->data;
+    const int64_t packed_out = job->q->shape[1], words_in = job->words_in;
+    int64_t rows[64]; /* output row of lane j, slot s: 8 * (c0 + j) + AWQ_ORDER[s] */
+    for (int j = 0; j < 8; j++)
+        for (int s = 0; s < 8; s++)
+            rows[8 * j + s] = (8 * (c0 + j) + AWQ_ORDER[s]) * words_in;
+    for (int64_t w0 = 0; w0 < words_in; w0 += 8) {
+        const int n = words_in - w0 < 8 ? (int)(words_in - w0) : 8;
+        uint32_t tile[64][8];
+        for (int dw = 0; dw < n; dw++) {
+            v8u32 x[8];
+            for (int k = 0; k < 8; k++)
+                memcpy(&x[k], src + (8 * (w0 + dw) + k) * packed_out + c0, sizeof x[k]);
+            nibble_transpose8x8(x);
+            for (int s = 0; s < 8; s++)
+                for (int j = 0; j < 8; j++)
+                    tile[8 * j + s][dw] = x[s][j];
+        }
+        for (int r = 0; r < 64; r++)
+            memcpy(dst + rows[r] + w0, tile[r], (size_t)n * sizeof(uint32_t));
+    }
+}
+#endif
+
+/* Columns c of qweight in [begin, end): output rows 8c .. 8c + 7. */
 static void repack_range(void *ctx, size_t begin, size_t end) {
     const repack_job *job = ctx;
-    enum { TILE = 16 };
-    for (size_t c0 = begin; c0 < end; c0 += TILE) {
+    size_t c = begin;
+#if defined(__GNUC__)
+    if (job->contiguous)
+        for (; c + 8 <= end; c += 8)
+            repack_vec8(job, (int64_t)c);
+#endif
+    enum { TILE = 16 }; /* columns per step, so the eight source rows read share lines */
+    for (size_t c0 = c; c0 < end; c0 += TILE) {
         size_t c1 = c0 + TILE < end ? c0 + TILE : end;
-        for (int64_t w = 0; w < job->words_in; w++) {
-            for (size_t c = c0; c < c1; c++) {
-                uint32_t x[8];
-                for (int k = 0; k < 8; k++)
-                    x[k] = mlxq_word_at(job->q, 8 * w + k, (int64_t)c);
-                nibble_transpose8(x);
-                for (int s = 0; s < 8; s++)
-                    mlxq_word_put(job->wq, 8 * (int64_t)c + AWQ_ORDER[s], w, x[s]);
-            }
-        }
+        for (int64_t w = 0; w < job->words_in; w++)
+            for (size_t cc = c0; cc < c1; cc++)
+                repack_block(job, (int64_t)cc, w);
     }
+}
+
+static int is_c_contiguous(const mlxq_tensor *t) {
+    return t->strides[1] == 4 && t->strides[0] == 4 * t->shape[1];
 }
 
 mlxq_status mlxq_awq_repack(const mlxq_tensor *qweight, mlxq_tensor *wq, mlxq_error *err) {
@@ -75,7 +139,8 @@ mlxq_status mlxq_awq_repack(const mlxq_tensor *qweight, mlxq_tensor *wq, mlxq_er
         return mlxq_fail(err, MLXQ_EOVERFLOW, "%s: out_features overflows", fn);
     if ((st = mlxq_repack_check_shape(wq, packed_out * 8, in / 8, fn, "wq", err)))
         return st;
-    repack_job job = {.q = qweight, .wq = wq, .words_in = in / 8};
+    repack_job job = {.q = qweight, .wq = wq, .words_in = in / 8,
+                      .contiguous = is_c_contiguous(qweight) && is_c_contiguous(wq)};
     mlxq_parallel_for((size_t)packed_out, 16, repack_range, &job);
     return MLXQ_OK;
 }

@@ -15,19 +15,44 @@
 typedef struct {
     const mlxq_tensor *in;
     const mlxq_tensor *out;
+    int contiguous;
 } transpose_job;
+
+/* Contiguous tensors: 8x8 blocks through registers; columns [c0, c1) of the input. */
+static void transpose_contiguous(const transpose_job *job, int64_t c0, int64_t c1) {
+    const uint32_t *src = job->in->data;
+    uint32_t *dst = job->out->data;
+    const int64_t rows = job->in->shape[0], cols = job->in->shape[1];
+    int64_t r = 0;
+    for (; r + 8 <= rows; r += 8)
+        for (int64_t c = c0; c < c1; c++)
+            for (int k = 0; k < 8; k++)
+                dst[c * rows + r + k] = src[(r + k) * cols + c];
+    for (; r < rows; r++)
+        for (int64_t c = c0; c < c1; c++)
+            dst[c * rows + r] = src[r * cols + c];
+}
 
 /* Output rows (input columns) [begin, end), in square tiles so both sides stay in cache. */
 static void transpose_range(void *ctx, size_t begin, size_t end) {
     const transpose_job *job = ctx;
     enum { TILE = 32 };
     const int64_t rows = job->in->shape[0];
+    if (job->contiguous) {
+        for (size_t c0 = begin; c0 < end; c0 += 8)
+            transpose_contiguous(job, (int64_t)c0, (int64_t)(c0 + 8 < end ? c0 + 8 : end));
+        return;
+    }
     for (int64_t r0 = 0; r0 < rows; r0 += TILE) {
         int64_t r1 = r0 + TILE < rows ? r0 + TILE : rows;
         for (size_t c = begin; c < end; c++)
             for (int64_t r = r0; r < r1; r++)
                 mlxq_word_put(job->out, (int64_t)c, r, mlxq_word_at(job->in, r, (int64_t)c));
     }
+}
+
+static int is_c_contiguous(const mlxq_tensor *t) {
+    return t->strides[1] == 4 && t->strides[0] == 4 * t->shape[1];
 }
 
 mlxq_status mlxq_transpose_u32(const mlxq_tensor *in, mlxq_tensor *out, mlxq_error *err) {
@@ -37,7 +62,8 @@ mlxq_status mlxq_transpose_u32(const mlxq_tensor *in, mlxq_tensor *out, mlxq_err
         (st = mlxq_repack_check_words(out, fn, "out", 1, err)) ||
         (st = mlxq_repack_check_shape(out, in->shape[1], in->shape[0], fn, "out", err)))
         return st;
-    transpose_job job = {.in = in, .out = out};
+    transpose_job job = {.in = in, .out = out,
+                         .contiguous = is_c_contiguous(in) && is_c_contiguous(out)};
     mlxq_parallel_for((size_t)in->shape[1], 32, transpose_range, &job);
     return MLXQ_OK;
 }

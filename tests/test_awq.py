@@ -395,7 +395,7 @@ def test_deliberate_difference_from_mlx_lm_dtype_unification(rng):
 def test_repack_any_strides_any_thread_count(rng, threads):
     from mlxq import _core
 
-    codes = rng.integers(0, 16, size=(136, 48))
+    codes = rng.integers(0, 16, size=(136, 88))  # 11 packed columns, 17 input words: tails
     packed = awq_pack(codes)
     prev = mlxq.get_num_threads()
     try:
