@@ -16,13 +16,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 import mlxq  # noqa: E402
-from mlxq import _core  # noqa: E402
+from bench_kernels import best_time, stream_bandwidth  # noqa: E402  (same probe, same timing)
 
 try:
     import mlx.core as mx
@@ -31,23 +30,6 @@ except ImportError:  # mlx-lm is optional: its column shows "n/a"
     mx = None
 
 GROUP = 128
-
-
-def best_time(fn, repeat: int) -> float:
-    fn()  # warm up: page faults, thread start
-    best = float("inf")
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    return best
-
-
-def stream_bandwidth(repeat: int) -> float:
-    """GB/s of a 256 MiB copy, counting bytes read plus bytes written."""
-    a = np.ones(64 << 20, np.float32)
-    b = np.empty_like(a)
-    return 2 * a.nbytes / best_time(lambda: np.copyto(b, a), repeat) / 1e9
 
 
 # ---- numpy peers: the same transforms written with array operations -------------------------

@@ -21,6 +21,9 @@ F64 = np.dtype(np.float64)
 # that float16 and bfloat16 hold neither each other (see resolve_output_dtype).
 _RANK = {F16: 1, bfloat16: 2, F32: 3, F64: 4}
 
+# What producers pack codes into (int32 on disk; uint32 is accepted too).
+WORD_DTYPES = (np.dtype(np.int32), np.dtype(np.uint32))
+
 # MLX affine group sizes, largest first: a producer's group is re-expressed with the largest
 # one that divides it (and the input width), repeating its scale and bias.
 MLX_GROUP_SIZES = (128, 64, 32)

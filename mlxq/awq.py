@@ -26,7 +26,6 @@ Quantization(group_size=128, bits=4, mode=<QuantMode.AFFINE: 'affine'>)
 from __future__ import annotations
 
 import dataclasses
-import numbers
 from typing import Any, Mapping, Optional, Union
 
 import numpy as np
@@ -43,8 +42,9 @@ from ._packed import (
     resolve_output_dtype,
     snapshot,
     word_code,
+    WORD_DTYPES,
 )
-from .config import PerLayerQuantization, Quantization
+from .config import PerLayerQuantization, Quantization, _int_field
 from .errors import (
     ArgumentTypeError,
     DivisibilityError,
@@ -60,8 +60,6 @@ from .errors import (
 
 __all__ = ["AwqLoadConfig", "awq_output_dtype", "transform_awq_weights", "unpack_awq_weights"]
 
-_WORDS = (np.dtype(np.int32), np.dtype(np.uint32))
-_SUFFIXES = (".qweight", ".scales", ".qzeros")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,10 +86,7 @@ class AwqLoadConfig:
 
     def __post_init__(self) -> None:
         for name in ("bits", "group_size"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-                raise ArgumentTypeError(f"{name} must be an int, got {value!r}")
-            object.__setattr__(self, name, int(value))
+            object.__setattr__(self, name, _int_field(getattr(self, name), name))
         if not isinstance(self.zero_point, (bool, np.bool_)):
             raise ArgumentTypeError(f"zero_point must be a bool, got {self.zero_point!r}")
         object.__setattr__(self, "zero_point", bool(self.zero_point))
@@ -159,7 +154,7 @@ def unpack_awq_weights(qweight: np.ndarray) -> np.ndarray:
     if not isinstance(qweight, np.ndarray):
         raise ArgumentTypeError(f"qweight must be a numpy array, got {type(qweight).__name__}")
     q = qweight
-    if q.dtype not in _WORDS:
+    if q.dtype not in WORD_DTYPES:
         raise UnsupportedDtypeError(
             f"qweight has dtype {q.dtype}; AutoAWQ packs 4-bit codes into int32 "
             "(uint32 is accepted too)"
@@ -203,7 +198,7 @@ def _check_layer(
     qkey, skey, zkey = prefix + ".qweight", prefix + ".scales", prefix + ".qzeros"
     qweight = require_array(w[qkey], prefix, qkey)
     scales = require_array(w[skey], prefix, skey)
-    if qweight.dtype not in _WORDS:
+    if qweight.dtype not in WORD_DTYPES:
         raise UnsupportedDtypeError(
             f"{qkey} has dtype {qweight.dtype}; AutoAWQ packs codes into int32 "
             "(uint32 is accepted too)",
@@ -242,7 +237,7 @@ def _check_layer(
     qzeros = None
     if zkey in w:
         qzeros = require_array(w[zkey], prefix, zkey)
-        if qzeros.dtype not in _WORDS:
+        if qzeros.dtype not in WORD_DTYPES:
             raise UnsupportedDtypeError(
                 f"{zkey} has dtype {qzeros.dtype}; AutoAWQ packs zeros into int32 "
                 "(uint32 is accepted too)",

@@ -28,7 +28,6 @@ cannot be expressed with contiguous groups and is refused unless ``allow_requant
 from __future__ import annotations
 
 import dataclasses
-import numbers
 import warnings
 from typing import Any, Mapping, Optional, Union
 
@@ -46,8 +45,9 @@ from ._packed import (
     resolve_output_dtype,
     snapshot,
     word_code,
+    WORD_DTYPES,
 )
-from .config import PerLayerQuantization, Quantization
+from .config import PerLayerQuantization, Quantization, _int_field
 from .errors import (
     ArgumentTypeError,
     DivisibilityError,
@@ -70,7 +70,6 @@ __all__ = [
     "transform_gptq_weights",
 ]
 
-_WORDS = (np.dtype(np.int32), np.dtype(np.uint32))
 _FORMATS = ("gptq", "gptq_v2")
 _SUFFIXES = (".qweight", ".qzeros", ".scales", ".g_idx")
 
@@ -100,10 +99,7 @@ class GptqConfig:
 
     def __post_init__(self) -> None:
         for name in ("bits", "group_size"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-                raise ArgumentTypeError(f"{name} must be an int, got {value!r}")
-            object.__setattr__(self, name, int(value))
+            object.__setattr__(self, name, _int_field(getattr(self, name), name))
         for name in ("sym", "desc_act"):
             value = getattr(self, name)
             if not isinstance(value, (bool, np.bool_)):
@@ -243,7 +239,7 @@ def _check_layer(w: Mapping[str, Any], p: str, cfg: GptqConfig) -> _Layer:
         raise fail(MissingKeyError, f"{qkey} has no {skey} companion", skey)
     qweight = require_array(w[qkey], p, qkey)
     scales = require_array(w[skey], p, skey)
-    if qweight.dtype not in _WORDS:
+    if qweight.dtype not in WORD_DTYPES:
         raise fail(UnsupportedDtypeError,
                    f"{qkey} has dtype {qweight.dtype}; GPTQ packs codes into int32", qkey)
     if not is_float(scales.dtype):
@@ -271,7 +267,7 @@ def _check_layer(w: Mapping[str, Any], p: str, cfg: GptqConfig) -> _Layer:
     qzeros = None
     if zkey in w:
         qzeros = require_array(w[zkey], p, zkey)
-        if qzeros.dtype not in _WORDS:
+        if qzeros.dtype not in WORD_DTYPES:
             raise fail(UnsupportedDtypeError,
                        f"{zkey} has dtype {qzeros.dtype}; GPTQ packs zeros into int32", zkey)
         if (out_features * bits) % 32 or qzeros.shape != (groups, out_features * bits // 32):

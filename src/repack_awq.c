@@ -120,10 +120,6 @@ static void repack_range(void *ctx, size_t begin, size_t end) {
     }
 }
 
-static int is_c_contiguous(const mlxq_tensor *t) {
-    return t->strides[1] == 4 && t->strides[0] == 4 * t->shape[1];
-}
-
 mlxq_status mlxq_awq_repack(const mlxq_tensor *qweight, mlxq_tensor *wq, mlxq_error *err) {
     static const char fn[] = "mlxq_awq_repack";
     mlxq_status st;
@@ -140,7 +136,7 @@ mlxq_status mlxq_awq_repack(const mlxq_tensor *qweight, mlxq_tensor *wq, mlxq_er
     if ((st = mlxq_repack_check_shape(wq, packed_out * 8, in / 8, fn, "wq", err)))
         return st;
     repack_job job = {.q = qweight, .wq = wq, .words_in = in / 8,
-                      .contiguous = is_c_contiguous(qweight) && is_c_contiguous(wq)};
+                      .contiguous = mlxq_words_contiguous(qweight) && mlxq_words_contiguous(wq)};
     mlxq_parallel_for((size_t)packed_out, 16, repack_range, &job);
     return MLXQ_OK;
 }

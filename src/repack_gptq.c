@@ -51,10 +51,6 @@ static void transpose_range(void *ctx, size_t begin, size_t end) {
     }
 }
 
-static int is_c_contiguous(const mlxq_tensor *t) {
-    return t->strides[1] == 4 && t->strides[0] == 4 * t->shape[1];
-}
-
 mlxq_status mlxq_transpose_u32(const mlxq_tensor *in, mlxq_tensor *out, mlxq_error *err) {
     static const char fn[] = "mlxq_transpose_u32";
     mlxq_status st;
@@ -63,7 +59,7 @@ mlxq_status mlxq_transpose_u32(const mlxq_tensor *in, mlxq_tensor *out, mlxq_err
         (st = mlxq_repack_check_shape(out, in->shape[1], in->shape[0], fn, "out", err)))
         return st;
     transpose_job job = {.in = in, .out = out,
-                         .contiguous = is_c_contiguous(in) && is_c_contiguous(out)};
+                         .contiguous = mlxq_words_contiguous(in) && mlxq_words_contiguous(out)};
     mlxq_parallel_for((size_t)in->shape[1], 32, transpose_range, &job);
     return MLXQ_OK;
 }

@@ -36,6 +36,11 @@ static inline mlxq_status mlxq_repack_check_shape(const mlxq_tensor *t, int64_t 
     return MLXQ_OK;
 }
 
+/* 1 when a 2-D 32-bit tensor is C-contiguous, so the kernels may use plain pointers. */
+static inline int mlxq_words_contiguous(const mlxq_tensor *t) {
+    return t->strides[1] == 4 && t->strides[0] == 4 * t->shape[1];
+}
+
 /* Word (r, c) of a 2-D 32-bit tensor; memcpy because strides need not be aligned. */
 static inline uint32_t mlxq_word_at(const mlxq_tensor *t, int64_t r, int64_t c) {
     uint32_t v;

@@ -3,8 +3,6 @@ GPTQ dequantization formula as the reference, and one test per refusal."""
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pytest
 
