@@ -88,7 +88,7 @@ def test_codes_and_zeros_move_losslessly(rng, bits, v2):
     assert wq.dtype == np.uint32 and wq.shape == (OUT, IN * bits // 32)
     np.testing.assert_array_equal(mlx_unpack(wq, bits, IN), codes.T)
     assert_bits_equal(out["m.l.scales"], np.ascontiguousarray(s.T))
-    ref_b = mlxq.astype(-(z.T.astype(np.float32)) * s.T.astype(np.float32), np.float16)
+    ref_b = (-(z.T.astype(np.float32)) * s.T.astype(np.float32)).astype(np.float16)
     assert_bits_equal(out["m.l.biases"], ref_b)
     assert not any(k.endswith((".qweight", ".qzeros", ".g_idx")) for k in out)
 
