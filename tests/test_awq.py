@@ -422,3 +422,14 @@ def test_c_kernels_refuse_bad_shapes():
         _core.gptq_unpack_zeros(np.zeros((2, 3), np.int32), 6, 5, 0)
     with pytest.raises(errors.OutOfRangeError):
         _core.gptq_unpack_zeros(np.zeros((2, 3), np.int32), 6, 4, 2)
+
+
+def test_bit_identical_to_mlx_lm_on_arbitrary_words(rng):
+    # Every bit pattern, negative int32 words included, not just what a quantizer emits.
+    words = lambda *s: rng.integers(-2**31, 2**31, size=s, dtype=np.int64).astype(np.int32)
+    w = {"l.qweight": words(256, 16), "l.qzeros": words(2, 16),
+         "l.scales": rng.standard_normal((2, 128)).astype(np.float16)}
+    ref, _ = _mlx_lm(w, {"bits": 4, "group_size": 128})
+    out, _ = transform_awq_weights(w)
+    for k in ref:
+        assert_bits_equal(out[k], ref[k])
