@@ -32,6 +32,13 @@ from .io import (
     save_safetensors,
 )
 
+# Other producers' quantized checkpoints: AutoAWQ, GPTQ, gpt-oss MXFP4 (docs/awq.md,
+# docs/gptq.md, docs/mxfp4-checkpoints.md).
+from . import external
+from .awq import AwqLoadConfig, transform_awq_weights, unpack_awq_weights
+from .gptq import GptqConfig, transform_gptq_weights
+from .mxfp4_checkpoint import transform_mxfp4_weights
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -63,4 +70,12 @@ __all__ = [
     "safetensors_metadata",
     "save_checkpoint",
     "save_safetensors",
+    # other producers' checkpoints (docs/awq.md, docs/gptq.md, docs/mxfp4-checkpoints.md)
+    "AwqLoadConfig",
+    "GptqConfig",
+    "external",
+    "transform_awq_weights",
+    "transform_gptq_weights",
+    "transform_mxfp4_weights",
+    "unpack_awq_weights",
 ]

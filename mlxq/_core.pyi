@@ -96,3 +96,17 @@ def st_validate(
 
 def st_dtypes() -> dict[str, int]:
     """Every safetensors dtype name the parser knows, with its bits per element."""
+
+# ---- AutoAWQ / GPTQ codes (src/python/py_repack.c) ---------------------------------------
+
+def awq_repack(qweight: np.ndarray, code: int) -> np.ndarray:
+    """AutoAWQ qweight [in, out/8] (int32 code 6 or uint32 code 5) -> MLX wq [out, in/8]."""
+
+def awq_unpack(q: np.ndarray, code: int, transpose: bool) -> np.ndarray:
+    """AutoAWQ-packed words [r, c] -> codes [r, 8c] (or [8c, r] transposed), uint32."""
+
+def transpose_u32(a: np.ndarray, code: int) -> np.ndarray:
+    """a.T as a C-contiguous uint32 array (GPTQ qweight -> MLX wq)."""
+
+def gptq_unpack_zeros(qzeros: np.ndarray, code: int, bits: int, offset: int) -> np.ndarray:
+    """GPTQ qzeros [groups, out*bits/32] -> zeros + offset, uint32 [out, groups]."""

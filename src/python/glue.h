@@ -40,5 +40,6 @@ PyObject *mlxq_py_st_raise(mlxq_status st, const mlxq_error *err, PyObject *path
 int mlxq_py_init_quant(PyObject *module);
 int mlxq_py_init_io(PyObject *module); /* py_io.c: safetensors */
 int mlxq_py_init_stwriter(PyObject *module); /* py_stwriter.c: random-access writer */
+int mlxq_py_init_repack(PyObject *module); /* py_repack.c: AutoAWQ/GPTQ codes */
 
 #endif /* MLXQ_GLUE_H */
