@@ -45,7 +45,7 @@ def _convert(args: argparse.Namespace) -> int:
         args.src, args.dst, quantize=args.quantize, q_group_size=args.q_group_size,
         q_bits=args.q_bits, q_mode=args.q_mode, quant_predicate=args.quant_predicate,
         dtype=args.dtype, dequantize=args.dequantize, max_shard_size=args.max_shard_size,
-        report=args.report, quiet=args.quiet)
+        report=args.report, quiet=args.quiet, allow_requantize=args.allow_requantize)
     if args.report:
         print(result.report_table())
     if not args.quiet:
@@ -108,6 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="dequantize a quantized model back to dense weights")
     q.add_argument("--dtype", choices=CONVERSION_DTYPES, default=None,
                    help="dtype of the floating tensors (default: config.json's torch_dtype)")
+    q.add_argument("--allow-requantize", action="store_true",
+                   help="GPTQ with act-order (a real g_idx): dequantize and re-quantize those "
+                   "layers to MLX affine instead of refusing (adds error; reported)")
     o = c.add_argument_group("output and reporting")
     o.add_argument("--max-shard-size", default="5GiB",
                    help="largest shard, e.g. 5GiB (mlx-lm's), 2GB, 500MB (default: 5GiB)")

@@ -138,6 +138,7 @@ class ConvertResult:
     architecture: str
     report: list[LayerReport] = dataclasses.field(default_factory=list)
     report_total: Optional[QuantError] = None
+    requantized: list = dataclasses.field(default_factory=list)  # gptq.RequantizeReport
 
     def summary(self) -> str:
         rate = self.bytes_read / self.seconds if self.seconds > 0 else 0.0
@@ -156,6 +157,8 @@ class ConvertResult:
             parts.append(f"{self.dequantized_layers} layers dequantized")
         if parts:
             lines.append("  " + ", ".join(parts))
+        for r in self.requantized:
+            lines.append(f"  re-quantized (act-order GPTQ) {r.layer}: {r.error}")
         return "\n".join(lines)
 
     def report_table(self) -> str:
@@ -444,9 +447,11 @@ class _Plan:
     def __init__(self, src: Path, dst: Path, *, quantize: bool, q_group_size: Optional[int],
                  q_bits: Optional[int], q_mode: str, quant_predicate: Optional[str],
                  dtype: Optional[str], dequantize: bool, max_shard_size: int,
-                 report: bool, warn: Callable[[str], None]):
+                 report: bool, warn: Callable[[str], None], allow_requantize: bool = False):
         self.src, self.dst = src, dst
         self.report = report
+        self.allow_requantize = allow_requantize
+        self.requantized: list = []  # GPTQ act-order layers re-quantized (RequantizeReport)
         self.config = load_config(src)
         self.sources = _Sources(src)
         try:
@@ -677,7 +682,7 @@ class _Plan:
         # shapes); the write pass runs it again. Groups are one layer each, so this costs
         # a second transform, never memory.
         for gi, group in enumerate(groups):
-            out, plq = self._run_group(fmt, group, out_dtype)
+            out, plq = self._run_group(fmt, group, out_dtype, record=True)
             for name, arr in out.items():
                 transformed[name] = (gi, _Spec(tuple(arr.shape), arr.dtype))
             if plq is not None:
@@ -713,9 +718,15 @@ class _Plan:
             base[out] = _Base(spec, stacked, 0)
         return fmt
 
-    def _run_group(self, fmt: Any, group: Sequence[str], out_dtype: Any) -> tuple[dict, Any]:
+    def _run_group(self, fmt: Any, group: Sequence[str], out_dtype: Any,
+                   record: bool = False) -> tuple[dict, Any]:
         arrays = {n: self.sources.read(n) for n in group}
-        return fmt.transform(arrays, out_dtype=out_dtype)
+        with warnings.catch_warnings():
+            # the requantize warning is reported once, in the summary, not per pass
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return fmt.transform(arrays, out_dtype=out_dtype,
+                                 allow_requantize=self.allow_requantize,
+                                 report=self.requantized if record else None)
 
     # -- computing ---------------------------------------------------------------------------
 
@@ -954,7 +965,8 @@ def convert(src: PathLike, dst: PathLike, *, quantize: bool = False,
             q_mode: str = "affine", quant_predicate: Optional[str] = None,
             dtype: Optional[str] = None, dequantize: bool = False,
             max_shard_size: Union[int, str] = DEFAULT_MAX_SHARD_SIZE, report: bool = False,
-            quiet: bool = False, stream: TextIO | None = None) -> ConvertResult:
+            quiet: bool = False, stream: TextIO | None = None,
+            allow_requantize: bool = False) -> ConvertResult:
     """Converts the Hugging Face (or MLX, AWQ, GPTQ, MXFP4) checkpoint folder ``src`` into
     an MLX checkpoint folder ``dst``, like ``mlx_lm.convert(src, dst, ...)``.
 
@@ -962,7 +974,9 @@ def convert(src: PathLike, dst: PathLike, *, quantize: bool = False,
     ``q_mode``, ``quant_predicate`` (a recipe name), ``dtype``, ``dequantize`` (``-d``);
     plus ``max_shard_size`` (bytes or ``"5GB"``), ``report`` (collect per-layer
     quantization error against the source weights), ``quiet`` (no progress bar or
-    warnings on ``stream``, stderr by default).
+    warnings on ``stream``, stderr by default), ``allow_requantize`` (GPTQ layers with an
+    act-order ``g_idx`` are dequantized and re-quantized to MLX affine instead of refused;
+    the added error is in ``result.requantized``).
 
     Raises:
         InvalidArgumentError: ``dst`` exists, ``src`` is not a folder, both ``quantize`` and
@@ -1001,7 +1015,8 @@ def convert(src: PathLike, dst: PathLike, *, quantize: bool = False,
 
     plan = _Plan(src_p, dst_p, quantize=quantize, q_group_size=q_group_size, q_bits=q_bits,
                  q_mode=q_mode, quant_predicate=quant_predicate, dtype=dtype,
-                 dequantize=dequantize, max_shard_size=shard, report=report, warn=warn)
+                 dequantize=dequantize, max_shard_size=shard, report=report, warn=warn,
+                 allow_requantize=allow_requantize)
     try:
         if not quiet and plan.counts["kept"] and quantize:
             warn(f"{plan.counts['kept']} layers are already quantized and are kept as they "
@@ -1042,4 +1057,5 @@ def convert(src: PathLike, dst: PathLike, *, quantize: bool = False,
         dequantized_layers=plan.counts["dequantize"],
         bits_per_weight=plan.total_size * 8 / max(plan.total_parameters, 1),
         bytes_read=plan.bytes_read, bytes_written=written, seconds=time.monotonic() - t0,
-        architecture=plan.arch.name, report=reports, report_total=total)
+        architecture=plan.arch.name, report=reports, report_total=total,
+        requantized=list(plan.requantized))
