@@ -996,6 +996,9 @@ def convert(src: PathLike, dst: PathLike, *, quantize: bool = False,
     if not src_p.is_dir():
         raise InvalidArgumentError(f"{src_p}: not a folder (give a checkpoint folder with "
                                    "config.json and model*.safetensors)")
+    if dst_p.resolve().is_relative_to(src_p.resolve()):
+        raise InvalidArgumentError(f"cannot save to {dst_p}: it is inside the source folder "
+                                   f"{src_p}, which mlxq only reads")
     if quantize and dequantize:
         raise InvalidArgumentError("choose either quantize or dequantize, not both")
     if quant_predicate is not None:

@@ -84,6 +84,13 @@ def test_kernel_errors_name_the_layer(src, tmp_path):
     assert siblings(tmp_path) == ["hf"]
 
 
+def test_dst_inside_src_is_refused(src, tmp_path):
+    before = tree_digest(src)
+    with pytest.raises(InvalidArgumentError, match="inside the source"):
+        convert(src, os.path.join(src, "mlx"), quiet=True)
+    assert tree_digest(src) == before
+
+
 def test_parse_size():
     assert parse_size("5GB") == 5 * 10**9
     assert parse_size("5GiB") == 5 << 30
