@@ -70,3 +70,36 @@ const uint8_t *mlxq_fp4_code_table(mlxq_dtype dt) {
     pthread_once(&table_once[i], i == 0 ? build_bf16 : build_f16);
     return code_table[i];
 }
+
+/* ---- group scale tables for the 16-bit dtypes ------------------------------------------ */
+
+/* [bf16, f16][mxfp4, mxfp8, nvfp4 without a global scale] */
+static mlxq_mx_scale_table scale_table[2][3];
+static pthread_once_t scale_once[2][3] = {
+    {PTHREAD_ONCE_INIT, PTHREAD_ONCE_INIT, PTHREAD_ONCE_INIT},
+    {PTHREAD_ONCE_INIT, PTHREAD_ONCE_INIT, PTHREAD_ONCE_INIT}};
+
+static void build_scales(int d, int kind) {
+    mlxq_dtype dt = d == 0 ? MLXQ_BF16 : MLXQ_F16;
+    mlxq_mx_scale_table *t = &scale_table[d][kind];
+    for (uint32_t h = 0; h < 65536; h++) {
+        double amax = d == 0 ? mlxq_bf16_to_f32((uint16_t)h) : mlxq_f16_to_f32((uint16_t)h);
+        double divisor;
+        if (kind == 2)
+            mlxq_nv_group_scale(dt, amax, 1.0, &divisor, &t->byte[h]);
+        else
+            mlxq_mx_group_scale(dt, amax, kind, &divisor, &t->byte[h]);
+        t->divisor[h] = (float)divisor;
+    }
+}
+#define BUILD(d, k) static void build_##d##_##k(void) { build_scales(d, k); }
+BUILD(0, 0) BUILD(0, 1) BUILD(0, 2) BUILD(1, 0) BUILD(1, 1) BUILD(1, 2)
+#undef BUILD
+
+const mlxq_mx_scale_table *mlxq_scale_table_for(mlxq_dtype dt, int kind) {
+    static void (*const build[2][3])(void) = {{build_0_0, build_0_1, build_0_2},
+                                              {build_1_0, build_1_1, build_1_2}};
+    int d = dt == MLXQ_BF16 ? 0 : 1;
+    pthread_once(&scale_once[d][kind], build[d][kind]);
+    return &scale_table[d][kind];
+}

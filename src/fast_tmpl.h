@@ -319,6 +319,10 @@ ALWAYS_INLINE void fp_quant_row(const mlxq_qparams *p, const uint8_t *src, int64
     const size_t esize = mlxq_dtype_size(dt);
     const double enc = mlxq_nv_encode(p);
     const vf venc = v_set1((float)enc);
+    /* enc is exactly 1 without a global scale: the nvfp4 step is then a table too */
+    const mlxq_mx_scale_table *tab16 =
+        dt == MLXQ_F32 || (nvfp && enc != 1.0) ? NULL
+                                                : mlxq_scale_table_for(dt, nvfp ? 2 : fp8);
     uint8_t codes[32];
     vf x[32 / VW];
     for (int64_t g = 0; g < cols / gs; g++) {
@@ -330,12 +334,21 @@ ALWAYS_INLINE void fp_quant_row(const mlxq_qparams *p, const uint8_t *src, int64
             nan = v_mask_or(nan, v_isnan(x[i]));
             m = v_max(v_abs(x[i]), m);
         }
-        double amax = v_mask_any(nan) ? NAN : (double)v_hmax(m);
+        const int any_nan = v_mask_any(nan);
+        double amax = any_nan ? NAN : (double)v_hmax(m);
         double divisor;
-        if (nvfp)
+        if (tab16) {
+            /* amax is one of the group's bf16/f16 values: look its step up */
+            uint16_t h = any_nan ? (dt == MLXQ_BF16 ? 0x7FC0 : 0x7E00)
+                         : dt == MLXQ_BF16 ? (uint16_t)(mlxq_f32_bits((float)amax) >> 16)
+                                           : mlxq_f32_to_f16((float)amax);
+            scales[g] = tab16->byte[h];
+            divisor = tab16->divisor[h];
+        } else if (nvfp) {
             mlxq_nv_group_scale(dt, amax, enc, &divisor, &scales[g]);
-        else
+        } else {
             mlxq_mx_group_scale(dt, amax, fp8, &divisor, &scales[g]);
+        }
         const vf vd = v_set1((float)divisor);
         for (int i = 0; i < nv; i++) {
             vf v = round_t(v_div(x[i], vd), dt);

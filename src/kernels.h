@@ -192,4 +192,15 @@ mlxq_cast_fn mlxq_fast_cast(mlxq_dtype from, mlxq_dtype to);
  * on first use; thread-safe. */
 const uint8_t *mlxq_fp4_code_table(mlxq_dtype dt);
 
+/* The per-group scale step for every bit pattern of amax in the 16-bit dtype dt (a group's
+ * max |w| of bf16/f16 input is one of its elements, so it has such a pattern), so the step
+ * becomes two loads. kind 0: mlxq_mx_group_scale(dt, amax, 0); 1: the same with fp8;
+ * 2: mlxq_nv_group_scale(dt, amax, enc = 1), nvfp4 without a global scale. Built on first
+ * use from the reference functions, so equal to them by construction; thread-safe. */
+typedef struct {
+    uint8_t byte[65536];
+    float divisor[65536];
+} mlxq_mx_scale_table;
+const mlxq_mx_scale_table *mlxq_scale_table_for(mlxq_dtype dt, int kind);
+
 #endif /* MLXQ_KERNELS_H */
