@@ -382,6 +382,13 @@ class _Unit:
     kind: str  # copy | quantize | dequantize
 
 
+class _Parts:
+    """A tensor's bytes as consecutive blocks (arrays, any shape), made on demand."""
+
+    def __init__(self, blocks: Iterable[np.ndarray]):
+        self.blocks = blocks
+
+
 def _is_float(dt: np.dtype) -> bool:
     return dt.kind == "f" or dt == np.dtype(bfloat16)
 
@@ -622,7 +629,7 @@ class _Plan:
             if n in owner:
                 continue
             units[n] = _Unit([(n, cast_spec(b.spec))],
-                             (lambda n=n, b=b: {n: _cast(b.load(), self.cast_to)}), "copy")
+                             (lambda n=n, b=b: {n: self._copy(b)}), "copy")
             owner[n] = n
 
         # output order: mlx-lm's tree_flatten(model.parameters())
@@ -775,6 +782,22 @@ class _Plan:
             self.layer_errors.append((path, gs, bits, mode, sums))
         return out
 
+    def _copy(self, b: _Base) -> "np.ndarray | _Parts":
+        """A tensor copied (cast when floating), in row blocks when it is large: the parts
+        go to the writer one by one, so neither the source nor the result is ever whole."""
+        shape = b.spec.shape
+        cols = shape[-1] if shape else 1
+        rows = int(np.prod(shape[:-1], dtype=np.int64)) if shape else 1
+        step = max(1, self.BLOCK_BYTES // max(cols * b.spec.dtype.itemsize, 1))
+        if b.read_rows is None or len(shape) < 2 or rows <= step:
+            return _cast(b.load(), self.cast_to)
+
+        def parts():
+            for r0 in range(0, rows, step):
+                n = min(step, rows - r0)
+                yield _cast(b.read_rows(r0, np.empty((n, cols), b.spec.dtype)), self.cast_to)
+        return _Parts(parts())
+
     def _quant_block(self, src: np.ndarray, gs: int, bits: int, mode: str,
                      sums: _Sums) -> tuple[np.ndarray, ...]:
         w = _cast(src, self.cast_to)
@@ -822,8 +845,8 @@ class _Plan:
         files = shard_file_names(len(self.shards))
         done_items = done_bytes = 0
         weight_map: dict[str, str] = {}
-        largest = max((s.nbytes for _, s, _ in self.outputs), default=0)
-        with _BackgroundWriter(max(largest, 64 << 20)) as bg:
+        # a whole tensor larger than this waits for the queue to drain, then goes alone
+        with _BackgroundWriter(64 << 20) as bg:
             for shard, fname in zip(self.shards, files):
                 specs = [(n, s.dtype, s.shape) for n, s, _ in shard]
                 writer = SafetensorsWriter(tmp / fname, specs, {"format": "mlx"})
@@ -832,7 +855,14 @@ class _Plan:
                     if key not in cache:
                         cache[key] = self.units[key].compute()
                     arr = cache[key].pop(name)
-                    bg.put(writer, name, arr)
+                    if isinstance(arr, _Parts):
+                        offset = 0
+                        for block in arr.blocks:
+                            bg.put(writer, name, block, offset)
+                            offset += block.nbytes
+                            del block
+                    else:
+                        bg.put(writer, name, arr)
                     del arr
                     remaining[key] -= 1
                     if remaining[key] == 0:
@@ -878,11 +908,14 @@ class _BackgroundWriter:
             job = self._q.get()
             if job is None:
                 return
-            op, writer, name, arr = job
+            op, writer, name, arr, offset = job
             try:
                 if self._error is None:
                     if op == "put":
-                        writer.put(name, arr)
+                        if offset is None:
+                            writer.put(name, arr)
+                        else:
+                            writer.put_part(name, offset, arr)
                     else:
                         writer.commit()
             except BaseException as e:  # handed to the producer
@@ -900,18 +933,19 @@ class _BackgroundWriter:
     def own(self, writer: SafetensorsWriter) -> None:
         self._writers.append(writer)
 
-    def put(self, writer: SafetensorsWriter, name: str, arr: np.ndarray) -> None:
+    def put(self, writer: SafetensorsWriter, name: str, arr: np.ndarray,
+            offset: Optional[int] = None) -> None:
         with self._cv:
             while self._pending and self._pending + arr.nbytes > self._limit \
                     and self._error is None:
                 self._cv.wait()
             self._check()
             self._pending += arr.nbytes
-        self._q.put(("put", writer, name, arr))
+        self._q.put(("put", writer, name, arr, offset))
 
     def commit(self, writer: SafetensorsWriter) -> None:
         self._check()
-        self._q.put(("commit", writer, None, None))
+        self._q.put(("commit", writer, None, None, None))
 
     def __enter__(self) -> "_BackgroundWriter":
         return self

@@ -508,6 +508,22 @@ class SafetensorsWriter:
         self._w.put(index, np.ascontiguousarray(arr))
         self._pending.discard(name)
 
+    def put_part(self, name: str, offset: int, array: Any) -> None:
+        """Writes ``array``'s bytes (the declared dtype, any shape) at byte ``offset`` of
+        tensor ``name``: a tensor made in blocks. Parts must arrive in order."""
+        spec = self._specs.get(name)
+        if spec is None:
+            raise MissingKeyError(f"{self.path}: no tensor {name!r} was declared", key=name)
+        index, dt, _ = spec
+        arr = np.asarray(array)
+        if arr.dtype != dt:
+            raise InvalidArgumentError(
+                f"{self.path}: tensor {name!r} was declared {dt}, got a part of {arr.dtype}",
+                key=name)
+        self._w.put(index, np.ascontiguousarray(arr), int(offset))
+        if offset + arr.nbytes >= dt.itemsize * int(np.prod(spec[2], dtype=np.int64)):
+            self._pending.discard(name)
+
     def commit(self) -> None:
         """Checks every declared tensor was written, fsyncs, renames into place."""
         self._w.commit()

@@ -197,6 +197,11 @@ mlxq_status mlxq_st_writer_write_strided(mlxq_st_writer *w, const void *data, si
  * or random-access: mixing the two is MLXQ_EARG. */
 mlxq_status mlxq_st_writer_put(mlxq_st_writer *w, size_t index, const void *data, size_t len,
                                mlxq_error *err);
+/* Part of a tensor: `len` bytes at byte `offset` of entry `index`. A tensor's parts must
+ * arrive in order (offset = the bytes put so far) and not overrun it; it is complete when
+ * all its bytes are in. mlxq_st_writer_put is this with offset 0 and the whole size. */
+mlxq_status mlxq_st_writer_put_range(mlxq_st_writer *w, size_t index, uint64_t offset,
+                                     const void *data, size_t len, mlxq_error *err);
 
 /* Checks every byte was written, fsyncs the file, renames it to the final path and fsyncs
  * the directory. Frees w whatever happens; on failure the temporary file is removed. */

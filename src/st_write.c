@@ -312,9 +312,10 @@ struct mlxq_st_writer {
     size_t staged;
     /* Random-access mode (mlxq_st_writer_put): where each tensor goes, which are in. */
     uint64_t data_start;
-    uint64_t *begin;     /* by entry index, within the data section */
-    unsigned char *done; /* by entry index; NULL until the first put */
-    size_t n_done;
+    uint64_t *begin;   /* by entry index, within the data section */
+    uint64_t *filled;        /* bytes put so far, by entry index; NULL until the first put */
+    unsigned char *complete; /* by entry index: all bytes in (an empty tensor: put once) */
+    size_t n_done;           /* tensors complete */
     int sequential;      /* set by the first write/write_strided: the modes exclude each other */
 };
 
@@ -373,7 +374,7 @@ static mlxq_status emit(mlxq_st_writer *w, const void *p, size_t len, mlxq_error
 }
 
 static mlxq_status account(mlxq_st_writer *w, size_t len, mlxq_error *err) {
-    if (w->done)
+    if (w->filled)
         return mlxq_fail(err, MLXQ_EARG, "sequential write after mlxq_st_writer_put");
     w->sequential = 1;
     uint64_t rest = len;
@@ -447,23 +448,39 @@ mlxq_status mlxq_st_writer_write_strided(mlxq_st_writer *w, const void *data, si
     return MLXQ_OK;
 }
 
-mlxq_status mlxq_st_writer_put(mlxq_st_writer *w, size_t index, const void *data, size_t len,
-                               mlxq_error *err) {
+mlxq_status mlxq_st_writer_put_range(mlxq_st_writer *w, size_t index, uint64_t offset,
+                                     const void *data, size_t len, mlxq_error *err) {
     if (w->sequential)
         return mlxq_fail(err, MLXQ_EARG, "mlxq_st_writer_put after a sequential write");
     if (index >= w->n)
         return mlxq_fail(err, MLXQ_EARG, "tensor #%zu does not exist (%zu tensors)", index, w->n);
-    if (len != w->sizes[index])
-        return mlxq_fail(err, MLXQ_EARG, "tensor #%zu holds %llu bytes, got %zu", index,
-                         (unsigned long long)w->sizes[index], len);
-    if (!w->done && !(w->done = calloc(w->n ? w->n : 1, 1)))
-        return mlxq_fail(err, MLXQ_ENOMEM, "out of memory");
-    if (w->done[index])
+    if (!w->filled) {
+        w->filled = calloc(w->n ? w->n : 1, sizeof *w->filled);
+        w->complete = calloc(w->n ? w->n : 1, 1);
+        if (!w->filled || !w->complete) {
+            free(w->filled);
+            free(w->complete);
+            w->filled = NULL;
+            w->complete = NULL;
+            return mlxq_fail(err, MLXQ_ENOMEM, "out of memory");
+        }
+    }
+    uint64_t size = w->sizes[index], have = w->filled[index];
+    if (w->complete[index])
         return mlxq_fail(err, MLXQ_EARG, "tensor #%zu was already written", index);
-    uint64_t off = w->data_start + w->begin[index];
+    if (offset != have)
+        return mlxq_fail(err, MLXQ_EARG, "tensor #%zu: bytes must arrive in order (next is "
+                         "byte %llu, got %llu)", index, (unsigned long long)have,
+                         (unsigned long long)offset);
+    if (len > size - have)
+        return mlxq_fail(err, MLXQ_EARG, "tensor #%zu holds %llu bytes, got %llu more than "
+                         "that", index, (unsigned long long)size,
+                         (unsigned long long)(have + len - size));
+    uint64_t off = w->data_start + w->begin[index] + offset;
     const char *c = data;
-    while (len) {
-        size_t chunk = len > (1u << 30) ? (1u << 30) : len;
+    size_t left = len;
+    while (left) {
+        size_t chunk = left > (1u << 30) ? (1u << 30) : left;
         ssize_t r = pwrite(w->fd, c, chunk, (off_t)off);
         if (r < 0) {
             if (errno == EINTR)
@@ -471,17 +488,29 @@ mlxq_status mlxq_st_writer_put(mlxq_st_writer *w, size_t index, const void *data
             return io_fail(err, "cannot write", w->tmp);
         }
         c += r;
-        len -= (size_t)r;
+        left -= (size_t)r;
         off += (uint64_t)r;
     }
-    w->done[index] = 1;
-    w->n_done++;
+    w->filled[index] = have + len;
+    if (have + len == size) {
+        w->complete[index] = 1;
+        w->n_done++;
+    }
     return MLXQ_OK;
+}
+
+mlxq_status mlxq_st_writer_put(mlxq_st_writer *w, size_t index, const void *data, size_t len,
+                               mlxq_error *err) {
+    if (index < w->n && len != w->sizes[index])
+        return mlxq_fail(err, MLXQ_EARG, "tensor #%zu holds %llu bytes, got %zu", index,
+                         (unsigned long long)w->sizes[index], len);
+    return mlxq_st_writer_put_range(w, index, 0, data, len, err);
 }
 
 static void writer_free(mlxq_st_writer *w) {
     free(w->begin);
-    free(w->done);
+    free(w->filled);
+    free(w->complete);
     free(w->path);
     free(w->tmp);
     free(w->dir);
@@ -598,10 +627,10 @@ fail:
 
 mlxq_status mlxq_st_writer_commit(mlxq_st_writer *w, mlxq_error *err) {
     mlxq_status st;
-    if (w->done) {
+    if (w->complete) {
         if (w->n_done < w->n) {
             size_t missing = 0;
-            while (w->done[missing])
+            while (w->complete[missing])
                 missing++;
             st = mlxq_fail(err, MLXQ_EARG, "commit before every tensor was written (%zu of "
                                            "%zu missing, first #%zu)",

@@ -155,8 +155,9 @@ def test_bits_per_weight_matches_mlx_lm(models, tmp_path):
 
 @pytest.mark.parametrize("family", ["llama", "mixtral"])
 def test_row_blocks_give_the_same_result(models, tmp_path, monkeypatch, family):
-    """Large weights are read and quantized in row blocks (across experts for stacked MoE
-    weights); with tiny blocks every layer takes that path and the folder is unchanged."""
+    """Large weights are read and quantized (or copied and cast) in row blocks, across
+    experts for stacked MoE weights; with tiny blocks every tensor of rank >= 2 takes that
+    path and the folders are unchanged."""
     from mlxq.convert import _Plan
 
     monkeypatch.setattr(_Plan, "BLOCK_BYTES", 3 * 128 * 2 + 10)  # 3 rows, odd boundaries
@@ -164,6 +165,9 @@ def test_row_blocks_give_the_same_result(models, tmp_path, monkeypatch, family):
     r = convert(src, tmp_path / "a", quiet=True, quantize=True, report=True)
     mlx_lm_convert(src, str(tmp_path / "b"), quantize=True)
     assert_same_folder(str(tmp_path / "a"), str(tmp_path / "b"))
+    convert(src, tmp_path / "d", quiet=True, dtype="float32")
+    mlx_lm_convert(src, str(tmp_path / "e"), dtype="float32")
+    assert_same_folder(str(tmp_path / "d"), str(tmp_path / "e"))
     monkeypatch.undo()
     whole = convert(src, tmp_path / "c", quiet=True, quantize=True, report=True)
     for a, b in zip(r.report, whole.report):  # the same figures, summed in another order

@@ -176,3 +176,42 @@ def test_reader_agrees_with_the_mapped_reader_on_bad_files(ref, tmp_path):
 def test_reader_missing_file(tmp_path):
     with pytest.raises(MlxqIOError, match="cannot open"):
         SafetensorsReader(tmp_path / "nope.safetensors")
+
+
+def test_parts_in_order_give_the_reference_file(tmp_path):
+    ref = tmp_path / "ref.safetensors"
+    mlxq.save_safetensors(ref, TENSORS)
+    out = tmp_path / "out.safetensors"
+    with SafetensorsWriter(out, specs(TENSORS)) as w:
+        flat = TENSORS["b.weight"].reshape(-1)
+        w.put_part("b.weight", 0, flat[:5])
+        w.put_part("b.weight", 20, flat[5:9].reshape(2, 2))  # any shape
+        w.put_part("b.weight", 36, flat[9:])
+        for k in TENSORS:
+            if k != "b.weight":
+                w.put(k, TENSORS[k])
+    assert out.read_bytes() == ref.read_bytes()
+
+
+def test_parts_out_of_order_or_overrunning_are_refused(tmp_path):
+    w = SafetensorsWriter(tmp_path / "t.safetensors", specs(TENSORS))
+    flat = TENSORS["b.weight"].reshape(-1)
+    with pytest.raises(InvalidArgumentError, match="in order"):
+        w.put_part("b.weight", 4, flat[:2])
+    w.put_part("b.weight", 0, flat[:10])
+    with pytest.raises(InvalidArgumentError, match="more than"):
+        w.put_part("b.weight", 40, flat[:3])
+    with pytest.raises(InvalidArgumentError, match="declared"):
+        w.put_part("b.weight", 40, np.zeros(2, np.float32))
+    with pytest.raises(InvalidArgumentError, match="missing"):
+        w.commit()
+    assert os.listdir(tmp_path) == []
+
+
+def test_empty_tensor_put_once(tmp_path):
+    w = SafetensorsWriter(tmp_path / "t.safetensors", [("e", np.float16, (0, 3))])
+    w.put("e", np.zeros((0, 3), np.float16))
+    with pytest.raises(InvalidArgumentError, match="already written"):
+        w.put("e", np.zeros((0, 3), np.float16))
+    w.commit()
+    assert mlxq.load_safetensors(tmp_path / "t.safetensors")["e"].shape == (0, 3)

@@ -166,10 +166,15 @@ static int stw_open(StWriter *self) {
     return 1;
 }
 
+/* put(index, array): the whole tensor, the header's dtype and shape.
+ * put(index, array, offset): a part - `array`'s bytes at byte `offset` of the tensor (any
+ * shape, the header's dtype), parts in order. */
 static PyObject *stw_put(StWriter *self, PyObject *args) {
     Py_ssize_t i;
     PyArrayObject *a;
-    if (!PyArg_ParseTuple(args, "nO!:put", &i, &PyArray_Type, &a) || !stw_open(self))
+    long long offset = -1;
+    if (!PyArg_ParseTuple(args, "nO!|L:put", &i, &PyArray_Type, &a, &offset) ||
+        !stw_open(self))
         return NULL;
     if (i < 0 || i >= self->n)
         return PyErr_Format(PyExc_IndexError, "tensor index %zd out of range", i);
@@ -179,19 +184,25 @@ static PyObject *stw_put(StWriter *self, PyObject *args) {
         (!PyArray_ISNOTSWAPPED(a) && PyArray_ITEMSIZE(a) > 1))
         return PyErr_Format(PyExc_TypeError,
                             "tensor #%zd: the array's dtype does not match the header's", i);
-    int nd = PyArray_NDIM(a);
-    const int64_t *want = self->dims + (size_t)i * MLXQ_ST_MAX_NDIM;
-    int same = nd == self->ndim[i];
-    for (int d = 0; same && d < nd; d++)
-        same = PyArray_DIM(a, d) == want[d];
-    if (!same)
-        return PyErr_Format(PyExc_ValueError,
-                            "tensor #%zd: the array's shape does not match the header's", i);
+    if (offset < 0) {
+        int nd = PyArray_NDIM(a);
+        const int64_t *want = self->dims + (size_t)i * MLXQ_ST_MAX_NDIM;
+        int same = nd == self->ndim[i];
+        for (int d = 0; same && d < nd; d++)
+            same = PyArray_DIM(a, d) == want[d];
+        if (!same)
+            return PyErr_Format(PyExc_ValueError,
+                                "tensor #%zd: the array's shape does not match the header's", i);
+    }
     mlxq_error err;
     mlxq_status st;
     Py_BEGIN_ALLOW_THREADS
-    st = mlxq_st_writer_put(self->w, (size_t)i, PyArray_DATA(a), (size_t)PyArray_NBYTES(a),
-                            &err);
+    if (offset < 0)
+        st = mlxq_st_writer_put(self->w, (size_t)i, PyArray_DATA(a),
+                                (size_t)PyArray_NBYTES(a), &err);
+    else
+        st = mlxq_st_writer_put_range(self->w, (size_t)i, (uint64_t)offset, PyArray_DATA(a),
+                                      (size_t)PyArray_NBYTES(a), &err);
     Py_END_ALLOW_THREADS
     if (st)
         return mlxq_py_st_raise(st, &err, self->path);
@@ -224,7 +235,8 @@ static PyObject *stw_get_open(StWriter *self, void *closure) {
 
 static PyMethodDef stw_methods[] = {
     {"put", (PyCFunction)stw_put, METH_VARARGS,
-     "put(index, ndarray): writes entry `index` (C-contiguous, the header's dtype and shape)"},
+     "put(index, ndarray[, offset]): writes entry `index` (C-contiguous, the header's dtype; "
+     "whole with its shape, or the part at byte `offset`)"},
     {"commit", (PyCFunction)stw_commit, METH_NOARGS,
      "commit(): checks every tensor was put, fsyncs and renames into place"},
     {"abort", (PyCFunction)stw_abort, METH_NOARGS,
