@@ -80,6 +80,25 @@ class SafetensorsFile:
         """A read-only C-contiguous view of the tensor with dtype ``descr`` (whose itemsize
         must match the tensor's dtype); its base is this object, keeping the map alive."""
 
+class StWriter:
+    """A safetensors file put tensor by tensor, in any order, committed atomically
+    (src/python/py_stwriter.c). Dropping an uncommitted writer aborts it."""
+
+    def __new__(
+        cls,
+        path: str | bytes | os.PathLike[str],
+        entries: list[tuple[str, str, tuple[int, ...] | list[int]]],
+        metadata: Optional[list[tuple[str, str]]] = None,
+    ) -> StWriter: ...
+    @property
+    def open(self) -> bool:
+        """True until commit or abort."""
+    def put(self, index: int, array: np.ndarray, offset: int = ...) -> None:
+        """Entry ``index`` whole (C-contiguous, the header's dtype and shape), or with
+        ``offset`` the part at that byte offset (parts in order)."""
+    def commit(self) -> None: ...
+    def abort(self) -> None: ...
+
 def st_save(
     path: str | bytes | os.PathLike[str],
     items: list[tuple[str, np.ndarray, str]],
