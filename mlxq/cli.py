@@ -3,11 +3,13 @@
 Subcommands:
     convert   a Hugging Face checkpoint folder into an MLX one, like mlx_lm.convert
     inspect   tensors, dtypes, per-layer quantization and bits per weight of a folder
+    compare   two checkpoints tensor by tensor; exit 0 only when they match
     demo      generate a small model and convert it (the README's main job)
     bench     quantize a generated matrix in every mode and print error and throughput
 
-Exit status: 0 on success, 1 when the command fails (the message says what and where),
-2 for a usage error, 130 when interrupted.
+Exit status: 0 on success, 1 when the command fails (the message says what and where) or,
+for compare, when the checkpoints differ; 2 for a usage error (compare: also unreadable
+inputs), 130 when interrupted.
 """
 
 from __future__ import annotations
@@ -61,6 +63,30 @@ def _inspect(args: argparse.Namespace) -> int:
         print(info.table())
     print(info.summary())
     return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    import json
+
+    from .testing import compare_checkpoints
+
+    tol = args.rtol is not None or args.atol is not None or args.max_ulp is not None
+    try:
+        result = compare_checkpoints(args.a, args.b, exact=not tol, rtol=args.rtol,
+                                     atol=args.atol, max_ulp=args.max_ulp,
+                                     check_config=args.config, check_index=args.index)
+    except (MlxqError, OSError) as e:  # unreadable input: a usage-level error
+        print(f"mlxq compare: error: {e}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+    else:
+        if not args.quiet:
+            table = result.table(all_rows=args.all)
+            if table:
+                print(table)
+        print(result.summary())
+    return 0 if result.matches else 1
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -129,6 +155,30 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("path", metavar="PATH", help="checkpoint folder or .safetensors file")
     i.add_argument("--summary", action="store_true", help="only the summary lines")
     i.set_defaults(func=_inspect)
+
+    cmp_ = sub.add_parser(
+        "compare", help="compare two checkpoints tensor by tensor",
+        description="Compares two checkpoint folders (or two .safetensors files) tensor by "
+        "tensor, one pair at a time from memory-mapped files, and prints each tensor that "
+        "differs (count of differing elements, max abs / rel / ULP difference, first "
+        "differing index and both values), tensors present on one side only, and a "
+        "summary. Exact by default: every element's bit pattern (bfloat16 and fp8 too). "
+        "Exit status 0 when they match, 1 when they differ, 2 when an input is unreadable.")
+    cmp_.add_argument("a", metavar="A", help="checkpoint folder or .safetensors file")
+    cmp_.add_argument("b", metavar="B", help="checkpoint folder or .safetensors file")
+    cmp_.add_argument("--rtol", type=float, default=None,
+                      help="relative tolerance (|a-b| <= atol + rtol*|b|); implies numeric")
+    cmp_.add_argument("--atol", type=float, default=None, help="absolute tolerance")
+    cmp_.add_argument("--max-ulp", type=int, default=None,
+                      help="largest distance in units in the last place that still matches")
+    cmp_.add_argument("--config", action="store_true",
+                      help="also compare config.json (parsed: key order ignored)")
+    cmp_.add_argument("--index", action="store_true",
+                      help="also compare model.safetensors.index.json (shard assignment)")
+    cmp_.add_argument("--all", action="store_true", help="list identical tensors too")
+    cmp_.add_argument("--quiet", action="store_true", help="only the summary")
+    cmp_.add_argument("--json", action="store_true", help="a JSON report instead of text")
+    cmp_.set_defaults(func=_compare)
 
     d = sub.add_parser("demo", help="generate a small model and convert it",
                        description="Generates a small random Llama-shaped checkpoint in "

@@ -33,6 +33,9 @@ from ._dtypes import bfloat16, float8_e4m3fn, float8_e5m2
 
 __all__ = [
     "ArrayDiff",
+    "CheckpointComparison",
+    "TensorComparison",
+    "compare_checkpoints",
     "close",
     "exact",
     "assert_arrays_equal",
@@ -292,6 +295,185 @@ def assert_checkpoints_equal(dir_a: str | os.PathLike, dir_b: str | os.PathLike,
                 lines.append(f"{fname}: differs: " + _json_diff(ja, jb))
     if lines:
         raise AssertionError(f"checkpoints differ ({len(lines)} problems):\n  " + "\n  ".join(lines))
+
+
+@dataclasses.dataclass
+class TensorComparison:
+    """One row of :func:`compare_checkpoints`: a tensor name and how the two sides differ.
+
+    ``status`` is ``"identical"``, ``"differs"`` (same dtype and shape, values differ under
+    the rule; ``diff`` has the figures), ``"dtype"``, ``"shape"``, ``"only in A"`` or
+    ``"only in B"``.
+    """
+
+    name: str
+    status: str
+    dtype_a: str | None = None
+    dtype_b: str | None = None
+    shape_a: tuple[int, ...] | None = None
+    shape_b: tuple[int, ...] | None = None
+    diff: ArrayDiff | None = None
+
+    @property
+    def matches(self) -> bool:
+        return self.status == "identical"
+
+    def describe(self) -> str:
+        if self.status == "identical":
+            return "identical"
+        if self.status == "differs" and self.diff is not None:
+            return self.diff.describe(self.name).split(": ", 1)[1]
+        if self.status == "dtype":
+            return f"dtype {self.dtype_a} != {self.dtype_b}"
+        if self.status == "shape":
+            return f"shape {list(self.shape_a or ())} != {list(self.shape_b or ())}"
+        return self.status
+
+
+@dataclasses.dataclass
+class CheckpointComparison:
+    """What :func:`compare_checkpoints` found; ``matches`` is the verdict."""
+
+    a: str
+    b: str
+    rule: str
+    tensors: list[TensorComparison]
+    files: dict[str, str]  # "config.json" / index -> how they differ (absent when equal)
+
+    @property
+    def matches(self) -> bool:
+        return all(t.matches for t in self.tensors) and not self.files
+
+    @property
+    def differing(self) -> list[TensorComparison]:
+        return [t for t in self.tensors if not t.matches]
+
+    def table(self, *, all_rows: bool = True) -> str:
+        rows = self.tensors if all_rows else self.differing
+        if not rows:
+            return ""
+        w = max(len(t.name) for t in rows)
+        out = []
+        for t in rows:
+            dt = t.dtype_a or t.dtype_b or ""
+            shape = list(t.shape_a if t.shape_a is not None else (t.shape_b or ()))
+            out.append(f"{t.name:<{w}}  {dt:<9} {str(shape):<18} {t.describe()}")
+        return "\n".join(out)
+
+    def summary(self) -> str:
+        n = len(self.tensors)
+        bad = self.differing
+        head = (f"{self.a} vs {self.b} ({self.rule}): "
+                + ("identical" if self.matches else "DIFFER"))
+        counts = {}
+        for t in bad:
+            counts[t.status] = counts.get(t.status, 0) + 1
+        detail = f"{n - len(bad)} of {n} tensors match"
+        if counts:
+            detail += " (" + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())) + ")"
+        lines = [head, "  " + detail]
+        for f, d in self.files.items():
+            lines.append(f"  {f}: {d}")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready form (``mlxq compare --json``)."""
+        def row(t: TensorComparison) -> dict[str, Any]:
+            d: dict[str, Any] = {"name": t.name, "status": t.status,
+                                 "dtype": [t.dtype_a, t.dtype_b],
+                                 "shape": [list(t.shape_a) if t.shape_a is not None else None,
+                                           list(t.shape_b) if t.shape_b is not None else None]}
+            if t.diff is not None and t.diff.n_diff:
+                f = t.diff
+                d.update(n_diff=f.n_diff, size=f.size, max_abs=_json_num(f.max_abs),
+                         max_rel=_json_num(f.max_rel), max_ulp=f.max_ulp,
+                         first_index=list(f.first_index) if f.first_index else None,
+                         first_values=[_json_num(v) for v in f.first_values]
+                         if f.first_values else None)
+            return d
+        return {"a": self.a, "b": self.b, "rule": self.rule, "matches": self.matches,
+                "tensors": [row(t) for t in self.tensors], "files": dict(self.files)}
+
+
+def _json_num(v: Any) -> Any:
+    if isinstance(v, float) and not math.isfinite(v):
+        return str(v)
+    return v
+
+
+def _open_side(path: str) -> Mapping[str, np.ndarray]:
+    from .io import load_checkpoint, load_safetensors
+
+    if os.path.isfile(path):
+        return load_safetensors(path)
+    return load_checkpoint(path)
+
+
+def compare_checkpoints(a: str | os.PathLike, b: str | os.PathLike, *, exact: bool = True,
+                        rtol: float | None = None, atol: float | None = None,
+                        max_ulp: int | None = None, check_config: bool = False,
+                        check_index: bool = False) -> CheckpointComparison:
+    """Compares two checkpoint folders (or two ``.safetensors`` files) tensor by tensor.
+
+    Both sides are memory-mapped; one pair of tensors is compared at a time, in chunks, so
+    checkpoints larger than memory compare fine. Exact (bit patterns) by default; with
+    ``exact=False`` the ``rtol``/``atol``/``max_ulp`` rule of :func:`compare_arrays`.
+    ``check_config`` / ``check_index`` also compare ``config.json`` (as parsed JSON) and
+    ``model.safetensors.index.json``.
+
+    >>> import tempfile, os, numpy as np, mlxq
+    >>> d = tempfile.mkdtemp()
+    >>> mlxq.save_safetensors(os.path.join(d, "a.safetensors"), {"w": np.zeros(4, np.float32)})
+    >>> mlxq.save_safetensors(os.path.join(d, "b.safetensors"), {"w": np.float32([0, 0, 1, 0])})
+    >>> r = compare_checkpoints(os.path.join(d, "a.safetensors"), os.path.join(d, "b.safetensors"))
+    >>> r.matches, r.tensors[0].diff.n_diff, r.tensors[0].diff.first_index
+    (False, 1, (2,))
+    """
+    a, b = os.fspath(a), os.fspath(b)
+    ma, mb = _open_side(a), _open_side(b)
+    rows: list[TensorComparison] = []
+    from .architectures import natural_key
+
+    for name in sorted(set(ma) | set(mb), key=natural_key):
+        if name not in mb:
+            x = ma[name]
+            rows.append(TensorComparison(name, "only in A", str(x.dtype), None, x.shape))
+            continue
+        if name not in ma:
+            y = mb[name]
+            rows.append(TensorComparison(name, "only in B", None, str(y.dtype), None, y.shape))
+            continue
+        x, y = ma[name], mb[name]
+        row = TensorComparison(name, "identical", str(x.dtype), str(y.dtype), x.shape, y.shape)
+        if x.dtype != y.dtype:
+            row.status = "dtype"
+        elif x.shape != y.shape:
+            row.status = "shape"
+        else:
+            row.diff = compare_arrays(x, y, exact=exact, rtol=rtol, atol=atol, max_ulp=max_ulp)
+            if row.diff.n_diff:
+                row.status = "differs"
+        rows.append(row)
+        del x, y
+    files: dict[str, str] = {}
+    names = (["config.json"] if check_config else []) + (
+        ["model.safetensors.index.json"] if check_index else [])
+    for fname in names:
+        pa = os.path.join(a if os.path.isdir(a) else os.path.dirname(a), fname)
+        pb = os.path.join(b if os.path.isdir(b) else os.path.dirname(b), fname)
+        if os.path.exists(pa) != os.path.exists(pb):
+            files[fname] = "present in only " + ("A" if os.path.exists(pa) else "B")
+        elif os.path.exists(pa):
+            ja, jb = _load_json(pa), _load_json(pb)
+            if ja != jb:
+                files[fname] = "differs: " + _json_diff(ja, jb)
+    if exact:
+        rule = "exact (bit patterns)"
+    else:
+        parts = [f"{k}={v}" for k, v in (("rtol", rtol), ("atol", atol), ("max_ulp", max_ulp))
+                 if v is not None]
+        rule = "within " + (", ".join(parts) if parts else "rtol=1e-07")
+    return CheckpointComparison(a, b, rule, rows, files)
 
 
 def _json_diff(a: Any, b: Any, path: str = "") -> str:
