@@ -94,10 +94,31 @@ def run_convert_demo(work_dir: str | None = None, out: TextIO | None = None) -> 
         except ImportError:
             print("\n(mlx-lm is not installed: skipping the load check)", file=out)
             return
-        model, tokenizer = load(dst)
-        text = generate(model, tokenizer, prompt="the time of day", max_tokens=8)
-        print(f"\nmlx_lm.load({os.path.basename(dst)!r}) and a greedy generation: {text!r}",
-              file=out)
+        import contextlib
+        import io
+
+        from mlx_lm import convert as mlx_lm_convert
+
+        from .testing import compare_checkpoints
+
+        ref = os.path.join(root, "tiny-llama-mlx_lm-4bit")
+        if os.path.exists(ref):
+            shutil.rmtree(ref)
+        with contextlib.redirect_stdout(io.StringIO()):
+            mlx_lm_convert(src, ref, quantize=True)
+        # (timings against mlx-lm are benchmarks/bench_convert.py's job, on a 1.3 GB model)
+        print(f"\nmlx_lm.convert of the same model, for reference: {ref}", file=out)
+        same = compare_checkpoints(dst, ref, check_config=True, check_index=True)
+        print(f"identical to mlx_lm.convert (tensors, config.json, index): "
+              f"{'yes' if same.matches else 'NO'}", file=out)
+        if not same.matches:
+            print(same.summary(), file=out)
+        texts = []
+        for d in (dst, ref):
+            model, tokenizer = load(d)
+            texts.append(generate(model, tokenizer, prompt="the time of day", max_tokens=8))
+        print(f"mlx_lm.load + greedy generation, mlxq's folder:   {texts[0]!r}", file=out)
+        print(f"mlx_lm.load + greedy generation, mlx-lm's folder: {texts[1]!r}", file=out)
     finally:
         if own:
             shutil.rmtree(root, ignore_errors=True)
