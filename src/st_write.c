@@ -323,11 +323,13 @@ static mlxq_status io_fail(mlxq_error *err, const char *what, const char *path) 
     return mlxq_fail(err, MLXQ_EIO, "%s %s: %s", what, path, strerror(errno));
 }
 
-static mlxq_status write_all(mlxq_st_writer *w, const void *p, size_t len, mlxq_error *err) {
+/* write() at the file offset (at < 0), or pwrite() at `at`; retried until all is out. */
+static mlxq_status write_at(mlxq_st_writer *w, const void *p, size_t len, int64_t at,
+                            mlxq_error *err) {
     const char *c = p;
     while (len) {
         size_t chunk = len > (1u << 30) ? (1u << 30) : len;
-        ssize_t r = write(w->fd, c, chunk);
+        ssize_t r = at < 0 ? write(w->fd, c, chunk) : pwrite(w->fd, c, chunk, (off_t)at);
         if (r < 0) {
             if (errno == EINTR)
                 continue;
@@ -335,8 +337,14 @@ static mlxq_status write_all(mlxq_st_writer *w, const void *p, size_t len, mlxq_
         }
         c += r;
         len -= (size_t)r;
+        if (at >= 0)
+            at += r;
     }
     return MLXQ_OK;
+}
+
+static mlxq_status write_all(mlxq_st_writer *w, const void *p, size_t len, mlxq_error *err) {
+    return write_at(w, p, len, -1, err);
 }
 
 static mlxq_status flush_stage(mlxq_st_writer *w, mlxq_error *err) {
@@ -476,21 +484,10 @@ mlxq_status mlxq_st_writer_put_range(mlxq_st_writer *w, size_t index, uint64_t o
         return mlxq_fail(err, MLXQ_EARG, "tensor #%zu holds %llu bytes, got %llu more than "
                          "that", index, (unsigned long long)size,
                          (unsigned long long)(have + len - size));
-    uint64_t off = w->data_start + w->begin[index] + offset;
-    const char *c = data;
-    size_t left = len;
-    while (left) {
-        size_t chunk = left > (1u << 30) ? (1u << 30) : left;
-        ssize_t r = pwrite(w->fd, c, chunk, (off_t)off);
-        if (r < 0) {
-            if (errno == EINTR)
-                continue;
-            return io_fail(err, "cannot write", w->tmp);
-        }
-        c += r;
-        left -= (size_t)r;
-        off += (uint64_t)r;
-    }
+    mlxq_status st =
+        write_at(w, data, len, (int64_t)(w->data_start + w->begin[index] + offset), err);
+    if (st)
+        return st;
     w->filled[index] = have + len;
     if (have + len == size) {
         w->complete[index] = 1;

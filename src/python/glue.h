@@ -21,6 +21,7 @@
 #endif
 
 #include "mlxq_common.h"
+#include "mlxq_safetensors.h"
 
 /* Sets the mlxq.errors exception matching `st` with err's message; returns NULL. */
 PyObject *mlxq_py_raise(mlxq_status st, const mlxq_error *err);
@@ -35,6 +36,12 @@ PyObject *mlxq_py_new_array(int nd, const int64_t *shape, PyArray_Descr *descr);
 /* Raises the mlxq.errors class for a safetensors status (py_io.c), the message prefixed
  * with `path` (bytes, or NULL); returns NULL. */
 PyObject *mlxq_py_st_raise(mlxq_status st, const mlxq_error *err, PyObject *path);
+
+/* A metadata argument (None or a sequence of (str, str)) as mlxq_st_kv entries: *kvs is
+ * PyMem-allocated (the caller frees it, also on failure), pointing into *keep, which the
+ * caller releases after use; *n entries. None gives *kvs NULL and *n 0. Returns -1 with an
+ * exception set on a bad argument. */
+int mlxq_py_metadata(PyObject *meta_in, PyObject **keep, mlxq_st_kv **kvs, Py_ssize_t *n);
 
 /* Registration hooks, one per py_*.c file; each adds its functions to the module. */
 int mlxq_py_init_quant(PyObject *module);

@@ -312,6 +312,43 @@ static PyObject *py_st_validate(PyObject *self, PyObject *args) {
     return res;
 }
 
+/* ---- metadata argument ----------------------------------------------------------------- */
+
+int mlxq_py_metadata(PyObject *meta_in, PyObject **keep, mlxq_st_kv **kvs, Py_ssize_t *n) {
+    *keep = NULL;
+    *kvs = NULL;
+    *n = 0;
+    if (meta_in == Py_None)
+        return 0;
+    PyObject *meta = PySequence_Fast(meta_in, "metadata must be a sequence of pairs");
+    if (!meta)
+        return -1;
+    *keep = meta;
+    Py_ssize_t nm = PySequence_Fast_GET_SIZE(meta);
+    mlxq_st_kv *out = PyMem_Calloc((size_t)nm + 1, sizeof *out);
+    if (!out) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    *kvs = out;
+    for (Py_ssize_t i = 0; i < nm; i++) {
+        PyObject *it = PySequence_Fast_GET_ITEM(meta, i), *k, *v;
+        if (!PyTuple_Check(it) || !PyArg_ParseTuple(it, "UU", &k, &v)) {
+            if (!PyErr_Occurred())
+                PyErr_SetString(PyExc_TypeError, "metadata must be (str, str) pairs");
+            return -1;
+        }
+        Py_ssize_t kl, vl;
+        const char *ks = PyUnicode_AsUTF8AndSize(k, &kl);
+        const char *vs = ks ? PyUnicode_AsUTF8AndSize(v, &vl) : NULL;
+        if (!vs)
+            return -1;
+        out[i] = (mlxq_st_kv){ks, (size_t)kl, vs, (size_t)vl};
+    }
+    *n = nm;
+    return 0;
+}
+
 /* ---- st_save --------------------------------------------------------------------------- */
 
 /* st_save(path, items, metadata): items is a sequence of (name, ndarray, dtype name);
@@ -379,31 +416,8 @@ static PyObject *py_st_save(PyObject *self, PyObject *args) {
         arrays[i] = a;
     }
     Py_ssize_t nm = 0;
-    if (meta_in != Py_None) {
-        meta = PySequence_Fast(meta_in, "metadata must be a sequence of pairs");
-        if (!meta)
-            goto out;
-        nm = PySequence_Fast_GET_SIZE(meta);
-        kvs = PyMem_Calloc((size_t)nm + 1, sizeof *kvs);
-        if (!kvs) {
-            PyErr_NoMemory();
-            goto out;
-        }
-        for (Py_ssize_t i = 0; i < nm; i++) {
-            PyObject *it = PySequence_Fast_GET_ITEM(meta, i), *k, *v;
-            if (!PyTuple_Check(it) || !PyArg_ParseTuple(it, "UU", &k, &v)) {
-                if (!PyErr_Occurred())
-                    PyErr_SetString(PyExc_TypeError, "metadata must be (str, str) pairs");
-                goto out;
-            }
-            Py_ssize_t kl, vl;
-            const char *ks = PyUnicode_AsUTF8AndSize(k, &kl);
-            const char *vs = ks ? PyUnicode_AsUTF8AndSize(v, &vl) : NULL;
-            if (!vs)
-                goto out;
-            kvs[i] = (mlxq_st_kv){ks, (size_t)kl, vs, (size_t)vl};
-        }
-    }
+    if (mlxq_py_metadata(meta_in, &meta, &kvs, &nm) < 0)
+        goto out;
 
     const char *p = PyBytes_AS_STRING(path);
     Py_BEGIN_ALLOW_THREADS

@@ -110,31 +110,8 @@ static PyObject *stw_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
         entries[i] = (mlxq_st_entry){ns, (size_t)nlen, (mlxq_st_dtype)code, (int)nd, d};
     }
     Py_ssize_t nm = 0;
-    if (meta_in != Py_None) {
-        meta = PySequence_Fast(meta_in, "metadata must be a sequence of pairs");
-        if (!meta)
-            goto out;
-        nm = PySequence_Fast_GET_SIZE(meta);
-        kvs = PyMem_Calloc((size_t)nm + 1, sizeof *kvs);
-        if (!kvs) {
-            PyErr_NoMemory();
-            goto out;
-        }
-        for (Py_ssize_t i = 0; i < nm; i++) {
-            PyObject *it = PySequence_Fast_GET_ITEM(meta, i), *k, *v;
-            if (!PyTuple_Check(it) || !PyArg_ParseTuple(it, "UU", &k, &v)) {
-                if (!PyErr_Occurred())
-                    PyErr_SetString(PyExc_TypeError, "metadata must be (str, str) pairs");
-                goto out;
-            }
-            Py_ssize_t kl, vl;
-            const char *ks = PyUnicode_AsUTF8AndSize(k, &kl);
-            const char *vs = ks ? PyUnicode_AsUTF8AndSize(v, &vl) : NULL;
-            if (!vs)
-                goto out;
-            kvs[i] = (mlxq_st_kv){ks, (size_t)kl, vs, (size_t)vl};
-        }
-    }
+    if (mlxq_py_metadata(meta_in, &meta, &kvs, &nm) < 0)
+        goto out;
     mlxq_error err;
     mlxq_status st;
     const char *p = PyBytes_AS_STRING(self->path);
