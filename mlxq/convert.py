@@ -46,7 +46,6 @@ Quantization(group_size=64, bits=4, mode=<QuantMode.AFFINE: 'affine'>)
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import glob
 import json
@@ -78,7 +77,7 @@ from .io import DEFAULT_MAX_SHARD_SIZE, INDEX_FILE, SafetensorsReader, Safetenso
 from .io import _count_parameters, _fsync_dir, shard_file_names
 from .metrics import QuantError, _error_sums, _Sums
 from .predicates import linear_like
-from .quant import QuantMode, astype, dequantize, quantize
+from .quant import astype, dequantize, quantize
 
 __all__ = ["ConvertResult", "LayerReport", "convert", "CONVERSION_DTYPES", "QUANT_RECIPES"]
 
@@ -485,9 +484,8 @@ class _Plan:
         base: dict[str, _Base] = {}
         block = config.get("quantization")
         qc = config.get("quantization_config")
-        external = None
         if block is None and isinstance(qc, Mapping) and qc.get("quant_method"):
-            external = self._external(qc, base, warn)
+            self._external(qc, base, warn)
             block = config.get("quantization")
         else:
             names = list(src.where)

@@ -7,8 +7,6 @@ import os
 import subprocess
 import sys
 
-import numpy as np
-import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXAMPLE = os.path.join(ROOT, "docs", "examples", "test_my_conversion.py")

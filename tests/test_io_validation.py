@@ -9,10 +9,8 @@ except for the documented cases where mlxq is stricter.
 from __future__ import annotations
 
 import json
-import struct
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 import mlxq

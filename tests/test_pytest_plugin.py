@@ -1,6 +1,5 @@
 """The pytest11 plugin: fixtures and assertion explanations, run in a child pytest."""
 
-import pytest
 
 pytest_plugins = ["pytester"]
 
