@@ -580,20 +580,11 @@ class _Plan:
             # the model, and json.dump keeps that order inside the block
             candidates = {n: base[n] for n in sorted(base, key=self.arch.order_key)
                           if n.endswith(".weight") and n[: -len(".weight")] not in stored}
-            recipe_entries: dict[str, Any] = {}
             if quant_predicate is not None:
                 from .recipes import layer_layout, recipe
                 rec = recipe(quant_predicate)
-                specs = {n: cast_spec(b.spec) for n, b in base.items()}
-                location, layers = layer_layout(specs)
+                location, layers = layer_layout({n: b.spec for n, b in base.items()})
                 num_layers = int(config.get("num_hidden_layers") or layers or 0)
-                for n, b in candidates.items():
-                    path = n[: -len(".weight")]
-                    rb = rec.bits_for(path, num_layers=num_layers, layer_location=location)
-                    # the predicate records q_group_size as given (None when not), like
-                    # mlx-lm's mixed_quant_predicate_builder
-                    recipe_entries[path] = {"group_size": q_group_size, "bits": rb,
-                                            "mode": "affine"}
             for n, b in candidates.items():
                 path = n[: -len(".weight")]
                 spec = cast_spec(b.spec)
@@ -602,7 +593,10 @@ class _Plan:
                 if spec.shape[-1] % gs != 0:
                     continue
                 if quant_predicate is not None:
-                    entry: Any = recipe_entries[path]
+                    # the predicate records q_group_size as given (None when not), like
+                    # mlx-lm's mixed_quant_predicate_builder
+                    rb = rec.bits_for(path, num_layers=num_layers, layer_location=location)
+                    entry: Any = {"group_size": q_group_size, "bits": rb, "mode": "affine"}
                 else:
                     entry = self.arch.model_quant_override(path) or True
                 if isinstance(entry, Mapping):
