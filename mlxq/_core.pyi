@@ -36,6 +36,8 @@ def dequantize(
 ) -> np.ndarray:
     """requested_code: the dtype asked for; out: the dtype produced (they differ only for
     nvfp4 with a global scale, whose output is float32/float64)."""
+def check_params(mode: int, group_size: int, bits: int) -> None:
+    """Raises the kernels' OutOfRangeError when (mode, group_size, bits) is unsupported."""
 def cast(a: np.ndarray, code: int, out_descr: np.dtype, out_code: int, impl: int) -> np.ndarray:
     """MLX-exact astype between float16/bfloat16/float32/float64 (a C-contiguous copy)."""
 

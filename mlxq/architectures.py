@@ -28,13 +28,35 @@ import dataclasses
 import re
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
+from .errors import FormatError
+
 __all__ = ["Architecture", "ExpertStack", "GENERIC", "SanitizePlan", "architecture_for"]
 
 # Parameter order inside one module: nn.Linear assigns weight then bias; QuantizedLinear
 # assigns weight, scales, biases, then bias.
 _PARAM_ORDER = {"weight": 0, "scales": 1, "biases": 2, "bias": 3}
 
+# What a module may hold: nn.Linear/Embedding's weight and bias; a quantized layer's scales,
+# biases and (nvfp4) global_scale.
+_PARAM_LEAVES = frozenset({"weight", "bias", "scales", "biases", "global_scale"})
+
 _NUM_RE = re.compile(r"(\d+)")
+
+
+def config_int(config: Mapping[str, Any], key: str, default: int | None = None) -> int:
+    """An integer setting of ``config.json`` (ParseError naming the key when it is of
+    another type or negative; MissingKeyError when absent and no default is given)."""
+    from .errors import MissingKeyError, ParseError
+
+    v = config.get(key, default)
+    if v is None:
+        if default is None:
+            raise MissingKeyError(f"config.json has no {key!r}", key=key)
+        return default
+    if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+        raise ParseError(f"config.json: {key!r} must be a non-negative integer, got "
+                         f"{v!r:.60}", key=key)
+    return v
 
 
 def natural_key(name: str) -> tuple:
@@ -79,6 +101,9 @@ class Architecture:
     experts: ExpertStack | None = None
     router_override: Mapping[str, Any] | None = None  # qwen3_moe's quant_predicate
     exact: bool = True  # False: no mlx-lm model knowledge (the generic fallback)
+    # input width of each layer module (the path inside model.layers.N), as the name of
+    # the config dimension it equals: "hidden", "attention" (heads x head_dim) or a key
+    widths: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
     # ---- sanitize ------------------------------------------------------------------------
 
@@ -93,25 +118,87 @@ class Architecture:
         stack: dict[str, list[str]] = {}
         ex = self.experts
         if ex is not None:
-            n = int(config.get(ex.count_key, 0) or 0)
+            n = config_int(config, ex.count_key, 0)
             pat = re.compile(
-                rf"^(.*\.{re.escape(ex.block)})\.{re.escape(ex.experts)}\.0\.([^.]+)\.([^.]+)$")
+                rf"^(.*\.{re.escape(ex.block)})\.{re.escape(ex.experts)}\.(\d+)\.([^.]+)\.([^.]+)$")
+            names = dict(ex.projections)
+            groups: dict[tuple[str, str, str], list[str]] = {}
             for k in sorted(copy, key=natural_key):
                 m = pat.match(k)
-                if not m:
-                    continue
-                prefix, src, param = m.groups()
-                names = dict(ex.projections)
-                if src not in names or param not in ex.params:
-                    continue
+                if m and m.group(3) in names and m.group(4) in ex.params:
+                    groups.setdefault((m.group(1), m.group(3), m.group(4)), []).append(k)
+            for (prefix, src, param), found in groups.items():
+                # mlx-lm's sanitize stacks experts 0..n-1 of each projection and pops them;
+                # a missing one is a KeyError there, a surplus one an unexpected parameter
                 sources = [f"{prefix}.{ex.experts}.{e}.{src}.{param}" for e in range(n)]
-                if not all(s in copy for s in sources):
-                    continue  # mlx-lm would fail on a missing expert; leave it to the loader
-                out = f"{prefix}.{ex.switch}.{names[src]}.{param}"
-                stack[out] = sources
-                for s in sources:
-                    del copy[s]
+                missing = [t for t in sources if t not in copy]
+                if missing:
+                    raise FormatError(f"{missing[0]} is missing: {ex.count_key}={n} experts are "
+                                      f"stacked into {prefix}.{ex.switch}.{names[src]}.{param}",
+                                      key=missing[0])
+                extra = sorted(set(found) - set(sources), key=natural_key)
+                if extra:
+                    raise FormatError(f"{extra[0]} is beyond the {n} experts config.json's "
+                                      f"{ex.count_key} declares", key=extra[0])
+                stack[f"{prefix}.{ex.switch}.{names[src]}.{param}"] = sources
+                for t in sources:
+                    del copy[t]
         return SanitizePlan(copy, stack, dropped)
+
+    # ---- parameter names -------------------------------------------------------------------
+
+    def check_parameters(self, names: Iterable[str], config: Mapping[str, Any]) -> None:
+        """Refuses an output tensor that is not a parameter of mlx-lm's model for this
+        family: ``load_weights(strict=True)`` would reject the folder ("unexpected
+        parameters"), so writing it would give a checkpoint mlx-lm cannot load. The
+        generic fallback knows no model and checks nothing."""
+        if not self.exact:
+            return
+        layers = config_int(config, "num_hidden_layers", -1)
+        for name in names:
+            module, _, leaf = name.rpartition(".")
+            ok = leaf in _PARAM_LEAVES and (
+                module in self.top_order or self._layer_module(module, layers))
+            if not ok:
+                raise FormatError(f"{name} is not a parameter of mlx-lm's {self.name} model "
+                                  "(mlx_lm.load would refuse the folder for it)", key=name)
+
+    def _layer_module(self, module: str, layers: int) -> bool:
+        head, sep, rest = module.partition("model.layers.")
+        if head or not sep:
+            return False
+        idx, _, sub = rest.partition(".")
+        return idx.isdigit() and (layers < 0 or int(idx) < layers) and sub in self.layer_order
+
+    # ---- module widths ---------------------------------------------------------------------
+
+    def in_features(self, path: str, config: Mapping[str, Any]) -> int | None:
+        """The input width mlx-lm's module at ``path`` has for this config, where the
+        family says (None when unknown). The token embedding and the output head read the
+        hidden size in every family."""
+        if path.rpartition(".")[2] in ("embed_tokens", "lm_head"):
+            rule: str | None = "hidden"
+        else:
+            head, sep, rest = path.partition("model.layers.")
+            rule = self.widths.get(rest.partition(".")[2]) if sep and not head else None
+        if rule is None:
+            return None
+        cfg = config.get("text_config") if "hidden_size" not in config else config
+        if not isinstance(cfg, Mapping):
+            return None
+        hidden = cfg.get("hidden_size")
+        if not isinstance(hidden, int) or isinstance(hidden, bool):
+            return None
+        if rule == "hidden":
+            return hidden
+        if rule == "attention":
+            heads = cfg.get("num_attention_heads")
+            if not isinstance(heads, int) or isinstance(heads, bool) or heads <= 0:
+                return None
+            hd = cfg.get("head_dim") or hidden // heads
+            return hd * heads if isinstance(hd, int) else None
+        v = cfg.get(rule)
+        return v if isinstance(v, int) and not isinstance(v, bool) else None
 
     # ---- parameter order -------------------------------------------------------------------
 
@@ -151,22 +238,30 @@ _ATTN = ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.
 _MLP = ("mlp.gate_proj", "mlp.down_proj", "mlp.up_proj")
 _NORMS = ("input_layernorm", "post_attention_layernorm")
 
+_ATTN_WIDTHS = {"self_attn.q_proj": "hidden", "self_attn.k_proj": "hidden",
+                "self_attn.v_proj": "hidden", "self_attn.o_proj": "attention"}
+_MLP_WIDTHS = {"mlp.gate_proj": "hidden", "mlp.up_proj": "hidden",
+               "mlp.down_proj": "intermediate_size"}
+
 LLAMA = Architecture(
     name="llama",
     model_types=("llama", "mistral"),
     layer_order=_ATTN + _MLP + _NORMS,
+    widths={**_ATTN_WIDTHS, **_MLP_WIDTHS},
     drop_substrings=("self_attn.rotary_emb.inv_freq",),
 )
 QWEN2 = Architecture(
     name="qwen2",
     model_types=("qwen2",),
     layer_order=_ATTN + _MLP + _NORMS,
+    widths={**_ATTN_WIDTHS, **_MLP_WIDTHS},
     drop_substrings=("self_attn.rotary_emb.inv_freq",),
 )
 QWEN3 = Architecture(
     name="qwen3",
     model_types=("qwen3",),
     layer_order=_ATTN + ("self_attn.q_norm", "self_attn.k_norm") + _MLP + _NORMS,
+    widths={**_ATTN_WIDTHS, **_MLP_WIDTHS},
 )
 MIXTRAL = Architecture(
     name="mixtral",
@@ -177,6 +272,10 @@ MIXTRAL = Architecture(
     experts=ExpertStack("block_sparse_moe", "experts", "switch_mlp",
                         (("w1", "gate_proj"), ("w2", "down_proj"), ("w3", "up_proj")),
                         "num_local_experts", ("weight", "scales", "biases")),
+    widths={**_ATTN_WIDTHS, "block_sparse_moe.gate": "hidden",
+            "block_sparse_moe.switch_mlp.gate_proj": "hidden",
+            "block_sparse_moe.switch_mlp.up_proj": "hidden",
+            "block_sparse_moe.switch_mlp.down_proj": "intermediate_size"},
 )
 QWEN3_MOE = Architecture(
     name="qwen3_moe",
@@ -189,6 +288,9 @@ QWEN3_MOE = Architecture(
                          ("gate_proj", "gate_proj")),
                         "num_experts", ("weight",)),
     router_override={"group_size": 64, "bits": 8},
+    widths={**_ATTN_WIDTHS, **_MLP_WIDTHS, "mlp.gate": "hidden",
+            "mlp.switch_mlp.gate_proj": "hidden", "mlp.switch_mlp.up_proj": "hidden",
+            "mlp.switch_mlp.down_proj": "moe_intermediate_size"},
 )
 
 GENERIC = Architecture(name="generic", model_types=(), exact=False)

@@ -15,8 +15,11 @@ inputs), 130 when interrupted.
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
 import textwrap
+import threading
 from typing import Sequence
 
 from .errors import MlxqError
@@ -195,13 +198,77 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _Signalled(BaseException):
+    """SIGTERM or SIGHUP, raised in the main thread so that every ``finally`` and
+    ``except BaseException`` on the way out runs, exactly as for Ctrl-C: the converter
+    removes its staging folder before the process exits."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _raise_signalled(signum: int, _frame: object) -> None:
+    raise _Signalled(signum)
+
+
+def _os_error_line(e: OSError) -> str:
+    if e.filename is not None:
+        return f"{e.filename}: {e.strerror or e}"
+    return e.strerror or str(e)
+
+
+def _quiet_stdout() -> None:
+    """After a closed pipe, point stdout at /dev/null so the interpreter's final flush
+    does not fail (and print) a second time."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Runs one command; returns the exit status (see the module docstring). Every failure
+    is one line on stderr, ``mlxq COMMAND: error: ...``, never a traceback: mlxq's own
+    errors, the operating system's (``PATH: reason``), and, as a last resort, an internal
+    error (set ``MLXQ_DEBUG=1`` to see its traceback). SIGTERM and SIGHUP clean up like
+    Ctrl-C and exit with 128 + the signal number; a closed stdout (``| head``) ends the
+    command quietly."""
     args = build_parser().parse_args(argv)
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            previous[sig] = signal.signal(sig, _raise_signalled)
+    cmd = f"mlxq {args.command}"
     try:
         return args.func(args)
     except MlxqError as e:
-        print(f"mlxq {args.command}: error: {e}", file=sys.stderr)
+        print(f"{cmd}: error: {e}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        _quiet_stdout()
+        return 141  # as a shell reports a command ended by SIGPIPE
+    except OSError as e:
+        print(f"{cmd}: error: {_os_error_line(e)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print(f"mlxq {args.command}: interrupted; nothing was written", file=sys.stderr)
+        print(f"{cmd}: interrupted; nothing was written", file=sys.stderr)
         return 130
+    except _Signalled as e:
+        name = signal.Signals(e.signum).name
+        print(f"{cmd}: stopped by {name}; nothing was written", file=sys.stderr)
+        return 128 + e.signum
+    except RecursionError:
+        print(f"{cmd}: error: input nested too deeply to process", file=sys.stderr)
+        return 1
+    except Exception as e:  # a bug: still one line, with a way to see more
+        if os.environ.get("MLXQ_DEBUG"):
+            raise
+        print(f"{cmd}: internal error: {type(e).__name__}: {e} (this is a bug in mlxq; "
+              "MLXQ_DEBUG=1 shows the traceback)", file=sys.stderr)
+        return 1
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

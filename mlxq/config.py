@@ -41,7 +41,8 @@ from .errors import (
     ParseError,
     UnknownEnumValueError,
 )
-from .quant import QuantMode, default_params
+from .errors import OutOfRangeError
+from .quant import QuantMode, check_params, default_params
 
 __all__ = [
     "RESERVED_KEYS",
@@ -112,6 +113,22 @@ class Quantization:
         """
         group_size, bits = default_params(mode)
         return cls(group_size, bits, mode)
+
+    def check_supported(self, *, layer: Optional[str] = None) -> None:
+        """Raises InvalidArgumentError naming the key (``group_size`` or ``bits``, and the
+        layer) unless MLX's kernels accept these parameters (see
+        :func:`mlxq.quant.check_params`).
+
+        >>> Quantization(7, 3).check_supported()
+        Traceback (most recent call last):
+        ...
+        mlxq.errors.InvalidArgumentError: group_size=7 is not supported by mode 'affine'; supported group sizes are 32, 64 and 128
+        """
+        try:
+            check_params(self.mode, self.group_size, self.bits)
+        except OutOfRangeError as e:
+            key = "group_size" if e.message.startswith("group_size") else "bits"
+            raise InvalidArgumentError(e.message, layer=layer, key=key) from None
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON object mlx-lm writes for these parameters (``mode`` always included,
@@ -197,6 +214,15 @@ class PerLayerQuantization:
         if option is not None:
             return option  # type: ignore[return-value]
         return self.quantization
+
+    def check_supported(self) -> None:
+        """Raises InvalidArgumentError (naming the key, and the layer for a per-layer
+        entry) unless every parameter set here is one MLX's kernels accept."""
+        if self.quantization is not None:
+            self.quantization.check_supported()
+        for path, option in self.per_layer.items():
+            if isinstance(option, Quantization):
+                option.check_supported(layer=path)
 
     def to_dict(self) -> dict[str, Any]:
         """The ``"quantization"`` block as mlx-lm writes it into ``config.json``.

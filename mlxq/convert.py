@@ -51,8 +51,6 @@ import glob
 import json
 import math
 import os
-import secrets
-import shutil
 import sys
 import time
 import warnings
@@ -67,14 +65,21 @@ from ._progress import Progress, human_bytes, human_time
 from .errors import (
     FormatError,
     InvalidArgumentError,
+    InvariantViolationError,
     KeyCollisionError,
     MissingKeyError,
     MlxqError,
+    MlxqIOError,
     ParseError,
     UnknownEnumValueError,
 )
 from .io import DEFAULT_MAX_SHARD_SIZE, INDEX_FILE, SafetensorsReader, SafetensorsWriter
-from .io import _count_parameters, _fsync_dir, shard_file_names
+from .io import _count_parameters, shard_file_names
+from ._files import is_regular, read_bytes, read_json
+from .staging import StagingDir
+from .shards import INDEX_FILE as _INDEX, MODEL_PATTERN, open_shards
+from .stored import stored_layers
+from .tensorspec import TensorSpec as _Spec
 from .metrics import QuantError, _error_sums, _Sums
 from .predicates import linear_like
 from .quant import astype, dequantize, quantize
@@ -203,24 +208,28 @@ def _encode_floats(obj: Any) -> Any:
 
 def load_config(src: Path) -> dict[str, Any]:
     """``config.json`` as mlx-lm's ``load_config`` reads it (tagged floats decoded,
-    ``generation_config.json``'s ``eos_token_id`` copied in when truthy)."""
+    ``generation_config.json``'s ``eos_token_id`` copied in when truthy), checked for what
+    the conversion needs: an object with a string ``model_type`` (mlx-lm picks the
+    architecture by it, and fails later with a ``KeyError`` without it)."""
     path = src / "config.json"
-    try:
-        with open(path, encoding="utf-8") as f:
-            config = _decode_floats(json.load(f))
-    except FileNotFoundError:
+    if not os.path.lexists(path):
         raise MissingKeyError(f"{src}: no config.json; a Hugging Face checkpoint folder has "
-                              "one next to its weights", key="config.json") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ParseError(f"{path}: not valid JSON: {e}") from None
+                              "one next to its weights", key="config.json")
+    config = _decode_floats(read_json(path))
     if not isinstance(config, dict):
         raise ParseError(f"{path}: expected a JSON object, got {type(config).__name__}")
+    mt = config.get("model_type")
+    if mt is None:
+        raise MissingKeyError(f"{path}: no 'model_type'; mlx-lm picks the architecture by it "
+                              "(e.g. \"llama\")", key="model_type")
+    if not isinstance(mt, str):
+        raise ParseError(f"{path}: 'model_type' must be a string, got {mt!r:.60}",
+                         key="model_type")
     gen = src / "generation_config.json"
-    if gen.exists():
+    if is_regular(gen):
         try:
-            with open(gen, encoding="utf-8") as f:
-                gc = json.load(f)
-        except (json.JSONDecodeError, UnicodeDecodeError):
+            gc = read_json(gen)
+        except ParseError:
             gc = {}  # mlx-lm ignores an unreadable generation config too
         if isinstance(gc, dict) and (eos := gc.get("eos_token_id", False)):
             config["eos_token_id"] = eos
@@ -272,42 +281,16 @@ def parse_size(text: Union[str, int]) -> int:
 
 # ---- sources --------------------------------------------------------------------------------
 
-@dataclasses.dataclass(frozen=True)
-class _Spec:
-    """What a planner needs of a tensor: enough for predicates that look at shape/dtype."""
-
-    shape: tuple[int, ...]
-    dtype: np.dtype
-
-    @property
-    def nbytes(self) -> int:
-        return int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize
-
-
 class _Sources:
     """Every input tensor, by name, read on demand with pread (never mapped)."""
 
     def __init__(self, src: Path):
-        files = sorted(p for p in glob.glob(str(src / "model*.safetensors"))
-                       if not os.path.basename(p).startswith("."))
-        if not files:
+        if not os.path.lexists(src / _INDEX) and not glob.glob(str(src / MODEL_PATTERN)):
             _refuse_other_weights(src)
-        self.readers: list[SafetensorsReader] = []
-        self.where: dict[str, SafetensorsReader] = {}
         self._scratch: np.ndarray | None = None
-        try:
-            for f in files:
-                r = SafetensorsReader(f)
-                self.readers.append(r)
-                for name in r.names:
-                    if name in self.where:
-                        raise KeyCollisionError(
-                            f"tensor {name!r} is in both {self.where[name].path} and {f}",
-                            key=name)
-                    self.where[name] = r
-        except BaseException:
-            self.close()
-            raise
+        self._shards = open_shards(src, SafetensorsReader)
+        self.readers: list[SafetensorsReader] = self._shards.handles
+        self.where: dict[str, SafetensorsReader] = self._shards.where
 
     def spec(self, name: str) -> _Spec:
         r = self.where[name]
@@ -333,8 +316,7 @@ class _Sources:
         return self.where[name].info(name).nbytes
 
     def close(self) -> None:
-        for r in self.readers:
-            r.close()
+        self._shards.close()
 
 
 def _refuse_other_weights(src: Path) -> None:
@@ -411,42 +393,14 @@ def _quant_shapes(shape: tuple[int, ...], gs: int, bits: int, mode: str,
 
 def _layer_params(entry: Any, glob_gs: int, glob_bits: int, glob_mode: str
                   ) -> tuple[int, int, str]:
-    """(group_size, bits, mode) of a per-layer entry as nn.quantize applies it: missing or
-    null fields fall back to the mode's defaults (QuantizedLinear's own defaults)."""
+    """(group_size, bits, mode) of a per-layer entry as nn.quantize applies it: the dict
+    goes to ``to_quantized`` verbatim, so no ``mode`` means affine (whatever the global
+    mode) and missing or null fields fall back to that mode's defaults."""
     if isinstance(entry, Mapping):
-        mode = entry.get("mode") or glob_mode
+        mode = entry.get("mode") or "affine"
         dgs, dbits = _MODE_DEFAULTS.get(mode, (glob_gs, glob_bits))
         return int(entry.get("group_size") or dgs), int(entry.get("bits") or dbits), mode
     return glob_gs, glob_bits, glob_mode
-
-
-def _existing_params(path: str, block: Mapping[str, Any], wspec: _Spec, sspec: _Spec,
-                     has_biases: bool) -> tuple[int, int, str]:
-    """A stored layer's parameters: its per-layer entry, else the global block, checked
-    against the shapes like mlx-lm's ``infer_quant_config``."""
-    entry = block.get(path)
-    if isinstance(entry, Mapping):
-        gs, bits, mode = _layer_params(entry, 0, 0, str(block.get("mode", "affine")))
-    else:
-        mode = str(block.get("mode", "affine"))
-        gs, bits = int(block.get("group_size", 0) or 0), int(block.get("bits", 0) or 0)
-    cols = sspec.shape[-1] * gs if gs else 0
-    if not gs or not bits or wspec.shape[-1] * 32 != cols * bits:
-        # infer from the shapes, as mlx-lm does for layers the config does not name
-        if sspec.shape[-1] == 0:
-            raise FormatError(f"{path}: scales have no columns", layer=path)
-        if has_biases:
-            mode = "affine"
-        for g in (32, 64, 128, 16):
-            c = sspec.shape[-1] * g
-            if (wspec.shape[-1] * 32) % c == 0 and (wspec.shape[-1] * 32) // c in (2, 3, 4, 5, 6, 8):
-                if mode != "affine" and (g, (wspec.shape[-1] * 32) // c) not in (
-                        (32, 4), (16, 4), (32, 8)):
-                    continue
-                return g, (wspec.shape[-1] * 32) // c, mode
-        raise FormatError(f"{path}: cannot tell the group size and bits of weight "
-                          f"{list(wspec.shape)} with scales {list(sspec.shape)}", layer=path)
-    return gs, bits, mode
 
 
 class _Plan:
@@ -483,8 +437,12 @@ class _Plan:
 
         base: dict[str, _Base] = {}
         block = config.get("quantization")
-        qc = config.get("quantization_config")
-        if block is None and isinstance(qc, Mapping) and qc.get("quant_method"):
+        text = config.get("text_config")
+        qc = config.get("quantization_config",
+                        text.get("quantization_config") if isinstance(text, Mapping) else None)
+        # mlx-lm's load_model reads a truthy quantization_config when there is no
+        # quantization block: anything there is another tool's format or an error
+        if block is None and qc:
             self._external(qc, base, warn)
             block = config.get("quantization")
         else:
@@ -526,13 +484,9 @@ class _Plan:
                 return _Spec(s.shape, self.cast_to)
             return s
 
-        # which layers are quantized already (MLX layout: P.weight + P.scales)
-        stored = {n[: -len(".scales")] for n in base
-                  if n.endswith(".scales") and n[: -len(".scales")] + ".weight" in base}
-        if stored and block is None:
-            raise FormatError(
-                f"{src.readers[0].path}: tensors such as {sorted(stored)[0]}.scales look "
-                "quantized but config.json has no 'quantization' block")
+        # which layers are quantized already (MLX layout: P.weight + P.scales), verified
+        stored = stored_layers({n: b.spec for n, b in base.items()}, block,
+                               lambda path: self.arch.in_features(path, config))
         block = dict(block) if block is not None else None
         units: dict[str, _Unit] = {}
         owner: dict[str, str] = {}  # base name consumed by a layer unit
@@ -542,8 +496,7 @@ class _Plan:
             for path in sorted(stored):
                 w, s = base[path + ".weight"], base[path + ".scales"]
                 b = base.get(path + ".biases")
-                gs, bits, mode = _existing_params(path, block or {}, w.spec, s.spec,
-                                                  b is not None)
+                gs, bits, mode = stored[path].group_size, stored[path].bits, stored[path].mode
                 sdt = cast_spec(s.spec).dtype
                 out_dt = sdt if mode == "affine" else np.dtype(bfloat16)
                 cols = w.spec.shape[-1] * 32 // bits
@@ -628,6 +581,7 @@ class _Plan:
         outputs = [(name, spec, key) for key, u in units.items() for name, spec in u.outputs]
         outputs.sort(key=lambda t: self.arch.order_key(t[0]))
         names = [o[0] for o in outputs]
+        self.arch.check_parameters(names, config)
         if len(set(names)) != len(names):
             dup = next(n for n in names if names.count(n) > 1)
             raise KeyCollisionError(f"two output tensors would be named {dup!r}", key=dup)
@@ -655,17 +609,11 @@ class _Plan:
 
     def _external(self, qc: Mapping[str, Any], base: dict[str, _Base],
                   warn: Callable[[str], None]) -> Any:
-        method = qc.get("quant_method")
-        try:
-            from . import external
-        except ImportError:
-            raise UnknownEnumValueError(
-                f"config.json: quantization_config.quant_method {method!r} is not supported "
-                "by this build of mlxq") from None
+        from . import external
+
         fmt = external.detect(dict(self.config))
-        if fmt is None:
-            raise UnknownEnumValueError(
-                f"config.json: quantization_config.quant_method {method!r} is not supported")
+        if fmt is None:  # pragma: no cover - the caller saw a quantization_config
+            raise InvariantViolationError("quantization_config vanished")
         src = self.sources
         groups = fmt.group_keys(list(src.where))
         out_dtype = fmt.output_dtype({n: src.spec(n).dtype for n in src.where})
@@ -954,14 +902,47 @@ class _BackgroundWriter:
             self._check()
 
 
-def _copy_side_files(src: Path, tmp: Path) -> list[str]:
+def _inside(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def _side_file_roots(src: Path) -> list[str]:
+    """Where a side file's symlink may lead: inside SRC, or, when SRC is a Hugging Face
+    cache snapshot (``.../models--ORG--NAME/snapshots/REV``), that repo's ``blobs`` folder,
+    where the cache keeps the files its snapshot links to."""
+    real = os.path.realpath(src)
+    roots = [real]
+    if os.path.basename(os.path.dirname(real)) == "snapshots":
+        roots.append(os.path.join(os.path.dirname(os.path.dirname(real)), "blobs"))
+    return roots
+
+
+def _copy_side_files(src: Path, tmp: Path, warn: Callable[[str], None]) -> list[str]:
+    """Copies the tokenizer files, ``*.py`` and ``generation_config.json`` (mlx-lm's set).
+    A symlink leading outside SRC is not followed (its target could be any file on this
+    machine, such as ``/etc/hostname``, which would then travel with the model), nor is
+    anything that is not a regular file; both are skipped with a warning."""
     copied = []
+    roots = _side_file_roots(src)
     for pattern in _TOKENIZER_PATTERNS + _COPY_PATTERNS:
         for f in sorted(glob.glob(str(src / pattern))):
             name = os.path.basename(f)
-            if name in ("config.json",) or not os.path.isfile(f) or (tmp / name).exists():
+            if name in ("config.json",) or (tmp / name).exists():
                 continue
-            shutil.copyfile(f, tmp / name)
+            if os.path.islink(f):
+                target = os.path.realpath(f)
+                if not any(_inside(target, r) for r in roots):
+                    warn(f"{f} is a symlink to {target}, outside {src}: not copied (mlxq "
+                         "copies only files inside the source folder)")
+                    continue
+            try:
+                data = read_bytes(f)
+            except MlxqIOError as e:
+                if "not a regular file" not in str(e):
+                    raise
+                warn(f"{e}: not copied")
+                continue
+            (tmp / name).write_bytes(data)
             copied.append(name)
     return copied
 
@@ -976,14 +957,6 @@ tags:
 - mlx
 ---
 """
-
-
-def _fsync_tree(d: Path) -> None:
-    for f in d.iterdir():
-        if f.suffix != ".safetensors":  # shards are fsynced by their writer
-            with open(f, "rb") as fh:
-                os.fsync(fh.fileno())
-    _fsync_dir(d)
 
 
 def convert(src: PathLike, dst: PathLike, *, quantize: bool = False,
@@ -1015,13 +988,21 @@ def convert(src: PathLike, dst: PathLike, *, quantize: bool = False,
     t0 = time.monotonic()
     src_p, dst_p = Path(os.fspath(src)), Path(os.fspath(dst))
     out = stream if stream is not None else sys.stderr
-    if dst_p.exists() or dst_p.is_symlink():
+    if os.path.lexists(dst_p):
         raise InvalidArgumentError(
             f"cannot save to {dst_p}: it already exists. Delete it or choose a new path "
             "(mlxq never writes into an existing folder)")
+    if not os.path.lexists(src_p):
+        raise InvalidArgumentError(f"{src_p}: does not exist (give a checkpoint folder with "
+                                   "config.json and model*.safetensors)")
     if not src_p.is_dir():
         raise InvalidArgumentError(f"{src_p}: not a folder (give a checkpoint folder with "
                                    "config.json and model*.safetensors)")
+    for parent in dst_p.parents:
+        if os.path.lexists(parent):
+            if not parent.is_dir():
+                raise MlxqIOError(f"{parent}: not a folder, so {dst_p} cannot be created in it")
+            break
     if dst_p.resolve().is_relative_to(src_p.resolve()):
         raise InvalidArgumentError(f"cannot save to {dst_p}: it is inside the source folder "
                                    f"{src_p}, which mlxq only reads")
@@ -1050,25 +1031,17 @@ def convert(src: PathLike, dst: PathLike, *, quantize: bool = False,
         if not quiet and plan.counts["kept"] and quantize:
             warn(f"{plan.counts['kept']} layers are already quantized and are kept as they "
                  "are (as mlx_lm.convert does); dequantize first (-d) to re-quantize them")
-        dst_p.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dst_p.parent / f".{dst_p.name}.mlxq-{secrets.token_hex(4)}.tmp"
-        tmp.mkdir()
-        progress = Progress(len(plan.outputs), plan.total_size, stream=out, quiet=quiet)
-        try:
-            tensors, written = plan.execute(tmp, progress)
-            _copy_side_files(src_p, tmp)
-            (tmp / "README.md").write_text(_MODEL_CARD, encoding="utf-8")
-            _fsync_tree(tmp)
-            progress.close()
-            if dst_p.exists() or dst_p.is_symlink():
-                raise InvalidArgumentError(f"cannot save to {dst_p}: it appeared while "
-                                           "converting; the result was discarded")
-            os.rename(tmp, dst_p)
-            _fsync_dir(dst_p.parent)
-        except BaseException:
-            progress.close()
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+        staging = StagingDir(dst_p)
+        with staging as tmp:
+            for r in staging.removed:
+                warn(f"removed {r}, left by an earlier run that was killed")
+            progress = Progress(len(plan.outputs), plan.total_size, stream=out, quiet=quiet)
+            try:
+                tensors, written = plan.execute(tmp, progress)
+                _copy_side_files(src_p, tmp, warn)
+                (tmp / "README.md").write_text(_MODEL_CARD, encoding="utf-8")
+            finally:
+                progress.close()
     finally:
         plan.sources.close()
 

@@ -32,7 +32,7 @@ import numpy as np
 
 from .awq import AwqLoadConfig, awq_output_dtype, transform_awq_weights
 from .config import PerLayerQuantization, Quantization
-from .errors import ArgumentTypeError, UnknownEnumValueError
+from .errors import ArgumentTypeError, ParseError, UnknownEnumValueError
 from .gptq import GptqConfig, gptq_output_dtype, transform_gptq_weights
 from .mxfp4_checkpoint import MXFP4_QUANTIZATION, transform_mxfp4_weights
 
@@ -183,10 +183,12 @@ def detect(config: Mapping[str, Any]) -> Optional[ExternalFormat]:
     if qc is None:
         return None
     if not isinstance(qc, Mapping):
-        raise ArgumentTypeError(
-            f"quantization_config must be an object, got {type(qc).__name__}"
-        )
+        raise ParseError(f"config.json: quantization_config must be an object, got "
+                         f"{type(qc).__name__} {qc!r:.60}", key="quantization_config")
     method = qc.get("quant_method")
+    if method is not None and not isinstance(method, str):
+        raise ParseError(f"config.json: quantization_config.quant_method must be a string, "
+                         f"got {method!r:.60}", key="quant_method")
     method = method.lower() if isinstance(method, str) else method
     if method == "awq":
         return AwqFormat(AwqLoadConfig.from_dict(qc))

@@ -12,8 +12,6 @@
 from __future__ import annotations
 
 import dataclasses
-import glob
-import json
 import os
 from collections import Counter
 from pathlib import Path
@@ -22,8 +20,13 @@ from typing import Any, Optional, Union
 import numpy as np
 
 from ._progress import human_bytes
-from .errors import MissingKeyError, ParseError
-from .io import SafetensorsReader
+from ._files import read_json
+from .architectures import architecture_for, natural_key
+from .errors import MlxqIOError
+from .io import _NUMPY_OF, SafetensorsReader
+from .shards import open_shards
+from .stored import stored_layers
+from .tensorspec import TensorSpec
 
 __all__ = ["CheckpointInfo", "TensorRow", "inspect_checkpoint"]
 
@@ -77,52 +80,55 @@ class CheckpointInfo:
         return "\n".join(lines)
 
 
-def _scheme(path: str, block: dict[str, Any], w: tuple, s: tuple,
-            has_biases: bool) -> tuple[str, int]:
-    from .convert import _existing_params, _Spec
-
-    gs, bits, mode = _existing_params(path, block, _Spec(w, np.dtype(np.uint32)),
-                                      _Spec(s, np.dtype(np.uint8)), has_biases)
-    return f"{mode} {bits}-bit g{gs}", bits
-
-
 def inspect_checkpoint(path: Union[str, "os.PathLike[str]"]) -> CheckpointInfo:
     """Tensors, dtypes, per-layer quantization and bits per weight of a checkpoint folder
     (or one ``.safetensors`` file), reading headers only."""
     p = Path(os.fspath(path))
-    if p.is_file():
-        files, config = [str(p)], {}
+    if not os.path.lexists(p):
+        raise MlxqIOError(f"{p}: does not exist")
+    config: Any = {}
+    if p.is_dir():
+        if os.path.lexists(p / "config.json"):
+            config = read_json(p / "config.json")
+        shards = open_shards(p, SafetensorsReader, pattern="*.safetensors")
     else:
-        files = sorted(f for f in glob.glob(str(p / "*.safetensors"))
-                       if not os.path.basename(f).startswith("."))
-        if not files:
-            raise MissingKeyError(f"{p}: no .safetensors files")
-        config = {}
-        if (p / "config.json").exists():
-            try:
-                config = json.loads((p / "config.json").read_text(encoding="utf-8"))
-            except (json.JSONDecodeError, UnicodeDecodeError) as e:
-                raise ParseError(f"{p / 'config.json'}: not valid JSON: {e}") from None
+        shards = None
     infos: dict[str, tuple] = {}
-    for f in files:
-        with SafetensorsReader(f) as r:
+    readers = shards.handles if shards is not None else [SafetensorsReader(p)]
+    try:
+        for r in readers:
             for name, info in r.infos.items():
-                infos[name] = (info, os.path.basename(f))
-    block = config.get("quantization") if isinstance(config, dict) else None
-    block = block if isinstance(block, dict) else None
+                infos[name] = (info, os.path.basename(r.path))
+    finally:
+        for r in readers:
+            r.close()
+    config = config if isinstance(config, dict) else {}
+    block = config.get("quantization")
+    qc = config.get("quantization_config")
+    method = qc.get("quant_method") if isinstance(qc, dict) and block is None else None
+    specs = {n: TensorSpec(info.shape, _NUMPY_OF.get(info.dtype)) for n, (info, _) in infos.items()}
+    if block is None and (not p.is_dir() or method is not None):
+        # a lone file (its quantization is in a config.json it does not have), or another
+        # tool's format, whose layers mlxq convert reads with that format's rules
+        layers: dict[str, Any] = {}
+        unknown = set() if method else {n[: -len(".scales")] for n in specs
+                                         if n.endswith(".scales")}
+    else:
+        arch = architecture_for(config)
+        layers = stored_layers(specs, block, lambda path: arch.in_features(path, config))
+        unknown = set()
     rows, schemes = [], Counter()
     bits_of: dict[str, int] = {}
-    from .architectures import natural_key
-
     for name in sorted(infos, key=natural_key):
         info, fname = infos[name]
         q = None
         layer = name[: -len(".weight")] if name.endswith(".weight") else None
-        if layer and f"{layer}.scales" in infos:
-            q, bits_of[layer] = _scheme(layer, block or {}, info.shape,
-                                        infos[f"{layer}.scales"][0].shape,
-                                        f"{layer}.biases" in infos)
+        if layer in layers:
+            q = layers[layer].describe()
+            bits_of[layer] = layers[layer].bits
             schemes[q] += 1
+        elif layer in unknown:
+            q = "quantized (needs config.json)"
         rows.append(TensorRow(name, info.dtype, info.shape, info.nbytes, fname, q))
     # mlx-lm's get_total_parameters: a quantized layer counts its unpacked weight and bias
     params = 0
@@ -134,10 +140,9 @@ def inspect_checkpoint(path: Union[str, "os.PathLike[str]"]) -> CheckpointInfo:
                 n if leaf == "bias" else 0)
         else:
             params += n
-    qc = config.get("quantization_config") if isinstance(config, dict) else None
-    method = qc.get("quant_method") if isinstance(qc, dict) and block is None else None
+    mt = config.get("model_type")
     return CheckpointInfo(
-        path=str(p), model_type=config.get("model_type") if isinstance(config, dict) else None,
+        path=str(p), model_type=mt if isinstance(mt, str) else None,
         tensors=rows, total_bytes=sum(t.nbytes for t in rows),
         total_parameters=params,
         quantized_layers=sum(schemes.values()), schemes=dict(schemes), quant_method=method)

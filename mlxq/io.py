@@ -32,6 +32,7 @@ import ml_dtypes
 import numpy as np
 
 from . import _core
+from ._files import open_regular
 from .errors import (
     ArgumentTypeError,
     InvalidArgumentError,
@@ -206,10 +207,8 @@ class SafetensorsReader:
 
     def __init__(self, path: PathLike):
         self.path = os.fspath(path)
-        try:
-            self._fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
-        except OSError as e:
-            raise MlxqIOError(f"{self.path}: cannot open: {e.strerror}") from None
+        self._fd = -1
+        self._fd = open_regular(self.path)  # non-blocking: a FIFO is refused, never waited on
         try:
             self._parse()
         except BaseException:
@@ -711,73 +710,27 @@ def save_checkpoint(
     return index
 
 
-def _index_error(index_path: Path, msg: str) -> SafetensorsError:
-    return SafetensorsError(f"{index_path}: {msg}")
-
-
-def _shard_path(d: Path, index_path: Path, file: object) -> Path:
-    """A weight_map file name, refused unless it is a plain relative path inside d."""
-    if not isinstance(file, str) or not file:
-        raise _index_error(index_path, f"weight_map values must be file names, got {file!r}")
-    parts = Path(file).parts
-    if Path(file).is_absolute() or ".." in parts or "\0" in file:
-        raise _index_error(index_path, f"weight_map names {file!r}, outside the checkpoint folder")
-    return d / file
-
-
 def load_checkpoint(path: PathLike) -> dict[str, np.ndarray]:
     """Every tensor of a checkpoint folder, as read-only arrays viewing the mapped files.
 
-    With ``model.safetensors.index.json``, the files its ``weight_map`` names are opened and
-    must agree with it exactly: every listed tensor in its listed file, no tensor in a file
-    the map assigns elsewhere or not at all. Without an index, every ``*.safetensors`` file
-    in the folder (not hidden ones, not subfolders) is read and no name may appear twice.
-    Tensors come in sorted name order. Memory stays proportional to the headers.
+    The files are found by :func:`mlxq.shards.open_shards`, the rule every mlxq command
+    shares: with ``model.safetensors.index.json`` its ``weight_map`` is the truth (every
+    shard it names must exist and hold exactly the tensors mapped to it, and no
+    ``model*.safetensors`` may be left out of it); without an index, every non-hidden
+    ``*.safetensors`` file is read and no name may appear twice. Tensors come in sorted
+    name order. Memory stays proportional to the headers.
 
     Raises:
-        SafetensorsError: a malformed file or index, or files that disagree with the index.
-        MlxqIOError: the folder or a file cannot be read, or there is no safetensors file.
+        FormatError: files that disagree with the index, or a malformed index
+            (SafetensorsError, a FormatError, for a malformed file).
+        MlxqIOError: the folder or a file cannot be read or is not a regular file.
+        MissingKeyError: no safetensors file; KeyCollisionError: a tensor in two files.
     """
-    d = Path(path)
+    from .shards import open_shards
+
+    d = Path(os.fspath(path))
     if not d.is_dir():
-        raise MlxqIOError(f"{d}: not a directory")
-    index_path = d / INDEX_FILE
-    out: dict[str, np.ndarray] = {}
-    if index_path.is_file():
-        try:
-            index = json.loads(index_path.read_text(encoding="utf-8"))
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise _index_error(index_path, f"not valid JSON: {exc}") from None
-        wm = index.get("weight_map") if isinstance(index, dict) else None
-        if not isinstance(wm, dict):
-            raise _index_error(index_path, "no 'weight_map' object")
-        by_file: dict[str, set[str]] = {}
-        for name, file in wm.items():
-            _shard_path(d, index_path, file)
-            by_file.setdefault(file, set()).add(name)
-        for file in sorted(by_file):
-            f = SafetensorsFile(_shard_path(d, index_path, file))
-            for name in f:
-                owner = wm.get(name)
-                if owner != file:
-                    where = f"assigns it to {owner!r}" if owner else "does not list it"
-                    raise _index_error(index_path, f"{file!r} holds tensor {name!r} but the index {where}")
-                out[name] = f[name]
-            missing = by_file[file].difference(f)
-            if missing:
-                raise _index_error(
-                    index_path, f"lists tensor {min(missing)!r} in {file!r}, which does not hold it"
-                )
-    else:
-        files = sorted(
-            p for p in d.glob("*.safetensors") if not p.name.startswith(".") and p.is_file()
-        )
-        if not files:
-            raise MlxqIOError(f"{d}: no *.safetensors file and no {INDEX_FILE}")
-        for p in files:
-            f = SafetensorsFile(p)
-            for name in f:
-                if name in out:
-                    raise SafetensorsError(f"{p}: tensor {name!r} also appears in another file", key=name)
-                out[name] = f[name]
+        raise MlxqIOError(f"{d}: not a directory" if d.exists() else f"{d}: does not exist")
+    shards = open_shards(d, SafetensorsFile, pattern="*.safetensors")
+    out = {name: f[name] for name, f in shards.where.items()}
     return {k: out[k] for k in sorted(out)}

@@ -22,7 +22,7 @@ from .errors import (
     UnsupportedDtypeError,
 )
 
-__all__ = ["QuantMode", "astype", "quantize", "dequantize", "default_params"]
+__all__ = ["QuantMode", "astype", "check_params", "quantize", "dequantize", "default_params"]
 
 
 class QuantMode(str, enum.Enum):
@@ -75,6 +75,21 @@ def default_params(mode: Union[str, QuantMode] = "affine") -> tuple[int, int]:
     ((64, 4), (16, 4))
     """
     return _DEFAULTS[QuantMode.parse(mode)]
+
+
+def check_params(mode: Union[str, QuantMode], group_size: int, bits: int) -> None:
+    """Raises OutOfRangeError unless ``mx.quantize`` accepts ``(group_size, bits)`` in
+    ``mode``: affine takes groups of 32/64/128 and 2/3/4/5/6/8 bits; mxfp4 only (32, 4),
+    mxfp8 (32, 8), nvfp4 (16, 4). The rule is the kernels' own (one place, in C).
+
+    >>> check_params("affine", 64, 4)
+    >>> check_params("affine", 7, 3)
+    Traceback (most recent call last):
+    ...
+    mlxq.errors.OutOfRangeError: group_size=7 is not supported by mode 'affine'; supported group sizes are 32, 64 and 128
+    """
+    code = _MODE_CODES[QuantMode.parse(mode)]
+    _core.check_params(code, _int_arg(group_size, "group_size", 0), _int_arg(bits, "bits", 0))
 
 
 def _int_arg(value: object, name: str, default: int) -> int:

@@ -101,8 +101,11 @@ def test_parse_size():
 # ---- inputs ---------------------------------------------------------------------------------
 
 def test_missing_source(tmp_path):
-    with pytest.raises(InvalidArgumentError, match="not a folder"):
+    with pytest.raises(InvalidArgumentError, match="nope: does not exist"):
         convert(tmp_path / "nope", tmp_path / "out", quiet=True)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(InvalidArgumentError, match="file: not a folder"):
+        convert(tmp_path / "file", tmp_path / "out", quiet=True)
 
 
 def test_pickles_are_refused(tmp_path):

@@ -49,8 +49,10 @@ def test_detect_refuses_bad_configs():
         detect(qc(quant_method="awq", version="gemv"))
     with pytest.raises(errors.OutOfRangeError):
         detect(qc(quant_method="gptq", bits=6))
-    with pytest.raises(errors.ArgumentTypeError):
+    with pytest.raises(errors.ParseError, match="quantization_config must be an object"):
         detect({"quantization_config": "awq"})
+    with pytest.raises(errors.ParseError, match="quant_method must be a string"):
+        detect({"quantization_config": {"quant_method": ["awq"]}})
     with pytest.raises(errors.ArgumentTypeError):
         detect(["quantization_config"])
 

@@ -200,12 +200,29 @@ static PyObject *py_set_isa(PyObject *self, PyObject *arg) {
     return PyUnicode_FromString(mlxq_isa_name(prev));
 }
 
+/* check_params(mode, group_size, bits): None, or the kernels' own refusal (OutOfRangeError
+ * naming the parameter), so callers validating a config apply exactly the kernels' rule. */
+static PyObject *py_check_params(PyObject *self, PyObject *args) {
+    (void)self;
+    int mode, group_size, bits;
+    if (!PyArg_ParseTuple(args, "iii", &mode, &group_size, &bits))
+        return NULL;
+    mlxq_qparams p = {.mode = (mlxq_mode)mode, .group_size = group_size, .bits = bits};
+    mlxq_error err;
+    mlxq_status st = mlxq_check_params(&p, &err);
+    if (st)
+        return mlxq_py_raise(st, &err);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"quantize", py_quantize, METH_VARARGS,
      "quantize(w, code, mode, group_size, bits, global_scale, impl) -> tuple"},
     {"dequantize", py_dequantize, METH_VARARGS,
      "dequantize(wq, scales, s_code, biases, b_code, mode, group_size, bits, global_scale, "
      "requested_code, out_descr, out_code, impl) -> ndarray"},
+    {"check_params", py_check_params, METH_VARARGS,
+     "check_params(mode, group_size, bits) -> None"},
     {"cast", py_cast, METH_VARARGS, "cast(a, code, out_descr, out_code, impl) -> ndarray"},
     {"set_num_threads", py_set_num_threads, METH_O, "set_num_threads(n) -> int"},
     {"get_num_threads", py_get_num_threads, METH_NOARGS, "get_num_threads() -> int"},

@@ -1,0 +1,446 @@
+"""mlxq never loses or invents data: every malformed folder of tests/corpus.py, run through
+``mlxq convert`` (plain, ``-q``, ``-d``), ``mlxq inspect`` and ``mlxq compare``, fails with
+exit 1 and one line naming the culprit, leaves nothing beside the destination and the
+source byte for byte as it was; the valid oddities convert into folders ``mlx_lm.load``
+accepts. Then the rules that need processes: OS failures, signals, killed runs, races.
+
+One test per rule, named after it; each corpus case is a parameter.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import corpus
+import mlxq
+from mlxq import cli
+from mlxq.convert import convert
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def bases(tmp_path_factory) -> Path:
+    return corpus.make_bases(tmp_path_factory.mktemp("corpus-bases"))
+
+
+def tree_state(path: Path) -> dict[str, tuple]:
+    """Every entry under ``path``: its type, mode and (files) content digest or (links)
+    target — what "byte-identical afterwards" means."""
+    out = {}
+    for root, dirs, files in os.walk(path):
+        for name in dirs + files:
+            p = os.path.join(root, name)
+            st = os.lstat(p)
+            if stat.S_ISLNK(st.st_mode):
+                out[os.path.relpath(p, path)] = ("link", os.readlink(p))
+            elif stat.S_ISREG(st.st_mode):
+                with open(p, "rb") as f:
+                    digest = hashlib.sha256(f.read()).hexdigest()
+                out[os.path.relpath(p, path)] = ("file", st.st_mode, digest, st.st_mtime_ns)
+            else:
+                out[os.path.relpath(p, path)] = ("other", st.st_mode)
+    return out
+
+
+def api_kwargs(flags: tuple[str, ...]) -> dict:
+    args = cli.build_parser().parse_args(["convert", "S", "D", *flags])
+    return dict(quantize=args.quantize, dequantize=args.dequantize,
+                quant_predicate=args.quant_predicate, quiet=True)
+
+
+def run_cli(argv: list[str], capsys) -> tuple[int, str, str]:
+    code = cli.main(argv)
+    cap = capsys.readouterr()
+    return code, cap.out, cap.err
+
+
+def assert_clean_failure(code: int, err: str, match: str) -> None:
+    lines = err.strip().splitlines()
+    assert code == 1, err
+    assert len(lines) == 1, err
+    assert lines[0].startswith("mlxq ") and ": error: " in lines[0], err
+    assert "Traceback" not in err and "internal error" not in err, err
+    assert re.search(match, lines[0]), (match, lines[0])
+
+
+def cases(rule: str) -> list:
+    return [pytest.param(c, f, id=f"{c.name.split('/', 1)[1]}[{' '.join(f) or 'plain'}]")
+            for c in corpus.CASES if c.rule in rule.split("|") and not c.ok
+            and not c.name.startswith("os/fifo") for f in c.flags]
+
+
+def check_case(case, flags, bases, tmp_path, capsys) -> None:
+    src = case.build(bases, tmp_path)
+    before_src, before_parent = tree_state(src), sorted(os.listdir(tmp_path))
+    code, _, err = run_cli(["convert", str(src), str(tmp_path / "out"), *flags], capsys)
+    assert_clean_failure(code, err, case.match)
+    assert sorted(os.listdir(tmp_path)) == before_parent  # no DST, no staging sibling
+    assert tree_state(src) == before_src
+    if flags == case.flags[0]:
+        with pytest.raises(case.error):
+            convert(src, tmp_path / "out", **api_kwargs(flags))
+        assert sorted(os.listdir(tmp_path)) == before_parent
+
+
+# ---- 1. the index is the source of truth ----------------------------------------------------
+
+@pytest.mark.parametrize("case,flags", cases("index|shard"))
+def test_the_index_is_the_source_of_truth(case, flags, bases, tmp_path, capsys):
+    check_case(case, flags, bases, tmp_path, capsys)
+
+
+@pytest.mark.parametrize("case", [c for c in corpus.CASES if c.rule in ("index", "shard")
+                                  and not c.name.startswith(("shard/no-weights",
+                                                             "shard/pickles"))],
+                         ids=lambda c: c.name)
+def test_inspect_compare_and_load_checkpoint_share_the_index_rule(case, bases, tmp_path,
+                                                                  capsys):
+    src = case.build(bases, tmp_path)
+    before = tree_state(src)
+    code, out, err = run_cli(["inspect", str(src)], capsys)
+    assert_clean_failure(code, err, case.match)
+    code, out, err = run_cli(["compare", str(src), str(bases / "sharded")], capsys)
+    assert code == 2 and re.search(case.match, err) and "Traceback" not in err, err
+    with pytest.raises(mlxq.errors.MlxqError):
+        mlxq.load_checkpoint(src)
+    assert tree_state(src) == before
+
+
+# ---- 2. already-quantized layers are verified, never guessed --------------------------------
+
+@pytest.mark.parametrize("case,flags", cases("quantized"))
+def test_already_quantized_layers_are_verified_never_guessed(case, flags, bases, tmp_path,
+                                                              capsys):
+    check_case(case, flags, bases, tmp_path, capsys)
+
+
+def test_a_layer_group_size_follows_its_shapes_as_mlx_lm_load_reads_it(bases, tmp_path):
+    """4-bit g128 layers under a block that says 4-bit g64: mlx-lm's load infers g128 from
+    the shapes; mlxq reads them the same way, so -d gives mlx-lm's dense weights."""
+    mlx_lm = pytest.importorskip("mlx_lm")
+    import contextlib
+    import io
+
+    src = corpus.BY_NAME["quantized/group-size-from-shapes"].build(bases, tmp_path)
+    convert(src, tmp_path / "mine", dequantize=True, quiet=True)
+    with contextlib.redirect_stdout(io.StringIO()):
+        mlx_lm.convert(str(src), str(tmp_path / "ref"), dequantize=True)
+    mine, ref = mlxq.load_checkpoint(tmp_path / "mine"), mlxq.load_checkpoint(tmp_path / "ref")
+    assert sorted(mine) == sorted(ref)
+    for k in ref:
+        assert mine[k].shape == ref[k].shape and mine[k].dtype == ref[k].dtype, k
+        np.testing.assert_array_equal(mine[k].view(np.uint8), ref[k].view(np.uint8), err_msg=k)
+
+
+# ---- 3. bad config values -------------------------------------------------------------------
+
+@pytest.mark.parametrize("case,flags", cases("config"))
+def test_bad_config_values_are_typed_errors_naming_the_key(case, flags, bases, tmp_path,
+                                                            capsys):
+    check_case(case, flags, bases, tmp_path, capsys)
+
+
+# ---- valid oddities convert, and mlx-lm loads the result ------------------------------------
+
+@pytest.mark.parametrize("case,flags", [pytest.param(c, f, id=f"{c.name}[{' '.join(f) or 'plain'}]")
+                                        for c in corpus.CASES if c.ok for f in c.flags])
+def test_unusual_but_valid_inputs_convert_into_folders_mlx_lm_loads(case, flags, bases,
+                                                                    tmp_path, capsys):
+    src = case.build(bases, tmp_path)
+    before = tree_state(src)
+    code, _, err = run_cli(["convert", str(src), str(tmp_path / "out"), *flags], capsys)
+    assert code == 0, err
+    assert "Traceback" not in err
+    assert tree_state(src) == before
+    assert not [n for n in os.listdir(tmp_path) if n.startswith(".")]
+    utils = pytest.importorskip("mlx_lm.utils")
+    utils.load_model(tmp_path / "out")  # strict: every parameter, no extra
+
+
+# ---- 4. every OS failure is one line, exit 1 ------------------------------------------------
+
+def run_mlxq(args: list[str], timeout: float = 60, prefix: tuple[str, ...] = (),
+             **kw) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(ROOT), MLXQ_NUM_THREADS="1")
+    return subprocess.run([*prefix, sys.executable, "-m", "mlxq", *args], capture_output=True,
+                          text=True, timeout=timeout, env=env, **kw)
+
+
+# Root ignores permission bits; without these two capabilities it obeys them like anyone.
+UNPRIVILEGED = (("setpriv", "--bounding-set=-dac_override,-dac_read_search",
+                 "--inh-caps=-dac_override,-dac_read_search")
+                if os.geteuid() == 0 and shutil.which("setpriv") else ())
+obeys_permissions = pytest.mark.skipif(os.geteuid() == 0 and not UNPRIVILEGED,
+                                       reason="root without setpriv ignores permission bits")
+
+
+@pytest.mark.parametrize("name", [c.name for c in corpus.CASES if c.name.startswith("os/fifo")])
+def test_a_fifo_named_like_a_checkpoint_file_is_refused_without_hanging(name, bases,
+                                                                        tmp_path):
+    case = corpus.BY_NAME[name]
+    src = case.build(bases, tmp_path)
+    before = tree_state(src)
+    for cmd in (["convert", str(src), str(tmp_path / "out")], ["inspect", str(src)]):
+        r = run_mlxq(cmd, timeout=30)
+        assert_clean_failure(r.returncode, r.stderr, case.match)
+    assert tree_state(src) == before and not os.path.exists(tmp_path / "out")
+
+
+@pytest.fixture
+def open_src(bases, tmp_path):
+    return corpus.copy(bases, "single", tmp_path)
+
+
+@obeys_permissions
+def test_an_unwritable_destination_parent_is_one_line(open_src, tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o555)
+    r = run_mlxq(["convert", str(open_src), str(locked / "out")], prefix=UNPRIVILEGED)
+    assert_clean_failure(r.returncode, r.stderr, rf"{locked}.*Permission denied")
+    assert os.listdir(locked) == []
+
+
+@obeys_permissions
+def test_an_unreadable_shard_is_one_line(open_src, tmp_path):
+    os.chmod(open_src / "model.safetensors", 0o000)
+    try:
+        for cmd in (["convert", str(open_src), str(tmp_path / "out")], ["inspect", str(open_src)]):
+            r = run_mlxq(cmd, prefix=UNPRIVILEGED)
+            assert_clean_failure(r.returncode, r.stderr, r"model\.safetensors.*Permission denied")
+    finally:
+        os.chmod(open_src / "model.safetensors", 0o644)
+    assert sorted(os.listdir(tmp_path)) == ["src"]
+
+
+@pytest.mark.parametrize("parent,reason", [("/proc/mlxq-test", "No such file|not permitted|denied"),
+                                           ("/sys/mlxq-test", "denied|Read-only|not permitted")])
+def test_a_destination_under_proc_or_sys_is_one_line(open_src, parent, reason):
+    r = run_mlxq(["convert", str(open_src), f"{parent}/out"])
+    assert_clean_failure(r.returncode, r.stderr, rf"{parent}.*({reason})")
+    assert not os.path.exists(parent)
+
+
+def test_a_read_only_file_system_is_one_line(open_src, tmp_path):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    script = (f"mount -t tmpfs -o ro tmpfs {ro} && exec {sys.executable} -m mlxq convert "
+              f"{open_src} {ro}/out")
+    r = subprocess.run(["unshare", "-rm", "sh", "-c", script], capture_output=True, text=True,
+                       timeout=60, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    if "mount" in r.stderr and "error:" not in r.stderr:
+        pytest.skip(f"no read-only mount available here: {r.stderr.strip()}")
+    assert_clean_failure(r.returncode, r.stderr, rf"{ro}.*Read-only file system")
+
+
+def test_a_destination_parent_that_is_a_file_is_one_line(open_src, tmp_path, capsys):
+    (tmp_path / "afile").write_text("x")
+    code, _, err = run_cli(["convert", str(open_src), str(tmp_path / "afile" / "out")], capsys)
+    assert_clean_failure(code, err, r"afile: not a folder")
+    code, _, err = run_cli(["convert", str(open_src), str(tmp_path / "afile" / "a" / "out")],
+                           capsys)
+    assert_clean_failure(code, err, r"afile: not a folder")
+
+
+def test_a_full_disk_is_one_line_and_leaves_nothing(open_src, tmp_path):
+    """RLIMIT_FSIZE makes the first large write fail with EFBIG, as a full disk fails."""
+    import resource
+
+    def limit():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (50_000, 50_000))
+
+    r = run_mlxq(["convert", str(open_src), str(tmp_path / "out")], preexec_fn=limit)
+    assert_clean_failure(r.returncode, r.stderr, r"(too large|No space)")
+    assert sorted(os.listdir(tmp_path)) == ["src"]
+
+
+@pytest.mark.parametrize("cmd", [["inspect", "{src}"], ["compare", "{src}", "{src}", "--all"]])
+def test_a_closed_stdout_exits_quietly(cmd, bases, tmp_path):
+    src = corpus.copy(bases, "sharded", tmp_path)
+    args = [a.format(src=src) for a in cmd]
+    p = subprocess.Popen([sys.executable, "-m", "mlxq", *args], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    p.stdout.readline()
+    p.stdout.close()  # like `| head -1`
+    err = p.stderr.read().decode()
+    p.wait(timeout=30)
+    assert err == "", err
+    assert p.returncode in (0, 141)
+
+
+# ---- 5. signals and stale temporaries -------------------------------------------------------
+
+SLOW = """
+import sys, time, mlxq.convert as mc
+real = mc.SafetensorsWriter.put
+def slow(self, *a, **k):
+    print("writing", flush=True)
+    time.sleep(0.2)
+    return real(self, *a, **k)
+mc.SafetensorsWriter.put = slow
+from mlxq.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def start_slow_convert(src: Path, dst: Path) -> subprocess.Popen:
+    p = subprocess.Popen([sys.executable, "-c", SLOW, "convert", str(src), str(dst), "-q"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert p.stdout.readline().strip() == "writing"
+    return p
+
+
+@pytest.mark.parametrize("sig,code", [(signal.SIGTERM, 143), (signal.SIGHUP, 129),
+                                      (signal.SIGINT, 130)])
+def test_sigterm_and_sighup_clean_up_like_ctrl_c(sig, code, bases, tmp_path):
+    src = corpus.copy(bases, "sharded", tmp_path)
+    p = start_slow_convert(src, tmp_path / "out")
+    assert [n for n in os.listdir(tmp_path) if n.startswith(".out.mlxq-")]  # staging exists
+    p.send_signal(sig)
+    _, err = p.communicate(timeout=30)
+    assert p.returncode == code, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "nothing was written" in lines[0], err
+    assert sorted(os.listdir(tmp_path)) == ["src"]
+
+
+def test_a_killed_run_leaves_a_staging_folder_the_next_run_removes(bases, tmp_path, capsys):
+    src = corpus.copy(bases, "sharded", tmp_path)
+    p = start_slow_convert(src, tmp_path / "out")
+    p.kill()
+    p.wait(timeout=30)
+    left = [n for n in os.listdir(tmp_path) if n.startswith(".out.mlxq-")]
+    assert len(left) == 1
+    owner = json.loads((tmp_path / left[0] / ".mlxq-owner.json").read_text())
+    assert owner["pid"] == p.pid and owner["host"]
+    code, out, err = run_cli(["convert", str(src), str(tmp_path / "out")], capsys)
+    assert code == 0, err
+    assert re.search(rf"removed .*{re.escape(left[0])}.*killed", err), err
+    assert sorted(os.listdir(tmp_path)) == ["out", "src"]
+    assert not (tmp_path / "out" / ".mlxq-owner.json").exists()
+
+
+def test_a_live_runs_staging_folder_is_left_alone(bases, tmp_path, capsys):
+    src = corpus.copy(bases, "sharded", tmp_path)
+    p = start_slow_convert(src, tmp_path / "out")
+    try:
+        from mlxq.staging import stale_siblings
+        stale, kept = stale_siblings(tmp_path / "out")
+        assert stale == [] and len(kept) == 1 and "still running" in kept[0]
+    finally:
+        p.kill()
+        p.wait(timeout=30)
+    stale, _ = stale_siblings(tmp_path / "out")
+    assert len(stale) == 1  # now that its owner is gone
+
+
+def test_two_converts_racing_to_one_destination(bases, tmp_path, monkeypatch):
+    """The loser of the final rename gets a typed error and its work is discarded; the
+    winner's folder is complete and untouched (no ENOTEMPTY, no merge)."""
+    from mlxq import staging
+
+    src = corpus.copy(bases, "single", tmp_path)
+    real = staging._rename_noreplace
+
+    def rival_wins_first(a, b):
+        # the other run finishes while we were converting
+        monkeypatch.setattr(staging, "_rename_noreplace", real)
+        convert(src, b, quiet=True)
+        winner = tree_state(b)
+        try:
+            real(a, b)
+        finally:
+            assert tree_state(b) == winner
+    monkeypatch.setattr(staging, "_rename_noreplace", rival_wins_first)
+    with pytest.raises(mlxq.errors.InvalidArgumentError, match="appeared while converting"):
+        convert(src, tmp_path / "out", quantize=True, quiet=True)
+    assert sorted(os.listdir(tmp_path)) == ["out", "src"]
+    assert "quantization" not in json.loads((tmp_path / "out" / "config.json").read_text())
+
+
+def test_the_no_replace_rename_without_renameat2(tmp_path, monkeypatch):
+    """Where the file system lacks RENAME_NOREPLACE the fallback claims DST with mkdir."""
+    import ctypes
+
+    from mlxq import staging
+
+    class NoRenameat2:
+        def __init__(self, *a, **k):
+            pass
+    monkeypatch.setattr(ctypes, "CDLL", NoRenameat2)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "f").write_text("1")
+    staging._rename_noreplace(tmp_path / "a", tmp_path / "b")
+    assert os.listdir(tmp_path / "b") == ["f"]
+    (tmp_path / "c").mkdir()
+    with pytest.raises(FileExistsError):
+        staging._rename_noreplace(tmp_path / "c", tmp_path / "b")
+    assert os.listdir(tmp_path / "b") == ["f"] and os.path.isdir(tmp_path / "c")
+
+
+# ---- 6. side files --------------------------------------------------------------------------
+
+def test_a_side_file_symlink_outside_the_source_is_not_followed(bases, tmp_path, capsys):
+    src = corpus.BY_NAME["side/symlink-outside-source"].build(bases, tmp_path)
+    code, _, err = run_cli(["convert", str(src), str(tmp_path / "out")], capsys)
+    assert code == 0
+    assert re.search(r"warning: .*tokenizer\.json is a symlink to .*secret\.json.*not copied",
+                     err), err
+    assert not (tmp_path / "out" / "tokenizer.json").exists()
+
+
+def test_symlinks_inside_the_source_and_into_a_hub_cache_are_followed(bases, tmp_path, capsys):
+    """A Hugging Face cache snapshot links every file into the repo's blobs folder."""
+    repo = tmp_path / "models--org--name"
+    snap = repo / "snapshots" / "abc123"
+    (repo / "blobs").mkdir(parents=True)
+    shutil.copytree(bases / "single", snap)
+    for name in ("tokenizer.json", "config.json", "model.safetensors"):
+        blob = repo / "blobs" / hashlib.sha256(name.encode()).hexdigest()
+        shutil.move(snap / name, blob)
+        os.symlink(os.path.relpath(blob, snap), snap / name)
+    os.symlink("tokenizer.json", snap / "tokenizer.model")  # inside SRC
+    code, _, err = run_cli(["convert", str(snap), str(tmp_path / "out")], capsys)
+    assert code == 0 and "warning" not in err, err
+    assert (tmp_path / "out" / "tokenizer.json").read_bytes() == \
+        (bases / "single" / "tokenizer.json").read_bytes()
+    assert (tmp_path / "out" / "tokenizer.model").exists()
+
+
+def test_a_side_file_that_is_not_a_regular_file_is_skipped(bases, tmp_path, capsys):
+    src = corpus.BY_NAME["side/fifo-side-file"].build(bases, tmp_path)
+    code, _, err = run_cli(["convert", str(src), str(tmp_path / "out")], capsys)
+    assert code == 0
+    assert "chat_template.jinja: not a regular file" in err
+    assert not (tmp_path / "out" / "chat_template.jinja").exists()
+
+
+# ---- the corpus itself ----------------------------------------------------------------------
+
+def test_the_corpus_covers_every_class():
+    rules = {c.rule for c in corpus.CASES}
+    assert {"index", "quantized", "config", "shard", "os", "side"} <= rules
+    assert len(corpus.CASES) >= 66
+
+
+def test_the_bases_are_well_formed(bases, tmp_path):
+    """Every case breaks a base that is itself valid: each converts and mlx-lm loads it."""
+    for name in ("sharded", "single", "moe", "mlx4", "mlx4g128"):
+        convert(bases / name, tmp_path / name, quiet=True)
+    utils = pytest.importorskip("mlx_lm.utils")
+    for name in ("sharded", "moe", "mlx4"):
+        utils.load_model(tmp_path / name)
