@@ -1,6 +1,10 @@
-"""Regenerates fuzz/corpus/st_header/: seed inputs for st_header_fuzz, also replayed by
-tests/test_io_validation.py. Names say what the parser must do: ok-* parse, bad-* fail.
-Files starting with 'F' are whole file images; the others are bare header JSON.
+"""Regenerates the fuzz seed corpora:
+
+- fuzz/corpus/st_header/: seed inputs for st_header_fuzz (C), also replayed by
+  tests/test_io_validation.py. Names say what the parser must do: ok-* parse, bad-* fail.
+  Files starting with 'F' are whole file images; the others are bare header JSON.
+- fuzz/corpus/py_<target>/: seeds for the Python targets in fuzz/py_targets.py (reader,
+  config, index, external), replayed by tests/test_fuzz_targets.py.
 
     python3 fuzz/make_corpus.py
 """
@@ -96,7 +100,58 @@ SEEDS: dict[str, bytes | str] = {
 }
 
 
+def st_file(header: dict, data: bytes) -> bytes:
+    hb = js(header).encode()
+    return struct.pack("<Q", len(hb)) + hb + data
+
+
+LLAMA = {"model_type": "llama", "hidden_size": 64, "intermediate_size": 128,
+         "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
+         "torch_dtype": "bfloat16"}
+
+PY_SEEDS: dict[str, dict[str, bytes | str]] = {
+    "reader": {
+        "two-tensors.st": st_file({"__metadata__": {"format": "pt"},
+                                   "a": e("BF16", [2, 4], 0, 16), "b": e("U32", [2, 2], 16, 32)},
+                                  bytes(range(32))),
+        "f4.st": st_file({"t": e("F4", [2, 4], 0, 4)}, b"\x12\x34\x56\x78"),
+        "empty.st": st_file({}, b""),
+        "scalar.st": st_file({"s": e("F32", [], 0, 4)}, b"\0\0\x80\x3f"),
+    },
+    "config": {
+        "dense.json": js(LLAMA),
+        "quantized.json": js({**LLAMA, "quantization": {"group_size": 64, "bits": 4, "mode": "affine",
+                                                        "model.layers.0.mlp.gate": {"group_size": 32, "bits": 4, "mode": "mxfp4"},
+                                                        "lm_head": False}}),
+        "g128.json": js({**LLAMA, "quantization": {"group_size": 128, "bits": 4}}),
+        "tagged-float.json": js({**LLAMA, "limit": {"__float__": "Infinity"}}),
+        "awq.json": js({**LLAMA, "quantization_config": {"quant_method": "awq", "bits": 4,
+                                                          "group_size": 128, "version": "gemm"}}),
+        "moe.json": js({**LLAMA, "model_type": "mixtral", "num_local_experts": 4}),
+    },
+    "index": {
+        "ok.json": js({"metadata": {"total_size": 5}, "weight_map": {
+            "a": "model-00001-of-00002.safetensors", "b": "model-00002-of-00002.safetensors"}}),
+        "missing.json": js({"weight_map": {"a": "model-00001-of-00002.safetensors"}}),
+        "outside.json": js({"weight_map": {"a": "../x.safetensors"}}),
+    },
+    "external": {
+        "awq.json": js({"quantization_config": {"quant_method": "awq", "bits": 4,
+                                                "group_size": 128, "zero_point": True, "version": "gemm"}}),
+        "gptq.json": js({"quantization_config": {"quant_method": "gptq", "bits": 4, "group_size": 128,
+                                                 "desc_act": False, "sym": True, "checkpoint_format": "gptq"}}),
+        "mxfp4.json": js({"quantization_config": {"quant_method": "mxfp4"}}),
+        "nested.json": js({"text_config": {"quantization_config": {"quant_method": "gptq", "bits": 8}}}),
+    },
+}
+
+
 def main() -> None:
+    for target, seeds in PY_SEEDS.items():
+        d = OUT.parent / f"py_{target}"
+        d.mkdir(parents=True, exist_ok=True)
+        for name, content in seeds.items():
+            (d / name).write_bytes(content.encode() if isinstance(content, str) else content)
     OUT.mkdir(parents=True, exist_ok=True)
     for name, content in SEEDS.items():
         data = content.encode() if isinstance(content, str) else content

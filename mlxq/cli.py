@@ -7,9 +7,11 @@ Subcommands:
     demo      generate a small model and convert it (the README's main job)
     bench     quantize a generated matrix in every mode and print error and throughput
 
-Exit status: 0 on success, 1 when the command fails (the message says what and where) or,
+Exit status: 0 on success, 1 when the command fails (one line says what and where) or,
 for compare, when the checkpoints differ; 2 for a usage error (compare: also unreadable
-inputs), 130 when interrupted.
+inputs); 130 when interrupted (Ctrl-C), 143 on SIGTERM, 129 on SIGHUP (each after removing
+what the command had started to write); 141 when standard output is closed early
+(``mlxq inspect DIR | head``), quietly.
 """
 
 from __future__ import annotations
