@@ -34,7 +34,14 @@ import numpy as np
 
 from . import _core
 from ._dtypes import bfloat16, code_of, float_dtype
-from .errors import ArgumentTypeError, OutOfRangeError, RankMismatchError, ShapeMismatchError
+from .errors import (
+    ArgumentTypeError,
+    InvalidArgumentError,
+    OutOfRangeError,
+    RankMismatchError,
+    ShapeMismatchError,
+    UnsupportedDtypeError,
+)
 from .quant import Impl, _as_array, _impl_code
 
 __all__ = ["DEFAULT_BLOCK_SIZE", "block_size_of", "dequantize_fp8_block", "dequantize_fp8_scaled"]
@@ -92,6 +99,24 @@ def _codes(weight: object) -> tuple[np.ndarray, int]:
     return w, code_of(w.dtype, "weight")
 
 
+def _check_out(out: Optional[np.ndarray], dtype: np.dtype, shape: tuple[int, ...],
+               *inputs: np.ndarray) -> None:
+    """A caller's output buffer: exactly the result's dtype and shape, C-contiguous,
+    writable, sharing no memory with the inputs (the C core checks the layout again)."""
+    if out is None:
+        return
+    if not isinstance(out, np.ndarray):
+        raise ArgumentTypeError(f"out must be a numpy array, got {type(out).__name__}")
+    if out.dtype != dtype:
+        raise UnsupportedDtypeError(f"out has dtype {out.dtype}, expected {dtype}")
+    if out.shape != shape:
+        raise ShapeMismatchError(f"out has shape {out.shape}, expected {shape}")
+    if not out.flags.c_contiguous or not out.flags.writeable:
+        raise InvalidArgumentError("out must be C-contiguous and writable")
+    if any(np.may_share_memory(out, a) for a in inputs):
+        raise InvalidArgumentError("out must not overlap weight or the scales")
+
+
 def dequantize_fp8_block(
     weight: np.ndarray,
     scale_inv: np.ndarray,
@@ -99,6 +124,7 @@ def dequantize_fp8_block(
     dtype: object = bfloat16,
     *,
     rows: Rows = None,
+    out: Optional[np.ndarray] = None,
     impl: Impl = "fast",
 ) -> np.ndarray:
     """Dequantizes a block-scaled E4M3 matrix exactly as mlx-lm's ``dequant`` does.
@@ -112,6 +138,8 @@ def dequantize_fp8_block(
         dtype: the output dtype: bfloat16 (mlx-lm's), float16 or float32.
         rows: ``(start, stop)``: produce only those rows of the result, reading only those
             rows of ``weight`` (and their block rows of ``scale_inv``); any bounds.
+        out: an array to write the result into (its dtype ``dtype``, its shape the
+            result's), e.g. one buffer reused for every row slice of a stream.
         impl: ``"fast"`` (vectorised, threaded) or ``"reference"`` (the scalar
             specification); identical results.
 
@@ -135,12 +163,13 @@ def dequantize_fp8_block(
     s = _as_array(scale_inv, "scale_inv")
     s_code = code_of(s.dtype, "scale_inv")
     b0, b1 = block_size_of(block_size)
-    out = float_dtype(dtype, "dtype")
+    odt = float_dtype(dtype, "dtype")
     if w.ndim != 2:
         raise RankMismatchError(f"weight must be 2-D [out, in], got shape {w.shape}")
     r0, r1 = _rows(rows, w.shape[0])
+    _check_out(out, odt, (r1 - r0, w.shape[1]), w, s)
     return _core.fp8_block_dequant(
-        w[r0:r1], w_code, r0, w.shape[0], s, s_code, b0, b1, out, code_of(out, "dtype"),
+        w[r0:r1], w_code, r0, w.shape[0], s, s_code, b0, b1, odt, code_of(odt, "dtype"), out,
         _impl_code(impl),
     )
 
@@ -174,6 +203,7 @@ def dequantize_fp8_scaled(
     dtype: object = bfloat16,
     *,
     rows: Rows = None,
+    out: Optional[np.ndarray] = None,
     impl: Impl = "fast",
 ) -> np.ndarray:
     """Dequantizes E4M3 weights with a per-tensor or per-channel scale (compressed-tensors
@@ -192,6 +222,7 @@ def dequantize_fp8_scaled(
             stacked experts). A 1-D scale of more than one value is refused as ambiguous.
         dtype: bfloat16, float16 or float32.
         rows: ``(start, stop)`` along the first axis of ``weight``: only those are produced.
+        out: an array to write the result into, as for :func:`dequantize_fp8_block`.
         impl: ``"fast"`` or ``"reference"``.
 
     >>> import numpy as np, mlxq
@@ -204,11 +235,12 @@ def dequantize_fp8_scaled(
     w, w_code = _codes(weight)
     s = _as_array(scale, "scale")
     s_code = code_of(s.dtype, "scale")
-    out = float_dtype(dtype, "dtype")
+    odt = float_dtype(dtype, "dtype")
     if w.ndim < 1:
         raise RankMismatchError("weight must have at least one dimension, got a scalar")
     sb = _broadcast_scale(s, w.shape)
     r0, r1 = _rows(rows, w.shape[0])
+    _check_out(out, odt, (r1 - r0,) + w.shape[1:], w, s)
     return _core.fp8_scaled_dequant(
-        w[r0:r1], w_code, sb[r0:r1], s_code, out, code_of(out, "dtype"), _impl_code(impl)
+        w[r0:r1], w_code, sb[r0:r1], s_code, odt, code_of(odt, "dtype"), out, _impl_code(impl)
     )

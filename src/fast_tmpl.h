@@ -453,6 +453,46 @@ FP8_DEQUANT(f32, MLXQ_F32, f16, MLXQ_F16)
 FP8_DEQUANT(f32, MLXQ_F32, f32, MLXQ_F32)
 #undef FP8_DEQUANT
 
+/* ---- compressed-tensors pack-quantized (mlxq_packint.h) -------------------------------- */
+
+ALWAYS_INLINE void packint_dequant_row(const uint8_t *packed, int bits, const float *s,
+                                       int64_t group_size, int64_t n, uint8_t *codes,
+                                       uint8_t *out, int sdt, int odt) {
+    const size_t osize = mlxq_dtype_size(odt);
+    const int off = 1 << (bits - 1);
+    const vf voff = v_set1((float)off);
+    unpack_codes(packed, (int)((n + 15) / 16 * 16), bits, codes);
+    for (int64_t g0 = 0, gi = 0; g0 < n; g0 += group_size, gi++) {
+        const int64_t g1 = n - g0 < group_size ? n : g0 + group_size;
+        const vf vs = v_set1(s[gi]);
+        int64_t i = g0;
+        for (; i + VW <= g1; i += VW) {
+            vf q = v_sub(v_load_u8(codes + i), voff); /* exact: small integers */
+            store_t(out + (size_t)i * osize, round_t(v_mul(q, vs), sdt), odt);
+        }
+        for (; i < g1; i++)
+            mlxq_store_float(out + (size_t)i * osize, odt,
+                             mlxq_packint_value((int)codes[i] - off, s[gi], sdt));
+    }
+}
+
+#define PACKINT_DEQUANT(S, SD, O, OD)                                                         \
+    static void FN(packint_dequant_##S##_##O)(const uint8_t *packed, int bits, const float *s, \
+                                              int64_t group_size, int64_t n, uint8_t *codes,   \
+                                              uint8_t *out) {                                  \
+        packint_dequant_row(packed, bits, s, group_size, n, codes, out, SD, OD);               \
+    }
+PACKINT_DEQUANT(bf16, MLXQ_BF16, bf16, MLXQ_BF16)
+PACKINT_DEQUANT(bf16, MLXQ_BF16, f16, MLXQ_F16)
+PACKINT_DEQUANT(bf16, MLXQ_BF16, f32, MLXQ_F32)
+PACKINT_DEQUANT(f16, MLXQ_F16, bf16, MLXQ_BF16)
+PACKINT_DEQUANT(f16, MLXQ_F16, f16, MLXQ_F16)
+PACKINT_DEQUANT(f16, MLXQ_F16, f32, MLXQ_F32)
+PACKINT_DEQUANT(f32, MLXQ_F32, bf16, MLXQ_BF16)
+PACKINT_DEQUANT(f32, MLXQ_F32, f16, MLXQ_F16)
+PACKINT_DEQUANT(f32, MLXQ_F32, f32, MLXQ_F32)
+#undef PACKINT_DEQUANT
+
 /* ---- casts ------------------------------------------------------------------------------ */
 
 ALWAYS_INLINE void cast_run(const uint8_t *src, uint8_t *dst, int64_t n, int from, int to) {
@@ -517,5 +557,17 @@ static const mlxq_fast_kernels FN(kernels) = {
             [MLXQ_F32] = {[MLXQ_BF16] = FN(fp8_dequant_f32_bf16),
                           [MLXQ_F16] = FN(fp8_dequant_f32_f16),
                           [MLXQ_F32] = FN(fp8_dequant_f32_f32)},
+        },
+    .packint_dequant =
+        {
+            [MLXQ_BF16] = {[MLXQ_BF16] = FN(packint_dequant_bf16_bf16),
+                           [MLXQ_F16] = FN(packint_dequant_bf16_f16),
+                           [MLXQ_F32] = FN(packint_dequant_bf16_f32)},
+            [MLXQ_F16] = {[MLXQ_BF16] = FN(packint_dequant_f16_bf16),
+                          [MLXQ_F16] = FN(packint_dequant_f16_f16),
+                          [MLXQ_F32] = FN(packint_dequant_f16_f32)},
+            [MLXQ_F32] = {[MLXQ_BF16] = FN(packint_dequant_f32_bf16),
+                          [MLXQ_F16] = FN(packint_dequant_f32_f16),
+                          [MLXQ_F32] = FN(packint_dequant_f32_f32)},
         },
 };

@@ -48,7 +48,7 @@ static int is_contiguous(const mlxq_tensor *t) {
 /* out: a C-contiguous bf16/f16/f32 tensor of weight's shape. */
 static mlxq_status check_out(const mlxq_tensor *out, const mlxq_tensor *w, mlxq_error *err) {
     if (!out || !out->data)
-        return mlxq_fail(err, MLXQ_EARG, "the output is missing");
+        return mlxq_fail(err, MLXQ_EARG, "out is missing");
     if (out->dtype != MLXQ_BF16 && out->dtype != MLXQ_F16 && out->dtype != MLXQ_F32)
         return mlxq_fail(err, MLXQ_EDTYPE, "dtype must be bfloat16, float16 or float32, got %s",
                          mlxq_dtype_name(out->dtype));
@@ -56,9 +56,10 @@ static mlxq_status check_out(const mlxq_tensor *out, const mlxq_tensor *w, mlxq_
     for (int i = 0; !bad && i < w->ndim; i++)
         bad = out->shape[i] != w->shape[i];
     if (bad)
-        return mlxq_fail(err, MLXQ_ESHAPE, "the output must have the weight's shape");
+        return mlxq_fail(err, MLXQ_ESHAPE, "out must have the shape of the rows produced "
+                         "(the weight's, or its row slice)");
     if (!is_contiguous(out))
-        return mlxq_fail(err, MLXQ_EARG, "the output must be C-contiguous");
+        return mlxq_fail(err, MLXQ_EARG, "out must be C-contiguous");
     return MLXQ_OK;
 }
 

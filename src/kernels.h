@@ -143,6 +143,12 @@ static inline double mlxq_fp8_scaled_value(uint8_t code, double s, mlxq_dtype pd
     return mlxq_round_to(pdt, mlxq_mul(v, s));
 }
 
+/* One element of a compressed-tensors pack-quantized row (mlxq_packint.h): the signed
+ * integer q times the scale s (a value of dtype sdt), rounded to sdt. */
+static inline double mlxq_packint_value(int q, double s, mlxq_dtype sdt) {
+    return mlxq_round_to(sdt, mlxq_mul((double)q, s));
+}
+
 /* ---- reference (portable scalar) kernels ------------------------------------------- */
 
 void mlxq_ref_affine_quant_row(mlxq_dtype dt, const uint8_t *src, int64_t stride,
@@ -168,6 +174,13 @@ void mlxq_ref_fp8_dequant_row(const uint8_t *w, int64_t w_stride, const uint8_t 
                               int64_t s_stride, int64_t block_cols, mlxq_dtype sdt, int64_t n,
                               mlxq_dtype odt, uint8_t *out);
 
+/* One row of mlxq_packint_dequant: `words` is the row's packed words (word k at
+ * words + k * w_stride), the group scales of dtype sdt at s + g * s_stride. */
+void mlxq_ref_packint_dequant_row(const uint8_t *words, int64_t w_stride, int bits,
+                                  const uint8_t *s, int64_t s_stride, mlxq_dtype sdt,
+                                  int64_t group_size, int64_t cols, mlxq_dtype odt,
+                                  uint8_t *out);
+
 /* ---- fast kernels ------------------------------------------------------------------ */
 
 /* A fast implementation of one operation for one dtype combination, chosen once per call by
@@ -186,6 +199,13 @@ typedef void (*mlxq_fp_dequant_fn)(const mlxq_qparams *p, const uint8_t *wq,
  * scales given as floats (exact for every scale dtype). */
 typedef void (*mlxq_fp8_dequant_fn)(const uint8_t *w, const float *s, int s_step, int64_t n,
                                     uint8_t *out);
+/* One row of mlxq_packint_dequant: `packed` holds the row's code stream, readable (zero
+ * padded) up to n rounded up to 16 codes; s one float per group of group_size codes (the
+ * scale values, exact); codes a scratch of n rounded up to 16 bytes. The product is rounded
+ * to the scale dtype the kernel was built for, then stored as its output dtype. */
+typedef void (*mlxq_packint_dequant_fn)(const uint8_t *packed, int bits, const float *s,
+                                        int64_t group_size, int64_t n, uint8_t *codes,
+                                        uint8_t *out);
 /* n contiguous elements from one float dtype to another (mlxq_cast's fast path). */
 typedef void (*mlxq_cast_fn)(const uint8_t *src, uint8_t *dst, int64_t n);
 
@@ -198,6 +218,7 @@ typedef struct {
     mlxq_fp_dequant_fn fp_dequant[MLXQ_DTYPE_COUNT][MLXQ_DTYPE_COUNT]; /* [asked][result] */
     mlxq_cast_fn cast[MLXQ_DTYPE_COUNT][MLXQ_DTYPE_COUNT]; /* [from][to] */
     mlxq_fp8_dequant_fn fp8_dequant[MLXQ_DTYPE_COUNT][MLXQ_DTYPE_COUNT]; /* [product][out] */
+    mlxq_packint_dequant_fn packint_dequant[MLXQ_DTYPE_COUNT][MLXQ_DTYPE_COUNT]; /* [s][out] */
 } mlxq_fast_kernels;
 
 const mlxq_fast_kernels *mlxq_fast_kernels_avx2(void);
@@ -211,6 +232,7 @@ mlxq_fp_quant_fn mlxq_fast_fp_quant(const mlxq_qparams *p, mlxq_dtype dt);
 mlxq_fp_dequant_fn mlxq_fast_fp_dequant(const mlxq_qparams *p, mlxq_dtype odt);
 mlxq_cast_fn mlxq_fast_cast(mlxq_dtype from, mlxq_dtype to);
 mlxq_fp8_dequant_fn mlxq_fast_fp8_dequant(mlxq_dtype pdt, mlxq_dtype odt);
+mlxq_packint_dequant_fn mlxq_fast_packint_dequant(mlxq_dtype sdt, mlxq_dtype odt, int bits);
 
 /* mlxq_fp4_code(dt, v) for every bit pattern of the 16-bit dtype dt (bf16 or f16), built
  * on first use; thread-safe. */
