@@ -27,8 +27,9 @@ array([[0.5, 0.5, 0.5],
 
 from __future__ import annotations
 
+import dataclasses
 import numbers
-from typing import Optional, Sequence, Union
+from typing import Any, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
@@ -38,13 +39,21 @@ from .errors import (
     ArgumentTypeError,
     InvalidArgumentError,
     OutOfRangeError,
+    ParseError,
     RankMismatchError,
     ShapeMismatchError,
+    UnknownEnumValueError,
     UnsupportedDtypeError,
 )
 from .quant import Impl, _as_array, _impl_code
 
-__all__ = ["DEFAULT_BLOCK_SIZE", "block_size_of", "dequantize_fp8_block", "dequantize_fp8_scaled"]
+__all__ = [
+    "DEFAULT_BLOCK_SIZE",
+    "Fp8Config",
+    "block_size_of",
+    "dequantize_fp8_block",
+    "dequantize_fp8_scaled",
+]
 
 #: The block DeepSeek-V3's release uses, and the one mlx-lm's ``dequant`` hard-codes.
 DEFAULT_BLOCK_SIZE = (128, 128)
@@ -81,6 +90,60 @@ def block_size_of(block_size: BlockSize) -> tuple[int, int]:
     if b0 < 1 or b1 < 1:
         raise OutOfRangeError(f"block_size=({b0}, {b1}) must be positive")
     return b0, b1
+
+
+@dataclasses.dataclass(frozen=True)
+class Fp8Config:
+    """The ``quantization_config`` of a ``quant_method: "fp8"`` checkpoint (transformers'
+    fine-grained FP8, as DeepSeek-V3 and the Qwen3 ``-FP8`` releases write it).
+
+    Args:
+        block_size: ``weight_block_size`` as ``(B0, B1)``: each weight has a
+            ``weight_scale_inv`` of one float32 per block; None: one per tensor.
+        fmt: the float8 encoding; only ``"e4m3"`` exists in these checkpoints.
+        activation_scheme: ``"dynamic"`` or ``"static"`` (static adds ``input_scale``
+            tensors, which a weight converter drops).
+        scale_fmt: ``"ue8m0"`` when the scales are powers of two (DeepSeek-V3.1); they are
+            still stored as float32 and dequantize the same way.
+        modules_to_not_convert: module names stored unquantized.
+
+    >>> Fp8Config.from_dict({"quant_method": "fp8", "fmt": "e4m3",
+    ...                      "activation_scheme": "dynamic", "weight_block_size": [128, 128]})
+    Fp8Config(block_size=(128, 128), fmt='e4m3', activation_scheme='dynamic', scale_fmt=None, modules_to_not_convert=())
+    """
+
+    block_size: Optional[tuple[int, int]] = DEFAULT_BLOCK_SIZE
+    fmt: str = "e4m3"
+    activation_scheme: str = "dynamic"
+    scale_fmt: Optional[str] = None
+    modules_to_not_convert: tuple[str, ...] = ()
+
+    @classmethod
+    def from_dict(cls, config: Mapping[str, Any]) -> "Fp8Config":
+        """From the ``quantization_config`` dict; raises ParseError when it is malformed or
+        not ``quant_method: "fp8"``, UnknownEnumValueError for a ``fmt`` other than e4m3."""
+        if not isinstance(config, Mapping):
+            raise ParseError(f"quantization_config must be an object, got {type(config).__name__}")
+        if config.get("quant_method") != "fp8":
+            raise ParseError(f"quant_method is {config.get('quant_method')!r}, not 'fp8'")
+        fmt = config.get("fmt", "e4m3")
+        if fmt != "e4m3":
+            raise UnknownEnumValueError(
+                f"fmt={fmt!r} is not supported: FP8 checkpoints store float8_e4m3fn weights "
+                "(fmt 'e4m3'), which is what MLX's from_fp8 decodes")
+        raw = config.get("weight_block_size")
+        try:
+            block = None if raw is None else block_size_of(raw)
+        except (ArgumentTypeError, OutOfRangeError) as exc:
+            raise ParseError(f"weight_block_size={raw!r} is not a pair of positive ints") from exc
+        scheme = config.get("activation_scheme", "dynamic")
+        scale_fmt = config.get("scale_fmt")
+        skip = config.get("modules_to_not_convert") or ()
+        if not isinstance(scheme, str) or not (scale_fmt is None or isinstance(scale_fmt, str)):
+            raise ParseError("activation_scheme and scale_fmt must be strings")
+        if not isinstance(skip, (list, tuple)) or not all(isinstance(m, str) for m in skip):
+            raise ParseError("modules_to_not_convert must be a list of strings")
+        return cls(block, fmt, scheme, scale_fmt, tuple(skip))
 
 
 def _rows(rows: Rows, n: int) -> tuple[int, int]:

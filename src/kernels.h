@@ -135,18 +135,29 @@ double mlxq_fp_dequant_scale(const mlxq_qparams *p, mlxq_dtype O, uint8_t byte);
 
 /* ---- E4M3 checkpoints (mlxq_fp8.h) ------------------------------------------------ */
 
+/* A NaN scale as x86's multiply returns it: quieted, sign and payload kept. Done on the
+ * float bits because the compiler may elide a float -> double -> float round trip (it
+ * assumes no signalling NaNs), which would otherwise let a signalling NaN through. */
+static inline double mlxq_quiet_nan_f32(double s) {
+    return mlxq_f32_from_bits(mlxq_f32_bits((float)s) | 0x400000u);
+}
+
 /* One element of an E4M3 dequantization: MLX's from_fp8(code, bfloat16) times the scale s
  * (a value of the scale dtype), rounded to the product dtype pdt. The caller stores it with
  * mlxq_store_float, which rounds to the output dtype as MLX's astype does. */
 static inline double mlxq_fp8_scaled_value(uint8_t code, double s, mlxq_dtype pdt) {
     double v = mlxq_round_to(MLXQ_BF16, mlxq_e4m3_to_f32(code)); /* NaN -> +0x7FC0 */
-    return mlxq_round_to(pdt, mlxq_mul(v, s));
+    if (isnan(v)) /* the first operand's NaN wins */
+        return mlxq_round_to(pdt, v);
+    if (isnan(s))
+        return mlxq_round_to(pdt, mlxq_quiet_nan_f32(s));
+    return mlxq_round_to(pdt, v * s);
 }
 
 /* One element of a compressed-tensors pack-quantized row (mlxq_packint.h): the signed
  * integer q times the scale s (a value of dtype sdt), rounded to sdt. */
 static inline double mlxq_packint_value(int q, double s, mlxq_dtype sdt) {
-    return mlxq_round_to(sdt, mlxq_mul((double)q, s));
+    return mlxq_round_to(sdt, isnan(s) ? mlxq_quiet_nan_f32(s) : (double)q * s);
 }
 
 /* ---- reference (portable scalar) kernels ------------------------------------------- */

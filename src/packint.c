@@ -119,8 +119,10 @@ mlxq_status mlxq_packint_dequant(const mlxq_tensor *packed, int bits, const mlxq
                          mlxq_dtype_name(out->dtype));
     const int64_t rows = packed->shape[0];
     const int64_t osize = (int64_t)mlxq_dtype_size(out->dtype);
+    const int empty = rows == 0 || cols == 0; /* numpy may give empty arrays any strides */
     if (out->ndim != 2 || out->shape[0] != rows || out->shape[1] != cols ||
-        (cols > 1 && out->strides[1] != osize) || (rows > 1 && out->strides[0] != cols * osize))
+        (!empty && cols > 1 && out->strides[1] != osize) ||
+        (!empty && rows > 1 && out->strides[0] != cols * osize))
         return mlxq_fail(err, MLXQ_ESHAPE, "out must be C-contiguous [%lld, %lld]",
                          (long long)rows, (long long)cols);
     if (rows == 0 || cols == 0)
