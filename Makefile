@@ -20,7 +20,8 @@ FUZZ_SRC = fuzz/st_header_fuzz.c src/st_header.c src/common.c
 # Leak detection is off there because CPython itself keeps memory alive at exit by design.
 ASAN_DIR = build/asan
 ASAN_TESTS ?= tests/test_io_*.py tests/test_quant*.py tests/test_roundtrip.py \
-	tests/test_awq.py tests/test_gptq.py tests/test_mxfp4_checkpoint.py tests/test_external.py
+	tests/test_awq.py tests/test_gptq.py tests/test_mxfp4_checkpoint.py tests/test_external.py \
+	tests/test_fp8.py tests/test_compressed_tensors.py
 ASAN_ENV = LD_PRELOAD="$$(gcc -print-file-name=libasan.so)" \
 	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 

@@ -373,7 +373,7 @@ class AffineTriple:
 def _shape2(weight_shape: object) -> tuple[int, int]:
     try:
         vals = np.asarray(weight_shape).reshape(-1).tolist()
-    except Exception:  # pragma: no cover - numpy's message is not needed
+    except (TypeError, ValueError):  # ragged sequences and the like
         vals = None
     if (vals is None or len(vals) != 2
             or not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in vals)):
