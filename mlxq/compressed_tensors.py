@@ -355,7 +355,7 @@ def detect(config: Mapping[str, Any]) -> Optional[CompressedTensorsConfig]:
 # ---- tensors -----------------------------------------------------------------------------
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, eq=False)
 class AffineTriple:
     """MLX affine ``(wq, scales, biases)`` plus the ``group_size`` and ``bits`` to pass to
     ``mx.dequantize`` / ``mlxq.dequantize``; unpacks as the three arrays."""
@@ -464,7 +464,7 @@ def to_mlx_affine(
     r0, r1 = _rows(rows, out)
     wq = p[r0:r1].view(np.uint32)
     scales = regroup(s[r0:r1], group, mlx_group, inn)
-    if scales is s[r0:r1] and not scales.flags.writeable:
+    if not scales.flags.c_contiguous:
         scales = np.ascontiguousarray(scales)  # a broadcast tensor-strategy scale
     zero = float(1 << (bits - 1))
     with np.errstate(over="ignore", invalid="ignore"):

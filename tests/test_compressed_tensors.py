@@ -130,7 +130,7 @@ def test_a_per_tensor_scale_applies_to_every_group():
     got = ct.dequantize_pack_quantized(packed, s, (8, 64), formula="compressed-tensors")
     assert_bits_equal(got, numpy_ct(codes, np.full((8, 1), 0.125, BF16), 4, 64))
     t = ct.to_mlx_affine(packed, s, (8, 64))
-    assert (t.group_size, t.scales.shape) == (64, (8, 1))
+    assert (t.group_size, t.scales.shape, t.scales.flags.c_contiguous) == (64, (8, 1), True)
 
 
 @given(out=st.integers(1, 40), groups=st.integers(1, 6), r0=st.integers(0, 40),
