@@ -39,6 +39,10 @@ from .awq import AwqLoadConfig, transform_awq_weights, unpack_awq_weights
 from .gptq import GptqConfig, transform_gptq_weights
 from .mxfp4_checkpoint import transform_mxfp4_weights
 
+# Pre-quantized sources: float8 checkpoints and compressed-tensors (docs/source-formats.md).
+from . import compressed_tensors, fp8
+from .fp8 import dequantize_fp8_block, dequantize_fp8_scaled
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -78,4 +82,9 @@ __all__ = [
     "transform_gptq_weights",
     "transform_mxfp4_weights",
     "unpack_awq_weights",
+    # pre-quantized sources (docs/source-formats.md)
+    "compressed_tensors",
+    "dequantize_fp8_block",
+    "dequantize_fp8_scaled",
+    "fp8",
 ]

@@ -131,3 +131,53 @@ def transpose_u32(a: np.ndarray, code: int) -> np.ndarray:
 
 def gptq_unpack_zeros(qzeros: np.ndarray, code: int, bits: int, offset: int) -> np.ndarray:
     """GPTQ qzeros [groups, out*bits/32] -> zeros + offset, uint32 [out, groups]."""
+
+# ---- float8 checkpoints (src/python/py_fp8.c) ---------------------------------------------
+# Policy (block size parsing, per-channel broadcasting, row slices) lives in mlxq/fp8.py.
+
+def fp8_block_dequant(
+    weight: np.ndarray,
+    w_code: int,
+    row0: int,
+    total_rows: int,
+    scale_inv: np.ndarray,
+    s_code: int,
+    block_rows: int,
+    block_cols: int,
+    out_descr: np.dtype,
+    out_code: int,
+    out: Optional[np.ndarray],
+    impl: int,
+) -> np.ndarray:
+    """weight: rows [row0, row0 + n) of a [total_rows, cols] E4M3 matrix (uint8 or
+    float8_e4m3fn); scale_inv covers the whole matrix in blocks. Returns out (allocated when
+    None) [n, cols] of out_descr."""
+
+def fp8_scaled_dequant(
+    weight: np.ndarray,
+    w_code: int,
+    scale: np.ndarray,
+    s_code: int,
+    out_descr: np.dtype,
+    out_code: int,
+    out: Optional[np.ndarray],
+    impl: int,
+) -> np.ndarray:
+    """scale: broadcast to weight's shape (zero strides allowed). Returns out."""
+
+# ---- compressed-tensors pack-quantized (src/python/py_packint.c) ---------------------------
+
+def packint_dequant(
+    weight_packed: np.ndarray,
+    p_code: int,
+    bits: int,
+    weight_scale: np.ndarray,
+    s_code: int,
+    cols: int,
+    group_size: int,
+    out_descr: np.dtype,
+    out_code: int,
+    impl: int,
+) -> np.ndarray:
+    """(code - 2^(bits-1)) * scale rounded to the scale dtype, cast to out_descr:
+    [rows, cols]. bits 2, 4 or 8."""

@@ -33,6 +33,7 @@ __all__ = [
     "UnknownEnumValueError",
     "ParseError",
     "FormatError",
+    "UnsupportedFormatError",
     "SafetensorsError",
     "MlxqIOError",
     "MlxqMemoryError",
@@ -113,6 +114,12 @@ class ParseError(MlxqError, ValueError):
 
 class FormatError(MlxqError, ValueError):
     """Bytes that do not follow the expected file format."""
+
+
+class UnsupportedFormatError(FormatError):
+    """A checkpoint uses a known variant of a source format that mlxq refuses, because it
+    cannot be converted exactly (e.g. asymmetric compressed-tensors INT4); the message
+    names the variant and gives the reason."""
 
 
 class SafetensorsError(FormatError):

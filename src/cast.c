@@ -74,10 +74,13 @@ mlxq_status mlxq_cast(const mlxq_tensor *in, mlxq_tensor *out, mlxq_impl impl, m
     if (in->ndim != out->ndim || in->ndim > MLXQ_MAX_NDIM)
         return mlxq_fail(err, MLXQ_ESHAPE, "cast: input and output ranks differ");
     int64_t expect = (int64_t)mlxq_dtype_size(out->dtype);
+    int empty = 0; /* numpy may give an empty array any strides: no element is addressed */
+    for (int i = 0; i < in->ndim; i++)
+        empty |= out->shape[i] == 0;
     for (int i = in->ndim - 1; i >= 0; i--) {
         if (in->shape[i] != out->shape[i] || in->shape[i] < 0)
             return mlxq_fail(err, MLXQ_ESHAPE, "cast: input and output shapes differ");
-        if (out->shape[i] != 1 && out->strides[i] != expect)
+        if (!empty && out->shape[i] != 1 && out->strides[i] != expect)
             return mlxq_fail(err, MLXQ_EARG, "cast: the output must be C-contiguous");
         expect *= out->shape[i];
     }

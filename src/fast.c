@@ -51,6 +51,17 @@ mlxq_cast_fn mlxq_fast_cast(mlxq_dtype from, mlxq_dtype to) {
     return t && small_dtype(from) && small_dtype(to) ? t->cast[from][to] : NULL;
 }
 
+mlxq_fp8_dequant_fn mlxq_fast_fp8_dequant(mlxq_dtype pdt, mlxq_dtype odt) {
+    const mlxq_fast_kernels *t = active_table();
+    return t && small_dtype(pdt) && small_dtype(odt) ? t->fp8_dequant[pdt][odt] : NULL;
+}
+
+mlxq_packint_dequant_fn mlxq_fast_packint_dequant(mlxq_dtype sdt, mlxq_dtype odt, int bits) {
+    const mlxq_fast_kernels *t = active_table();
+    (void)bits;
+    return t && small_dtype(sdt) && small_dtype(odt) ? t->packint_dequant[sdt][odt] : NULL;
+}
+
 /* ---- E2M1 code tables for the 16-bit dtypes -------------------------------------------- */
 
 static uint8_t code_table[2][65536];

@@ -410,6 +410,89 @@ FP_DEQUANT(bf16, MLXQ_BF16, f32, MLXQ_F32) /* nvfp4 with a global scale */
 FP_DEQUANT(f16, MLXQ_F16, f32, MLXQ_F32)
 #undef FP_DEQUANT
 
+/* ---- E4M3 checkpoints (mlxq_fp8.h) ----------------------------------------------------- */
+
+/* from_fp8(code, bfloat16) widened back to float: every finite E4M3 value is exact in
+ * bfloat16, so only the NaN codes change, to bfloat16's positive NaN. */
+ALWAYS_INLINE vf e4m3_as_bf16(vi b) {
+    vf f = from_e4m3(b);
+    return v_select(v_isnan(f), v_from_bits(vi_set1(0x7FC00000)), f);
+}
+
+ALWAYS_INLINE void fp8_dequant_run(const uint8_t *w, const float *s, int s_step, int64_t n,
+                                   uint8_t *out, int pdt, int odt) {
+    const size_t osize = mlxq_dtype_size(odt);
+    int64_t i = 0;
+    if (s_step == 0) {
+        const vf vs = v_set1(s[0]);
+        for (; i + VW <= n; i += VW) {
+            vf p = round_t(mul_nan_first(e4m3_as_bf16(vi_load_u8(w + i)), vs), pdt);
+            store_t(out + (size_t)i * osize, p, odt);
+        }
+    } else {
+        for (; i + VW <= n; i += VW) {
+            vf p = round_t(mul_nan_first(e4m3_as_bf16(vi_load_u8(w + i)), v_loadu(s + i)), pdt);
+            store_t(out + (size_t)i * osize, p, odt);
+        }
+    }
+    for (; i < n; i++) /* tail: the reference element */
+        mlxq_store_float(out + (size_t)i * osize, odt,
+                         mlxq_fp8_scaled_value(w[i], s[i * s_step], pdt));
+}
+
+#define FP8_DEQUANT(P, PD, O, OD)                                                             \
+    static void FN(fp8_dequant_##P##_##O)(const uint8_t *w, const float *s, int s_step,       \
+                                          int64_t n, uint8_t *out) {                           \
+        fp8_dequant_run(w, s, s_step, n, out, PD, OD);                                         \
+    }
+FP8_DEQUANT(bf16, MLXQ_BF16, bf16, MLXQ_BF16)
+FP8_DEQUANT(bf16, MLXQ_BF16, f16, MLXQ_F16)
+FP8_DEQUANT(bf16, MLXQ_BF16, f32, MLXQ_F32)
+FP8_DEQUANT(f32, MLXQ_F32, bf16, MLXQ_BF16)
+FP8_DEQUANT(f32, MLXQ_F32, f16, MLXQ_F16)
+FP8_DEQUANT(f32, MLXQ_F32, f32, MLXQ_F32)
+#undef FP8_DEQUANT
+
+/* ---- compressed-tensors pack-quantized (mlxq_packint.h) -------------------------------- */
+
+ALWAYS_INLINE void packint_dequant_row(const uint8_t *packed, int bits, const float *s,
+                                       int64_t group_size, int64_t n, uint8_t *codes,
+                                       uint8_t *out, int sdt, int odt) {
+    const size_t osize = mlxq_dtype_size(odt);
+    const int off = 1 << (bits - 1);
+    const vf voff = v_set1((float)off);
+    unpack_codes(packed, (int)((n + 15) / 16 * 16), bits, codes);
+    for (int64_t g0 = 0, gi = 0; g0 < n; g0 += group_size, gi++) {
+        const int64_t g1 = n - g0 < group_size ? n : g0 + group_size;
+        const vf vs = v_set1(s[gi]);
+        int64_t i = g0;
+        for (; i + VW <= g1; i += VW) {
+            vf q = v_sub(v_load_u8(codes + i), voff); /* exact: small integers */
+            store_t(out + (size_t)i * osize, round_t(v_mul(q, vs), sdt), odt);
+        }
+        for (; i < g1; i++)
+            mlxq_store_float(out + (size_t)i * osize, odt,
+                             mlxq_packint_value((int)codes[i] - off, s[gi], sdt));
+    }
+}
+
+#define PACKINT_DEQUANT(S, SD, O, OD)                                                         \
+    static void FN(packint_dequant_##S##_##O)(const uint8_t *packed, int bits, const float *s, \
+                                              int64_t group_size, int64_t n, uint8_t *codes,   \
+                                              uint8_t *out) {                                  \
+        packint_dequant_row(packed, bits, s, group_size, n, codes, out, SD, OD);               \
+    }
+PACKINT_DEQUANT(bf16, MLXQ_BF16, bf16, MLXQ_BF16)
+PACKINT_DEQUANT(bf16, MLXQ_BF16, f16, MLXQ_F16)
+PACKINT_DEQUANT(bf16, MLXQ_BF16, f32, MLXQ_F32)
+PACKINT_DEQUANT(f16, MLXQ_F16, bf16, MLXQ_BF16)
+PACKINT_DEQUANT(f16, MLXQ_F16, f16, MLXQ_F16)
+PACKINT_DEQUANT(f16, MLXQ_F16, f32, MLXQ_F32)
+PACKINT_DEQUANT(f32, MLXQ_F32, bf16, MLXQ_BF16)
+PACKINT_DEQUANT(f32, MLXQ_F32, f16, MLXQ_F16)
+PACKINT_DEQUANT(f32, MLXQ_F32, f32, MLXQ_F32)
+#undef PACKINT_DEQUANT
+
 /* ---- casts ------------------------------------------------------------------------------ */
 
 ALWAYS_INLINE void cast_run(const uint8_t *src, uint8_t *dst, int64_t n, int from, int to) {
@@ -465,5 +548,26 @@ static const mlxq_fast_kernels FN(kernels) = {
             [MLXQ_BF16] = {[MLXQ_F32] = FN(cast_bf16_f32), [MLXQ_F16] = FN(cast_bf16_f16)},
             [MLXQ_F16] = {[MLXQ_F32] = FN(cast_f16_f32), [MLXQ_F16] = NULL,
                           [MLXQ_BF16] = FN(cast_f16_bf16)},
+        },
+    .fp8_dequant =
+        {
+            [MLXQ_BF16] = {[MLXQ_BF16] = FN(fp8_dequant_bf16_bf16),
+                           [MLXQ_F16] = FN(fp8_dequant_bf16_f16),
+                           [MLXQ_F32] = FN(fp8_dequant_bf16_f32)},
+            [MLXQ_F32] = {[MLXQ_BF16] = FN(fp8_dequant_f32_bf16),
+                          [MLXQ_F16] = FN(fp8_dequant_f32_f16),
+                          [MLXQ_F32] = FN(fp8_dequant_f32_f32)},
+        },
+    .packint_dequant =
+        {
+            [MLXQ_BF16] = {[MLXQ_BF16] = FN(packint_dequant_bf16_bf16),
+                           [MLXQ_F16] = FN(packint_dequant_bf16_f16),
+                           [MLXQ_F32] = FN(packint_dequant_bf16_f32)},
+            [MLXQ_F16] = {[MLXQ_BF16] = FN(packint_dequant_f16_bf16),
+                          [MLXQ_F16] = FN(packint_dequant_f16_f16),
+                          [MLXQ_F32] = FN(packint_dequant_f16_f32)},
+            [MLXQ_F32] = {[MLXQ_BF16] = FN(packint_dequant_f32_bf16),
+                          [MLXQ_F16] = FN(packint_dequant_f32_f16),
+                          [MLXQ_F32] = FN(packint_dequant_f32_f32)},
         },
 };

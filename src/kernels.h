@@ -133,6 +133,33 @@ void mlxq_nv_group_scale(mlxq_dtype T, double amax, double enc, double *divisor,
  * mlxq_dequantize_result_dtype(p, O). */
 double mlxq_fp_dequant_scale(const mlxq_qparams *p, mlxq_dtype O, uint8_t byte);
 
+/* ---- E4M3 checkpoints (mlxq_fp8.h) ------------------------------------------------ */
+
+/* A NaN scale as x86's multiply returns it: quieted, sign and payload kept. Done on the
+ * float bits because the compiler may elide a float -> double -> float round trip (it
+ * assumes no signalling NaNs), which would otherwise let a signalling NaN through. */
+static inline double mlxq_quiet_nan_f32(double s) {
+    return mlxq_f32_from_bits(mlxq_f32_bits((float)s) | 0x400000u);
+}
+
+/* One element of an E4M3 dequantization: MLX's from_fp8(code, bfloat16) times the scale s
+ * (a value of the scale dtype), rounded to the product dtype pdt. The caller stores it with
+ * mlxq_store_float, which rounds to the output dtype as MLX's astype does. */
+static inline double mlxq_fp8_scaled_value(uint8_t code, double s, mlxq_dtype pdt) {
+    double v = mlxq_round_to(MLXQ_BF16, mlxq_e4m3_to_f32(code)); /* NaN -> +0x7FC0 */
+    if (isnan(v)) /* the first operand's NaN wins */
+        return mlxq_round_to(pdt, v);
+    if (isnan(s))
+        return mlxq_round_to(pdt, mlxq_quiet_nan_f32(s));
+    return mlxq_round_to(pdt, v * s);
+}
+
+/* One element of a compressed-tensors pack-quantized row (mlxq_packint.h): the signed
+ * integer q times the scale s (a value of dtype sdt), rounded to sdt. */
+static inline double mlxq_packint_value(int q, double s, mlxq_dtype sdt) {
+    return mlxq_round_to(sdt, isnan(s) ? mlxq_quiet_nan_f32(s) : (double)q * s);
+}
+
 /* ---- reference (portable scalar) kernels ------------------------------------------- */
 
 void mlxq_ref_affine_quant_row(mlxq_dtype dt, const uint8_t *src, int64_t stride,
@@ -151,6 +178,20 @@ void mlxq_ref_fp_dequant_row(const mlxq_qparams *p, const uint8_t *wq, int64_t w
                              const uint8_t *scales, int64_t s_stride, int64_t cols,
                              mlxq_dtype odt, uint8_t *out);
 
+/* n E4M3 codes (w: byte stride w_stride) to dtype odt: code j is scaled by the sdt value at
+ * s + (j / block_cols) * s_stride (block scales: block_cols = the block width; broadcast
+ * scales: block_cols = 1 and s_stride the scale's element stride, 0 for one scale). */
+void mlxq_ref_fp8_dequant_row(const uint8_t *w, int64_t w_stride, const uint8_t *s,
+                              int64_t s_stride, int64_t block_cols, mlxq_dtype sdt, int64_t n,
+                              mlxq_dtype odt, uint8_t *out);
+
+/* One row of mlxq_packint_dequant: `words` is the row's packed words (word k at
+ * words + k * w_stride), the group scales of dtype sdt at s + g * s_stride. */
+void mlxq_ref_packint_dequant_row(const uint8_t *words, int64_t w_stride, int bits,
+                                  const uint8_t *s, int64_t s_stride, mlxq_dtype sdt,
+                                  int64_t group_size, int64_t cols, mlxq_dtype odt,
+                                  uint8_t *out);
+
 /* ---- fast kernels ------------------------------------------------------------------ */
 
 /* A fast implementation of one operation for one dtype combination, chosen once per call by
@@ -164,6 +205,18 @@ typedef void (*mlxq_fp_quant_fn)(const mlxq_qparams *p, const uint8_t *src, int6
                                  uint8_t *wq, uint8_t *scales);
 typedef void (*mlxq_fp_dequant_fn)(const mlxq_qparams *p, const uint8_t *wq,
                                    const uint8_t *scales, int64_t cols, uint8_t *out);
+/* n contiguous E4M3 codes to dtype odt through the product dtype pdt (mlxq_fp8.h): code j
+ * is scaled by s[j * s_step] (s_step 0: one scale for the run, 1: one per element), the
+ * scales given as floats (exact for every scale dtype). */
+typedef void (*mlxq_fp8_dequant_fn)(const uint8_t *w, const float *s, int s_step, int64_t n,
+                                    uint8_t *out);
+/* One row of mlxq_packint_dequant: `packed` holds the row's code stream, readable (zero
+ * padded) up to n rounded up to 16 codes; s one float per group of group_size codes (the
+ * scale values, exact); codes a scratch of n rounded up to 16 bytes. The product is rounded
+ * to the scale dtype the kernel was built for, then stored as its output dtype. */
+typedef void (*mlxq_packint_dequant_fn)(const uint8_t *packed, int bits, const float *s,
+                                        int64_t group_size, int64_t n, uint8_t *codes,
+                                        uint8_t *out);
 /* n contiguous elements from one float dtype to another (mlxq_cast's fast path). */
 typedef void (*mlxq_cast_fn)(const uint8_t *src, uint8_t *dst, int64_t n);
 
@@ -175,6 +228,8 @@ typedef struct {
     mlxq_fp_quant_fn fp_quant[MLXQ_DTYPE_COUNT];
     mlxq_fp_dequant_fn fp_dequant[MLXQ_DTYPE_COUNT][MLXQ_DTYPE_COUNT]; /* [asked][result] */
     mlxq_cast_fn cast[MLXQ_DTYPE_COUNT][MLXQ_DTYPE_COUNT]; /* [from][to] */
+    mlxq_fp8_dequant_fn fp8_dequant[MLXQ_DTYPE_COUNT][MLXQ_DTYPE_COUNT]; /* [product][out] */
+    mlxq_packint_dequant_fn packint_dequant[MLXQ_DTYPE_COUNT][MLXQ_DTYPE_COUNT]; /* [s][out] */
 } mlxq_fast_kernels;
 
 const mlxq_fast_kernels *mlxq_fast_kernels_avx2(void);
@@ -187,6 +242,8 @@ mlxq_affine_dequant_fn mlxq_fast_affine_dequant(mlxq_dtype sdt, mlxq_dtype bdt,
 mlxq_fp_quant_fn mlxq_fast_fp_quant(const mlxq_qparams *p, mlxq_dtype dt);
 mlxq_fp_dequant_fn mlxq_fast_fp_dequant(const mlxq_qparams *p, mlxq_dtype odt);
 mlxq_cast_fn mlxq_fast_cast(mlxq_dtype from, mlxq_dtype to);
+mlxq_fp8_dequant_fn mlxq_fast_fp8_dequant(mlxq_dtype pdt, mlxq_dtype odt);
+mlxq_packint_dequant_fn mlxq_fast_packint_dequant(mlxq_dtype sdt, mlxq_dtype odt, int bits);
 
 /* mlxq_fp4_code(dt, v) for every bit pattern of the 16-bit dtype dt (bf16 or f16), built
  * on first use; thread-safe. */

@@ -96,6 +96,10 @@ static inline vf v_load_f16(const uint8_t *p) {
 static inline vf v_load_u8(const uint8_t *p) {
     return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)p)));
 }
+/* VW bytes zero-extended to int32 lanes. */
+static inline vi vi_load_u8(const uint8_t *p) {
+    return _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)p));
+}
 static inline void vi_store_u8(uint8_t *p, vi a) {
     /* lanes hold values < 256: narrow 32 -> 16 -> 8 with saturating packs, fixing the
      * 128-bit lane interleave of the 256-bit packs. */

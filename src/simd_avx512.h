@@ -81,6 +81,10 @@ static inline vf v_load_f16(const uint8_t *p) {
 static inline vf v_load_u8(const uint8_t *p) {
     return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)p)));
 }
+/* VW bytes zero-extended to int32 lanes. */
+static inline vi vi_load_u8(const uint8_t *p) {
+    return _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)p));
+}
 /* The low byte of each int32 lane: VW bytes. */
 static inline void vi_store_u8(uint8_t *p, vi a) {
     _mm_storeu_si128((__m128i *)p, _mm512_cvtepi32_epi8(a));

@@ -48,5 +48,7 @@ int mlxq_py_init_quant(PyObject *module);
 int mlxq_py_init_io(PyObject *module); /* py_io.c: safetensors */
 int mlxq_py_init_stwriter(PyObject *module); /* py_stwriter.c: random-access writer */
 int mlxq_py_init_repack(PyObject *module); /* py_repack.c: AutoAWQ/GPTQ codes */
+int mlxq_py_init_fp8(PyObject *module); /* py_fp8.c: E4M3 checkpoints */
+int mlxq_py_init_packint(PyObject *module); /* py_packint.c: compressed-tensors ints */
 
 #endif /* MLXQ_GLUE_H */
