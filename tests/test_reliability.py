@@ -444,3 +444,19 @@ def test_the_bases_are_well_formed(bases, tmp_path):
     utils = pytest.importorskip("mlx_lm.utils")
     for name in ("sharded", "moe", "mlx4"):
         utils.load_model(tmp_path / name)
+
+
+@pytest.mark.parametrize("case", [c for c in corpus.CASES if not c.name.startswith("os/fifo")],
+                         ids=lambda c: c.name)
+def test_no_corpus_folder_makes_inspect_or_compare_fail_uncleanly(case, bases, tmp_path, capsys):
+    """inspect reads headers and verifies stored layers like convert; compare reads tensors.
+    Either succeeds or fails with one line; neither ever crashes."""
+    src = case.build(bases, tmp_path)
+    before = tree_state(src)
+    for argv, codes in ((["inspect", str(src)], (0, 1)),
+                        (["compare", str(src), str(bases / "single")], (0, 1, 2))):
+        code, _, err = run_cli(argv, capsys)
+        assert code in codes, err
+        assert "Traceback" not in err and "internal error" not in err, err
+        assert len(err.strip().splitlines()) <= 1, err
+    assert tree_state(src) == before
