@@ -126,8 +126,8 @@ def stored_layers(specs: Mapping[str, TensorSpec], block: Any,
 def _read_layer(path: str, specs: Mapping[str, TensorSpec], block: Mapping[str, Any],
                 plq: PerLayerQuantization,
                 in_features: Optional[Callable[[str], Optional[int]]]) -> StoredLayer:
-    def fail(msg: str) -> FormatError:
-        return FormatError(msg, layer=path)
+    def fail(msg: str, key: Optional[str] = None) -> FormatError:
+        return FormatError(msg, layer=path, key=key)
 
     w = specs.get(path + ".weight")
     s = specs[path + ".scales"]
@@ -182,13 +182,13 @@ def _read_layer(path: str, specs: Mapping[str, TensorSpec], block: Mapping[str, 
     except MlxqError:
         raise fail(f"weight {list(w.shape)} with scales {list(s.shape)} read with the "
                    f"{source} gives {bits}-bit groups of {gs}, which mode {mode!r} does not "
-                   "support; the block's bits contradict the tensors") from None
+                   "support; the block's bits contradict the tensors", key="bits") from None
     known = in_features(path) if in_features is not None and not named else None
     if known is not None and known != width:
         raise fail(f"read with the {source} its input width would be {width}, but the "
                    f"model's input width there is {known} (from config.json): the block's "
                    "bits contradict the tensors (add a per-layer entry with its real bits "
-                   "and group size)")
+                   "and group size)", key="bits")
     if mode == "affine":
         if b is None:
             raise fail(f"mode 'affine' needs {path}.biases beside {path}.scales; it is missing")
