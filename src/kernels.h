@@ -133,6 +133,17 @@ void mlxq_nv_group_scale(mlxq_dtype T, double amax, double enc, double *divisor,
  * mlxq_dequantize_result_dtype(p, O). */
 double mlxq_fp_dequant_scale(const mlxq_qparams *p, mlxq_dtype O, uint8_t byte);
 
+/* ---- helpers of the drivers (quant.c), shared with the search driver (search.c) ----- */
+
+/* Number of rows of the [rows, cols] view (the product of all but the last dimension). */
+int64_t mlxq_count_rows(const mlxq_tensor *t);
+/* Byte offset of row r of t (all axes but the last flattened, C order). */
+int64_t mlxq_row_offset(const mlxq_tensor *t, int64_t r);
+/* mlxq_quantize's checks of its outputs (w and p already checked). */
+mlxq_status mlxq_quantize_check_outputs(const mlxq_tensor *w, const mlxq_qparams *p,
+                                        mlxq_tensor *wq, mlxq_tensor *scales,
+                                        mlxq_tensor *biases, mlxq_error *err);
+
 /* ---- reference (portable scalar) kernels ------------------------------------------- */
 
 void mlxq_ref_affine_quant_row(mlxq_dtype dt, const uint8_t *src, int64_t stride,
