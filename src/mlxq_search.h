@@ -15,13 +15,14 @@
  * for MLX's own choice and for a set of candidates, and keeps the lowest. MLX's choice is
  * always a candidate and wins ties, so no group is ever worse than mlxq_quantize's.
  *
- * Candidates. Affine: a 5 x 5 grid of code ranges [min + a*step, max - c*step] with
- * a, c in {0, 0.5, 1, 1.5, 2} steps (step = (max - min) / (2^bits - 1)); each grid point's
+ * Candidates. Affine: a 4 x 4 grid of code ranges [min + a*step, max - c*step] with
+ * a, c in {0, 0.5, 1, 1.5} steps (step = (max - min) / (2^bits - 1)); each grid point's
  * codes get a weighted least-squares fit of scale and bias (llama.cpp's make_qkx2_quants
- * idea, over both ends of the range); the three best by that fit are then refined by
- * alternating (round scale and bias to T, re-pick each code as the nearest of q-1, q, q+1
- * in exact dequantized values, refit), each also tried with its orientation flipped
- * (negative scale, bias at the other end), as the rounding to T differs. mxfp4 / mxfp8:
+ * idea, over both ends of the range); the two best by that fit are then refined: round
+ * scale and bias to T, re-pick each code as the nearest of q-1, q, q+1 in exact
+ * dequantized values, measure, refit from those codes, measure again; every measurement
+ * also tries the orientation flipped (negative scale, bias at the other end), equal
+ * before rounding to T but not after. mxfp4 / mxfp8:
  * the E8M0 exponent MLX picks and its neighbours (-2 .. +1); nvfp4: MLX's E4M3 scale byte
  * and its neighbours (-3 .. +1). Groups holding a NaN or an infinity, constant groups and
  * groups whose importances sum to zero keep MLX's choice.

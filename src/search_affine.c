@@ -7,13 +7,14 @@
  *     bias are float32 values rounded to T (the input dtype) the way MLX stores them;
  *   - dequantized values are T(T(q * scale) + bias) in float32 arithmetic, MLX's
  *     dequantize op graph (multiply, then add, each rounded to the scales' dtype);
- *   - errors and least-squares sums are doubles accumulated over the group in order;
+ *   - errors and the refits' least-squares sums are doubles accumulated over the group in
+ *     order; the grid's sums, which only rank grid points, are float32, in order;
  *   - comparisons are strict, so among equal errors the earlier candidate (MLX's first)
  *     wins.
  */
 #include "search_internal.h"
 
-const float mlxq_search_grid[MLXQ_SEARCH_GRID] = {0.0f, 0.5f, 1.0f, 1.5f, 2.0f};
+const float mlxq_search_grid[MLXQ_SEARCH_GRID] = {0.0f, 0.5f, 1.0f, 1.5f};
 
 static inline float rT(mlxq_dtype dt, float v) { return (float)mlxq_round_to(dt, v); }
 
@@ -45,6 +46,21 @@ static double lsq(const gsums *g, double sl, double sll, double sxl, double *s, 
     return ok ? e : INFINITY;
 }
 
+/* The grid's sums in float32, cheaper than double and only used to rank grid points. */
+static void code_sums_f32(const float *x, const float *w, const float *l, int gs, double *sl,
+                          double *sll, double *sxl) {
+    float a = 0.0f, b = 0.0f, c = 0.0f;
+    for (int j = 0; j < gs; j++) {
+        const float wl = w[j] * l[j];
+        a += wl;
+        b += wl * l[j];
+        c += wl * x[j];
+    }
+    *sl = a;
+    *sll = b;
+    *sxl = c;
+}
+
 /* The sums lsq needs for codes l. */
 static void code_sums(const float *x, const float *w, const float *l, int gs, double *sl,
                       double *sll, double *sxl) {
@@ -62,31 +78,23 @@ static void code_sums(const float *x, const float *w, const float *l, int gs, do
 }
 
 /* A candidate's codes and exact error for stored (T-valued) scale sT and bias bT: each code
- * is rint((x - bT) / sT) (by the float32 reciprocal), then replaced by its neighbour q-1 or
- * q+1 when that dequantizes strictly closer to x, the nearest code in MLX's own values. */
+ * is rint((x - bT) / sT) (by the float32 reciprocal), then replaced by its neighbour when
+ * that dequantizes strictly closer to x: the nearest code in MLX's own values. Dequantized
+ * values are monotonic in the code (each rounding is), so only the neighbour on x's side
+ * can be closer: q+1 when deq(q) < x and sT > 0 (or deq(q) >= x and sT <= 0), else q-1. */
 static double eval_candidate(mlxq_dtype dt, const float *x, const float *w, int gs, float nb,
                              float sT, float bT, float *q_out) {
     const float inv = 1.0f / sT;
+    const int up_if_below = sT > 0.0f;
     double e = 0.0;
     for (int j = 0; j < gs; j++) {
         const float q = clampq(rintf((x[j] - bT) * inv), nb);
-        float best_q = q, best_d = deq(dt, q, sT, bT);
-        float best_a = fabsf(best_d - x[j]);
-        const float qm = clampq(q - 1.0f, nb), dm = deq(dt, qm, sT, bT);
-        const float am = fabsf(dm - x[j]);
-        if (am < best_a) {
-            best_q = qm;
-            best_d = dm;
-            best_a = am;
-        }
-        const float qp = clampq(q + 1.0f, nb), dp = deq(dt, qp, sT, bT);
-        const float ap = fabsf(dp - x[j]);
-        if (ap < best_a) {
-            best_q = qp;
-            best_d = dp;
-        }
-        q_out[j] = best_q;
-        const double diff = (double)x[j] - (double)best_d;
+        const float d = deq(dt, q, sT, bT);
+        const int up = (d < x[j]) == up_if_below;
+        const float qn = clampq(up ? q + 1.0f : q - 1.0f, nb), dn = deq(dt, qn, sT, bT);
+        const int closer = fabsf(dn - x[j]) < fabsf(d - x[j]);
+        q_out[j] = closer ? qn : q;
+        const double diff = (double)x[j] - (double)(closer ? dn : d);
         e += (double)w[j] * (diff * diff);
     }
     return e;
@@ -160,7 +168,7 @@ static void search_group(mlxq_dtype dt, const uint8_t *src, const float *imp, in
                 for (int j = 0; j < gs; j++)
                     qc[j] = clampq(rintf((x[j] - lo) * isc), nb);
                 double sl, sll, sxl, s, b;
-                code_sums(x, w, qc, gs, &sl, &sll, &sxl);
+                code_sums_f32(x, w, qc, gs, &sl, &sll, &sxl);
                 const double e = lsq(&g, sl, sll, sxl, &s, &b);
                 /* insert into the sorted top list; ties keep the earlier candidate */
                 for (int k = 0; k < MLXQ_SEARCH_TOPK; k++) {

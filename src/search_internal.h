@@ -14,9 +14,15 @@
 #include "mlxq_search.h"
 
 /* Shape of the affine search (see mlxq_search.h); the fast kernels use the same. */
-#define MLXQ_SEARCH_GRID 5     /* grid points per end: 0, 0.5, ..., 2 steps */
-#define MLXQ_SEARCH_TOPK 3     /* grid candidates refined */
-#define MLXQ_SEARCH_ROUNDS 3   /* evaluations per refined candidate (refits in between) */
+#ifndef MLXQ_SEARCH_GRID
+#define MLXQ_SEARCH_GRID 4     /* grid points per end: 0, 0.5, 1, 1.5 steps */
+#endif
+#ifndef MLXQ_SEARCH_TOPK
+#define MLXQ_SEARCH_TOPK 2     /* grid candidates refined */
+#endif
+#ifndef MLXQ_SEARCH_ROUNDS
+#define MLXQ_SEARCH_ROUNDS 2   /* evaluations per refined candidate (a refit in between) */
+#endif
 extern const float mlxq_search_grid[MLXQ_SEARCH_GRID];
 
 typedef void (*mlxq_affine_search_fn)(int64_t n, const uint8_t *const *src,

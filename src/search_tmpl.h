@@ -30,23 +30,19 @@ ALWAYS_INLINE vd s_lsq(vd sw, vd sx, vd sxx, vd sl, vd sll, vd sxl, vd *s, vd *b
     return vd_select(ok, e, vd_set1(INFINITY));
 }
 
-/* eval_candidate() of search_affine.c for one element vector: the chosen code, and the
- * weighted squared error added to e[0..1]. */
-ALWAYS_INLINE vf s_code(vf x, vf sT, vf bT, vf inv, vf nbv, int dt, vf *d_out) {
+/* eval_candidate() of search_affine.c for one element vector: the chosen codes, and their
+ * dequantized values in *d_out. up_if_below: the lanes whose sT > 0. */
+ALWAYS_INLINE vf s_code(vf x, vf sT, vf bT, vf inv, vmask up_if_below, vf nbv, int dt,
+                        vf *d_out) {
     const vf one = v_set1(1.0f);
     const vf q = s_clampq(v_rint(v_mul(v_sub(x, bT), inv)), nbv);
-    vf bq = q, bd = s_deq(q, sT, bT, dt);
-    vf ba = v_abs(v_sub(bd, x));
-    const vf qm = s_clampq(v_sub(q, one), nbv), dm = s_deq(qm, sT, bT, dt);
-    const vf am = v_abs(v_sub(dm, x));
-    const vmask mm = v_lt(am, ba);
-    bq = v_select(mm, qm, bq);
-    bd = v_select(mm, dm, bd);
-    ba = v_select(mm, am, ba);
-    const vf qp = s_clampq(v_add(q, one), nbv), dp = s_deq(qp, sT, bT, dt);
-    const vmask mp = v_lt(v_abs(v_sub(dp, x)), ba);
-    *d_out = v_select(mp, dp, bd);
-    return v_select(mp, qp, bq);
+    const vf d = s_deq(q, sT, bT, dt);
+    const vmask up = v_mask_eq(v_lt(d, x), up_if_below);
+    const vf qn = s_clampq(v_select(up, v_add(q, one), v_sub(q, one)), nbv);
+    const vf dn = s_deq(qn, sT, bT, dt);
+    const vmask closer = v_lt(v_abs(v_sub(dn, x)), v_abs(v_sub(d, x)));
+    *d_out = v_select(closer, dn, d);
+    return v_select(closer, qn, q);
 }
 
 ALWAYS_INLINE void search_block(const uint8_t *const *src, const float *const *imp, int n,
@@ -57,6 +53,7 @@ ALWAYS_INLINE void search_block(const uint8_t *const *src, const float *const *i
     const vf nbv = v_set1(nb), zero = v_set1(0.0f);
     const vd dzero = vd_set1(0.0), dinf = vd_set1(INFINITY), nbd = vd_set1((double)nb);
     float xt[128 * VW], wt[128 * VW], qt[128 * VW];
+    vd xdt[128][2], wdt[128][2]; /* the same widened to double, [element][half] */
 
     /* transpose: lane i holds group i; padding lanes get a constant group (kept as MLX's,
      * never written) */
@@ -77,6 +74,8 @@ ALWAYS_INLINE void search_block(const uint8_t *const *src, const float *const *i
         nonfinite = v_mask_or(nonfinite, v_isnan(v_sub(x, x)));
         const vd xd[2] = {vd_lo(x), vd_hi(x)}, wd[2] = {vd_lo(w), vd_hi(w)};
         for (int h = 0; h < 2; h++) {
+            xdt[j][h] = xd[h];
+            wdt[j][h] = wd[h];
             const vd wx = vd_mul(wd[h], xd[h]);
             sw[h] = vd_add(sw[h], wd[h]);
             sx[h] = vd_add(sx[h], wx);
@@ -118,19 +117,17 @@ ALWAYS_INLINE void search_block(const uint8_t *const *src, const float *const *i
             const vf lo = v_add(w_min, v_mul(v_set1(mlxq_search_grid[ia]), step));
             const vf hi = v_sub(w_max, v_mul(v_set1(mlxq_search_grid[ic]), step));
             const vf isc = v_div(nbv, v_sub(hi, lo));
-            vd sl[2] = {dzero, dzero}, sll[2] = {dzero, dzero}, sxl[2] = {dzero, dzero};
+            vf fl = zero, fll = zero, fxl = zero;
             for (int j = 0; j < gs; j++) {
                 const vf x = v_loadu(xt + j * VW), w = v_loadu(wt + j * VW);
                 const vf l = s_clampq(v_rint(v_mul(v_sub(x, lo), isc)), nbv);
-                const vd ld[2] = {vd_lo(l), vd_hi(l)}, wd[2] = {vd_lo(w), vd_hi(w)};
-                const vd xd[2] = {vd_lo(x), vd_hi(x)};
-                for (int h = 0; h < 2; h++) {
-                    const vd wl = vd_mul(wd[h], ld[h]);
-                    sl[h] = vd_add(sl[h], wl);
-                    sll[h] = vd_add(sll[h], vd_mul(wl, ld[h]));
-                    sxl[h] = vd_add(sxl[h], vd_mul(wl, xd[h]));
-                }
+                const vf wl = v_mul(w, l);
+                fl = v_add(fl, wl);
+                fll = v_add(fll, v_mul(wl, l));
+                fxl = v_add(fxl, v_mul(wl, x));
             }
+            const vd sl[2] = {vd_lo(fl), vd_hi(fl)}, sll[2] = {vd_lo(fll), vd_hi(fll)};
+            const vd sxl[2] = {vd_lo(fxl), vd_hi(fxl)};
             for (int h = 0; h < 2; h++) {
                 vd s, b;
                 const vd e = s_lsq(sw[h], sx[h], sxx[h], sl[h], sll[h], sxl[h], &s, &b);
@@ -164,18 +161,18 @@ ALWAYS_INLINE void search_block(const uint8_t *const *src, const float *const *i
                 const vf sT = round_t(vd_to_vf(so[0], so[1]), dt);
                 const vf bT = round_t(vd_to_vf(bo[0], bo[1]), dt);
                 const vf inv = v_div(one, sT);
+                const vmask upb = v_gt(sT, zero);
                 vd e[2] = {dzero, dzero};
                 for (int j = 0; j < gs; j++) {
-                    const vf x = v_loadu(xt + j * VW), w = v_loadu(wt + j * VW);
+                    const vf x = v_loadu(xt + j * VW);
                     vf d;
-                    const vf q = s_code(x, sT, bT, inv, nbv, dt, &d);
+                    const vf q = s_code(x, sT, bT, inv, upb, nbv, dt, &d);
                     if (o == 0)
                         v_storeu(qt + j * VW, q);
-                    const vd xd[2] = {vd_lo(x), vd_hi(x)}, wd[2] = {vd_lo(w), vd_hi(w)};
                     const vd dd[2] = {vd_lo(d), vd_hi(d)};
                     for (int h = 0; h < 2; h++) {
-                        const vd diff = vd_sub(xd[h], dd[h]);
-                        e[h] = vd_add(e[h], vd_mul(wd[h], vd_mul(diff, diff)));
+                        const vd diff = vd_sub(xdt[j][h], dd[h]);
+                        e[h] = vd_add(e[h], vd_mul(wdt[j][h], vd_mul(diff, diff)));
                     }
                 }
                 const vd sTd[2] = {vd_lo(sT), vd_hi(sT)}, bTd[2] = {vd_lo(bT), vd_hi(bT)};
@@ -190,15 +187,13 @@ ALWAYS_INLINE void search_block(const uint8_t *const *src, const float *const *i
             if (r + 1 < MLXQ_SEARCH_ROUNDS) {
                 vd sl[2] = {dzero, dzero}, sll[2] = {dzero, dzero}, sxl[2] = {dzero, dzero};
                 for (int j = 0; j < gs; j++) {
-                    const vf x = v_loadu(xt + j * VW), w = v_loadu(wt + j * VW);
                     const vf l = v_loadu(qt + j * VW);
-                    const vd ld[2] = {vd_lo(l), vd_hi(l)}, wd[2] = {vd_lo(w), vd_hi(w)};
-                    const vd xd[2] = {vd_lo(x), vd_hi(x)};
+                    const vd ld[2] = {vd_lo(l), vd_hi(l)};
                     for (int h = 0; h < 2; h++) {
-                        const vd wl = vd_mul(wd[h], ld[h]);
+                        const vd wl = vd_mul(wdt[j][h], ld[h]);
                         sl[h] = vd_add(sl[h], wl);
                         sll[h] = vd_add(sll[h], vd_mul(wl, ld[h]));
-                        sxl[h] = vd_add(sxl[h], vd_mul(wl, xd[h]));
+                        sxl[h] = vd_add(sxl[h], vd_mul(wl, xdt[j][h]));
                     }
                 }
                 for (int h = 0; h < 2; h++)
@@ -233,7 +228,7 @@ ALWAYS_INLINE void search_block(const uint8_t *const *src, const float *const *i
     for (int j = 0; j < gs; j++) {
         const vf x = v_loadu(xt + j * VW);
         vf d;
-        const vf qb = s_code(x, sT, bT, inv, nbv, dt, &d);
+        const vf qb = s_code(x, sT, bT, inv, v_gt(sT, zero), nbv, dt, &d);
         const vf qm = s_clampq(v_rint(v_div(v_sub(x, bias), scale)), nbv);
         vi_store_u8(ct + j * VW, v_cvt_i32(v_select(mlx_lane, qm, qb)));
     }

@@ -53,6 +53,10 @@ static inline vf v_neg(vf a) {
     return _mm256_xor_ps(a, _mm256_castsi256_ps(_mm256_set1_epi32((int32_t)0x80000000)));
 }
 static inline vmask v_mask_or(vmask a, vmask b) { return _mm256_or_ps(a, b); }
+/* lanes where both masks agree */
+static inline vmask v_mask_eq(vmask a, vmask b) {
+    return _mm256_xor_ps(_mm256_xor_ps(a, b), _mm256_castsi256_ps(_mm256_set1_epi32(-1)));
+}
 static inline vf v_select(vmask m, vf a, vf b) { return _mm256_blendv_ps(b, a, m); }
 
 static inline vi v_bits(vf a) { return _mm256_castps_si256(a); }

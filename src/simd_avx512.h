@@ -46,6 +46,8 @@ static inline vf v_neg(vf a) {
         _mm512_xor_si512(_mm512_castps_si512(a), _mm512_set1_epi32((int32_t)0x80000000)));
 }
 static inline vmask v_mask_or(vmask a, vmask b) { return a | b; }
+/* lanes where both masks agree */
+static inline vmask v_mask_eq(vmask a, vmask b) { return (vmask)~(a ^ b); }
 static inline vf v_select(vmask m, vf a, vf b) { return _mm512_mask_blend_ps(m, b, a); }
 
 static inline vi v_bits(vf a) { return _mm512_castps_si512(a); }
