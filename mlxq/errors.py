@@ -36,6 +36,7 @@ __all__ = [
     "SafetensorsError",
     "MlxqIOError",
     "MlxqMemoryError",
+    "MissingDependencyError",
 ]
 
 
@@ -125,3 +126,7 @@ class MlxqIOError(MlxqError, OSError):
 
 class MlxqMemoryError(MlxqError, MemoryError):
     """An allocation failed."""
+
+
+class MissingDependencyError(MlxqError, ImportError):
+    """An optional package a feature needs is not installed (the message names it)."""
