@@ -13,7 +13,7 @@ from . import errors
 from ._dtypes import bfloat16
 from ._threads import get_num_threads, set_num_threads
 from .errors import MlxqError
-from .quant import QuantMode, astype, default_params, dequantize, quantize
+from .quant import QuantMethod, QuantMode, astype, default_params, dequantize, quantize
 
 # The weight-map API (docs/weights.md).
 from . import recipes
@@ -47,6 +47,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "MlxqError",
+    "QuantMethod",
     "QuantMode",
     "astype",
     "bfloat16",

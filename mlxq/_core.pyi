@@ -19,6 +19,20 @@ def quantize(
 ) -> tuple[np.ndarray, ...]:
     """(wq, scales, biases) for affine (mode 0), (wq, scales) otherwise."""
 
+def quantize_search(
+    w: np.ndarray,
+    code: int,
+    mode: int,
+    group_size: int,
+    bits: int,
+    global_scale: Optional[float],
+    importance: Optional[np.ndarray],
+    impl: int,
+) -> tuple[np.ndarray, ...]:
+    """As quantize, each group's scale (and bias) chosen to minimise the importance-weighted
+    squared error after MLX's dequantization (src/mlxq_search.h). importance: float32 [C]
+    or w.shape[:-2] + [C], finite and >= 0, or None (all ones)."""
+
 def dequantize(
     wq: np.ndarray,
     scales: np.ndarray,

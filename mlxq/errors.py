@@ -37,6 +37,7 @@ __all__ = [
     "SafetensorsError",
     "MlxqIOError",
     "MlxqMemoryError",
+    "MissingDependencyError",
 ]
 
 
@@ -132,3 +133,7 @@ class MlxqIOError(MlxqError, OSError):
 
 class MlxqMemoryError(MlxqError, MemoryError):
     """An allocation failed."""
+
+
+class MissingDependencyError(MlxqError, ImportError):
+    """An optional package a feature needs is not installed (the message names it)."""

@@ -16,13 +16,15 @@ from . import _core
 from ._dtypes import FLOAT_DTYPES, bfloat16, code_of, float_dtype
 from .errors import (
     ArgumentTypeError,
+    InvalidArgumentError,
     OutOfRangeError,
     ShapeMismatchError,
     UnknownEnumValueError,
     UnsupportedDtypeError,
 )
 
-__all__ = ["QuantMode", "astype", "check_params", "quantize", "dequantize", "default_params"]
+__all__ = ["QuantMethod", "QuantMode", "astype", "check_params", "quantize", "dequantize",
+           "default_params"]
 
 
 class QuantMode(str, enum.Enum):
@@ -51,6 +53,36 @@ class QuantMode(str, enum.Enum):
             valid = ", ".join(m.value for m in cls)
             raise UnknownEnumValueError(
                 f"mode={mode!r} is not a quantization mode; expected one of {valid}"
+            ) from None
+
+
+class QuantMethod(str, enum.Enum):
+    """How :func:`quantize` chooses each group's scale (and bias).
+
+    ``MLX``: exactly as ``mlx.core.quantize`` (the group's min and max; fp modes: the scale
+    rounded up from the group's max). ``MSE``: the candidate with the lowest
+    importance-weighted squared error of the weights as MLX dequantizes them, MLX's own
+    choice among the candidates (docs/methods.md).
+
+    >>> QuantMethod("mse") is QuantMethod.MSE
+    True
+    """
+
+    MLX = "mlx"
+    MSE = "mse"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @classmethod
+    def parse(cls, method: Union[str, "QuantMethod"]) -> "QuantMethod":
+        """``QuantMethod(method)``, raising UnknownEnumValueError listing the methods."""
+        try:
+            return cls(method)
+        except ValueError:
+            valid = ", ".join(repr(m.value) for m in cls)
+            raise UnknownEnumValueError(
+                f"method={method!r} is not a quantization method; expected one of {valid}"
             ) from None
 
 
@@ -147,6 +179,38 @@ def _global_scale(value: object, mode: QuantMode) -> float | None:
         return float(np.float32(value))
 
 
+def _importance(value: object, w: np.ndarray) -> np.ndarray:
+    """The importance argument as a float32 array of shape [C] or w.shape[:-2] + [C],
+    checked finite and non-negative."""
+    try:
+        imp = np.asarray(value)
+    except Exception as exc:  # pragma: no cover - numpy's own message is kept
+        raise ArgumentTypeError(f"importance cannot be converted to an array: {exc}") from exc
+    if imp.dtype.kind not in "fiu" or imp.dtype == np.bool_:
+        raise UnsupportedDtypeError(
+            f"importance must hold real numbers (one weight per input column), got dtype "
+            f"{imp.dtype}"
+        )
+    cols = w.shape[-1] if w.ndim else 0
+    per_batch = tuple(w.shape[:-2]) + (cols,)
+    if imp.shape != (cols,) and (w.ndim < 3 or imp.shape != per_batch):
+        want = f"({cols},)" + (f" or {per_batch}" if w.ndim >= 3 else "")
+        raise ShapeMismatchError(
+            f"importance has shape {imp.shape}; expected {want}: one weight per input column "
+            f"of w {tuple(w.shape)}" + (", or one row per expert" if w.ndim >= 3 else "")
+        )
+    with np.errstate(over="ignore", invalid="ignore"):
+        imp32 = imp.astype(np.float32)
+    bad = ~np.isfinite(imp32) | (imp32 < 0)
+    if bad.any():
+        idx = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise OutOfRangeError(
+            f"importance must be finite and >= 0 (in float32 range); importance{list(idx)} "
+            f"is {imp[idx]!r}"
+        )
+    return imp32
+
+
 def quantize(
     w: np.ndarray,
     group_size: int | None = None,
@@ -155,6 +219,8 @@ def quantize(
     global_scale: float | np.ndarray | None = None,
     *,
     impl: Impl = "fast",
+    method: Union[str, QuantMethod] = "mlx",
+    importance: np.ndarray | None = None,
 ) -> tuple[np.ndarray, ...]:
     """Quantizes ``w`` along its last axis exactly as ``mlx.core.quantize`` does.
 
@@ -169,6 +235,14 @@ def quantize(
         global_scale: nvfp4 only: a float32 scalar (a Python float is rounded to float32).
         impl: ``"fast"`` (vectorised, threaded) or ``"reference"`` (the portable scalar
             kernel the fast one is tested against). Both give identical results.
+        method: ``"mlx"`` (default): bit-identical to ``mx.quantize``. ``"mse"``: each group's
+            scale (and affine bias) chosen to minimise the importance-weighted squared error
+            of the weights as MLX dequantizes them, never worse than ``"mlx"`` on any group;
+            the output is an ordinary MLX triple (docs/methods.md).
+        importance: ``method="mse"`` only: one non-negative weight per input column, shape
+            ``[C]`` (e.g. the mean squared activation of each input feature, as llama.cpp's
+            importance matrices hold), or ``w.shape[:-2] + [C]`` for stacked weights (one
+            row per expert of ``[E, out, C]``). None weighs every element equally.
 
     Returns:
         ``(wq, scales, biases)`` for affine, ``(wq, scales)`` for the fp modes, where ``wq`` is
@@ -184,16 +258,29 @@ def quantize(
     >>> wq, scales, biases = mlxq.quantize(w, group_size=64, bits=4)
     >>> wq.shape, wq.dtype, scales.shape, scales.dtype
     ((2, 8), dtype('uint32'), (2, 1), dtype('float32'))
+    >>> r = np.random.default_rng(0).standard_normal((8, 256)).astype(np.float32)
+    >>> err = lambda t: float(((mlxq.dequantize(*t, 64, 3) - r) ** 2).sum())
+    >>> err(mlxq.quantize(r, 64, 3, method="mse")) < err(mlxq.quantize(r, 64, 3))
+    True
     """
     qmode = QuantMode.parse(mode)
+    qmethod = QuantMethod.parse(method)
     dgs, dbits = _DEFAULTS[qmode]
     gs = _int_arg(group_size, "group_size", dgs)
     nbits = _int_arg(bits, "bits", dbits)
     arr = _as_array(w, "w")
     code = code_of(arr.dtype, "w")
-    return _core.quantize(
-        arr, code, _MODE_CODES[qmode], gs, nbits, _global_scale(global_scale, qmode),
-        _impl_code(impl),
+    gscale = _global_scale(global_scale, qmode)
+    impl_code = _impl_code(impl)
+    if qmethod is QuantMethod.MLX:
+        if importance is not None:
+            raise InvalidArgumentError(
+                "importance is only used by method='mse'; method='mlx' ignores the error"
+            )
+        return _core.quantize(arr, code, _MODE_CODES[qmode], gs, nbits, gscale, impl_code)
+    imp = None if importance is None else _importance(importance, arr)
+    return _core.quantize_search(
+        arr, code, _MODE_CODES[qmode], gs, nbits, gscale, imp, impl_code
     )
 
 

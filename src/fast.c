@@ -8,6 +8,7 @@
 
 #include "kernels.h"
 #include "mlxq_cpu.h"
+#include "search_internal.h"
 
 static const mlxq_fast_kernels *active_table(void) {
     switch (mlxq_active_isa()) {
@@ -60,6 +61,16 @@ mlxq_packint_dequant_fn mlxq_fast_packint_dequant(mlxq_dtype sdt, mlxq_dtype odt
     const mlxq_fast_kernels *t = active_table();
     (void)bits;
     return t && small_dtype(sdt) && small_dtype(odt) ? t->packint_dequant[sdt][odt] : NULL;
+}
+
+mlxq_affine_search_fn mlxq_fast_affine_search(mlxq_dtype dt) {
+    const mlxq_search_kernels *t = NULL;
+    switch (mlxq_active_isa()) {
+    case MLXQ_ISA_AVX512: t = mlxq_search_kernels_avx512(); break;
+    case MLXQ_ISA_AVX2: t = mlxq_search_kernels_avx2(); break;
+    default: break;
+    }
+    return t && small_dtype(dt) ? t->affine[dt] : NULL;
 }
 
 /* ---- E2M1 code tables for the 16-bit dtypes -------------------------------------------- */

@@ -10,13 +10,16 @@
 #include "simd_avx2.h"
 #define FN(name) name##_avx2
 #include "fast_tmpl.h"
+#include "search_tmpl.h"
 
 const mlxq_fast_kernels *mlxq_fast_kernels_avx2(void) { return &FN(kernels); }
+const mlxq_search_kernels *mlxq_search_kernels_avx2(void) { return &FN(search_kernels); }
 
 #if defined(__clang__)
 #pragma clang attribute pop
 #endif
 #else
-#include "kernels.h"
+#include "search_internal.h"
 const mlxq_fast_kernels *mlxq_fast_kernels_avx2(void) { return NULL; }
+const mlxq_search_kernels *mlxq_search_kernels_avx2(void) { return NULL; }
 #endif

@@ -160,6 +160,17 @@ static inline double mlxq_packint_value(int q, double s, mlxq_dtype sdt) {
     return mlxq_round_to(sdt, isnan(s) ? mlxq_quiet_nan_f32(s) : (double)q * s);
 }
 
+/* ---- helpers of the drivers (quant.c), shared with the search driver (search.c) ----- */
+
+/* Number of rows of the [rows, cols] view (the product of all but the last dimension). */
+int64_t mlxq_count_rows(const mlxq_tensor *t);
+/* Byte offset of row r of t (all axes but the last flattened, C order). */
+int64_t mlxq_row_offset(const mlxq_tensor *t, int64_t r);
+/* mlxq_quantize's checks of its outputs (w and p already checked). */
+mlxq_status mlxq_quantize_check_outputs(const mlxq_tensor *w, const mlxq_qparams *p,
+                                        mlxq_tensor *wq, mlxq_tensor *scales,
+                                        mlxq_tensor *biases, mlxq_error *err);
+
 /* ---- reference (portable scalar) kernels ------------------------------------------- */
 
 void mlxq_ref_affine_quant_row(mlxq_dtype dt, const uint8_t *src, int64_t stride,

@@ -79,7 +79,7 @@ mlxq_dtype mlxq_dequantize_result_dtype(const mlxq_qparams *p, mlxq_dtype reques
 
 /* ---- shape checks ------------------------------------------------------------------ */
 
-static int64_t count_rows(const mlxq_tensor *t) {
+int64_t mlxq_count_rows(const mlxq_tensor *t) {
     int64_t rows = 1;
     for (int i = 0; i < t->ndim - 1; i++)
         rows *= t->shape[i];
@@ -138,7 +138,7 @@ static const char *shape_str(const mlxq_tensor *t, char *buf, size_t n) {
 }
 
 /* Byte offset of row r of t (all axes but the last flattened, C order). */
-static int64_t row_offset(const mlxq_tensor *t, int64_t r) {
+int64_t mlxq_row_offset(const mlxq_tensor *t, int64_t r) {
     int64_t off = 0;
     for (int i = t->ndim - 2; i >= 0 && r > 0; i--) {
         int64_t n = t->shape[i];
@@ -187,7 +187,7 @@ static void quant_rows(void *ctx, size_t begin, size_t end) {
         }
     }
     for (size_t r = begin; r < end; r++) {
-        const uint8_t *src = (const uint8_t *)w->data + row_offset(w, (int64_t)r);
+        const uint8_t *src = (const uint8_t *)w->data + mlxq_row_offset(w, (int64_t)r);
         uint8_t *wq = j->wq + r * j->wq_row_bytes;
         uint8_t *sc = j->scales + r * j->n_groups * ssize;
         uint8_t *bi = j->biases ? j->biases + r * j->n_groups * ssize : NULL;
@@ -230,12 +230,10 @@ mlxq_status mlxq_quantize_check(const mlxq_tensor *w, const mlxq_qparams *p,
     return MLXQ_OK;
 }
 
-mlxq_status mlxq_quantize(const mlxq_tensor *w, const mlxq_qparams *p, mlxq_tensor *wq,
-                          mlxq_tensor *scales, mlxq_tensor *biases, mlxq_impl impl,
-                          mlxq_error *err) {
-    mlxq_status st = mlxq_quantize_check(w, p, err);
-    if (st)
-        return st;
+mlxq_status mlxq_quantize_check_outputs(const mlxq_tensor *w, const mlxq_qparams *p,
+                                        mlxq_tensor *wq, mlxq_tensor *scales,
+                                        mlxq_tensor *biases, mlxq_error *err) {
+    mlxq_status st;
     const int64_t cols = w->shape[w->ndim - 1];
     const int64_t n_groups = cols / p->group_size;
     const int affine = p->mode == MLXQ_MODE_AFFINE;
@@ -248,6 +246,20 @@ mlxq_status mlxq_quantize(const mlxq_tensor *w, const mlxq_qparams *p, mlxq_tens
     if (!affine && biases && biases->data)
         return mlxq_fail(err, MLXQ_EARG, "mode '%s' has no biases output",
                          mlxq_mode_name(p->mode));
+    return MLXQ_OK;
+}
+
+mlxq_status mlxq_quantize(const mlxq_tensor *w, const mlxq_qparams *p, mlxq_tensor *wq,
+                          mlxq_tensor *scales, mlxq_tensor *biases, mlxq_impl impl,
+                          mlxq_error *err) {
+    mlxq_status st = mlxq_quantize_check(w, p, err);
+    if (st)
+        return st;
+    if ((st = mlxq_quantize_check_outputs(w, p, wq, scales, biases, err)))
+        return st;
+    const int64_t cols = w->shape[w->ndim - 1];
+    const int64_t n_groups = cols / p->group_size;
+    const int affine = p->mode == MLXQ_MODE_AFFINE;
 
     quant_job job = {
         .w = w, .p = p, .wq = wq->data, .scales = scales->data,
@@ -261,7 +273,7 @@ mlxq_status mlxq_quantize(const mlxq_tensor *w, const mlxq_qparams *p, mlxq_tens
             job.fp_fast = mlxq_fast_fp_quant(p, w->dtype);
     }
     job.use_ref = !job.affine_fast && !job.fp_fast;
-    const int64_t rows = count_rows(w);
+    const int64_t rows = mlxq_count_rows(w);
     /* Rows of at least ~16K elements per task keep the claiming overhead negligible. */
     size_t grain = cols > 0 ? (size_t)(16384 / cols) + 1 : 1;
     mlxq_parallel_for((size_t)rows, grain, quant_rows, &job);
@@ -305,9 +317,9 @@ static void dequant_rows(void *ctx, size_t begin, size_t end) {
         b_buf = s_buf + (size_t)j->n_groups * ssize;
     }
     for (size_t r = begin; r < end; r++) {
-        const uint8_t *w_row = (const uint8_t *)wq->data + row_offset(wq, (int64_t)r);
-        const uint8_t *s_row = (const uint8_t *)sc->data + row_offset(sc, (int64_t)r);
-        const uint8_t *b_row = bi ? (const uint8_t *)bi->data + row_offset(bi, (int64_t)r) : NULL;
+        const uint8_t *w_row = (const uint8_t *)wq->data + mlxq_row_offset(wq, (int64_t)r);
+        const uint8_t *s_row = (const uint8_t *)sc->data + mlxq_row_offset(sc, (int64_t)r);
+        const uint8_t *b_row = bi ? (const uint8_t *)bi->data + mlxq_row_offset(bi, (int64_t)r) : NULL;
         uint8_t *out = j->out + r * j->out_row_bytes;
         if (j->use_ref) {
             if (j->p->mode == MLXQ_MODE_AFFINE)
@@ -429,6 +441,6 @@ mlxq_status mlxq_dequantize(const mlxq_tensor *wq, const mlxq_tensor *scales,
     }
     job.use_ref = !job.affine_fast && !job.fp_fast;
     size_t grain = cols > 0 ? (size_t)(16384 / cols) + 1 : 1;
-    mlxq_parallel_for((size_t)count_rows(wq), grain, dequant_rows, &job);
+    mlxq_parallel_for((size_t)mlxq_count_rows(wq), grain, dequant_rows, &job);
     return MLXQ_OK;
 }

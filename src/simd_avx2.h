@@ -53,6 +53,10 @@ static inline vf v_neg(vf a) {
     return _mm256_xor_ps(a, _mm256_castsi256_ps(_mm256_set1_epi32((int32_t)0x80000000)));
 }
 static inline vmask v_mask_or(vmask a, vmask b) { return _mm256_or_ps(a, b); }
+/* lanes where both masks agree */
+static inline vmask v_mask_eq(vmask a, vmask b) {
+    return _mm256_xor_ps(_mm256_xor_ps(a, b), _mm256_castsi256_ps(_mm256_set1_epi32(-1)));
+}
 static inline vf v_select(vmask m, vf a, vf b) { return _mm256_blendv_ps(b, a, m); }
 
 static inline vi v_bits(vf a) { return _mm256_castps_si256(a); }
@@ -128,6 +132,33 @@ static inline vf v_lut16(const float *table, vi idx) {
     vf hi = _mm256_permutevar8x32_ps(_mm256_loadu_ps(table + 8), idx);
     vmask upper = _mm256_castsi256_ps(_mm256_slli_epi32(idx, 28)); /* bit 3 -> sign */
     return _mm256_blendv_ps(lo, hi, upper);
+}
+
+/* ---- double lanes: VW / 2 per vector, so one vf splits into a low and a high vd ------ */
+
+#define VD 4
+typedef __m256d vd;
+typedef __m256d vdmask;
+
+static inline vd vd_set1(double x) { return _mm256_set1_pd(x); }
+static inline vd vd_add(vd a, vd b) { return _mm256_add_pd(a, b); }
+static inline vd vd_sub(vd a, vd b) { return _mm256_sub_pd(a, b); }
+static inline vd vd_mul(vd a, vd b) { return _mm256_mul_pd(a, b); }
+static inline vd vd_div(vd a, vd b) { return _mm256_div_pd(a, b); }
+/* -a by the sign bit, as C's unary minus (so -0.0 for 0.0). */
+static inline vd vd_neg(vd a) { return _mm256_xor_pd(a, _mm256_set1_pd(-0.0)); }
+static inline vdmask vd_lt(vd a, vd b) { return _mm256_cmp_pd(a, b, _CMP_LT_OQ); }
+static inline vdmask vd_gt(vd a, vd b) { return _mm256_cmp_pd(a, b, _CMP_GT_OQ); }
+static inline vdmask vd_isnan(vd a) { return _mm256_cmp_pd(a, a, _CMP_UNORD_Q); }
+static inline vd vd_select(vdmask m, vd a, vd b) { return _mm256_blendv_pd(b, a, m); }
+static inline vd vd_loadu(const double *p) { return _mm256_loadu_pd(p); }
+static inline void vd_storeu(double *p, vd a) { _mm256_storeu_pd(p, a); }
+/* The low / high half of a vf's lanes widened (exactly) to double. */
+static inline vd vd_lo(vf a) { return _mm256_cvtps_pd(_mm256_castps256_ps128(a)); }
+static inline vd vd_hi(vf a) { return _mm256_cvtps_pd(_mm256_extractf128_ps(a, 1)); }
+/* Two vd narrowed to float with round-to-nearest-even, as C's (float) cast. */
+static inline vf vd_to_vf(vd lo, vd hi) {
+    return _mm256_set_m128(_mm256_cvtpd_ps(hi), _mm256_cvtpd_ps(lo));
 }
 
 #endif /* MLXQ_SIMD_AVX2_H */

@@ -46,6 +46,8 @@ static inline vf v_neg(vf a) {
         _mm512_xor_si512(_mm512_castps_si512(a), _mm512_set1_epi32((int32_t)0x80000000)));
 }
 static inline vmask v_mask_or(vmask a, vmask b) { return a | b; }
+/* lanes where both masks agree */
+static inline vmask v_mask_eq(vmask a, vmask b) { return (vmask)~(a ^ b); }
 static inline vf v_select(vmask m, vf a, vf b) { return _mm512_mask_blend_ps(m, b, a); }
 
 static inline vi v_bits(vf a) { return _mm512_castps_si512(a); }
@@ -107,6 +109,33 @@ static inline vf v_from_f16_bits(vi h) {
 /* out[i] = table[idx[i] & 15] for a 16-entry float table. */
 static inline vf v_lut16(const float *table, vi idx) {
     return _mm512_permutexvar_ps(idx, _mm512_loadu_ps(table));
+}
+
+/* ---- double lanes: VW / 2 per vector, so one vf splits into a low and a high vd ------ */
+
+#define VD 8
+typedef __m512d vd;
+typedef __mmask8 vdmask;
+
+static inline vd vd_set1(double x) { return _mm512_set1_pd(x); }
+static inline vd vd_add(vd a, vd b) { return _mm512_add_pd(a, b); }
+static inline vd vd_sub(vd a, vd b) { return _mm512_sub_pd(a, b); }
+static inline vd vd_mul(vd a, vd b) { return _mm512_mul_pd(a, b); }
+static inline vd vd_div(vd a, vd b) { return _mm512_div_pd(a, b); }
+/* -a by the sign bit, as C's unary minus (so -0.0 for 0.0). */
+static inline vd vd_neg(vd a) { return _mm512_xor_pd(a, _mm512_set1_pd(-0.0)); }
+static inline vdmask vd_lt(vd a, vd b) { return _mm512_cmp_pd_mask(a, b, _CMP_LT_OQ); }
+static inline vdmask vd_gt(vd a, vd b) { return _mm512_cmp_pd_mask(a, b, _CMP_GT_OQ); }
+static inline vdmask vd_isnan(vd a) { return _mm512_cmp_pd_mask(a, a, _CMP_UNORD_Q); }
+static inline vd vd_select(vdmask m, vd a, vd b) { return _mm512_mask_blend_pd(m, b, a); }
+static inline vd vd_loadu(const double *p) { return _mm512_loadu_pd(p); }
+static inline void vd_storeu(double *p, vd a) { _mm512_storeu_pd(p, a); }
+/* The low / high half of a vf's lanes widened (exactly) to double. */
+static inline vd vd_lo(vf a) { return _mm512_cvtps_pd(_mm512_castps512_ps256(a)); }
+static inline vd vd_hi(vf a) { return _mm512_cvtps_pd(_mm512_extractf32x8_ps(a, 1)); }
+/* Two vd narrowed to float with round-to-nearest-even, as C's (float) cast. */
+static inline vf vd_to_vf(vd lo, vd hi) {
+    return _mm512_insertf32x8(_mm512_castps256_ps512(_mm512_cvtpd_ps(lo)), _mm512_cvtpd_ps(hi), 1);
 }
 
 #endif /* MLXQ_SIMD_AVX512_H */

@@ -11,6 +11,7 @@
 #include "mlxq_cpu.h"
 #include "mlxq_pool.h"
 #include "mlxq_quant.h"
+#include "mlxq_search.h"
 
 static int parse_global_scale(PyObject *obj, mlxq_qparams *p) {
     p->has_global_scale = 0;
@@ -25,19 +26,25 @@ static int parse_global_scale(PyObject *obj, mlxq_qparams *p) {
     return 0;
 }
 
-static PyObject *py_quantize(PyObject *self, PyObject *args) {
-    (void)self;
-    PyObject *w_obj, *gs_obj;
+/* quantize and quantize_search: the same arguments, plus (search only) the importance
+ * array or None after global_scale. */
+static PyObject *quantize_common(PyObject *args, int search) {
+    PyObject *w_obj, *gs_obj, *imp_obj = Py_None;
     int code, mode, group_size, bits, impl;
-    if (!PyArg_ParseTuple(args, "OiiiiOi", &w_obj, &code, &mode, &group_size, &bits, &gs_obj,
-                          &impl))
+    if (search ? !PyArg_ParseTuple(args, "OiiiiOOi", &w_obj, &code, &mode, &group_size, &bits,
+                                   &gs_obj, &imp_obj, &impl)
+               : !PyArg_ParseTuple(args, "OiiiiOi", &w_obj, &code, &mode, &group_size, &bits,
+                                   &gs_obj, &impl))
         return NULL;
-    mlxq_tensor w;
+    mlxq_tensor w, imp;
     mlxq_qparams p = {.mode = (mlxq_mode)mode, .group_size = group_size, .bits = bits};
     mlxq_error err;
-    if (mlxq_py_as_tensor(w_obj, code, "w", 0, &w) || parse_global_scale(gs_obj, &p))
+    const int has_imp = imp_obj != Py_None;
+    if (mlxq_py_as_tensor(w_obj, code, "w", 0, &w) || parse_global_scale(gs_obj, &p) ||
+        (has_imp && mlxq_py_as_tensor(imp_obj, MLXQ_F32, "importance", 0, &imp)))
         return NULL;
-    mlxq_status st = mlxq_quantize_check(&w, &p, &err);
+    mlxq_status st = search ? mlxq_quantize_search_check(&w, &p, has_imp ? &imp : NULL, &err)
+                            : mlxq_quantize_check(&w, &p, &err);
     if (st)
         return mlxq_py_raise(st, &err);
 
@@ -63,7 +70,11 @@ static PyObject *py_quantize(PyObject *self, PyObject *args) {
     if (affine)
         mlxq_py_as_tensor(b_o, code, "biases", 1, &bi);
     Py_BEGIN_ALLOW_THREADS
-    st = mlxq_quantize(&w, &p, &wq, &sc, affine ? &bi : NULL, (mlxq_impl)impl, &err);
+    if (search)
+        st = mlxq_quantize_search(&w, &p, has_imp ? &imp : NULL, &wq, &sc, affine ? &bi : NULL,
+                                  (mlxq_impl)impl, &err);
+    else
+        st = mlxq_quantize(&w, &p, &wq, &sc, affine ? &bi : NULL, (mlxq_impl)impl, &err);
     Py_END_ALLOW_THREADS
     if (st) {
         mlxq_py_raise(st, &err);
@@ -77,6 +88,16 @@ fail:
     Py_XDECREF(s_o);
     Py_XDECREF(b_o);
     return NULL;
+}
+
+static PyObject *py_quantize(PyObject *self, PyObject *args) {
+    (void)self;
+    return quantize_common(args, 0);
+}
+
+static PyObject *py_quantize_search(PyObject *self, PyObject *args) {
+    (void)self;
+    return quantize_common(args, 1);
 }
 
 static PyObject *py_dequantize(PyObject *self, PyObject *args) {
@@ -218,6 +239,8 @@ static PyObject *py_check_params(PyObject *self, PyObject *args) {
 static PyMethodDef methods[] = {
     {"quantize", py_quantize, METH_VARARGS,
      "quantize(w, code, mode, group_size, bits, global_scale, impl) -> tuple"},
+    {"quantize_search", py_quantize_search, METH_VARARGS,
+     "quantize_search(w, code, mode, group_size, bits, global_scale, importance, impl) -> tuple"},
     {"dequantize", py_dequantize, METH_VARARGS,
      "dequantize(wq, scales, s_code, biases, b_code, mode, group_size, bits, global_scale, "
      "requested_code, out_descr, out_code, impl) -> ndarray"},
