@@ -18,7 +18,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 with atheris.instrument_imports(include=["mlxq"]):
     import mlxq  # noqa: F401
-    import mlxq.convert  # noqa: F401
+    import mlxq.conversion  # noqa: F401
+    import mlxq.models  # noqa: F401
     import mlxq.external  # noqa: F401
     import mlxq.shards  # noqa: F401
     import mlxq.stored  # noqa: F401

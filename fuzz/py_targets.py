@@ -85,21 +85,20 @@ def _specs():
 
 
 def config(data: bytes) -> None:
-    from mlxq import architectures, external
-    from mlxq.convert import load_config
+    from mlxq import external
+    from mlxq.conversion.hfconfig import load_config
+    from mlxq.models import family_for
     from mlxq.stored import stored_layers
 
     d = _folder("config")
     (d / "config.json").write_bytes(data)
     try:
         cfg = load_config(d)
-        arch = architectures.architecture_for(cfg)
-        stored_layers(_specs(), cfg.get("quantization"), lambda p: arch.in_features(p, cfg))
+        fam = family_for(cfg, allow_unknown=True)
+        stored_layers(_specs(), cfg.get("quantization"), lambda p: fam.in_features(p, cfg))
         mlxq.parse_quantization(cfg)
         external.detect(cfg)
-        if arch.experts is not None:
-            arch.sanitize(list(_specs()), cfg)
-        arch.check_parameters(list(_specs()), cfg)
+        fam.check_parameters(list(_specs()))
     except MlxqError:
         pass
 

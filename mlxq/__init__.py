@@ -45,12 +45,25 @@ from .fp8 import dequantize_fp8_block, dequantize_fp8_scaled
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str):
+    # mlxq.convert (the converter, docs/convert.md) is imported on first use: it loads
+    # every model family, which `import mlxq` alone should not pay for.
+    if name == "convert":
+        from .conversion import convert
+
+        globals()["convert"] = convert
+        return convert
+    raise AttributeError(f"module 'mlxq' has no attribute {name!r}")
+
+
 __all__ = [
     "MlxqError",
     "QuantMethod",
     "QuantMode",
     "astype",
     "bfloat16",
+    "convert",
     "default_params",
     "dequantize",
     "errors",

@@ -44,7 +44,7 @@ _CONVERT_HELP = textwrap.dedent("""\
 
 def _convert(args: argparse.Namespace) -> int:
     from ._threads import set_num_threads
-    from .convert import convert
+    from .conversion import convert
 
     if args.threads is not None:
         set_num_threads(args.threads)
@@ -52,7 +52,8 @@ def _convert(args: argparse.Namespace) -> int:
         args.src, args.dst, quantize=args.quantize, q_group_size=args.q_group_size,
         q_bits=args.q_bits, q_mode=args.q_mode, quant_predicate=args.quant_predicate,
         dtype=args.dtype, dequantize=args.dequantize, max_shard_size=args.max_shard_size,
-        report=args.report, quiet=args.quiet, allow_requantize=args.allow_requantize)
+        report=args.report, quiet=args.quiet, allow_requantize=args.allow_requantize,
+        allow_unknown_architecture=args.allow_unknown_architecture)
     if args.report:
         print(result.report_table())
     if not args.quiet:
@@ -109,7 +110,7 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .convert import CONVERSION_DTYPES, QUANT_RECIPES
+    from .conversion import CONVERSION_DTYPES, QUANT_RECIPES
 
     parser = argparse.ArgumentParser(
         prog="mlxq",
@@ -142,6 +143,9 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--allow-requantize", action="store_true",
                    help="GPTQ with act-order (a real g_idx): dequantize and re-quantize those "
                    "layers to MLX affine instead of refusing (adds error; reported)")
+    q.add_argument("--allow-unknown-architecture", action="store_true",
+                   help="convert a model_type mlx-lm does not support with generic rules "
+                   "(no sanitize step) instead of refusing it")
     o = c.add_argument_group("output and reporting")
     o.add_argument("--max-shard-size", default="5GiB",
                    help="largest shard, e.g. 5GiB (mlx-lm's), 2GB, 500MB (default: 5GiB)")

@@ -65,7 +65,7 @@ def run_convert_demo(work_dir: str | None = None, out: TextIO | None = None) -> 
     import sys
     import tempfile
 
-    from .convert import convert
+    from .conversion import convert
     from .inspection import inspect_checkpoint
     from .synthetic import make_checkpoint
 

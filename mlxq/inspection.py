@@ -21,7 +21,7 @@ import numpy as np
 
 from ._progress import human_bytes
 from ._files import read_json
-from .architectures import architecture_for, natural_key
+from ._sort import natural_key
 from .errors import MlxqIOError
 from .io import _NUMPY_OF, SafetensorsReader
 from .shards import open_shards
@@ -114,7 +114,9 @@ def inspect_checkpoint(path: Union[str, "os.PathLike[str]"]) -> CheckpointInfo:
         unknown = set() if method else {n[: -len(".scales")] for n in specs
                                          if n.endswith(".scales")}
     else:
-        arch = architecture_for(config)
+        from .models import family_for
+
+        arch = family_for(config, allow_unknown=True)
         layers = stored_layers(specs, block, lambda path: arch.in_features(path, config))
         unknown = set()
     rows, schemes = [], Counter()

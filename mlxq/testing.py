@@ -432,7 +432,7 @@ def compare_checkpoints(a: str | os.PathLike, b: str | os.PathLike, *, exact: bo
     a, b = os.fspath(a), os.fspath(b)
     ma, mb = _open_side(a), _open_side(b)
     rows: list[TensorComparison] = []
-    from .architectures import natural_key
+    from ._sort import natural_key
 
     for name in sorted(set(ma) | set(mb), key=natural_key):
         if name not in mb:

@@ -28,7 +28,7 @@ from typing import Any, Callable, Optional
 import numpy as np
 
 import mlxq
-from mlxq.convert import convert as _convert
+from mlxq import convert as _convert
 from mlxq import errors
 from mlxq.synthetic import make_checkpoint
 

@@ -12,7 +12,7 @@ import pytest
 
 import mlxq
 from mlxq import cli
-from mlxq.convert import convert
+from mlxq import convert
 from mlxq.synthetic import make_checkpoint
 from mlxq.testing import compare_checkpoints
 

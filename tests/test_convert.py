@@ -15,7 +15,8 @@ import pytest
 
 import mlxq
 from mlxq import cli
-from mlxq.convert import convert, parse_size
+from mlxq import convert
+from mlxq.conversion import parse_size
 from mlxq.errors import (
     FormatError,
     InvalidArgumentError,
@@ -173,12 +174,23 @@ def test_quantized_tensors_without_config_block(src, tmp_path):
         convert(q, tmp_path / "out", quiet=True)
 
 
-def test_unknown_architecture_warns_and_uses_linear_like(tmp_path, capsys):
+def test_an_unknown_architecture_is_refused_with_the_supported_list(tmp_path):
     src = make_checkpoint(tmp_path / "hf", **SIZES)
     cfg = json.load(open(os.path.join(src, "config.json")))
     cfg["model_type"] = "brand_new_arch"
     json.dump(cfg, open(os.path.join(src, "config.json"), "w"))
-    r = convert(src, tmp_path / "out", quantize=True)
+    with pytest.raises(UnknownEnumValueError, match="brand_new_arch.*supported: .*llama.*"
+                                                    "--allow-unknown-architecture"):
+        convert(src, tmp_path / "out", quantize=True, quiet=True)
+    assert sorted(os.listdir(tmp_path)) == ["hf"]
+
+
+def test_allow_unknown_architecture_uses_the_generic_rules(tmp_path, capsys):
+    src = make_checkpoint(tmp_path / "hf", **SIZES)
+    cfg = json.load(open(os.path.join(src, "config.json")))
+    cfg["model_type"] = "brand_new_arch"
+    json.dump(cfg, open(os.path.join(src, "config.json"), "w"))
+    r = convert(src, tmp_path / "out", quantize=True, allow_unknown_architecture=True)
     assert "brand_new_arch" in capsys.readouterr().err
     w = mlxq.load_checkpoint(tmp_path / "out")
     assert r.architecture == "generic"
@@ -186,6 +198,8 @@ def test_unknown_architecture_warns_and_uses_linear_like(tmp_path, capsys):
     assert w["model.norm.weight"].dtype == mlxq.bfloat16  # norms stay dense
     # no sanitize step for an unknown model: the rotary buffer is carried over
     assert "model.layers.0.self_attn.rotary_emb.inv_freq" in w
+    assert cli.main(["convert", src, str(tmp_path / "cli"), "--allow-unknown-architecture",
+                     "--quiet"]) == 0
 
 
 # ---- nothing lost ---------------------------------------------------------------------------
@@ -197,7 +211,7 @@ def test_source_untouched(src, tmp_path):
 
 
 def test_failure_midway_leaves_nothing(src, tmp_path, monkeypatch):
-    import mlxq.convert as mc
+    import mlxq.conversion.execute as mc
 
     calls = {"n": 0}
     real = mc.quantize
@@ -216,25 +230,25 @@ def test_failure_midway_leaves_nothing(src, tmp_path, monkeypatch):
 
 
 def test_ctrl_c_leaves_nothing(src, tmp_path, monkeypatch):
-    import mlxq.convert as mc
+    from mlxq.io import SafetensorsWriter
 
-    real = mc.SafetensorsWriter.put
+    real = SafetensorsWriter.put_part
     calls = {"n": 0}
 
-    def put(self, name, arr):
+    def put(self, *args):
         calls["n"] += 1
         if calls["n"] == 10:
             raise KeyboardInterrupt
-        return real(self, name, arr)
+        return real(self, *args)
 
-    monkeypatch.setattr(mc.SafetensorsWriter, "put", put)
+    monkeypatch.setattr(SafetensorsWriter, "put_part", put)
     with pytest.raises(KeyboardInterrupt):
         convert(src, tmp_path / "out", quiet=True, quantize=True)
     assert siblings(tmp_path) == ["hf"]
 
 
 def test_cli_interrupt_exit_code(src, tmp_path, monkeypatch, capsys):
-    import mlxq.convert as mc
+    import mlxq.conversion.execute as mc
 
     def boom(*a, **k):
         raise KeyboardInterrupt
@@ -393,7 +407,7 @@ MEMORY_CHILD = textwrap.dedent("""
     import resource, sys, json
     limit = int(sys.argv[3])
     import mlxq
-    from mlxq.convert import convert
+    from mlxq import convert
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     if sys.argv[4] == "convert":
         convert(sys.argv[1], sys.argv[2], quantize=True, quiet=True)

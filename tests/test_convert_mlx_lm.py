@@ -14,7 +14,7 @@ import pytest
 mlx_lm = pytest.importorskip("mlx_lm")
 
 import mlxq  # noqa: E402
-from mlxq.convert import convert  # noqa: E402
+from mlxq import convert  # noqa: E402
 from mlxq.synthetic import make_checkpoint  # noqa: E402
 from mlxq.testing import assert_checkpoints_equal  # noqa: E402
 
@@ -158,9 +158,9 @@ def test_row_blocks_give_the_same_result(models, tmp_path, monkeypatch, family):
     """Large weights are read and quantized (or copied and cast) in row blocks, across
     experts for stacked MoE weights; with tiny blocks every tensor of rank >= 2 takes that
     path and the folders are unchanged."""
-    from mlxq.convert import _Plan
+    import mlxq.conversion.execute as ex
 
-    monkeypatch.setattr(_Plan, "BLOCK_BYTES", 3 * 128 * 2 + 10)  # 3 rows, odd boundaries
+    monkeypatch.setattr(ex, "BLOCK_BYTES", 3 * 128 * 2 + 10)  # 3 rows, odd boundaries
     src = models(family)
     r = convert(src, tmp_path / "a", quiet=True, quantize=True, report=True)
     mlx_lm_convert(src, str(tmp_path / "b"), quantize=True)

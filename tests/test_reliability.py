@@ -26,7 +26,7 @@ import pytest
 import corpus
 import mlxq
 from mlxq import cli
-from mlxq.convert import convert
+from mlxq import convert
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -284,13 +284,13 @@ def test_a_closed_stdout_exits_quietly(cmd, bases, tmp_path):
 # ---- 5. signals and stale temporaries -------------------------------------------------------
 
 SLOW = """
-import sys, time, mlxq.convert as mc
-real = mc.SafetensorsWriter.put
+import sys, time, mlxq.io as mio
+real = mio.SafetensorsWriter.put_part
 def slow(self, *a, **k):
     print("writing", flush=True)
     time.sleep(0.2)
     return real(self, *a, **k)
-mc.SafetensorsWriter.put = slow
+mio.SafetensorsWriter.put_part = slow
 from mlxq.cli import main
 sys.exit(main(sys.argv[1:]))
 """

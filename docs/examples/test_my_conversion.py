@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import mlxq
-from mlxq.convert import convert
+from mlxq import convert
 from mlxq.metrics import weight_map_error
 from mlxq.testing import close, compare_checkpoints, exact
 

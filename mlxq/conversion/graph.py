@@ -44,7 +44,8 @@ from ..errors import InvalidArgumentError, ShapeMismatchError
 from ..tensorspec import TensorSpec
 
 __all__ = ["Tensor", "Source", "constant", "stack", "concatenate", "split", "pad",
-           "contiguous", "dequantize", "quantize", "fp8_block_dequant", "where_scalar"]
+           "contiguous", "dequantize", "quantize", "fp8_block_dequant", "where_scalar",
+           "split_cast", "cast_rows", "materialize"]
 
 Scalar = Union[int, float, bool]
 
@@ -355,7 +356,6 @@ def _gather(parts: Sequence[Tensor], which: np.ndarray, rows: np.ndarray, cols: 
     consecutive rows of one part at once."""
     out = np.empty((len(rows), cols), dtype)
     n = len(rows)
-    i = 0
     if n:
         brk = np.flatnonzero((np.diff(which) != 0) | (np.diff(rows) != 1)) + 1
         starts = np.concatenate([[0], brk])
@@ -363,7 +363,6 @@ def _gather(parts: Sequence[Tensor], which: np.ndarray, rows: np.ndarray, cols: 
         for s, e in zip(starts.tolist(), ends.tolist()):
             p = parts[int(which[s])]
             out[s:e] = p.rows(int(rows[s]), int(rows[s]) + (e - s))
-            i = e
     return out
 
 
@@ -908,6 +907,18 @@ def fp8_block_dequant(weight: Tensor, scale_inv: Tensor, block: Sequence[int] = 
     deepseek_v32, mimo_v2_flash): ``from_fp8`` to bfloat16, times the block's scale (the
     product in float32 for a float32 scale), cast to ``dtype``."""
     return _Fp8Block(weight, scale_inv, (int(block[0]), int(block[1])), np.dtype(dtype))
+
+
+def split_cast(t: Tensor) -> tuple[Tensor, Optional[np.dtype]]:
+    """``(x, dtype)`` when ``t`` is ``x.astype(dtype)``, else ``(t, None)``."""
+    if isinstance(t, _Cast):
+        return t.x, t.dtype
+    return t, None
+
+
+def cast_rows(rows: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """``rows`` cast to ``dtype`` as ``astype`` casts (MLX's float casts)."""
+    return _astype(rows, np.dtype(dtype))
 
 
 def materialize(t: Tensor, block_bytes: int = 16 << 20) -> Iterable[np.ndarray]:

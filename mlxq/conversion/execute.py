@@ -1,0 +1,90 @@
+"""Executing a plan: each unit's output computed in row blocks and handed to the writer.
+
+A copy unit streams its lazy tensor block by block; a quantization unit evaluates its dense
+tensor block by block and quantizes each block (groups never cross rows, so the result is
+the whole tensor's, bit for bit); a dequantization unit is a copy of a lazy
+``dequantize``. Blocks are about :data:`BLOCK_BYTES` of input, so neither the source nor the
+result of any tensor is ever whole in memory when its operations stream (see
+:mod:`mlxq.conversion.graph`).
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Iterator, Optional
+
+import numpy as np
+
+from ..errors import MlxqError
+from ..metrics import _error_sums, _Sums
+from ..quant import quantize
+from . import graph
+from .plan import Plan, Unit
+
+__all__ = ["BLOCK_BYTES", "execute"]
+
+#: Input bytes per row block.
+BLOCK_BYTES = 16 << 20
+
+
+def _blocks(t: graph.Tensor, block_bytes: int) -> Iterator[tuple[int, int]]:
+    step = max(1, block_bytes // max(t.ncols * t.dtype.itemsize, 1))
+    for r0 in range(0, t.nrows, step):
+        yield r0, min(t.nrows, r0 + step)
+
+
+def _copy(u: Unit, put: Callable[[str, np.ndarray], None], block_bytes: int) -> None:
+    name = u.outputs[0][0]
+    for r0, r1 in _blocks(u.tensor, block_bytes):
+        put(name, u.tensor.rows(r0, r1))
+
+
+def _quantize(u: Unit, put: Callable[[str, np.ndarray], None], block_bytes: int,
+              report: Optional[list]) -> None:
+    dense = u.tensor
+    source, _ = graph.split_cast(dense)  # the report measures against the source weights
+    sums = _Sums()
+    names = [n for n, _ in u.outputs]
+    try:
+        for r0, r1 in _blocks(dense, block_bytes):
+            rows = source.rows(r0, r1)
+            w = graph.cast_rows(rows, dense.dtype)
+            parts = quantize(w, group_size=u.group_size, bits=u.bits, mode=u.mode)
+            if report is not None:
+                sums.merge(_error_sums(rows, parts[0], parts[1],
+                                       parts[2] if u.mode == "affine" else None,
+                                       u.group_size, u.bits, u.mode, None))
+            for n, p in zip(names, parts):
+                put(n, p)
+            del rows, w, parts
+    except MlxqError as e:
+        if e.layer is None:
+            raise type(e)(e.message, layer=u.path, key=e.key) from None
+        raise
+    if report is not None:
+        report.append((u.path, u.group_size, u.bits, u.mode, sums))
+
+
+def execute(plan: Plan, put: Callable[[str, np.ndarray], None],
+            progress: Callable[[int, int], None], *, report: bool = False,
+            block_bytes: Optional[int] = None) -> list:
+    """Computes every unit in output order, handing each output's blocks to ``put`` (a
+    tensor's blocks in order); ``progress(tensors, bytes)`` after each unit. Returns the
+    per-layer error sums (``report``): ``[(path, group_size, bits, mode, sums)]``."""
+    block = block_bytes or BLOCK_BYTES
+    sums: list = [] if report else None  # type: ignore[assignment]
+    done: set[str] = set()
+    items = nbytes = 0
+    spec_of = {n: s for n, s, _ in plan.outputs}
+    for name, _, key in plan.outputs:
+        if key in done:
+            continue
+        done.add(key)
+        u = plan.units[key]
+        if u.kind == "quantize":
+            _quantize(u, put, block, sums)
+        else:
+            _copy(u, put, block)
+        items += len(u.outputs)
+        nbytes += sum(spec_of[n].nbytes for n, _ in u.outputs)
+        progress(items, nbytes)
+    return sums or []

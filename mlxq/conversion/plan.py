@@ -1,0 +1,330 @@
+"""Planning a conversion: the whole output, from headers alone, before any data is read.
+
+The plan follows ``mlx_lm.convert`` step by step (each step names what it matches):
+
+1. the family's ``sanitize`` (:mod:`mlxq.models`), run on lazy tensors, gives the model's
+   parameters (another producer's format is transformed first, as ``load_model`` does);
+2. layers already quantized (MLX layout) are found and verified (:mod:`mlxq.stored`);
+3. the dtype: ``--dtype``, else ``torch_dtype``, else ``text_config.dtype``; only
+   float16/bfloat16/float32 are applied, to every floating parameter the family's
+   ``cast_predicate`` allows (``convert``'s ``set_dtype``), before quantizing;
+4. ``-d``: every quantized layer dequantized (``dequantize_model``) and both config blocks
+   removed; ``-q``: the generic quantize rule (:meth:`mlxq.models.base.Family.quantizable`,
+   the global group size divides the last axis), then the recipe, a callable, or the
+   model's ``quant_predicate``; dicts recorded verbatim per layer, in module order
+   (``quantize_model``);
+5. outputs in ``tree_flatten(model.parameters())`` order, cut into ``make_shards``' shards,
+   with the index's ``total_size`` and ``total_parameters``, and ``save_config``'s text.
+
+Each output belongs to a :class:`Unit`: a copy (a lazy tensor, cast), a quantization (one
+dense lazy tensor -> weight, scales, biases) or a dequantization (a lazy ``dequantize``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, Mapping, Optional, Sequence, Union
+
+import numpy as np
+
+from .._dtypes import bfloat16
+from ..errors import (
+    FormatError,
+    InvalidArgumentError,
+    KeyCollisionError,
+    MlxqError,
+    UnknownEnumValueError,
+)
+from ..io import _count_parameters
+from ..models import Family, family_for, supported_model_types
+from ..models.base import config_int
+from ..models.common import Weights
+from ..stored import stored_layers
+from ..tensorspec import TensorSpec
+from . import graph
+from .hfconfig import config_text
+from .source import SourceCheckpoint, external_tensors
+
+__all__ = ["CONVERSION_DTYPES", "MODE_DEFAULTS", "Options", "Plan", "Unit", "make_plan"]
+
+#: ``--dtype`` choices (mlx-lm's ``MODEL_CONVERSION_DTYPES``).
+CONVERSION_DTYPES = ("float16", "bfloat16", "float32")
+#: Per-mode defaults of ``quantize_model`` (``defaults_for_mode``).
+MODE_DEFAULTS = {"affine": (64, 4), "mxfp4": (32, 4), "nvfp4": (16, 4), "mxfp8": (32, 8)}
+_NP_DTYPE = {"float16": np.dtype(np.float16), "bfloat16": np.dtype(bfloat16),
+             "float32": np.dtype(np.float32)}
+
+#: ``quant_predicate(path, weight_spec) -> bool | dict``: a callable, as mlx-lm's
+#: ``convert(quant_predicate=...)`` takes one (there: ``(path, module)``).
+QuantPredicate = Callable[[str, TensorSpec], Union[bool, Mapping[str, Any]]]
+
+
+@dataclasses.dataclass(frozen=True)
+class Options:
+    """What ``mlx_lm.convert``'s arguments ask for (see :func:`mlxq.convert`)."""
+
+    quantize: bool = False
+    q_group_size: Optional[int] = None
+    q_bits: Optional[int] = None
+    q_mode: str = "affine"
+    quant_predicate: Union[str, QuantPredicate, None] = None
+    dtype: Optional[str] = None
+    dequantize: bool = False
+    max_shard_size: int = 5 << 30
+    report: bool = False
+    allow_requantize: bool = False
+    allow_unknown_architecture: bool = False
+
+
+@dataclasses.dataclass
+class Unit:
+    """One computation and the outputs it makes."""
+
+    kind: str                                 # "copy" | "quantize" | "dequantize"
+    outputs: list[tuple[str, TensorSpec]]
+    tensor: graph.Tensor                      # copy/dequantize: the output; quantize: dense
+    path: Optional[str] = None                # quantize: the layer
+    group_size: int = 0
+    bits: int = 0
+    mode: str = "affine"
+
+
+@dataclasses.dataclass
+class Plan:
+    family: Family
+    units: dict[str, Unit]
+    outputs: list[tuple[str, TensorSpec, str]]   # (name, spec, unit key), in write order
+    shards: list[list[tuple[str, TensorSpec, str]]]
+    config_out: str
+    total_size: int
+    total_parameters: int
+    bytes_read: int
+    counts: dict[str, int]
+    requantized: list
+    warnings: list[str]
+
+
+def _is_float(dt: np.dtype) -> bool:
+    return dt.kind == "f" or dt == np.dtype(bfloat16)
+
+
+def _layer_params(entry: Any, glob_gs: int, glob_bits: int, glob_mode: str
+                  ) -> tuple[int, int, str]:
+    """(group_size, bits, mode) of a predicate's answer as ``nn.quantize`` applies it: a
+    dict goes to ``to_quantized`` verbatim, so no ``mode`` means affine (whatever the
+    global mode) and missing or null fields take that mode's defaults."""
+    if isinstance(entry, Mapping):
+        mode = entry.get("mode") or "affine"
+        if mode not in MODE_DEFAULTS:
+            raise UnknownEnumValueError(f"a quant predicate asked for mode {mode!r}; expected "
+                                        f"one of {', '.join(MODE_DEFAULTS)}", key="mode")
+        dgs, dbits = MODE_DEFAULTS[mode]
+        return int(entry.get("group_size") or dgs), int(entry.get("bits") or dbits), mode
+    return glob_gs, glob_bits, glob_mode
+
+
+def _quant_specs(path: str, spec: TensorSpec, gs: int, bits: int, mode: str
+                 ) -> list[tuple[str, TensorSpec]]:
+    lead, cols = spec.shape[:-1], spec.shape[-1]
+    sdt = spec.dtype if mode == "affine" else np.dtype(np.uint8)
+    out = [(f"{path}.weight", TensorSpec(lead + (cols * bits // 32,), np.dtype(np.uint32))),
+           (f"{path}.scales", TensorSpec(lead + (cols // gs,), sdt))]
+    if mode == "affine":
+        out.append((f"{path}.biases", TensorSpec(lead + (cols // gs,), sdt)))
+    return out
+
+
+def _sanitize(family: Family, weights: Mapping[str, graph.Tensor],
+              config: Mapping[str, Any]) -> dict[str, graph.Tensor]:
+    try:
+        out = family.sanitize(Weights(weights), config)
+    except MlxqError:
+        raise
+    except KeyError as e:  # a port that indexes a plain dict: still name the tensor
+        raise FormatError(f"{e.args[0]} is missing: mlx-lm's {family.module} sanitize needs "
+                          "it", key=str(e.args[0])) from None
+    for name, t in out.items():
+        if not isinstance(t, graph.Tensor):  # pragma: no cover - a port's bug
+            raise FormatError(f"{family.module} sanitize produced {name!r} as "
+                              f"{type(t).__name__}, not a tensor")
+    return dict(out)
+
+
+def make_plan(src: SourceCheckpoint, opts: Options) -> Plan:
+    """The plan for converting ``src`` (see the module docstring)."""
+    config = dict(src.config)
+    warnings: list[str] = []
+    family = family_for(config, allow_unknown=opts.allow_unknown_architecture)
+    if family.generic:
+        warnings.append(
+            f"model_type {config.get('model_type')!r} is not one mlx-lm supports "
+            f"(mlxq knows {len(supported_model_types())} types): converting with generic "
+            "rules (no sanitize step, natural-sort parameter order, the generic rule for "
+            "what to quantize); mlx_lm.load cannot load such a model anyway")
+    requantized: list = []
+    if src.external is not None:
+        weights, ext_block = external_tensors(src, opts.allow_requantize, requantized)
+        config["quantization"] = ext_block
+    else:
+        weights = dict(src.tensors)
+    block = config.get("quantization")
+    base = _sanitize(family, weights, config)
+
+    # dtype: mlx-lm's convert: --dtype, else torch_dtype, else text_config.dtype
+    dtype = opts.dtype
+    if dtype is not None and dtype not in CONVERSION_DTYPES:
+        raise UnknownEnumValueError(f"dtype {dtype!r}; expected one of "
+                                    f"{', '.join(CONVERSION_DTYPES)}", key="dtype")
+    if dtype is None:
+        dtype = config.get("torch_dtype")
+    if dtype is None and isinstance(config.get("text_config"), Mapping):
+        dtype = config["text_config"].get("dtype")
+    cast_to = _NP_DTYPE.get(dtype) if isinstance(dtype, str) else None
+
+    def cast(name: str, t: graph.Tensor) -> graph.Tensor:
+        if cast_to is not None and _is_float(t.dtype) and family.casts(name):
+            return t.astype(cast_to)
+        return t
+
+    stored = stored_layers({n: t.spec for n, t in base.items()}, block,
+                           lambda path: family.in_features(path, config))
+    block = dict(block) if block is not None else None
+    units: dict[str, Unit] = {}
+    owner: set[str] = set()
+    counts = {"quantize": 0, "kept": 0, "dequantize": 0}
+
+    if opts.dequantize:
+        for path, layer in stored.items():
+            w, s = base[path + ".weight"], cast(path + ".scales", base[path + ".scales"])
+            b = base.get(path + ".biases")
+            b = cast(path + ".biases", b) if b is not None else None
+            g = base.get(path + ".global_scale")
+            dense = graph.dequantize(w, s, b, layer.group_size, layer.bits, layer.mode,
+                                     global_scale=g)
+            units[path + ".weight"] = Unit("dequantize", [(path + ".weight", dense.spec)], dense)
+            owner.update(k for k in (path + ".weight", path + ".scales", path + ".biases",
+                                     path + ".global_scale") if k in base)
+            counts["dequantize"] += 1
+        config.pop("quantization", None)
+        config.pop("quantization_config", None)
+    else:
+        counts["kept"] = len(stored)
+
+    if opts.quantize:
+        q_mode = opts.q_mode
+        if q_mode not in MODE_DEFAULTS:
+            raise UnknownEnumValueError(f"q_mode {q_mode!r}; expected one of "
+                                        f"{', '.join(MODE_DEFAULTS)}", key="q_mode")
+        gs, bits = MODE_DEFAULTS[q_mode]
+        gs, bits = opts.q_group_size or gs, opts.q_bits or bits
+        params = {"group_size": gs, "bits": bits, "mode": q_mode}
+        fine_grained = block is not None and not opts.dequantize
+        if not fine_grained:
+            block = dict(params)
+        predicate = _predicate(opts, family, config, base, params)
+        # in mlx-lm's module order: nn.quantize records per-layer entries as it walks the
+        # model, and json.dump keeps that order inside the block
+        for n in sorted(base, key=family.order.key):
+            if not n.endswith(".weight") or n[: -len(".weight")] in stored:
+                continue
+            path = n[: -len(".weight")]
+            dense = cast(n, base[n])
+            if not family.quantizable(path, dense.shape, dense.dtype):
+                continue
+            if dense.shape[-1] % gs != 0:  # wrapped_predicate: the *global* group size
+                continue
+            entry = predicate(path, dense.spec)
+            if not entry:
+                continue
+            if isinstance(entry, Mapping):
+                block[path] = dict(entry)
+            elif fine_grained:
+                block[path] = dict(params)
+            lgs, lbits, lmode = _layer_params(entry, gs, bits, q_mode)
+            if dense.shape[-1] % lgs != 0:
+                raise InvalidArgumentError(
+                    f"last axis {dense.shape[-1]} is not divisible by the layer's group size "
+                    f"{lgs}", layer=path)
+            units[n] = Unit("quantize", _quant_specs(path, dense.spec, lgs, lbits, lmode),
+                            dense, path, lgs, lbits, lmode)
+            owner.add(n)
+            counts["quantize"] += 1
+        config["quantization"] = block
+
+    for n, t in base.items():  # everything else is copied (cast when floating)
+        if n not in owner:
+            ct = cast(n, t)
+            units[n] = Unit("copy", [(n, ct.spec)], ct)
+
+    outputs = [(name, spec, key) for key, u in units.items() for name, spec in u.outputs]
+    outputs.sort(key=lambda o: family.order.key(o[0]))
+    names = [o[0] for o in outputs]
+    if len(set(names)) != len(names):
+        seen: set[str] = set()
+        dup = next(n for n in names if n in seen or seen.add(n))  # type: ignore[func-returns-value]
+        raise KeyCollisionError(f"two output tensors would be named {dup!r}", key=dup)
+    family.check_parameters(names)
+
+    shards = make_shards(outputs, opts.max_shard_size)
+    total_size = sum(o[1].nbytes for o in outputs)
+    total_parameters = _count_parameters({n: s.size for n, s, _ in outputs},
+                                         config.get("quantization"))
+    used = set()
+    for u in units.values():
+        used.update(u.tensor.sources())
+    bytes_read = sum(s.nbytes for s in used)
+    return Plan(family, units, outputs, shards, config_text(config), total_size,
+                total_parameters, bytes_read, counts, requantized, warnings)
+
+
+def _predicate(opts: Options, family: Family, config: Mapping[str, Any],
+               base: Mapping[str, graph.Tensor], params: Mapping[str, Any]
+               ) -> Callable[[str, TensorSpec], Any]:
+    """``quantize_model``'s ``quant_predicate``: the argument (a recipe, or a callable),
+    else the model's own."""
+    qp = opts.quant_predicate
+    if isinstance(qp, str):
+        from ..recipes import layer_layout, recipe
+
+        rec = recipe(qp)
+        location, layers = layer_layout({n: t.spec for n, t in base.items()})
+        num_layers = config_int(config, "num_hidden_layers", 0) or layers or 0
+
+        def mixed(path: str, spec: TensorSpec) -> dict:
+            # mlx-lm's mixed_quant_predicate_builder records q_group_size as given (None
+            # when not given)
+            return {"group_size": opts.q_group_size,
+                    "bits": rec.bits_for(path, num_layers=num_layers, layer_location=location),
+                    "mode": "affine"}
+        return mixed
+    if callable(qp):
+        def call(path: str, spec: TensorSpec) -> Any:
+            answer = qp(path, spec)
+            if not isinstance(answer, (bool, Mapping)) and answer is not None:
+                raise InvalidArgumentError(
+                    f"quant_predicate returned {type(answer).__name__}; it must return a "
+                    "bool or a dict of quantization parameters", layer=path)
+            return answer
+        return call
+
+    def model(path: str, spec: TensorSpec) -> Any:
+        answer = family.model_quant(path, config)
+        return True if answer is None else answer
+    return model
+
+
+def make_shards(outputs: Sequence[tuple[str, TensorSpec, str]], max_shard_size: int
+                ) -> list[list[tuple[str, TensorSpec, str]]]:
+    """mlx-lm's ``make_shards``: a new shard starts before the tensor that would push the
+    current one past ``max_shard_size`` bytes."""
+    shards: list[list[tuple[str, TensorSpec, str]]] = []
+    size = 0
+    for o in outputs:
+        nb = o[1].nbytes
+        if not shards or size + nb > max_shard_size:
+            shards.append([])
+            size = 0
+        shards[-1].append(o)
+        size += nb
+    return shards
+

@@ -1,0 +1,253 @@
+"""Writing a conversion's output into its staging folder: every shard open at once (each
+tensor's place is fixed by the plan, so parts arrive in any order of tensors, each tensor's
+in order), writes on a background thread, then the index, ``config.json``, the model card
+and the side files mlx-lm copies.
+
+Shards are written through :class:`mlxq.io.SafetensorsWriter` (the bytes ``save_safetensors``
+writes), with mlx-lm's ``{"format": "mlx"}`` metadata and ``make_shards``' names.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+from pathlib import Path
+from typing import Any, Callable, Optional, Sequence, Union
+
+import numpy as np
+
+from .._files import read_bytes
+from ..errors import InvalidArgumentError, MlxqIOError
+from ..io import INDEX_FILE, SafetensorsWriter, shard_file_names
+from ..tensorspec import TensorSpec
+
+__all__ = ["ShardWriters", "copy_side_files", "parse_size", "MODEL_CARD"]
+
+# Tokenizer files carried over. mlx-lm re-saves the tokenizer with transformers'
+# save_pretrained; the files it reads back are these, copied byte for byte here.
+_TOKENIZER_PATTERNS = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+                       "added_tokens.json", "tokenizer.model", "*.tiktoken", "tiktoken.model",
+                       "vocab.json", "vocab.txt", "merges.txt", "chat_template.jinja",
+                       "chat_template.json")
+_COPY_PATTERNS = ("*.py", "generation_config.json")
+
+
+def parse_size(text: Union[str, int]) -> int:
+    """A shard size: bytes, or with a unit (``5GB``, ``500MB``, ``2GiB``, ``1.5G``). Decimal
+    units as mlx-lm's ``_parse_size`` (G = 10**9); binary ones with ``i``.
+
+    >>> parse_size("5GiB"), parse_size("2GB"), parse_size(1024)
+    (5368709120, 2000000000, 1024)
+    """
+    if isinstance(text, int):
+        n = text
+    else:
+        units = {"": 1, "K": 10**3, "KB": 10**3, "M": 10**6, "MB": 10**6, "G": 10**9,
+                 "GB": 10**9, "T": 10**12, "TB": 10**12, "KIB": 1 << 10, "MIB": 1 << 20,
+                 "GIB": 1 << 30, "TIB": 1 << 40}
+        s = str(text).strip()
+        i = 0
+        while i < len(s) and (s[i].isdigit() or s[i] == "."):
+            i += 1
+        unit = s[i:].strip().upper()
+        try:
+            value = float(s[:i])
+        except ValueError:
+            value = -1
+        if unit not in units or value < 0:
+            raise InvalidArgumentError(
+                f"cannot read size {text!r}; give bytes or a number with a unit such as "
+                "5GB, 500MB or 2GiB")
+        n = int(value * units[unit])
+    if n <= 0:
+        raise InvalidArgumentError(f"the shard size must be positive, got {text!r}")
+    return n
+
+
+class _Stopped(Exception):
+    """The producer failed: the writer thread skips what is still queued."""
+
+
+class _BackgroundWriter:
+    """One thread that runs SafetensorsWriter.put/commit calls in submission order. The
+    producer blocks while more than ``limit`` bytes wait; the first error is raised in the
+    producer at its next call (or on exit), and on any error every writer it owns is
+    aborted (their temporary files removed)."""
+
+    def __init__(self, limit: int):
+        import queue
+        import threading
+
+        self._q: "queue.Queue[Any]" = queue.Queue()
+        self._limit = limit
+        self._pending = 0
+        self._cv = threading.Condition()
+        self._error: BaseException | None = None
+        self._writers: list[SafetensorsWriter] = []
+        self._thread = threading.Thread(target=self._run, name="mlxq-writer", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            job = self._q.get()
+            if job is None:
+                return
+            op, writer, name, arr, offset = job
+            try:
+                if self._error is None:
+                    if op == "put":
+                        if offset is None:
+                            writer.put(name, arr)
+                        else:
+                            writer.put_part(name, offset, arr)
+                    else:
+                        writer.commit()
+            except BaseException as e:  # handed to the producer
+                self._error = e
+            finally:
+                with self._cv:
+                    self._pending -= arr.nbytes if arr is not None else 0
+                    self._cv.notify_all()
+                del arr, job
+
+    def _check(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def own(self, writer: SafetensorsWriter) -> None:
+        self._writers.append(writer)
+
+    def put(self, writer: SafetensorsWriter, name: str, arr: np.ndarray,
+            offset: Optional[int] = None) -> None:
+        with self._cv:
+            while self._pending and self._pending + arr.nbytes > self._limit \
+                    and self._error is None:
+                self._cv.wait()
+            self._check()
+            self._pending += arr.nbytes
+        self._q.put(("put", writer, name, arr, offset))
+
+    def commit(self, writer: SafetensorsWriter) -> None:
+        self._check()
+        self._q.put(("commit", writer, None, None, None))
+
+    def __enter__(self) -> "_BackgroundWriter":
+        return self
+
+    def __exit__(self, exc_type: Any, *_: Any) -> None:
+        if exc_type is not None and self._error is None:
+            self._error = _Stopped()  # later jobs are skipped
+        self._q.put(None)
+        self._thread.join()
+        if exc_type is not None or self._error is not None:
+            for w in self._writers:
+                w.abort()
+        if exc_type is None:
+            self._check()
+
+
+class ShardWriters:
+    """Every shard of the output, open at once, fed through one background thread.
+
+    ``put(name, block)`` appends the next block of tensor ``name`` (its parts in order);
+    ``finish()`` commits every shard and writes the index. On an exception inside the
+    ``with`` block every shard's temporary file is removed."""
+
+    def __init__(self, folder: Path, shards: Sequence[Sequence[tuple[str, TensorSpec, Any]]],
+                 queue_bytes: int = 64 << 20):
+        self.folder = folder
+        self.files = shard_file_names(len(shards))
+        self._bg = _BackgroundWriter(queue_bytes)
+        self._where: dict[str, SafetensorsWriter] = {}
+        self._offset: dict[str, int] = {}
+        self.weight_map: dict[str, str] = {}
+        self.writers: list[SafetensorsWriter] = []
+        try:
+            for shard, fname in zip(shards, self.files):
+                specs = [(n, s.dtype, s.shape) for n, s, _ in shard]
+                w = SafetensorsWriter(folder / fname, specs, {"format": "mlx"})
+                self._bg.own(w)
+                self.writers.append(w)
+                for n, _, _ in shard:
+                    self._where[n] = w
+                    self._offset[n] = 0
+                    self.weight_map[n] = fname
+        except BaseException:
+            self._bg.__exit__(RuntimeError, None, None)
+            raise
+
+    def put(self, name: str, block: np.ndarray) -> None:
+        """Writes the next part of tensor ``name`` (the blocks concatenate to it)."""
+        self._bg.put(self._where[name], name, block, self._offset[name])
+        self._offset[name] += block.nbytes
+
+    def finish(self, total_size: int, total_parameters: int) -> None:
+        for w in self.writers:
+            self._bg.commit(w)
+        self._bg.__exit__(None, None, None)
+        index = {"metadata": {"total_size": total_size, "total_parameters": total_parameters},
+                 "weight_map": {k: self.weight_map[k] for k in sorted(self.weight_map)}}
+        (self.folder / INDEX_FILE).write_text(json.dumps(index, indent=4), encoding="utf-8")
+
+    def abort(self, exc_type: Any = RuntimeError) -> None:
+        self._bg.__exit__(exc_type, None, None)
+
+
+def _inside(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def _side_file_roots(src: Path) -> list[str]:
+    """Where a side file's symlink may lead: inside SRC, or, when SRC is a Hugging Face
+    cache snapshot (``.../models--ORG--NAME/snapshots/REV``), that repo's ``blobs`` folder,
+    where the cache keeps the files its snapshot links to."""
+    real = os.path.realpath(src)
+    roots = [real]
+    if os.path.basename(os.path.dirname(real)) == "snapshots":
+        roots.append(os.path.join(os.path.dirname(os.path.dirname(real)), "blobs"))
+    return roots
+
+
+def copy_side_files(src: Path, tmp: Path, warn: Callable[[str], None]) -> list[str]:
+    """Copies the tokenizer files, ``*.py`` and ``generation_config.json`` (mlx-lm's set).
+    A symlink leading outside SRC is not followed (its target could be any file on this
+    machine, such as ``/etc/hostname``, which would then travel with the model), nor is
+    anything that is not a regular file; both are skipped with a warning."""
+    copied = []
+    roots = _side_file_roots(src)
+    for pattern in _TOKENIZER_PATTERNS + _COPY_PATTERNS:
+        for f in sorted(glob.glob(str(src / pattern))):
+            name = os.path.basename(f)
+            if name in ("config.json",) or (tmp / name).exists():
+                continue
+            if os.path.islink(f):
+                target = os.path.realpath(f)
+                if not any(_inside(target, r) for r in roots):
+                    warn(f"{f} is a symlink to {target}, outside {src}: not copied (mlxq "
+                         "copies only files inside the source folder)")
+                    continue
+            try:
+                data = read_bytes(f)
+            except MlxqIOError as e:
+                if "not a regular file" not in str(e):
+                    raise
+                warn(f"{e}: not copied")
+                continue
+            (tmp / name).write_bytes(data)
+            copied.append(name)
+    return copied
+
+
+# mlx-lm's create_model_card for a local source: huggingface_hub's template card with
+# library_name mlx, the text-generation pipeline tag and the mlx tag, and an empty body.
+MODEL_CARD = """---
+language: en
+library_name: mlx
+pipeline_tag: text-generation
+tags:
+- mlx
+---
+"""
+
+

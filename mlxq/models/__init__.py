@@ -1,0 +1,58 @@
+"""Model families: what mlx-lm does to the checkpoints of each, one module per family
+(as mlx-lm's ``models/``), the rules they share in :mod:`mlxq.models.base`.
+
+>>> family_for({"model_type": "mistral"}).module
+'llama'
+>>> "qwen3_moe" in supported_model_types()
+True
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any, Mapping
+
+from ..errors import UnknownEnumValueError
+from .base import Family
+
+__all__ = ["Family", "FAMILIES", "family_for", "supported_model_types"]
+
+#: every family module, by mlx-lm's module name
+_MODULES = ("llama", "mixtral", "qwen2", "qwen3", "qwen3_moe")
+
+
+def _load() -> dict[str, Family]:
+    fams = {}
+    for name in _MODULES:
+        fam = importlib.import_module(f"{__name__}.{name}").FAMILY
+        fams[fam.module] = fam
+    return fams
+
+
+FAMILIES: dict[str, Family] = _load()
+_BY_TYPE: dict[str, Family] = {t: f for f in FAMILIES.values() for t in f.model_types}
+
+
+def supported_model_types() -> list[str]:
+    """Every ``model_type`` mlxq converts as mlx-lm does, sorted."""
+    return sorted(_BY_TYPE)
+
+
+def family_for(config: Mapping[str, Any], *, allow_unknown: bool = False) -> Family:
+    """The family of a ``config.json`` dict, by its ``model_type`` as mlx-lm's
+    ``_get_classes`` routes it. A type mlx-lm does not support is refused (as mlx-lm
+    refuses it), with the supported list, unless ``allow_unknown`` asks for the generic
+    rules."""
+    mt = config.get("model_type")
+    fam = _BY_TYPE.get(mt) if isinstance(mt, str) else None
+    if fam is not None:
+        return fam
+    if allow_unknown:
+        from .generic import FAMILY
+
+        return FAMILY
+    raise UnknownEnumValueError(
+        f"model_type {mt!r} is not one mlxq converts as mlx-lm does (mlx-lm refuses it too: "
+        f"'Model type {mt} not supported.'); supported: {', '.join(supported_model_types())}. "
+        "--allow-unknown-architecture converts it with generic rules, which may differ "
+        "from what mlx-lm would do", key="model_type")

@@ -1,0 +1,43 @@
+"""The ``mx`` that family ports are written against: MLX's names for the lazy operations of
+:mod:`mlxq.conversion.graph` and for the dtypes, so a port of mlx-lm's ``sanitize`` reads
+line for line like the original (``mx.stack(to_join)``, ``v.view(mx.uint32)``)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .._dtypes import bfloat16 as _bf16
+from ..conversion.graph import (  # noqa: F401 - re-exported under MLX's names
+    Tensor as array,
+    concatenate,
+    contiguous,
+    dequantize,
+    fp8_block_dequant,
+    pad,
+    quantize,
+    split,
+    stack,
+)
+
+bool_ = np.dtype(np.bool_)
+uint8 = np.dtype(np.uint8)
+uint16 = np.dtype(np.uint16)
+uint32 = np.dtype(np.uint32)
+int8 = np.dtype(np.int8)
+int32 = np.dtype(np.int32)
+int64 = np.dtype(np.int64)
+float16 = np.dtype(np.float16)
+bfloat16 = np.dtype(_bf16)
+float32 = np.dtype(np.float32)
+
+
+def moveaxis(a: array, source: int, destination: int) -> array:
+    return a.moveaxis(source, destination)
+
+
+def swapaxes(a: array, axis1: int, axis2: int) -> array:
+    return a.swapaxes(axis1, axis2)
+
+
+def transpose(a: array, axes=None) -> array:
+    return a.transpose(*(axes or ()))

@@ -1,0 +1,18 @@
+"""mlx-lm's ``models/qwen3.py``."""
+
+from __future__ import annotations
+
+from ._shared import ATTN, ATTN_WIDTHS, MLP, MLP_WIDTHS, NORMS, QK_NORM
+from .base import Family, Order
+from .common import REQUIRED, Args, Weights
+
+
+def sanitize(weights: Weights, config) -> Weights:
+    args = Args(config, tie_word_embeddings=REQUIRED)
+    if args.tie_word_embeddings:
+        weights.pop("lm_head.weight", None)
+    return weights
+
+
+FAMILY = Family("qwen3", ("qwen3",), sanitize, Order(layer=ATTN + QK_NORM + MLP + NORMS),
+                widths={**ATTN_WIDTHS, **MLP_WIDTHS})

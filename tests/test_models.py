@@ -1,0 +1,152 @@
+"""Each family of mlxq.models against mlx-lm's own model class for the same config
+(skipped without mlx-lm): the parameter order (tree_flatten(model.parameters())), which
+modules can be quantized (those with to_quantized), and sanitize — the port, run on lazy
+tensors, gives the names and bytes mlx-lm's Model.sanitize gives on MLX arrays."""
+
+from __future__ import annotations
+
+import importlib
+
+import numpy as np
+import pytest
+
+from mlxq.conversion import graph
+from mlxq.models import FAMILIES, family_for, supported_model_types
+from mlxq._sort import natural_key
+from support import as_bits
+
+CONFIGS = {
+    "llama": dict(model_type="llama", hidden_size=64, num_hidden_layers=3, intermediate_size=128,
+                  num_attention_heads=4, rms_norm_eps=1e-5, vocab_size=128,
+                  num_key_value_heads=2, tie_word_embeddings=False),
+    "mistral": dict(model_type="mistral", hidden_size=64, num_hidden_layers=2,
+                    intermediate_size=128, num_attention_heads=4, rms_norm_eps=1e-5,
+                    vocab_size=128, num_key_value_heads=2, tie_word_embeddings=True),
+    "qwen2": dict(model_type="qwen2", hidden_size=64, num_hidden_layers=2, intermediate_size=128,
+                  num_attention_heads=4, rms_norm_eps=1e-5, vocab_size=128,
+                  num_key_value_heads=2, tie_word_embeddings=False),
+    "qwen3": dict(model_type="qwen3", hidden_size=64, num_hidden_layers=2, intermediate_size=128,
+                  num_attention_heads=4, rms_norm_eps=1e-5, vocab_size=128,
+                  num_key_value_heads=2, tie_word_embeddings=False, head_dim=16,
+                  max_position_embeddings=128, rope_theta=10000.0),
+    "mixtral": dict(model_type="mixtral", hidden_size=64, num_hidden_layers=2,
+                    intermediate_size=128, num_attention_heads=4, rms_norm_eps=1e-5,
+                    vocab_size=128, num_key_value_heads=2, num_local_experts=4,
+                    num_experts_per_tok=2),
+    "qwen3_moe": dict(model_type="qwen3_moe", hidden_size=64, num_hidden_layers=3,
+                      intermediate_size=128, num_attention_heads=4, rms_norm_eps=1e-5,
+                      vocab_size=128, num_key_value_heads=2, num_experts=4,
+                      num_experts_per_tok=2, decoder_sparse_step=1, mlp_only_layers=[1],
+                      moe_intermediate_size=64, head_dim=16, max_position_embeddings=128,
+                      rope_theta=10000.0, tie_word_embeddings=False, norm_topk_prob=True),
+}
+
+
+def mlx_model(config):
+    from mlx_lm.utils import _get_classes
+
+    model_class, args_class = _get_classes(config)
+    return model_class(args_class.from_dict(config))
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_parameter_order_matches_mlx_lm(name):
+    pytest.importorskip("mlx_lm")
+    import mlx.nn as nn
+    from mlx.utils import tree_flatten
+
+    config = CONFIGS[name]
+    fam = family_for(config)
+    model = mlx_model(config)
+    dense = [k for k, _ in tree_flatten(model.parameters())]
+    assert sorted(dense, key=fam.order.key) == dense
+    fam.check_parameters(dense)
+    nn.quantize(model, 64, 4, class_predicate=lambda p, m: hasattr(m, "to_quantized"))
+    quant = [k for k, _ in tree_flatten(model.parameters())]
+    assert sorted(quant, key=fam.order.key) == quant
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_quantizable_modules_are_those_with_to_quantized(name):
+    pytest.importorskip("mlx_lm")
+    import mlx.nn as nn
+
+    config = CONFIGS[name]
+    fam = family_for(config)
+    model = mlx_model(config)
+    for path, m in model.named_modules():
+        w = m.get("weight") if isinstance(m, nn.Module) else None
+        if w is None or not hasattr(w, "shape") or not path:
+            continue
+        assert fam.quantizable(path, w.shape) == hasattr(m, "to_quantized"), path
+
+
+def _hf_weights(name, model):
+    """mlx-lm's names with switch layers unstacked, plus a rotary buffer and an lm_head:
+    what a Hugging Face checkpoint of the family holds."""
+    import mlx.core as mx
+    from mlx.utils import tree_flatten
+
+    hf = {}
+    for key, value in tree_flatten(model.parameters()):
+        if ".switch_mlp." in key:
+            block, _, rest = key.partition(".switch_mlp.")
+            proj, param = rest.split(".")
+            if name == "mixtral":
+                proj = {"gate_proj": "w1", "down_proj": "w2", "up_proj": "w3"}[proj]
+            for e in range(value.shape[0]):
+                hf[f"{block}.experts.{e}.{proj}.{param}"] = value[e] + e
+        else:
+            hf[key] = value
+    hf["model.layers.0.self_attn.rotary_emb.inv_freq"] = mx.zeros((8,))
+    hf.setdefault("lm_head.weight", mx.zeros((128, 64)))
+    return hf
+
+
+def _np(x):
+    import mlx.core as mx
+
+    if x.dtype == mx.bfloat16:
+        from mlxq import bfloat16
+        return np.array(x.view(mx.uint16)).view(bfloat16)
+    return np.array(x)
+
+
+def assert_sanitize_matches(fam, config, hf, model):
+    want = model.sanitize(dict(hf))
+    got = fam.sanitize({k: graph.constant(_np(v)) for k, v in hf.items()}, config)
+    assert sorted(got, key=natural_key) == sorted(want, key=natural_key)
+    for k in want:
+        w = _np(want[k])
+        g = got[k].numpy()
+        assert g.shape == w.shape and g.dtype == w.dtype, k
+        np.testing.assert_array_equal(as_bits(g), as_bits(w), k)
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_sanitize_matches_mlx_lm(name):
+    pytest.importorskip("mlx_lm")
+    config = CONFIGS[name]
+    model = mlx_model(config)
+    assert_sanitize_matches(family_for(config), config, _hf_weights(name, model), model)
+
+
+def test_every_family_module_is_registered_once():
+    types = [t for f in FAMILIES.values() for t in f.model_types]
+    assert len(types) == len(set(types)) == len(supported_model_types())
+    for fam in FAMILIES.values():
+        mod = importlib.import_module(f"mlxq.models.{fam.module}")
+        assert mod.FAMILY is fam
+
+
+def test_the_generic_fallback_sorts_naturally():
+    fam = family_for({"model_type": "somethingnew"}, allow_unknown=True)
+    assert fam.generic
+    names = ["layers.10.w", "layers.2.w", "emb"]
+    assert sorted(names, key=fam.order.key) == ["emb", "layers.2.w", "layers.10.w"]
+
+
+def test_qwen3_moe_keeps_its_router_at_8_bits():
+    fam = family_for({"model_type": "qwen3_moe"})
+    assert fam.model_quant("model.layers.3.mlp.gate", {}) == {"group_size": 64, "bits": 8}
+    assert fam.model_quant("model.layers.3.mlp.switch_mlp.gate_proj", {}) is True
