@@ -362,7 +362,7 @@ def test_failed_calls_leave_inputs_alone():
 
 def test_every_error_class_derives_from_mlxq_error_and_a_builtin():
     builtins = (ValueError, TypeError, KeyError, OverflowError, RuntimeError, OSError,
-                MemoryError)
+                MemoryError, ImportError)
     for name in errors.__all__:
         cls = getattr(errors, name)
         assert issubclass(cls, errors.MlxqError)
