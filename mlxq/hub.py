@@ -575,35 +575,119 @@ def _check_plan_args(outputs_needs: Sequence[Iterable[str]], shard_sizes: Mappin
     return needs
 
 
+class _Schedule:
+    """The state of a schedule being built: what is on disk, what is pending."""
+
+    def __init__(self, groups: Mapping[frozenset[str], list[int]], sizes: Mapping[str, int],
+                 order: Mapping[str, int]):
+        self.sizes, self.order = sizes, order
+        self.pending = dict(groups)  # source set -> its outputs, for sets not yet computed
+        self.missing = {g: len(g) for g in groups}  # sources of each set not on disk yet
+        self.users: dict[str, list[frozenset[str]]] = {}
+        for g in groups:
+            for x in g:
+                self.users.setdefault(x, []).append(g)
+        self.held: dict[str, int] = {}
+        self.steps: list[DownloadStep] = []
+
+    def live(self, s: str) -> list[frozenset[str]]:
+        return [g for g in self.users[s] if g in self.pending]
+
+    def outcome(self, s: str) -> tuple[list[frozenset[str]], list[str]]:
+        """The source sets that downloading ``s`` completes, and the shards it frees."""
+        done = [g for g in self.live(s) if self.missing[g] == 1]
+        freed = [t for t in (*self.held, s) if all(g in done for g in self.live(t))]
+        return done, freed
+
+    def download(self, s: str) -> None:
+        done, freed = self.outcome(s)
+        self.held[s] = self.sizes[s]
+        for g in self.users[s]:
+            self.missing[g] -= 1
+        during = sum(self.held.values())
+        ready = sorted(i for g in done for i in self.pending.pop(g))
+        for t in freed:
+            del self.held[t]
+        self.steps.append(DownloadStep(s, tuple(ready),
+                                       tuple(sorted(freed, key=self.order.__getitem__)), during))
+
+    def candidates(self) -> set[str]:
+        return {x for g in self.pending for x in g if x not in self.held}
+
+    def greedy_key(self, s: str) -> tuple:
+        done, freed = self.outcome(s)
+        first = min(self.pending[g][0] for g in self.live(s))
+        if freed:  # 1. lets something be deleted
+            return (0, self.sizes[s] - sum(self.sizes[t] for t in freed), first, self.order[s])
+        live = self.live(s)
+        tied = len({x for g in live for x in g} - self.held.keys() - {s})
+        # 2. on the way to freeing a held shard: what is still to fetch after s
+        near = []
+        for h in self.held:
+            rest = {x for g in self.live(h) for x in g} - self.held.keys()
+            if s in rest:
+                near.append(sum(self.sizes[x] for x in rest) - self.sizes[s])
+        if near:
+            return (1, min(near), tied, first, self.order[s])
+        return (2, tied, first, self.order[s])  # 3. a new run: enter it at an end
+
+
+def _greedy(groups, sizes, order, budget) -> _Schedule | None:
+    sched = _Schedule(groups, sizes, order)
+    while sched.pending:
+        now = sum(sched.held.values())
+        fits = [s for s in sched.candidates() if budget is None or now + sizes[s] <= budget]
+        if not fits:
+            return None
+        sched.download(min(fits, key=sched.greedy_key))
+    return sched
+
+
+def _in_order(groups, sizes, order, names: Sequence[str]) -> _Schedule:
+    sched = _Schedule(groups, sizes, order)
+    for s in names:
+        if s in sched.users:
+            sched.download(s)
+    return sched
+
+
+def _peak(sched: _Schedule) -> int:
+    return max((st.held_bytes for st in sched.steps), default=0)
+
+
 def download_order(outputs_needs: Sequence[Iterable[str]], shard_sizes: Mapping[str, int],
                    budget: int | None = None) -> DownloadPlan:
     """Plans the downloads of a conversion that keeps few source shards on disk.
 
     ``outputs_needs[i]`` is the set of source files output ``i`` is computed from (outputs in
-    write order); ``shard_sizes`` gives every file's size (its order breaks the last ties).
-    The plan downloads each needed shard once; after each download, every output whose
-    sources are all on disk is ready, and every shard that no output still pending needs is
-    deleted. Shards are chosen greedily, one at a time, among those that fit the budget:
+    write order); ``shard_sizes`` gives every file's size, in the files' order (the order of
+    the checkpoint's shards). The plan downloads each needed shard once; after each download,
+    every output whose sources are all on disk is ready, and every shard that no output still
+    pending needs is deleted. Of three schedules, the one holding the fewest bytes at once
+    (within the budget) is returned: the shards in order, in reverse order, and a greedy one
+    that picks, among the shards that fit the budget,
 
-    1. a shard that lets something be deleted (it completes the outputs still holding a shard
+    1. a shard that lets something be deleted (it completes every pending output of a shard
        on disk, or all of its own), the one that leaves the fewest bytes on disk first;
-    2. otherwise (starting a new run of shards) the shard tied to the fewest other shards not
-       yet downloaded, so a run of shards joined by outputs that span two of them is entered
-       at an end, not in the middle;
-    3. then the shard that the earliest pending output needs, then ``shard_sizes`` order.
+    2. else a shard on the way to freeing a shard on disk, the one after which the fewest
+       bytes remain to be fetched for that first;
+    3. else (starting afresh) the shard tied by pending outputs to the fewest other shards
+       not yet downloaded, so a run of shards joined by outputs that span two of them is
+       entered at an end, not in the middle;
+    4. ties go to the shard the earliest pending output needs, then to the files' order.
 
-    When outputs need one shard or two adjacent ones, this holds at most two shards at once.
+    When outputs need one shard or two adjacent ones, the plan holds at most two shards at
+    once; it never holds more than downloading the shards in order would.
 
-    A budget is never overrun: if a single output needs more than ``budget`` bytes of shards
-    at once, or the greedy order gets stuck with every held shard still needed and no further
-    shard fitting, :class:`~mlxq.errors.DiskBudgetError` says which output and how much is
-    needed (``.required``: a budget for which this planner succeeds), before anything is
-    downloaded.
+    A budget is never overrun. If a single output needs more than ``budget`` bytes of shards
+    at once, or no schedule fits, :class:`~mlxq.errors.DiskBudgetError` says so before
+    anything is downloaded, naming the output and the bytes (``.required``: a budget for
+    which this planner succeeds).
 
     >>> plan = download_order([{"s1"}, {"s1", "s2"}, {"s2"}, {"s3"}],
     ...                       {"s1": 4, "s2": 4, "s3": 4})
     >>> [(s.download, s.ready, s.delete, s.held_bytes) for s in plan.steps]
-    [('s3', (3,), ('s3',), 4), ('s1', (0,), (), 4), ('s2', (1, 2), ('s1', 's2'), 8)]
+    [('s1', (0,), (), 4), ('s2', (1, 2), ('s1', 's2'), 8), ('s3', (3,), ('s3',), 4)]
     >>> download_order([{"a", "b"}], {"a": 4, "b": 4}, budget=6)
     Traceback (most recent call last):
     ...
@@ -611,6 +695,7 @@ def download_order(outputs_needs: Sequence[Iterable[str]], shard_sizes: Mapping[
     """
     needs = _check_plan_args(outputs_needs, shard_sizes, budget)
     order = {name: k for k, name in enumerate(shard_sizes)}
+    names = list(shard_sizes)
 
     # Outputs with the same sources behave alike: plan over the distinct source sets.
     groups: dict[frozenset[str], list[int]] = {}
@@ -620,69 +705,32 @@ def download_order(outputs_needs: Sequence[Iterable[str]], shard_sizes: Mapping[
             groups.setdefault(s, []).append(i)
         else:
             ready_at_start.append(i)
-    if budget is not None:
-        worst = max(groups, key=lambda g: (sum(shard_sizes[x] for x in g), -groups[g][0]),
-                    default=None)
-        if worst is not None and sum(shard_sizes[x] for x in worst) > budget:
-            need = sum(shard_sizes[x] for x in worst)
-            names = ", ".join(sorted(worst, key=order.__getitem__))
+
+    def best(limit: int | None) -> _Schedule | None:
+        found = [_in_order(groups, shard_sizes, order, names),
+                 _in_order(groups, shard_sizes, order, names[::-1]),
+                 _greedy(groups, shard_sizes, order, limit)]
+        found = [f for f in found if f is not None and (limit is None or _peak(f) <= limit)]
+        return min(found, key=_peak, default=None)  # ties: the first found
+
+    sched = best(budget)
+    if sched is None:
+        assert budget is not None
+        free = best(None)
+        assert free is not None
+        required = _peak(free)
+        worst = max(groups, key=lambda g: (sum(shard_sizes[x] for x in g), -groups[g][0]))
+        need = sum(shard_sizes[x] for x in worst)
+        if need > budget:
+            names_ = ", ".join(sorted(worst, key=order.__getitem__))
             raise DiskBudgetError(
                 f"output {groups[worst][0]} needs {need} bytes of source files on disk at once "
-                f"({names}), more than the disk budget of {budget} bytes",
-                required=max(need, download_order(outputs_needs, shard_sizes).peak_bytes))
-
-    pending = dict(groups)  # source set -> its outputs, for the sets not yet computed
-    missing = {g: len(g) for g in groups}  # sources not on disk yet
-    users: dict[str, set[frozenset[str]]] = {}
-    for g in groups:
-        for x in g:
-            users.setdefault(x, set()).add(g)
-    held: dict[str, int] = {}
-    steps = []
-
-    def simulate(s: str) -> tuple[list[frozenset[str]], list[str]]:
-        done = [g for g in users[s] if g in pending and missing[g] == 1]
-        freed = []
-        for t in (*held, s):
-            if all(g in done for g in users[t] if g in pending):
-                freed.append(t)
-        return done, freed
-
-    while pending:
-        now = sum(held.values())
-        candidates = {x for g in pending for x in g if x not in held}
-        best = None
-        for s in candidates:
-            if budget is not None and now + shard_sizes[s] > budget:
-                continue
-            _, freed = simulate(s)
-            first = min(i for g in users[s] if g in pending for i in pending[g][:1])
-            if freed:
-                key = (0, shard_sizes[s] - sum(shard_sizes[t] for t in freed), first, order[s])
-            else:
-                tied = {x for g in users[s] if g in pending for x in g} - held.keys() - {s}
-                key = (1, len(tied), first, order[s])
-            if best is None or key < best[0]:
-                best = (key, s)
-        if best is None:
-            full = download_order(outputs_needs, shard_sizes).peak_bytes
-            raise DiskBudgetError(
-                f"no download order found that keeps the source files within the disk budget "
-                f"of {budget} bytes: with {', '.join(sorted(held, key=order.__getitem__))} on "
-                f"disk ({now} bytes, all still needed) no further file fits; this planner needs "
-                f"a budget of {full} bytes", required=full)
-        s = best[1]
-        done, freed = simulate(s)
-        held[s] = shard_sizes[s]
-        for g in users[s]:
-            missing[g] -= 1
-        during = sum(held.values())
-        ready = sorted(i for g in done for i in pending.pop(g))
-        for t in freed:
-            del held[t]
-        steps.append(DownloadStep(s, tuple(ready), tuple(sorted(freed, key=order.__getitem__)),
-                                  during))
+                f"({names_}), more than the disk budget of {budget} bytes", required=required)
+        raise DiskBudgetError(
+            f"no download order found that keeps the source files within the disk budget of "
+            f"{budget} bytes (every output fits alone, the largest needing {need} bytes, but "
+            f"outputs that share shards keep them on disk together); this planner needs a "
+            f"budget of {required} bytes", required=required)
     used = {x for g in groups for x in g}
-    return DownloadPlan(tuple(steps), tuple(ready_at_start),
-                        max((st.held_bytes for st in steps), default=0), budget,
+    return DownloadPlan(tuple(sched.steps), tuple(ready_at_start), _peak(sched), budget,
                         tuple(x for x in shard_sizes if x not in used))
