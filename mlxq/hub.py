@@ -31,7 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType, ModuleType
-from typing import Any, Union
+from typing import Union
 
 from . import _core
 from .errors import (
@@ -178,8 +178,7 @@ def _map_error(e: BaseException, repo_id: str, filename: str | None, revision: s
         return HubRevisionNotFoundError(
             f"{repo_id}: no revision {revision!r} (a branch, tag or commit)", repo_id=repo_id,
             filename=filename)
-    if isinstance(e, getattr(err, "LocalEntryNotFoundError", ())) or isinstance(
-            e, getattr(err, "OfflineModeIsEnabled", ())):
+    if isinstance(e, (err.LocalEntryNotFoundError, err.OfflineModeIsEnabled)):
         # hf_hub_download could not reach the Hub and has no local copy
         cause = e.__cause__ or e.__context__
         why = f"{type(cause).__name__}: {cause}" if cause is not None else detail
@@ -268,6 +267,8 @@ class HubSource:
         endpoint: the Hub's URL; ``None`` uses ``huggingface_hub``'s, which is ``HF_ENDPOINT``
             as it was when ``huggingface_hub`` was first imported (default
             ``https://huggingface.co``).
+        retries: how many more times :meth:`download` calls the client after a network
+            failure (each call starts the file again: the client resumes only within a call).
 
     Raises:
         HubRepoNotFoundError, HubRevisionNotFoundError, HubAccessError, HubNetworkError:
@@ -280,9 +281,11 @@ class HubSource:
     """
 
     def __init__(self, repo_id: str, revision: str | None = None, *, staging_dir: PathLike,
-                 token: str | bool | None = None, endpoint: str | None = None):
+                 token: str | bool | None = None, endpoint: str | None = None,
+                 retries: int = 2):
         hf = _hub()
         self.repo_id = repo_id
+        self.retries = retries
         self.revision = revision
         self.token = token
         self.staging_dir = Path(staging_dir)
@@ -362,10 +365,11 @@ class HubSource:
 
     def download(self, filename: str) -> Path:
         """Downloads one file of the pinned commit into :attr:`staging_dir` and returns its
-        path. The client's own download: it resumes within the call when the connection is
-        cut (from its last complete 10 MiB chunk, up to five times in a row without progress),
-        writes a temporary file and renames it into place, and returns at once if a previous
-        run left the complete file. The file counts in :attr:`bytes_on_disk` (at its full
+        path. The client's own download: it writes a temporary file and renames it into
+        place, returns at once if a previous run left the complete file and, from
+        ``huggingface_hub`` 2.x, resumes within the call when the connection is cut (from its
+        last complete 10 MiB chunk, up to five times in a row without progress); after a
+        network failure the whole call is repeated up to ``retries`` times. The file counts in :attr:`bytes_on_disk` (at its full
         size) from the moment its download starts until :meth:`delete`.
 
         Raises:
@@ -379,7 +383,14 @@ class HubSource:
             self._held[filename] = f.size
             self._peak = max(self._peak, sum(self._held.values()))
         try:
-            path = self._hf_download(filename, self.staging_dir)
+            for attempt in range(self.retries + 1):
+                try:
+                    path = self._hf_download(filename, self.staging_dir)
+                    break
+                except HubNetworkError as e:
+                    if attempt == self.retries:
+                        raise
+                    log.warning("%s; trying again (%d of %d)", e, attempt + 1, self.retries)
             if path.stat().st_size != f.size:  # a stale or damaged copy in the staging folder
                 log.info("%s: %s has %d bytes, not %d: downloading it again", self.repo_id,
                          filename, path.stat().st_size, f.size)
@@ -615,7 +626,7 @@ class _Schedule:
         return {x for g in self.pending for x in g if x not in self.held}
 
     def greedy_key(self, s: str) -> tuple:
-        done, freed = self.outcome(s)
+        _, freed = self.outcome(s)
         first = min(self.pending[g][0] for g in self.live(s))
         if freed:  # 1. lets something be deleted
             return (0, self.sizes[s] - sum(self.sizes[t] for t in freed), first, self.order[s])

@@ -96,7 +96,7 @@ class RepoEntry:
         return d
 
     @classmethod
-    def of(cls, path: str, source: Path) -> "RepoEntry":
+    def of(cls, path: str, source: Path) -> RepoEntry:
         size = source.stat().st_size
         if source.name.endswith(_LFS_SUFFIXES) or size >= _LFS_MIN_SIZE:
             sha = _file_sha256(source)
@@ -195,7 +195,7 @@ class HubServer:
 
     # ---- lifecycle -----------------------------------------------------------------------
 
-    def start(self) -> "HubServer":
+    def start(self) -> HubServer:
         handler = type("_BoundHandler", (_Handler,), {"hub": self})
         self._httpd = _QuietServer(("127.0.0.1", 0), handler)
         self._thread = threading.Thread(target=self._httpd.serve_forever,
@@ -209,7 +209,7 @@ class HubServer:
             self._httpd.server_close()
             self._httpd = None
 
-    def __enter__(self) -> "HubServer":
+    def __enter__(self) -> HubServer:
         return self.start()
 
     def __exit__(self, *_: Any) -> None:

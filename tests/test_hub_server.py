@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 
 hh = pytest.importorskip("huggingface_hub")
-from huggingface_hub import constants, errors, hf_api  # noqa: E402  (submodules load lazily)
+from hub_server import iter_files
+from huggingface_hub import constants, errors, hf_api  # (submodules load lazily)
 
-from hub_server import HubServer, _parse_range, iter_files  # noqa: E402
-from mlxq.synthetic import make_checkpoint  # noqa: E402
+from mlxq.synthetic import make_checkpoint
 
 REPO = "org/tiny"
 SIZES = dict(layers=2, hidden=64, intermediate=128, vocab=128)
@@ -112,7 +112,9 @@ def test_snapshot_download_fetches_every_file_byte_for_byte(hub, ckpt, tmp_path)
     for p in iter_files(ckpt):
         assert same_bytes(out / p.relative_to(ckpt), p), p
     kinds = [r.kind for r in hub.log]
-    assert kinds[:2] == ["model_info", "tree"]  # then one HEAD and one GET per file
+    # huggingface_hub 2.x lists the tree (1.x took the siblings of the model info), then
+    # makes one HEAD and one GET per file
+    assert kinds[:2] == ["model_info", "tree"]
 
 
 def test_snapshot_download_with_mlx_lm_patterns_skips_the_rest(hub, ckpt, tmp_path):
@@ -195,8 +197,13 @@ def test_ranges_are_answered_with_206_and_content_range(hub, ckpt):
 
 
 @pytest.mark.parametrize("header", [f"bytes={10**9}-", "bytes=9-5", "lines=1-2", "bytes=0-1,5-6"])
-def test_unsatisfiable_ranges_are_416(header):
-    assert _parse_range(header, 100) is None
+def test_unsatisfiable_ranges_are_416(hub, ckpt, header):
+    hub.add_repo(REPO, ckpt)
+    url = f"{hub.endpoint}/{REPO}/resolve/main/config.json"
+    with pytest.raises(urllib.error.HTTPError) as info:
+        urllib.request.urlopen(urllib.request.Request(url, headers={"Range": header}))
+    size = (ckpt / "config.json").stat().st_size
+    assert info.value.code == 416 and info.value.headers["Content-Range"] == f"bytes */{size}"
 
 
 def test_a_cut_connection_resumes_within_the_call_from_the_last_whole_chunk(
@@ -244,7 +251,7 @@ def test_the_next_call_does_not_resume_a_failed_download(hub, ckpt, tmp_path,
     hub.add_repo(REPO, ckpt)
     shard = shards(ckpt)[0]
     hub.drop_connection(REPO, shard, after=20_000, times=6)
-    with pytest.raises(Exception):
+    with pytest.raises(pytest.importorskip("httpx2").RemoteProtocolError):
         hh.hf_hub_download(REPO, shard, local_dir=tmp_path / "ld")
     hub.clear_log()
     p = hh.hf_hub_download(REPO, shard, local_dir=tmp_path / "ld")
@@ -358,7 +365,7 @@ def test_mlx_lm_convert_hf_path_downloads_from_the_stand_in(hub, tmp_path):
     proc = subprocess.run(
         [sys.executable, "-c", _MLX_LM_CLI, os.path.dirname(__file__), "convert",
          "--hf-path", REPO, "--mlx-path", str(dst), "-q"],
-        capture_output=True, text=True, cwd=tmp_path)
+        capture_output=True, text=True, cwd=tmp_path, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert os.environ["HF_ENDPOINT"] == hub.endpoint  # what the subprocess inherited
 
