@@ -31,7 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType, ModuleType
-from typing import Union
+from typing import NoReturn, Union
 
 from . import _core
 from .errors import (
@@ -203,10 +203,22 @@ def _map_error(e: BaseException, repo_id: str, filename: str | None, revision: s
         # http_get: the download ended early (the connection was cut without an error)
         return HubNetworkError(f"{what}: cannot {action}: the download was cut short ({detail})",
                                repo_id=repo_id, filename=filename)
+    if isinstance(e, ValueError) and "too large to be downloaded" in str(e):
+        # http_get refuses files over constants.MAX_HTTP_DOWNLOAD_SIZE without hf_xet
+        return HubError(f"{what}: cannot {action}: {detail}", repo_id=repo_id,
+                        filename=filename)
     if isinstance(e, OSError) and e.errno is not None and not isinstance(e, HubError):
         return MlxqIOError(f"{what}: cannot {action}: {e.strerror or e} "
                            f"({e.filename or 'local disk'})")
     return e
+
+
+def _reraise(e: BaseException, repo_id: str, filename: str | None, revision: str,
+             action: str) -> NoReturn:
+    mapped = _map_error(e, repo_id, filename, revision, action)
+    if mapped is e:
+        raise e
+    raise mapped from e
 
 
 # ---- the source --------------------------------------------------------------------------------
@@ -278,6 +290,19 @@ class HubSource:
     Attributes:
         commit: the commit sha every request is pinned to.
         files: path -> :class:`RemoteFile`, every file of that commit.
+
+    The loop of a bounded-disk conversion (it needs the network, so it is not run here)::
+
+        src = HubSource("mlx-community/some-model", staging_dir=work / "shards")
+        src.fetch_small_files(work / "small")
+        headers = src.safetensors_headers()        # name -> ShardHeader
+        plan = download_order(needs, {f: h.size for f, h in headers.items()}, budget)
+        for step in plan.steps:
+            src.download(step.download)
+            ...                                    # compute and write step.ready
+            for f in step.delete:
+                src.delete(f)
+        print(src.peak_bytes_on_disk)
     """
 
     def __init__(self, repo_id: str, revision: str | None = None, *, staging_dir: PathLike,
@@ -301,7 +326,7 @@ class HubSource:
             entries = list(self._api.list_repo_tree(repo_id, revision=self.commit,
                                                     recursive=True))
         except Exception as e:
-            raise _map_error(e, repo_id, None, rev, "list the repository") from e
+            _reraise(e, repo_id, None, rev, "list the repository")
         self.files: Mapping[str, RemoteFile] = MappingProxyType({
             f.path: RemoteFile(f.path, int(f.size),
                                f.lfs.sha256 if f.lfs is not None else f.blob_id,
@@ -349,7 +374,7 @@ class HubSource:
                 self.repo_id, filename, revision=self.commit, local_dir=local_dir,
                 token=self.token, endpoint=self.endpoint, force_download=force))
         except Exception as e:
-            raise _map_error(e, self.repo_id, filename, self.commit[:12], "download") from e
+            _reraise(e, self.repo_id, filename, self.commit[:12], "download")
 
     def fetch_small_files(self, dst_dir: PathLike) -> dict[str, Path]:
         """Downloads :attr:`small_files` into ``dst_dir`` (under their repository paths;
@@ -469,8 +494,7 @@ class HubSource:
                                       timeout=hf.constants.HF_HUB_DOWNLOAD_TIMEOUT)
             hf.utils.hf_raise_for_status(r)
         except Exception as e:
-            raise _map_error(e, self.repo_id, filename, self.commit[:12],
-                             "read the safetensors header") from e
+            _reraise(e, self.repo_id, filename, self.commit[:12], "read the safetensors header")
         data = r.content
         if r.status_code == 200:  # the server ignored the range and sent the whole file
             data = data[start:end + 1]

@@ -300,6 +300,17 @@ def test_a_connection_cut_for_good_is_a_network_error_and_leaves_nothing(hub, ck
     assert len(calls) == 1 + src.retries  # the client's call, then the retries
 
 
+def test_a_file_over_the_client_s_http_limit_is_a_hub_error_naming_it(hub, ckpt, tmp_path,
+                                                                       monkeypatch):
+    from huggingface_hub import constants
+
+    hub.add_repo(REPO, ckpt)
+    monkeypatch.setattr(constants, "MAX_HTTP_DOWNLOAD_SIZE", 1000)  # 50 GB, in truth
+    shard = shards(ckpt)[0]
+    with pytest.raises(errors.HubError, match=f"{shard}: cannot download: .*too large"):
+        source(hub, tmp_path).download(shard)
+
+
 def test_an_unreachable_hub_is_a_network_error(tmp_path):
     from hub_server import HubServer
 
