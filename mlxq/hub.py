@@ -544,7 +544,7 @@ class HubSource:
         if not names:
             return {}
         with ThreadPoolExecutor(max_workers=max(1, min(max_workers, len(names)))) as pool:
-            return dict(zip(names, pool.map(self.read_header, names)))
+            return dict(zip(names, pool.map(self.read_header, names), strict=True))
 
 
 # ---- planning ----------------------------------------------------------------------------------
