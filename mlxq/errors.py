@@ -17,6 +17,8 @@ name); their message begins with the layer path.
 
 from __future__ import annotations
 
+import enum
+
 __all__ = [
     "MlxqError",
     "InvalidArgumentError",
@@ -38,6 +40,13 @@ __all__ = [
     "MlxqIOError",
     "MlxqMemoryError",
     "MissingDependencyError",
+    "HubError",
+    "HubRepoNotFoundError",
+    "HubRevisionNotFoundError",
+    "HubAccessError",
+    "HubFileNotFoundError",
+    "HubNetworkError",
+    "DiskBudgetError",
 ]
 
 
@@ -136,4 +145,70 @@ class MlxqMemoryError(MlxqError, MemoryError):
 
 
 class MissingDependencyError(MlxqError, ImportError):
-    """An optional package a feature needs is not installed (the message names it)."""
+    """An optional dependency that this operation needs is not installed; the message says
+    which ``pip install`` brings it."""
+
+
+class HubErrorKind(str, enum.Enum):
+    """What went wrong talking to the Hugging Face Hub (:attr:`HubError.kind`)."""
+
+    REPO_NOT_FOUND = "repo-not-found"
+    REVISION_NOT_FOUND = "revision-not-found"
+    ACCESS = "access"  # gated or private, and no token (or the wrong one)
+    FILE_NOT_FOUND = "file-not-found"
+    NETWORK = "network"  # connection refused or dropped, timeout, 5xx, truncated download
+    HTTP = "http"  # any other answer the Hub refused the request with
+
+
+class HubError(MlxqError, OSError):
+    """A Hugging Face Hub request failed. The message names the repository (and the file,
+    when one is at fault); ``.kind`` (:class:`HubErrorKind`), ``.repo_id`` and ``.filename``
+    say the same for programs. Each kind has its own subclass, which also derives from the
+    builtin a caller would catch (``FileNotFoundError``, ``PermissionError``,
+    ``ConnectionError``)."""
+
+    kind: HubErrorKind = HubErrorKind.HTTP
+
+    def __init__(self, message: str, *, repo_id: str, filename: str | None = None):
+        self.repo_id = repo_id
+        self.filename = filename
+        super().__init__(message, key=filename)
+
+
+class HubRepoNotFoundError(HubError, FileNotFoundError):
+    """No such repository (or a private one, which the Hub reports the same way)."""
+
+    kind = HubErrorKind.REPO_NOT_FOUND
+
+
+class HubRevisionNotFoundError(HubError, FileNotFoundError):
+    """The repository has no such branch, tag or commit."""
+
+    kind = HubErrorKind.REVISION_NOT_FOUND
+
+
+class HubAccessError(HubError, PermissionError):
+    """The repository is gated (or the token is not allowed to read it)."""
+
+    kind = HubErrorKind.ACCESS
+
+
+class HubFileNotFoundError(HubError, FileNotFoundError):
+    """The repository does not have the file at the pinned commit."""
+
+    kind = HubErrorKind.FILE_NOT_FOUND
+
+
+class HubNetworkError(HubError, ConnectionError):
+    """The connection failed, timed out or was cut, or the Hub is unavailable (5xx)."""
+
+    kind = HubErrorKind.NETWORK
+
+
+class DiskBudgetError(MlxqError, ValueError):
+    """A download schedule cannot keep the source files held at once within the disk
+    budget. ``.required`` is a budget (bytes) that would be enough."""
+
+    def __init__(self, message: str, *, required: int):
+        self.required = required
+        super().__init__(message)

@@ -55,3 +55,28 @@ else:
         "thorough", parent=settings.get_profile("ci"), derandomize=False, max_examples=2000
     )
     settings.load_profile(os.environ.get("MLXQ_HYPOTHESIS_PROFILE", "ci"))
+
+
+@pytest.fixture
+def hub(tmp_path):
+    """A stand-in Hugging Face Hub (tests/hub_server.py) on 127.0.0.1, with
+    ``huggingface_hub`` pointed at it for the test (in this process and in subprocesses:
+    ``HF_ENDPOINT`` and ``HF_HOME`` under ``tmp_path``, telemetry off, no token) and every
+    other host refused. Publish folders with ``hub.add_repo("org/name", folder)``."""
+    pytest.importorskip("huggingface_hub")
+    from hub_server import HubServer, point_client_at
+
+    with HubServer() as server, point_client_at(server.endpoint, tmp_path / "hf-home"):
+        yield server
+
+
+@pytest.fixture
+def no_retry_sleep(monkeypatch):
+    """huggingface_hub's downloads wait one second before each resume after a cut
+    connection (``http_get``: ``time.sleep(1)``); tests that cut connections on purpose skip
+    the wait."""
+    import types
+
+    from huggingface_hub import file_download
+
+    monkeypatch.setattr(file_download, "time", types.SimpleNamespace(sleep=lambda s: None))
