@@ -9,96 +9,80 @@ True
 
 from __future__ import annotations
 
+import importlib
+from typing import Any
+
 from . import errors
-from ._dtypes import bfloat16
-from ._threads import get_num_threads, set_num_threads
-from .errors import MlxqError
-from .quant import QuantMethod, QuantMode, astype, default_params, dequantize, quantize
-
-# The weight-map API (docs/weights.md).
-from . import recipes
-from .config import SKIP, PerLayerQuantization, Quantization, parse_quantization
-from .predicates import default_eligible, linear_like
-from .weights import dequantize_weights, quantize_weights
-
-# Checkpoint I/O: safetensors files and sharded folders (docs/io.md).
-from .io import (
-    SafetensorsFile,
-    load_checkpoint,
-    load_safetensors,
-    open_safetensors,
-    safetensors_metadata,
-    save_checkpoint,
-    save_safetensors,
-)
-
-# Other producers' quantized checkpoints: AutoAWQ, GPTQ, gpt-oss MXFP4 (docs/awq.md,
-# docs/gptq.md, docs/mxfp4-checkpoints.md).
-from . import external
-from .awq import AwqLoadConfig, transform_awq_weights, unpack_awq_weights
-from .gptq import GptqConfig, transform_gptq_weights
-from .mxfp4_checkpoint import transform_mxfp4_weights
-
-# Pre-quantized sources: float8 checkpoints and compressed-tensors (docs/source-formats.md).
-from . import compressed_tensors, fp8
-from .fp8 import dequantize_fp8_block, dequantize_fp8_scaled
+from .errors import *  # noqa: F403 - every public exception, and MlxqWarning, as mlxq.X
+from .errors import __all__ as _error_names
 
 __version__ = "0.1.0"
 
-
-def __getattr__(name: str):
-    # mlxq.convert (the converter, docs/convert.md) is imported on first use: it loads
-    # every model family, which `import mlxq` alone should not pay for.
-    if name == "convert":
-        from .conversion import convert
-
-        globals()["convert"] = convert
-        return convert
-    raise AttributeError(f"module 'mlxq' has no attribute {name!r}")
-
-
-__all__ = [
-    "MlxqError",
-    "QuantMethod",
-    "QuantMode",
-    "astype",
-    "bfloat16",
-    "convert",
-    "default_params",
-    "dequantize",
-    "errors",
-    "get_num_threads",
-    "quantize",
-    "set_num_threads",
-    # weight maps (docs/weights.md)
-    "SKIP",
-    "PerLayerQuantization",
-    "Quantization",
-    "default_eligible",
-    "dequantize_weights",
-    "linear_like",
-    "parse_quantization",
-    "quantize_weights",
-    "recipes",
+# Everything else is imported on first use (PEP 562): ``import mlxq`` stays cheap, and so
+# do the commands that need none of it (``mlxq --help``, ``mlxq inspect``): numpy's
+# bfloat16 comes from ml_dtypes, whose import alone takes about half a second.
+_LAZY: dict[str, tuple[str, str | None]] = {
+    # name: (module, attribute; None for the module itself)
+    "bfloat16": ("._dtypes", "bfloat16"),
+    "get_num_threads": ("._threads", "get_num_threads"),
+    "set_num_threads": ("._threads", "set_num_threads"),
+    "QuantMethod": (".quant", "QuantMethod"),
+    "QuantMode": (".quant", "QuantMode"),
+    "astype": (".quant", "astype"),
+    "default_params": (".quant", "default_params"),
+    "dequantize": (".quant", "dequantize"),
+    "quantize": (".quant", "quantize"),
+    # the converter (docs/convert.md)
+    "convert": (".conversion", "convert"),
+    # the weight-map API (docs/weights.md)
+    "recipes": (".recipes", None),
+    "SKIP": (".config", "SKIP"),
+    "PerLayerQuantization": (".config", "PerLayerQuantization"),
+    "Quantization": (".config", "Quantization"),
+    "parse_quantization": (".config", "parse_quantization"),
+    "default_eligible": (".predicates", "default_eligible"),
+    "linear_like": (".predicates", "linear_like"),
+    "dequantize_weights": (".weights", "dequantize_weights"),
+    "quantize_weights": (".weights", "quantize_weights"),
     # checkpoint I/O (docs/io.md)
-    "SafetensorsFile",
-    "load_checkpoint",
-    "load_safetensors",
-    "open_safetensors",
-    "safetensors_metadata",
-    "save_checkpoint",
-    "save_safetensors",
-    # other producers' checkpoints (docs/awq.md, docs/gptq.md, docs/mxfp4-checkpoints.md)
-    "AwqLoadConfig",
-    "GptqConfig",
-    "external",
-    "transform_awq_weights",
-    "transform_gptq_weights",
-    "transform_mxfp4_weights",
-    "unpack_awq_weights",
-    # pre-quantized sources (docs/source-formats.md)
-    "compressed_tensors",
-    "dequantize_fp8_block",
-    "dequantize_fp8_scaled",
-    "fp8",
-]
+    "SafetensorsFile": (".io", "SafetensorsFile"),
+    "load_checkpoint": (".io", "load_checkpoint"),
+    "load_safetensors": (".io", "load_safetensors"),
+    "open_safetensors": (".io", "open_safetensors"),
+    "safetensors_metadata": (".io", "safetensors_metadata"),
+    "save_checkpoint": (".io", "save_checkpoint"),
+    "save_safetensors": (".io", "save_safetensors"),
+    # other producers' quantized checkpoints: AutoAWQ, GPTQ, gpt-oss MXFP4 (docs/awq.md,
+    # docs/gptq.md, docs/mxfp4-checkpoints.md)
+    "external": (".external", None),
+    "AwqLoadConfig": (".awq", "AwqLoadConfig"),
+    "transform_awq_weights": (".awq", "transform_awq_weights"),
+    "unpack_awq_weights": (".awq", "unpack_awq_weights"),
+    "GptqConfig": (".gptq", "GptqConfig"),
+    "transform_gptq_weights": (".gptq", "transform_gptq_weights"),
+    "transform_mxfp4_weights": (".mxfp4_checkpoint", "transform_mxfp4_weights"),
+    # pre-quantized sources: float8 checkpoints and compressed-tensors
+    # (docs/source-formats.md)
+    "compressed_tensors": (".compressed_tensors", None),
+    "fp8": (".fp8", None),
+    "dequantize_fp8_block": (".fp8", "dequantize_fp8_block"),
+    "dequantize_fp8_scaled": (".fp8", "dequantize_fp8_scaled"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    try:
+        module, attr = _LAZY[name]
+    except KeyError:
+        raise AttributeError(f"module 'mlxq' has no attribute {name!r}") from None
+    mod = importlib.import_module(module, __name__)
+    value = mod if attr is None else getattr(mod, attr)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
+__all__ = ["errors", *_error_names, *_LAZY]

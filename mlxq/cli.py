@@ -22,9 +22,10 @@ import signal
 import sys
 import textwrap
 import threading
+import warnings
 from typing import Sequence
 
-from .errors import MlxqError
+from .errors import MlxqError, MlxqWarning
 
 _CONVERT_HELP = textwrap.dedent("""\
     Convert a Hugging Face checkpoint folder into an MLX checkpoint folder that
@@ -34,26 +35,68 @@ _CONVERT_HELP = textwrap.dedent("""\
     quantized folder, or an AutoAWQ / GPTQ / MXFP4 folder. DST must not exist; it is
     built in a hidden sibling folder and appears only when complete.
 
+    SRC and DST may also be given as mlx_lm.convert spells them: --hf-path (or
+    --model) and --mlx-path (default: mlx_model). SRC is a local folder: get one from
+    the Hugging Face Hub with `hf download ORG/NAME --local-dir DIR`.
+
     examples:
       mlxq convert ./Llama-3.2-1B ./Llama-3.2-1B-4bit -q
-      mlxq convert ./Qwen3-0.6B ./Qwen3-0.6B-mixed -q --quant-predicate mixed_3_6
+      mlxq convert --hf-path ./Qwen3-0.6B --mlx-path ./Qwen3-0.6B-mixed -q --quant-predicate mixed_3_6
       mlxq convert ./model ./model-mxfp4 -q --q-mode mxfp4 --report
       mlxq convert ./model-4bit ./model-bf16 -d --dtype bfloat16
     """)
 
+#: How each convert() argument is spelled on the command line, where it is not "--" + the
+#: name with "-" for "_" (messages name what the user typed: see mlxq._argnames).
+_CONVERT_FLAGS = {"quantize": "-q", "dequantize": "-d", "hf_path": "SRC", "mlx_path": "DST"}
+
+
+def _threads(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {n}")
+    return n
+
+
+def _paths(args: argparse.Namespace, parser: argparse.ArgumentParser) -> tuple[str, str]:
+    """SRC and DST from the positional form (``SRC DST``) or mlx_lm.convert's flags
+    (``--hf-path SRC --mlx-path DST``), which may be mixed: ``--hf-path SRC DST``."""
+    positional = [p for p in (args.src, args.dst) if p is not None]
+    if args.hf_path is not None:
+        if len(positional) > 1 or positional and args.mlx_path is not None:
+            parser.error("SRC is given twice: as --hf-path and as the first argument")
+        src = args.hf_path
+        dst = args.mlx_path if args.mlx_path is not None else (
+            positional[0] if positional else "mlx_model")
+        return src, dst
+    if not positional:
+        parser.error("the source folder is required: mlxq convert SRC DST (or --hf-path SRC)")
+    if len(positional) == 2 and args.mlx_path is not None:
+        parser.error("DST is given twice: as --mlx-path and as the second argument")
+    dst = positional[1] if len(positional) == 2 else (
+        args.mlx_path if args.mlx_path is not None else "mlx_model")
+    return positional[0], dst
+
 
 def _convert(args: argparse.Namespace) -> int:
+    from ._argnames import command_line
     from ._threads import set_num_threads
     from .conversion import convert
 
+    src, dst = _paths(args, args.parser)
     if args.threads is not None:
         set_num_threads(args.threads)
-    result = convert(
-        args.src, args.dst, quantize=args.quantize, q_group_size=args.q_group_size,
-        q_bits=args.q_bits, q_mode=args.q_mode, quant_predicate=args.quant_predicate,
-        dtype=args.dtype, dequantize=args.dequantize, max_shard_size=args.max_shard_size,
-        report=args.report, quiet=args.quiet, allow_requantize=args.allow_requantize,
-        allow_unknown_architecture=args.allow_unknown_architecture)
+    with command_line(_CONVERT_FLAGS):
+        result = convert(
+            src, dst, quantize=args.quantize, q_group_size=args.q_group_size,
+            q_bits=args.q_bits, q_mode=args.q_mode, quant_predicate=args.quant_predicate,
+            dtype=args.dtype, dequantize=args.dequantize, max_shard_size=args.max_shard_size,
+            report=args.report, quiet=args.quiet, allow_requantize=args.allow_requantize,
+            allow_unknown_architecture=args.allow_unknown_architecture,
+            upload_repo=args.upload_repo, trust_remote_code=args.trust_remote_code)
     if args.report:
         print(result.report_table())
     if not args.quiet:
@@ -103,14 +146,16 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from .demo import run_demo
+    from .demo import run_bench
 
-    run_demo(rows=args.rows, cols=args.cols, out=sys.stdout)
+    run_bench(rows=args.rows, cols=args.cols, out=sys.stdout)
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .conversion import CONVERSION_DTYPES, QUANT_RECIPES
+    """The ``mlxq`` argument parser; ``parser.commands`` maps each command to its own."""
+    # the light module of the converter's choices: `mlxq --help` loads no numpy
+    from .conversion.options import CONVERSION_DTYPES, MODE_DEFAULTS, QUANT_RECIPES
 
     parser = argparse.ArgumentParser(
         prog="mlxq",
@@ -123,15 +168,29 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("convert", help="convert a Hugging Face folder into an MLX one",
                        description=_CONVERT_HELP,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    c.add_argument("src", metavar="SRC", help="source checkpoint folder (read only)")
-    c.add_argument("dst", metavar="DST", help="destination folder (must not exist)")
+    c.add_argument("src", metavar="SRC", nargs="?",
+                   help="source checkpoint folder (read only)")
+    c.add_argument("dst", metavar="DST", nargs="?",
+                   help="destination folder (must not exist; default: mlx_model)")
+    m = c.add_argument_group("mlx_lm.convert's spellings")
+    m.add_argument("--hf-path", "--model", metavar="SRC", default=None,
+                   help="the source folder, as mlx_lm.convert names it")
+    m.add_argument("--mlx-path", metavar="DST", default=None,
+                   help="the destination folder, as mlx_lm.convert names it (default: "
+                   "mlx_model)")
+    m.add_argument("--trust-remote-code", action="store_true",
+                   help="accepted for mlx_lm.convert's command lines; no effect: mlxq runs "
+                   "no model code (it reads tensors and JSON only)")
+    m.add_argument("--upload-repo", metavar="ORG/NAME", default=None,
+                   help="refused: mlxq does not upload (the message gives the `hf upload` "
+                   "command that does)")
     q = c.add_argument_group("quantization (as mlx_lm.convert)")
     q.add_argument("-q", "--quantize", action="store_true", help="quantize the model")
     q.add_argument("--q-bits", type=int, default=None,
                    help="bits per weight (default: 4; 8 for mxfp8)")
     q.add_argument("--q-group-size", type=int, default=None,
                    help="group size (default: 64 affine, 32 mxfp4/mxfp8, 16 nvfp4)")
-    q.add_argument("--q-mode", default="affine", choices=["affine", "mxfp4", "nvfp4", "mxfp8"],
+    q.add_argument("--q-mode", default="affine", choices=list(MODE_DEFAULTS),
                    help="quantization mode (default: affine)")
     q.add_argument("--quant-predicate", choices=QUANT_RECIPES, default=None,
                    help="mixed-bit recipe: more bits for v_proj/down_proj in some layers "
@@ -149,13 +208,13 @@ def build_parser() -> argparse.ArgumentParser:
     o = c.add_argument_group("output and reporting")
     o.add_argument("--max-shard-size", default="5GiB",
                    help="largest shard, e.g. 5GiB (mlx-lm's), 2GB, 500MB (default: 5GiB)")
-    o.add_argument("--threads", type=int, default=None,
-                   help="kernel threads (default: MLXQ_NUM_THREADS or all cores)")
+    o.add_argument("--threads", type=_threads, default=None,
+                   help="kernel threads, at least 1 (default: MLXQ_NUM_THREADS or all cores)")
     o.add_argument("--report", action="store_true",
                    help="print each quantized layer's error against the source weights "
                    "(RMSE, max abs error, SNR in dB)")
     o.add_argument("--quiet", action="store_true", help="no progress bar, warnings or summary")
-    c.set_defaults(func=_convert)
+    c.set_defaults(func=_convert, parser=c)
 
     i = sub.add_parser("inspect", help="list a checkpoint's tensors and quantization",
                        description="Tensors, dtypes, shapes, per-layer quantization and bits "
@@ -172,6 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
         "differs (count of differing elements, max abs / rel / ULP difference, first "
         "differing index and both values), tensors present on one side only, and a "
         "summary. Exact by default: every element's bit pattern (bfloat16 and fp8 too). "
+        "Two folders' config.json files are compared too (--no-config skips them). "
         "Exit status 0 when they match, 1 when they differ, 2 when an input is unreadable.")
     cmp_.add_argument("a", metavar="A", help="checkpoint folder or .safetensors file")
     cmp_.add_argument("b", metavar="B", help="checkpoint folder or .safetensors file")
@@ -180,8 +240,9 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_.add_argument("--atol", type=float, default=None, help="absolute tolerance")
     cmp_.add_argument("--max-ulp", type=int, default=None,
                       help="largest distance in units in the last place that still matches")
-    cmp_.add_argument("--config", action="store_true",
-                      help="also compare config.json (parsed: key order ignored)")
+    cmp_.add_argument("--config", action=argparse.BooleanOptionalAction, default=True,
+                      help="compare the folders' config.json (parsed: key order ignored; "
+                      "default: yes, as compare_checkpoints)")
     cmp_.add_argument("--index", action="store_true",
                       help="also compare model.safetensors.index.json (shard assignment)")
     cmp_.add_argument("--all", action="store_true", help="list identical tensors too")
@@ -194,14 +255,33 @@ def build_parser() -> argparse.ArgumentParser:
                        "Hugging Face layout and converts it to 4-bit MLX, printing the "
                        "summary and the per-layer error report.")
     d.add_argument("--dir", default=None,
-                   help="work folder (default: a temporary one, removed afterwards)")
+                   help="work folder, kept afterwards with both models in it (default: a "
+                   "temporary folder, removed afterwards)")
     d.set_defaults(func=_demo)
 
-    b = sub.add_parser("bench", help="quantize a generated matrix in every mode")
+    b = sub.add_parser("bench", help="quantize a generated matrix in every mode",
+                       description="Quantizes and dequantizes one generated bfloat16 matrix "
+                       "in every mode and prints bits per weight, error and throughput.")
     b.add_argument("--rows", type=int, default=2048, help="matrix rows (default 2048)")
     b.add_argument("--cols", type=int, default=4096, help="matrix columns (default 4096)")
     b.set_defaults(func=_bench)
+    parser.commands = {"convert": c, "inspect": i, "compare": cmp_, "demo": d,  # type: ignore[attr-defined]
+                       "bench": b}
     return parser
+
+
+def _warning_printer(cmd: str):
+    """``warnings.showwarning`` for a command: each warning one line on stderr, in the
+    command's name (mlxq's own without a category, any other with its category's name)."""
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        text = " ".join(str(message).split())
+        if not issubclass(category, MlxqWarning):
+            text = f"{category.__name__}: {text}"
+        try:
+            print(f"{cmd}: warning: {text}", file=sys.stderr)
+        except (OSError, ValueError):  # stderr closed: nothing to tell anyone
+            pass
+    return show
 
 
 class _Signalled(BaseException):
@@ -241,15 +321,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     errors, the operating system's (``PATH: reason``), and, as a last resort, an internal
     error (set ``MLXQ_DEBUG=1`` to see its traceback). SIGTERM and SIGHUP clean up like
     Ctrl-C and exit with 128 + the signal number; a closed stdout (``| head``) ends the
-    command quietly."""
-    args = build_parser().parse_args(argv)
+    command quietly. Warnings are one line each, ``mlxq COMMAND: warning: ...`` (none with
+    ``--quiet``)."""
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # with the command's own usage, not the top-level one
+        parser.commands[args.command].error(f"unrecognized arguments: {' '.join(extra)}")
     previous = {}
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGHUP):
             previous[sig] = signal.signal(sig, _raise_signalled)
     cmd = f"mlxq {args.command}"
     try:
-        return args.func(args)
+        with warnings.catch_warnings():
+            if getattr(args, "quiet", False):
+                warnings.simplefilter("ignore")
+            else:
+                warnings.simplefilter("always", MlxqWarning)
+                warnings.showwarning = _warning_printer(cmd)
+            return args.func(args)
     except MlxqError as e:
         print(f"{cmd}: error: {e}", file=sys.stderr)
         return 1

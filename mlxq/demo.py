@@ -1,5 +1,5 @@
-"""Demos: the main job (generate a small model, convert it) and a kernel tour (quantize
-one generated bfloat16 matrix in every mode, print a table)."""
+"""``mlxq demo`` (the main job: generate a small model, convert it) and ``mlxq bench`` (a
+kernel tour: quantize one generated bfloat16 matrix in every mode, print a table)."""
 
 from __future__ import annotations
 
@@ -28,8 +28,9 @@ def _best_of(fn, repeat: int = 3) -> float:
     return best
 
 
-def run_demo(rows: int = 2048, cols: int = 4096, out: TextIO | None = None) -> None:
-    """Prints mode, bits, group size, bits per weight, RMSE, SNR and throughputs."""
+def run_bench(rows: int = 2048, cols: int = 4096, out: TextIO | None = None) -> None:
+    """``mlxq bench``: prints mode, bits, group size, bits per weight, RMSE, SNR and
+    throughputs."""
     import sys
 
     out = out or sys.stdout
@@ -38,7 +39,7 @@ def run_demo(rows: int = 2048, cols: int = 4096, out: TextIO | None = None) -> N
     ref = w.astype(np.float64)
     power = float(np.mean(ref**2))
     active, _ = _core.isa()
-    print(f"mlxq demo: {rows}x{cols} bfloat16 matrix, N(0, 0.02^2); kernels: {active}, "
+    print(f"mlxq bench: {rows}x{cols} bfloat16 matrix, N(0, 0.02^2); kernels: {active}, "
           f"{_core.get_num_threads()} threads", file=out)
     header = f"{'mode':<7}{'bits':>5}{'group':>6}{'bpw':>7}{'rmse':>11}{'snr dB':>8}" \
              f"{'quant Gel/s':>13}{'dequant Gel/s':>15}"

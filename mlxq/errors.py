@@ -13,6 +13,11 @@ from the builtin a caller would naturally catch, so ``except ValueError`` keeps 
 Errors about one layer of a weight map carry ``.layer`` (the layer path, e.g.
 ``"model.layers.0.mlp.down_proj"``) and, when one tensor is at fault, ``.key`` (its full
 name); their message begins with the layer path.
+
+Warnings (something was done, but perhaps not what was meant) are issued through
+:mod:`warnings` with the category :class:`MlxqWarning`, so they can be filtered like any
+other (``warnings.simplefilter("error", mlxq.MlxqWarning)``, ``pytest -W
+error::mlxq.MlxqWarning``).
 """
 
 from __future__ import annotations
@@ -47,6 +52,7 @@ __all__ = [
     "HubFileNotFoundError",
     "HubNetworkError",
     "DiskBudgetError",
+    "MlxqWarning",
 ]
 
 
@@ -212,3 +218,17 @@ class DiskBudgetError(MlxqError, ValueError):
     def __init__(self, message: str, *, required: int):
         self.required = required
         super().__init__(message)
+
+
+class MlxqWarning(UserWarning):
+    """Category of every warning mlxq issues: a request that did something other than
+    what it may have meant (``quantize=True`` that quantized no layer, layers kept as they
+    are, a side file not copied).
+
+    >>> import warnings, mlxq
+    >>> with warnings.catch_warnings(record=True) as seen:
+    ...     warnings.simplefilter("always")
+    ...     warnings.warn("an example", mlxq.MlxqWarning)
+    >>> seen[0].category.__name__, str(seen[0].message)
+    ('MlxqWarning', 'an example')
+    """

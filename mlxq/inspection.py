@@ -12,23 +12,33 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from collections import Counter
 from pathlib import Path
-from typing import Any, Optional, Union
-
-import numpy as np
+from typing import Any, NamedTuple, Optional, Union
 
 from ._progress import human_bytes
 from ._files import read_json
 from ._sort import natural_key
 from .errors import MlxqIOError
-from .io import _NUMPY_OF, SafetensorsReader
+from .io import NUMPY_DTYPE_NAMES, SafetensorsReader
 from .shards import open_shards
 from .stored import stored_layers
-from .tensorspec import TensorSpec
 
 __all__ = ["CheckpointInfo", "TensorRow", "inspect_checkpoint"]
+
+
+class _HeaderSpec(NamedTuple):
+    """A tensor as its header describes it, its dtype by numpy's name (``"bfloat16"``):
+    all :func:`~mlxq.stored.stored_layers` needs, without loading ml_dtypes."""
+
+    shape: tuple[int, ...]
+    dtype: Optional[str]
+
+    @property
+    def size(self) -> int:
+        return math.prod(self.shape)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,7 +116,8 @@ def inspect_checkpoint(path: Union[str, "os.PathLike[str]"]) -> CheckpointInfo:
     block = config.get("quantization")
     qc = config.get("quantization_config")
     method = qc.get("quant_method") if isinstance(qc, dict) and block is None else None
-    specs = {n: TensorSpec(info.shape, _NUMPY_OF.get(info.dtype)) for n, (info, _) in infos.items()}
+    specs = {n: _HeaderSpec(info.shape, NUMPY_DTYPE_NAMES.get(info.dtype))
+             for n, (info, _) in infos.items()}
     if block is None and (not p.is_dir() or method is not None):
         # a lone file (its quantization is in a config.json it does not have), or another
         # tool's format, whose layers mlxq convert reads with that format's rules
@@ -114,10 +125,18 @@ def inspect_checkpoint(path: Union[str, "os.PathLike[str]"]) -> CheckpointInfo:
         unknown = set() if method else {n[: -len(".scales")] for n in specs
                                          if n.endswith(".scales")}
     else:
-        from .models import family_for
+        arch = None
 
-        arch = family_for(config, allow_unknown=True)
-        layers = stored_layers(specs, block, lambda path: arch.in_features(path, config))
+        def in_features(path: str) -> Optional[int]:
+            # the model families are loaded only for a folder that has quantized layers
+            nonlocal arch
+            if arch is None:
+                from .models import family_for
+
+                arch = family_for(config, allow_unknown=True)
+            return arch.in_features(path, config)
+
+        layers = stored_layers(specs, block, in_features)
         unknown = set()
     rows, schemes = [], Counter()
     bits_of: dict[str, int] = {}
@@ -135,7 +154,7 @@ def inspect_checkpoint(path: Union[str, "os.PathLike[str]"]) -> CheckpointInfo:
     # mlx-lm's get_total_parameters: a quantized layer counts its unpacked weight and bias
     params = 0
     for t in rows:
-        n = int(np.prod(t.shape, dtype=np.int64))
+        n = math.prod(t.shape)
         layer, _, leaf = t.name.rpartition(".")
         if layer in bits_of:
             params += n * 32 // bits_of[layer] if leaf == "weight" else (

@@ -28,7 +28,6 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Union
 
-import ml_dtypes
 import numpy as np
 
 from . import _core
@@ -72,6 +71,8 @@ MLX_METADATA: Mapping[str, str] = MappingProxyType({"format": "mlx"})
 
 # safetensors dtype name -> numpy dtype, for every dtype numpy (with ml_dtypes) can hold
 # element for element. F4, F6_E2M3 and F6_E3M2 pack elements below a byte: no numpy view.
+# The ml_dtypes ones (_EXTENSION) join on first use: importing ml_dtypes takes about half a
+# second, which reading a header (``mlxq inspect``) or a float32 file should not pay.
 _NUMPY_OF: dict[str, np.dtype] = {
     "BOOL": np.dtype(np.bool_),
     "U8": np.dtype(np.uint8),
@@ -83,17 +84,51 @@ _NUMPY_OF: dict[str, np.dtype] = {
     "U64": np.dtype("<u8"),
     "I64": np.dtype("<i8"),
     "F16": np.dtype("<f2"),
-    "BF16": np.dtype(ml_dtypes.bfloat16),
     "F32": np.dtype("<f4"),
     "F64": np.dtype("<f8"),
     "C64": np.dtype("<c8"),
-    "F8_E4M3": np.dtype(ml_dtypes.float8_e4m3fn),
-    "F8_E5M2": np.dtype(ml_dtypes.float8_e5m2),
-    "F8_E8M0": np.dtype(ml_dtypes.float8_e8m0fnu),
-    "F8_E4M3FNUZ": np.dtype(ml_dtypes.float8_e4m3fnuz),
-    "F8_E5M2FNUZ": np.dtype(ml_dtypes.float8_e5m2fnuz),
 }
+#: safetensors dtype name -> the ml_dtypes type that holds it
+_EXTENSION: Mapping[str, str] = MappingProxyType({
+    "BF16": "bfloat16",
+    "F8_E4M3": "float8_e4m3fn",
+    "F8_E5M2": "float8_e5m2",
+    "F8_E8M0": "float8_e8m0fnu",
+    "F8_E4M3FNUZ": "float8_e4m3fnuz",
+    "F8_E5M2FNUZ": "float8_e5m2fnuz",
+})
 _NAME_OF: dict[np.dtype, str] = {dt: name for name, dt in _NUMPY_OF.items()}
+#: safetensors dtype name -> numpy's name of the dtype that holds it (``"BF16"`` ->
+#: ``"bfloat16"``), known without importing ml_dtypes
+NUMPY_DTYPE_NAMES: Mapping[str, str] = MappingProxyType(
+    {**{st: dt.name for st, dt in _NUMPY_OF.items()}, **_EXTENSION})
+
+
+def _add_extension_dtypes() -> None:
+    if "BF16" in _NUMPY_OF:
+        return
+    import ml_dtypes
+
+    extra = {st: np.dtype(getattr(ml_dtypes, attr)) for st, attr in _EXTENSION.items()}
+    # one update each, the reverse map first: "BF16" in _NUMPY_OF means both are complete
+    _NAME_OF.update({dt: st for st, dt in extra.items()})
+    _NUMPY_OF.update(extra)
+
+
+def _numpy_of(st_dtype: str) -> np.dtype | None:
+    """The numpy dtype of a safetensors dtype name; None for the sub-byte ones."""
+    if st_dtype in _EXTENSION:
+        _add_extension_dtypes()
+    return _NUMPY_OF.get(st_dtype)
+
+
+def _safetensors_name(dt: np.dtype) -> str | None:
+    """The safetensors name of a (native byte order) numpy dtype; None when it has none."""
+    st = _NAME_OF.get(dt)
+    if st is None and "BF16" not in _NUMPY_OF:
+        _add_extension_dtypes()
+        st = _NAME_OF.get(dt)
+    return st
 
 
 @dataclass(frozen=True)
@@ -116,7 +151,7 @@ class TensorInfo:
 
 
 def _numpy_dtype(st_dtype: str, path: str, name: str) -> np.dtype:
-    dt = _NUMPY_OF.get(st_dtype)
+    dt = _numpy_of(st_dtype)
     if dt is None:
         raise SafetensorsError(
             f"{path}: tensor {name!r} has dtype {st_dtype}, which packs elements below one "
@@ -381,7 +416,7 @@ def _as_array(name: str, value: Any) -> tuple[np.ndarray, str]:
         # Big-endian input: the file is little-endian. This converts a copy; it is rare.
         dt = dt.newbyteorder("=")
         arr = arr.astype(dt)
-    st = _NAME_OF.get(dt)
+    st = _safetensors_name(dt)
     if st is None:
         raise UnsupportedDtypeError(
             f"tensor {name!r} has dtype {arr.dtype}, which safetensors cannot store",
@@ -477,7 +512,7 @@ class SafetensorsWriter:
             if name in self._specs:
                 raise KeyCollisionError(f"two tensors are named {name!r}", key=name)
             dt = np.dtype(dtype)
-            st = _NAME_OF.get(dt.newbyteorder("=") if dt.itemsize > 1 else dt)
+            st = _safetensors_name(dt.newbyteorder("=") if dt.itemsize > 1 else dt)
             if st is None:
                 raise UnsupportedDtypeError(
                     f"tensor {name!r} has dtype {dt}, which safetensors cannot store", key=name)

@@ -13,7 +13,8 @@ from typing import Literal, Union
 import numpy as np
 
 from . import _core
-from ._dtypes import FLOAT_DTYPES, bfloat16, code_of, float_dtype
+from . import _dtypes
+from ._dtypes import code_of, float_dtype
 from .errors import (
     ArgumentTypeError,
     InvalidArgumentError,
@@ -340,7 +341,7 @@ def dequantize(
     elif qmode is QuantMode.AFFINE:
         requested = _promote_float(sc.dtype, bi.dtype) if bi is not None else None
     else:
-        requested = bfloat16
+        requested = _dtypes.bfloat16
     if requested is None:
         # Missing biases or non-float scales/biases: the C core's checks name the culprit
         # before the output dtype is ever used.
@@ -377,7 +378,7 @@ def astype(a: np.ndarray, dtype: object, *, impl: Impl = "fast") -> np.ndarray:
 def _promote_float(a: np.dtype, b: np.dtype) -> np.dtype | None:
     """MLX's promotion of two float dtypes (float16 with bfloat16 gives float32); None when
     either is not a float dtype."""
-    if a not in FLOAT_DTYPES or b not in FLOAT_DTYPES:
+    if a not in _dtypes.FLOAT_DTYPES or b not in _dtypes.FLOAT_DTYPES:
         return None
     if a == b:
         return a

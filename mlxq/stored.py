@@ -41,7 +41,6 @@ from typing import Any, Callable, Mapping, Optional
 
 import numpy as np
 
-from ._dtypes import bfloat16
 from .config import SKIP, PerLayerQuantization, Quantization
 from .errors import FormatError, MlxqError, ParseError
 from .quant import QuantMode, check_params
@@ -49,11 +48,19 @@ from .tensorspec import TensorSpec
 
 __all__ = ["StoredLayer", "parse_block", "stored_layers"]
 
-_FLOAT_SCALES = (np.dtype(np.float16), bfloat16, np.dtype(np.float32))
+# Dtypes are compared by numpy name: a spec's dtype may be a numpy dtype or that name
+# (``mlxq inspect`` reads headers without loading ml_dtypes, which holds bfloat16).
+_FLOAT_SCALES = ("float16", "bfloat16", "float32")
 
 
-def _is_float_scale(dt: Optional[np.dtype]) -> bool:
-    return dt is not None and dt in _FLOAT_SCALES
+def _name(dt: Any) -> Optional[str]:
+    if dt is None or isinstance(dt, str):
+        return dt
+    return np.dtype(dt).name
+
+
+def _is_float_scale(dt: Any) -> bool:
+    return _name(dt) in _FLOAT_SCALES
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,7 +97,9 @@ def parse_block(block: Any) -> PerLayerQuantization:
 def stored_layers(specs: Mapping[str, TensorSpec], block: Any,
                   in_features: Optional[Callable[[str], Optional[int]]] = None
                   ) -> dict[str, StoredLayer]:
-    """Every stored quantized layer of a checkpoint (tensor name -> spec), verified against
+    """Every stored quantized layer of a checkpoint (tensor name -> spec: a
+    :class:`~mlxq.tensorspec.TensorSpec`, or anything with its ``shape`` and ``size`` and a
+    ``dtype`` given as numpy's name of it, ``"bfloat16"``), verified against
     the config's ``quantization`` block (``None`` when the config has none) and, where
     ``in_features(path)`` knows it (the architecture's width of that module for the
     config), the layer's true input width. See the module docstring for the rules.
@@ -101,7 +110,7 @@ def stored_layers(specs: Mapping[str, TensorSpec], block: Any,
     """
     layers = sorted(n[: -len(".scales")] for n in specs if n.endswith(".scales"))
     packed = sorted(n[: -len(".weight")] for n, s in specs.items()
-                    if n.endswith(".weight") and s.dtype == np.dtype(np.uint32)
+                    if n.endswith(".weight") and _name(s.dtype) == "uint32"
                     and n[: -len(".weight")] + ".scales" not in specs)
     if packed:
         p = packed[0]
@@ -135,8 +144,8 @@ def _read_layer(path: str, specs: Mapping[str, TensorSpec], block: Mapping[str, 
     g = specs.get(path + ".global_scale")
     if w is None:
         raise fail(f"{path}.scales has no {path}.weight beside it")
-    if w.dtype != np.dtype(np.uint32):
-        what = w.dtype if w.dtype is not None else "a sub-byte dtype"
+    if _name(w.dtype) != "uint32":
+        what = _name(w.dtype) or "a sub-byte dtype"
         raise fail(f"weight is {what}, but a quantized layer (it has {path}.scales) packs its "
                    "weight into uint32 words")
     if len(w.shape) < 2 or len(s.shape) != len(w.shape) or w.shape[:-1] != s.shape[:-1]:
@@ -155,10 +164,10 @@ def _read_layer(path: str, specs: Mapping[str, TensorSpec], block: Mapping[str, 
         raise fail("no quantization parameters for it")
     mode = QuantMode(q.mode).value
     if mode == "affine" and not _is_float_scale(s.dtype):
-        raise fail(f"scales are {s.dtype}, but mode 'affine' stores float16/bfloat16/float32 "
+        raise fail(f"scales are {_name(s.dtype)}, but mode 'affine' stores float16/bfloat16/float32 "
                    "scales (uint8 scales belong to mxfp4/mxfp8/nvfp4)")
-    if mode != "affine" and s.dtype != np.dtype(np.uint8):
-        raise fail(f"scales are {s.dtype}, but mode {mode!r} stores uint8 scales (float "
+    if mode != "affine" and _name(s.dtype) != "uint8":
+        raise fail(f"scales are {_name(s.dtype)}, but mode {mode!r} stores uint8 scales (float "
                    "scales belong to mode 'affine'); config.json's quantization block and the "
                    "tensors disagree")
     words, groups = w.shape[-1], s.shape[-1]
@@ -193,13 +202,15 @@ def _read_layer(path: str, specs: Mapping[str, TensorSpec], block: Mapping[str, 
         if b is None:
             raise fail(f"mode 'affine' needs {path}.biases beside {path}.scales; it is missing")
         if b.shape != s.shape or not _is_float_scale(b.dtype):
-            raise fail(f"biases {b.dtype} {list(b.shape)} must match scales {s.dtype} "
+            raise fail(f"biases {_name(b.dtype)} {list(b.shape)} must match scales "
+                       f"{_name(s.dtype)} "
                        f"{list(s.shape)} in shape and be floating")
     elif b is not None:
         raise fail(f"mode {mode!r} has no biases, but the checkpoint has {path}.biases")
     if g is not None:
         if mode != "nvfp4":
             raise fail(f"{path}.global_scale belongs to mode 'nvfp4', not {mode!r}")
-        if g.size != 1 or g.dtype != np.dtype(np.float32):
-            raise fail(f"global_scale must be one float32, got {g.dtype} {list(g.shape)}")
+        if g.size != 1 or _name(g.dtype) != "float32":
+            raise fail(f"global_scale must be one float32, got {_name(g.dtype)} "
+                       f"{list(g.shape)}")
     return StoredLayer(path, gs, bits, mode, width, b is not None, g is not None)

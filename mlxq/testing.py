@@ -259,20 +259,34 @@ def assert_weights_equal(a: Mapping[str, np.ndarray], b: Mapping[str, np.ndarray
     """
     lines = _report_maps(a, b, None, exact, rtol, atol, max_ulp, "a", "b")
     if lines:
-        raise AssertionError(f"weight maps differ ({len(lines)} problems):\n  " + "\n  ".join(lines))
+        raise AssertionError(f"weight maps differ ({_problems(len(lines))}):\n  "
+                             + "\n  ".join(lines))
 
 
 def _load_json(path: str) -> Any:
-    with open(path, "rb") as f:
-        return json.load(f)
+    from ._files import read_json  # ParseError / MlxqIOError naming the file
+
+    return read_json(path)
+
+
+def _problems(n: int) -> str:
+    return "1 problem" if n == 1 else f"{n} problems"
+
+
+#: Whether a checkpoint comparison also compares ``config.json``, by default: the same for
+#: :func:`assert_checkpoints_equal`, :func:`compare_checkpoints` and ``mlxq compare`` (a
+#: folder mlx_lm.load reads is its tensors *and* its config).
+CHECK_CONFIG = True
 
 
 def assert_checkpoints_equal(dir_a: str | os.PathLike, dir_b: str | os.PathLike, *,
                              exact: bool = True, rtol: float | None = None,
                              atol: float | None = None, max_ulp: int | None = None,
-                             check_config: bool = True, check_index: bool = False) -> None:
-    """Asserts two checkpoint folders hold the same tensors (and, optionally, the same
-    ``config.json`` content and ``model.safetensors.index.json``).
+                             check_config: bool = CHECK_CONFIG,
+                             check_index: bool = False) -> None:
+    """Asserts two checkpoint folders hold the same tensors and ``config.json`` content
+    (``check_config=False`` skips it) and, with ``check_index``, the same
+    ``model.safetensors.index.json``.
 
     Tensors are memory-mapped and compared one at a time in chunks, so folders larger than
     memory can be compared. ``config.json`` is compared as parsed JSON (key order and
@@ -294,7 +308,8 @@ def assert_checkpoints_equal(dir_a: str | os.PathLike, dir_b: str | os.PathLike,
             if ja != jb:
                 lines.append(f"{fname}: differs: " + _json_diff(ja, jb))
     if lines:
-        raise AssertionError(f"checkpoints differ ({len(lines)} problems):\n  " + "\n  ".join(lines))
+        raise AssertionError(f"checkpoints differ ({_problems(len(lines))}):\n  "
+                             + "\n  ".join(lines))
 
 
 @dataclasses.dataclass
@@ -411,23 +426,26 @@ def _open_side(path: str) -> Mapping[str, np.ndarray]:
 
 def compare_checkpoints(a: str | os.PathLike, b: str | os.PathLike, *, exact: bool = True,
                         rtol: float | None = None, atol: float | None = None,
-                        max_ulp: int | None = None, check_config: bool = False,
+                        max_ulp: int | None = None, check_config: bool = CHECK_CONFIG,
                         check_index: bool = False) -> CheckpointComparison:
     """Compares two checkpoint folders (or two ``.safetensors`` files) tensor by tensor.
 
     Both sides are memory-mapped; one pair of tensors is compared at a time, in chunks, so
     checkpoints larger than memory compare fine. Exact (bit patterns) by default; with
     ``exact=False`` the ``rtol``/``atol``/``max_ulp`` rule of :func:`compare_arrays`.
-    ``check_config`` / ``check_index`` also compare ``config.json`` (as parsed JSON) and
-    ``model.safetensors.index.json``.
+    Two folders' ``config.json`` are compared too (as parsed JSON; ``check_config=False``
+    skips it), and with ``check_index`` their ``model.safetensors.index.json``; a lone
+    ``.safetensors`` file has neither of its own, so for files only the tensors count.
 
     >>> import tempfile, os, numpy as np, mlxq
-    >>> d = tempfile.mkdtemp()
-    >>> mlxq.save_safetensors(os.path.join(d, "a.safetensors"), {"w": np.zeros(4, np.float32)})
-    >>> mlxq.save_safetensors(os.path.join(d, "b.safetensors"), {"w": np.float32([0, 0, 1, 0])})
-    >>> r = compare_checkpoints(os.path.join(d, "a.safetensors"), os.path.join(d, "b.safetensors"))
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> a, b = os.path.join(tmp.name, "a.safetensors"), os.path.join(tmp.name, "b.safetensors")
+    >>> mlxq.save_safetensors(a, {"w": np.zeros(4, np.float32)})
+    >>> mlxq.save_safetensors(b, {"w": np.float32([0, 0, 1, 0])})
+    >>> r = compare_checkpoints(a, b)
     >>> r.matches, r.tensors[0].diff.n_diff, r.tensors[0].diff.first_index
     (False, 1, (2,))
+    >>> del r; tmp.cleanup()
     """
     a, b = os.fspath(a), os.fspath(b)
     ma, mb = _open_side(a), _open_side(b)
@@ -458,9 +476,10 @@ def compare_checkpoints(a: str | os.PathLike, b: str | os.PathLike, *, exact: bo
     files: dict[str, str] = {}
     names = (["config.json"] if check_config else []) + (
         ["model.safetensors.index.json"] if check_index else [])
+    if not (os.path.isdir(a) and os.path.isdir(b)):
+        names = []  # a lone file has no config or index of its own
     for fname in names:
-        pa = os.path.join(a if os.path.isdir(a) else os.path.dirname(a), fname)
-        pb = os.path.join(b if os.path.isdir(b) else os.path.dirname(b), fname)
+        pa, pb = os.path.join(a, fname), os.path.join(b, fname)
         if os.path.exists(pa) != os.path.exists(pb):
             files[fname] = "present in only " + ("A" if os.path.exists(pa) else "B")
         elif os.path.exists(pa):

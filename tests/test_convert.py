@@ -23,6 +23,8 @@ from mlxq.errors import (
     KeyCollisionError,
     MissingKeyError,
     MlxqError,
+    MlxqWarning,
+    OutOfRangeError,
     ParseError,
     UnknownEnumValueError,
 )
@@ -61,7 +63,8 @@ def test_dst_must_not_exist(src, tmp_path):
 
 
 @pytest.mark.parametrize("kwargs,exc,match", [
-    ({"quantize": True, "dequantize": True}, InvalidArgumentError, "either quantize or"),
+    ({"quantize": True, "dequantize": True}, InvalidArgumentError,
+         "either quantize=True or dequantize=True"),
     ({"quantize": True, "quant_predicate": "mixed_9_9"}, UnknownEnumValueError, "mixed_9_9"),
     ({"quantize": True, "quant_predicate": "mixed_3_6", "q_mode": "mxfp4"},
      InvalidArgumentError, "only support 'affine'"),
@@ -79,9 +82,26 @@ def test_bad_arguments(src, tmp_path, kwargs, exc, match):
 
 
 def test_kernel_errors_name_the_layer(src, tmp_path):
+    """Parameters a quant predicate chose for one layer are that layer's fault."""
+    def seven_bits(path, spec):
+        return {"bits": 7} if path.endswith("mlp.up_proj") else True
     with pytest.raises(MlxqError) as e:
+        convert(src, tmp_path / "out", quiet=True, quantize=True, quant_predicate=seven_bits)
+    assert e.value.layer is not None and e.value.layer.endswith("mlp.up_proj")
+    assert siblings(tmp_path) == ["hf"]
+
+
+def test_unsupported_global_bits_are_blamed_on_the_argument(src, tmp_path):
+    with pytest.raises(OutOfRangeError, match=r"^q_bits=7 is not supported by mode 'affine'"
+                       ) as e:
         convert(src, tmp_path / "out", quiet=True, quantize=True, q_bits=7)
-    assert e.value.layer is not None and e.value.layer.startswith("model.")
+    assert e.value.layer is None and e.value.key == "q_bits"
+    with pytest.raises(OutOfRangeError, match=r"^q_group_size=16 is not supported"):
+        convert(src, tmp_path / "out", quiet=True, quantize=True, q_group_size=16)
+    with pytest.raises(OutOfRangeError, match=r"^q_group_size=64 is not supported by mode "
+                       "'mxfp8'"):
+        convert(src, tmp_path / "out", quiet=True, quantize=True, q_mode="mxfp8",
+                q_group_size=64)
     assert siblings(tmp_path) == ["hf"]
 
 
@@ -190,8 +210,9 @@ def test_allow_unknown_architecture_uses_the_generic_rules(tmp_path, capsys):
     cfg = json.load(open(os.path.join(src, "config.json")))
     cfg["model_type"] = "brand_new_arch"
     json.dump(cfg, open(os.path.join(src, "config.json"), "w"))
-    r = convert(src, tmp_path / "out", quantize=True, allow_unknown_architecture=True)
-    assert "brand_new_arch" in capsys.readouterr().err
+    with pytest.warns(MlxqWarning, match="model_type 'brand_new_arch' is not one mlx-lm "
+                      "supports"):
+        r = convert(src, tmp_path / "out", quantize=True, allow_unknown_architecture=True)
     w = mlxq.load_checkpoint(tmp_path / "out")
     assert r.architecture == "generic"
     assert "model.layers.0.mlp.up_proj.scales" in w

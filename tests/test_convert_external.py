@@ -170,7 +170,9 @@ def test_gptq_act_order_is_refused_then_requantized(tmp_path, capsys):
 
     assert cli.main(["convert", src, str(tmp_path / "a"), "--allow-requantize"]) == 0
     out = capsys.readouterr().out
-    assert out.count("re-quantized (act-order GPTQ)") == 14
+    assert "14 layers re-quantized (act-order GPTQ)" in out and "repacked" not in out
+    assert len([line for line in out.splitlines()
+                if line.startswith("  re-quantized (act-order GPTQ) model.")]) == 14
     assert "SNR" in out
     w = mlxq.load_checkpoint(tmp_path / "a")
     assert w["model.layers.0.mlp.up_proj.weight"].dtype == np.uint32

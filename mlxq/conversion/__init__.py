@@ -5,6 +5,7 @@ tensor by tensor.
 produces the same folder (the same tensors bit for bit, the same ``config.json``, shard
 names and index) without MLX and without holding the model. The concerns live apart:
 
+- :mod:`.options`: what a conversion is asked to do;
 - :mod:`.source`: the source folder (config, shards and the index rule, lazy tensors);
 - :mod:`mlxq.models`: each family's ``sanitize`` and rules, over lazy tensors;
 - :mod:`.graph`: the lazy tensors, evaluated in row blocks;
@@ -17,44 +18,69 @@ names and index) without MLX and without holding the model. The concerns live ap
 Peak memory is about two row blocks plus whatever a non-streaming operation needs (at most
 about two source tensors), whatever the model size.
 
+Warnings (a request that did nothing, layers kept as they are, a side file not copied) are
+issued with :mod:`warnings` as :class:`~mlxq.errors.MlxqWarning`; what the conversion is
+doing goes to the ``mlxq`` logger (:mod:`logging`, level INFO).
+
 >>> import os, tempfile, mlxq
 >>> from mlxq.synthetic import make_checkpoint
->>> d = tempfile.mkdtemp()
->>> src = make_checkpoint(os.path.join(d, "hf"), layers=2, hidden=64, intermediate=128,
-...                       vocab=64)
->>> result = convert(src, os.path.join(d, "mlx"), quantize=True, quiet=True)
+>>> tmp = tempfile.TemporaryDirectory()
+>>> src = make_checkpoint(os.path.join(tmp.name, "hf"), layers=2, hidden=64,
+...                       intermediate=128, vocab=64)
+>>> result = convert(src, os.path.join(tmp.name, "mlx"), quantize=True, quiet=True)
 >>> result.quantized_layers, round(result.bits_per_weight, 3)
 (16, 4.545)
->>> mlxq.parse_quantization(os.path.join(d, "mlx", "config.json")).quantization
+>>> mlxq.parse_quantization(os.path.join(tmp.name, "mlx", "config.json")).quantization
 Quantization(group_size=64, bits=4, mode=<QuantMode.AFFINE: 'affine'>)
+>>> tmp.cleanup()
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
-from typing import Optional, TextIO, Union
+from typing import TYPE_CHECKING, Any, Optional, TextIO, Union
 
-from .._progress import Progress, human_bytes, human_time
-from ..errors import InvalidArgumentError, MlxqIOError, UnknownEnumValueError
-from ..io import DEFAULT_MAX_SHARD_SIZE
-from ..metrics import QuantError, _Sums
-from ..staging import StagingDir
-from . import execute as _execute
-from .plan import CONVERSION_DTYPES, Options, QuantPredicate, make_plan
-from .source import SourceCheckpoint
-from .write import MODEL_CARD, ShardWriters, copy_side_files, parse_size
+from .._argnames import arg
+from .._progress import human_bytes, human_time
+from ..errors import InvalidArgumentError, MlxqError, MlxqIOError, MlxqWarning
+from ..errors import UnknownEnumValueError
+from .options import CONVERSION_DTYPES, MODE_DEFAULTS, QUANT_RECIPES, Options, QuantPredicate
+
+if TYPE_CHECKING:
+    from ..metrics import QuantError
+
+# Everything that touches arrays (numpy, ml_dtypes, the model families) is imported inside
+# convert(): importing this package, as `mlxq --help` does for the choices above, stays
+# light.
 
 __all__ = ["CONVERSION_DTYPES", "QUANT_RECIPES", "ConvertResult", "LayerReport", "convert",
            "parse_size"]
 
 PathLike = Union[str, "os.PathLike[str]"]
 
-#: ``--quant-predicate`` choices (mlx-lm's ``QUANT_RECIPES``).
-QUANT_RECIPES = ("mixed_2_6", "mixed_3_4", "mixed_3_6", "mixed_4_6")
+log = logging.getLogger(__name__)
+
+#: What the external formats' layers become, for the summary.
+_FORMAT_NAMES = {"awq": "AWQ", "gptq": "GPTQ", "mxfp4": "MXFP4"}
+
+
+def __getattr__(name: str) -> Any:
+    if name == "parse_size":
+        from .write import parse_size
+
+        return parse_size
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _count(n: int, noun: str) -> str:
+    """``1 layer``, ``2 layers``."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 # ---- results -------------------------------------------------------------------------------
@@ -67,7 +93,7 @@ class LayerReport:
     group_size: int
     bits: int
     mode: str
-    error: QuantError
+    error: "QuantError"
 
 
 @dataclasses.dataclass
@@ -76,8 +102,8 @@ class ConvertResult:
 
     dst: str
     tensors: int                 # tensors written
-    quantized_layers: int        # layers quantized by this run
-    kept_quantized_layers: int   # layers that were already quantized and kept
+    quantized_layers: int        # layers quantized by this run from dense weights
+    kept_quantized_layers: int   # MLX-quantized layers of the source, kept as they are
     dequantized_layers: int
     bits_per_weight: float       # mlx-lm's compute_bits_per_weight of the result
     bytes_read: int
@@ -85,24 +111,42 @@ class ConvertResult:
     seconds: float
     architecture: str
     report: list[LayerReport] = dataclasses.field(default_factory=list)
-    report_total: Optional[QuantError] = None
+    report_total: Optional["QuantError"] = None
     requantized: list = dataclasses.field(default_factory=list)  # gptq.RequantizeReport
+    #: layers of another producer's format (AWQ, GPTQ, MXFP4) rewritten into MLX's layout
+    #: without changing their values; act-order GPTQ layers are in ``requantized`` instead
+    repacked_layers: int = 0
+    #: the other producer's format of the source (``"awq"``, ``"gptq"``, ``"mxfp4"``)
+    source_format: Optional[str] = None
+    #: whether quantizing was asked for (``quantize=True``, ``-q``)
+    quantize: bool = False
 
     def summary(self) -> str:
-        rate = self.bytes_read / self.seconds if self.seconds > 0 else 0.0
+        """What was written, how fast, and what happened to the layers.
+
+        The throughput is by bytes written, the figure the progress bar counts."""
+        rate = self.bytes_written / self.seconds if self.seconds > 0 else 0.0
         lines = [
-            f"wrote {self.dst}: {self.tensors} tensors in {human_time(self.seconds)} "
-            f"({self.seconds:.2f} s, {human_bytes(rate)}/s read)",
-            f"  size {human_bytes(self.bytes_read)} -> {human_bytes(self.bytes_written)}, "
-            f"{self.bits_per_weight:.3f} bits per weight",
+            f"wrote {self.dst}: {_count(self.tensors, 'tensor')} in "
+            f"{human_time(self.seconds)} ({self.seconds:.2f} s, {human_bytes(rate)}/s written)",
+            f"  size {human_bytes(self.bytes_read)} read -> {human_bytes(self.bytes_written)} "
+            f"written, {self.bits_per_weight:.3f} bits per weight",
         ]
+        fmt = _FORMAT_NAMES.get(self.source_format or "", self.source_format)
         parts = []
-        if self.quantized_layers:
-            parts.append(f"{self.quantized_layers} layers quantized")
+        if self.quantize or self.quantized_layers:
+            parts.append(f"{_count(self.quantized_layers, 'layer')} quantized")
+        if self.repacked_layers:
+            parts.append(f"{_count(self.repacked_layers, 'layer')} repacked ({fmt} -> MLX, "
+                         "values unchanged)")
+        if self.requantized:
+            parts.append(f"{_count(len(self.requantized), 'layer')} re-quantized "
+                         "(act-order GPTQ)")
         if self.kept_quantized_layers:
-            parts.append(f"{self.kept_quantized_layers} already quantized layers kept")
+            parts.append(f"{_count(self.kept_quantized_layers, 'already quantized layer')} "
+                         "kept")
         if self.dequantized_layers:
-            parts.append(f"{self.dequantized_layers} layers dequantized")
+            parts.append(f"{_count(self.dequantized_layers, 'layer')} dequantized")
         if parts:
             lines.append("  " + ", ".join(parts))
         for r in self.requantized:
@@ -128,93 +172,254 @@ class ConvertResult:
         return "\n".join(rows)
 
 
+# ---- checks of the arguments -----------------------------------------------------------------
+
+def _hub_hint(repo: str, revision: Optional[str] = None) -> str:
+    rev = f" --revision {revision}" if revision else ""
+    return (f"download it first with `hf download {repo}{rev} --local-dir DIR` "
+            "(huggingface_hub's command line; `huggingface-cli download` before "
+            "huggingface_hub 1.0), then convert DIR")
+
+
+def _check_source(src: Path, raw: Any, revision: Optional[str]) -> None:
+    if not os.path.lexists(src):
+        from ..hub import looks_like_repo_id
+
+        if looks_like_repo_id(os.fspath(raw)) and not os.path.isabs(os.fspath(raw)):
+            raise InvalidArgumentError(
+                f"{src}: does not exist here; it looks like a Hugging Face Hub id, but mlxq "
+                f"converts local folders: {_hub_hint(os.fspath(raw), revision)}")
+        raise InvalidArgumentError(f"{src}: does not exist (give a checkpoint folder with "
+                                   "config.json and model*.safetensors)")
+    if not src.is_dir():
+        raise InvalidArgumentError(f"{src}: not a folder (give a checkpoint folder with "
+                                   "config.json and model*.safetensors)")
+    if revision is not None:
+        raise InvalidArgumentError(
+            f"{arg('revision', revision)}: {src} is a local folder, which has no revisions "
+            "(a revision picks a commit of a Hugging Face Hub repository)")
+
+
+def _check_destination(src: Path, dst: Path) -> None:
+    if os.path.lexists(dst):
+        raise InvalidArgumentError(
+            f"cannot save to {dst}: it already exists. Delete it or choose a new path "
+            "(mlxq never writes into an existing folder)")
+    for parent in dst.parents:
+        if os.path.lexists(parent):
+            if not parent.is_dir():
+                raise MlxqIOError(f"{parent}: not a folder, so {dst} cannot be created in it")
+            break
+    if dst.resolve().is_relative_to(src.resolve()):
+        raise InvalidArgumentError(f"cannot save to {dst}: it is inside the source folder "
+                                   f"{src}, which mlxq only reads")
+
+
+def _check_options(opts: Options) -> None:
+    qp = opts.quant_predicate
+    if opts.q_mode not in MODE_DEFAULTS:
+        raise UnknownEnumValueError(f"{arg('q_mode', opts.q_mode)} is not a quantization mode; "
+                                    f"expected one of {', '.join(MODE_DEFAULTS)}", key="q_mode")
+    if opts.quantize and opts.dequantize:
+        raise InvalidArgumentError(f"choose either {arg('quantize')} or {arg('dequantize')}, "
+                                   "not both")
+    if isinstance(qp, str) or qp is not None and not callable(qp):
+        if qp not in QUANT_RECIPES:
+            raise UnknownEnumValueError(f"{arg('quant_predicate', qp)} is not a recipe; "
+                                        f"expected one of {', '.join(QUANT_RECIPES)}, or a "
+                                        "callable (path, tensor spec) -> bool | dict")
+        if opts.q_mode != "affine":
+            raise InvalidArgumentError(f"{arg('quant_predicate', qp)}: the mixed recipes only "
+                                       f"support 'affine' quantization, not "
+                                       f"{arg('q_mode', opts.q_mode)}")
+    if qp is not None and not opts.quantize:
+        raise InvalidArgumentError(f"{arg('quant_predicate', qp)} needs {arg('quantize')}")
+
+
+def _flags_without_effect(opts: Options, quantize_given_mode: bool) -> list[str]:
+    """Quantization parameters given without ``quantize``: they change nothing."""
+    if opts.quantize:
+        return []
+    given = [arg(name, value) for name, value in (("q_bits", opts.q_bits),
+                                                  ("q_group_size", opts.q_group_size))
+             if value is not None]
+    if quantize_given_mode:
+        given.append(arg("q_mode", opts.q_mode))
+    if not given:
+        return []
+    return [f"{' and '.join(given)} {'has' if len(given) == 1 else 'have'} no effect without "
+            f"{arg('quantize')}: no layer is quantized"]
+
+
+def _global_params(opts: Options) -> tuple[int, int, str]:
+    gs, bits = MODE_DEFAULTS[opts.q_mode]
+    return opts.q_group_size or gs, opts.q_bits or bits, opts.q_mode
+
+
+def _check_global_params(plan: Any, opts: Options) -> None:
+    """The global group size and bits, where a layer is quantized with them, must be ones
+    MLX's ``quantize`` takes in that mode; the error names the argument that set them (not
+    the first layer the kernel would have refused)."""
+    from ..quant import check_params
+
+    gs, bits, mode = _global_params(opts)
+    if not any(u.kind == "quantize" and (u.group_size, u.bits, u.mode) == (gs, bits, mode)
+               for u in plan.units.values()):
+        return
+    try:
+        check_params(mode, gs, bits)
+    except MlxqError as e:
+        msg = e.message
+        if msg.startswith("group_size="):
+            name, value = "q_group_size", gs
+        elif msg.startswith("bits="):
+            name, value = "q_bits", bits
+        else:  # pragma: no cover - check_params names one of the two
+            raise
+        if getattr(opts, name) is None:  # the mode's default: the mode is what was chosen
+            what = f"{arg('q_mode', mode)} (its default {name[2:]} {value})"
+        else:
+            what = arg(name, value)
+        rest = msg.split(" is not supported", 1)[1] if " is not supported" in msg else ""
+        raise type(e)(f"{what} is not supported{rest}", key=name) from None
+
+
+def _dense_widths(plan: Any) -> list[int]:
+    """The last-axis widths of the floating weight matrices the plan copies."""
+    def floating(dt: Any) -> bool:
+        return dt is not None and (dt.kind == "f" or dt.name == "bfloat16")
+    return sorted({u.tensor.shape[-1] for n, u in plan.units.items()
+                   if u.kind == "copy" and n.endswith(".weight")
+                   and len(u.tensor.shape) >= 2 and floating(u.tensor.dtype)})
+
+
+def _nothing_quantized_reason(widths: list[int], opts: Options) -> str:
+    gs = _global_params(opts)[0]
+    if not widths:
+        return "the model has no dense weight matrix to quantize"
+    if all(w % gs for w in widths):
+        shown = ", ".join(map(str, widths[:6])) + (", ..." if len(widths) > 6 else "")
+        what = arg("q_group_size", gs) if opts.q_group_size else f"the group size {gs}"
+        return f"{what} divides the last axis of no weight matrix (widths {shown})"
+    if opts.quant_predicate is not None:
+        return f"{arg('quant_predicate', opts.quant_predicate)} declined every layer"
+    return "no layer is one mlx-lm quantizes"
+
+
+def _warn(msg: str) -> None:
+    # stacklevel 3: the warning points at the code that called convert()
+    warnings.warn(msg, MlxqWarning, stacklevel=3)
+
+
 # ---- the conversion ----------------------------------------------------------------------
 
-def convert(src: PathLike, dst: PathLike, *, quantize: bool = False,
+def convert(hf_path: PathLike, mlx_path: PathLike = "mlx_model", *, quantize: bool = False,
             q_group_size: Optional[int] = None, q_bits: Optional[int] = None,
             q_mode: str = "affine", quant_predicate: Union[str, QuantPredicate, None] = None,
             dtype: Optional[str] = None, dequantize: bool = False,
-            max_shard_size: Union[int, str] = DEFAULT_MAX_SHARD_SIZE, report: bool = False,
+            max_shard_size: Union[int, str, None] = None, report: bool = False,
             quiet: bool = False, stream: TextIO | None = None,
-            allow_requantize: bool = False,
-            allow_unknown_architecture: bool = False) -> ConvertResult:
-    """Converts the Hugging Face (or MLX, AWQ, GPTQ, MXFP4) checkpoint folder ``src`` into
-    an MLX checkpoint folder ``dst``, like ``mlx_lm.convert(src, dst, ...)``.
+            allow_requantize: bool = False, allow_unknown_architecture: bool = False,
+            upload_repo: Optional[str] = None, revision: Optional[str] = None,
+            trust_remote_code: bool = False) -> ConvertResult:
+    """Converts the Hugging Face (or MLX, AWQ, GPTQ, MXFP4) checkpoint folder ``hf_path``
+    into an MLX checkpoint folder ``mlx_path``, like ``mlx_lm.convert(hf_path, mlx_path,
+    ...)``.
 
     Args mirror ``mlx_lm.convert``: ``quantize`` (``-q``), ``q_group_size``, ``q_bits``,
     ``q_mode``, ``quant_predicate`` (a recipe name, or a callable
-    ``(path, weight_spec) -> bool | dict`` as mlx-lm's takes ``(path, module)``), ``dtype``,
-    ``dequantize`` (``-d``); plus ``max_shard_size`` (bytes or ``"5GB"``), ``report``
-    (collect per-layer quantization error against the source weights), ``quiet`` (no
-    progress bar or warnings on ``stream``, stderr by default), ``allow_requantize`` (GPTQ
-    layers with an act-order ``g_idx`` are dequantized and re-quantized to MLX affine
-    instead of refused; the added error is in ``result.requantized``),
-    ``allow_unknown_architecture`` (convert a ``model_type`` mlx-lm does not support with
-    generic rules instead of refusing it).
+    ``(path, tensor_spec) -> bool | dict`` as mlx-lm's takes ``(path, module)``; the spec
+    has the dense weight's ``shape`` and ``dtype``), ``dtype``, ``dequantize`` (``-d``);
+    ``trust_remote_code`` is accepted and has no effect (mlxq runs no model code);
+    ``upload_repo`` is refused (mlxq does not upload; the message says how to) and so is
+    ``revision`` (a local folder has none). mlxq's own: ``max_shard_size`` (bytes or
+    ``"5GB"``; default mlx-lm's 5 GiB), ``report`` (collect per-layer quantization error
+    against the source weights), ``quiet`` (no progress bar on ``stream``, stderr by
+    default), ``allow_requantize`` (GPTQ layers with an act-order ``g_idx`` are dequantized
+    and re-quantized to MLX affine instead of refused; the added error is in
+    ``result.requantized``), ``allow_unknown_architecture`` (convert a ``model_type``
+    mlx-lm does not support with generic rules instead of refusing it).
+
+    Warnings are :class:`~mlxq.errors.MlxqWarning` (filter them with :mod:`warnings`):
+    quantization arguments without ``quantize``, ``quantize`` that quantized no layer,
+    ``dequantize`` with nothing to dequantize, already-quantized layers kept, side files
+    not copied, a staging folder left by a killed run and removed.
 
     Raises:
-        InvalidArgumentError: ``dst`` exists, ``src`` is not a folder, both ``quantize`` and
-            ``dequantize``, a recipe with a non-affine mode.
+        InvalidArgumentError: ``mlx_path`` exists, ``hf_path`` does not (a Hub id gets the
+            command that downloads it) or is not a folder, both ``quantize`` and
+            ``dequantize``, a recipe with a non-affine mode, ``upload_repo``.
+        OutOfRangeError: a group size or bits MLX does not take in that mode (naming the
+            argument when the global parameters are at fault, else the layer).
         FormatError / SafetensorsError / ParseError: unreadable inputs (pickles are
             refused); MissingKeyError: no config.json or no weights.
         UnknownEnumValueError: a mode, recipe, dtype, model type or quant_method mlxq does
             not know.
         Errors of the kernels, with ``.layer`` set to the layer being quantized.
     """
-    t0 = time.monotonic()
-    src_p, dst_p = Path(os.fspath(src)), Path(os.fspath(dst))
+    src_p, dst_p = Path(os.fspath(hf_path)), Path(os.fspath(mlx_path))
     out = stream if stream is not None else sys.stderr
-    if os.path.lexists(dst_p):
+    if upload_repo is not None:
         raise InvalidArgumentError(
-            f"cannot save to {dst_p}: it already exists. Delete it or choose a new path "
-            "(mlxq never writes into an existing folder)")
-    if not os.path.lexists(src_p):
-        raise InvalidArgumentError(f"{src_p}: does not exist (give a checkpoint folder with "
-                                   "config.json and model*.safetensors)")
-    if not src_p.is_dir():
-        raise InvalidArgumentError(f"{src_p}: not a folder (give a checkpoint folder with "
-                                   "config.json and model*.safetensors)")
-    for parent in dst_p.parents:
-        if os.path.lexists(parent):
-            if not parent.is_dir():
-                raise MlxqIOError(f"{parent}: not a folder, so {dst_p} cannot be created in it")
-            break
-    if dst_p.resolve().is_relative_to(src_p.resolve()):
-        raise InvalidArgumentError(f"cannot save to {dst_p}: it is inside the source folder "
-                                   f"{src_p}, which mlxq only reads")
-    if quantize and dequantize:
-        raise InvalidArgumentError("choose either quantize or dequantize, not both")
-    if isinstance(quant_predicate, str) or quant_predicate is not None and not callable(
-            quant_predicate):
-        if quant_predicate not in QUANT_RECIPES:
-            raise UnknownEnumValueError(f"quant_predicate {quant_predicate!r}; expected one of "
-                                        f"{', '.join(QUANT_RECIPES)}")
-        if q_mode != "affine":
-            raise InvalidArgumentError("quant predicates (mixed recipes) only support "
-                                       "'affine' quantization")
-        if not quantize:
-            raise InvalidArgumentError("a quant predicate needs quantize=True (-q)")
-    shard = parse_size(max_shard_size)
+            f"{arg('upload_repo', upload_repo)}: mlxq does not upload. Convert without it, "
+            f"then upload the folder with `hf upload {upload_repo} {dst_p}` (huggingface_hub's "
+            "command line; `huggingface-cli upload` before huggingface_hub 1.0)")
+    if os.path.lexists(dst_p):  # first, as mlx_lm.convert checks it first
+        _check_destination(src_p, dst_p)
+    _check_source(src_p, hf_path, revision)
+    _check_destination(src_p, dst_p)
+    from .write import parse_size
 
-    def warn(msg: str) -> None:
-        if not quiet:
-            print(f"warning: {msg}", file=out)
-
+    shard = parse_size(max_shard_size if max_shard_size is not None else 5 << 30)
     opts = Options(quantize=quantize, q_group_size=q_group_size, q_bits=q_bits, q_mode=q_mode,
                    quant_predicate=quant_predicate, dtype=dtype, dequantize=dequantize,
                    max_shard_size=shard, report=report, allow_requantize=allow_requantize,
                    allow_unknown_architecture=allow_unknown_architecture)
+    _check_options(opts)
+    for w in _flags_without_effect(opts, q_mode != "affine"):
+        _warn(w)
+
+    # the planner and executor load every model family (and numpy, ml_dtypes): imported
+    # on use, so importing this package stays light
+    from ..metrics import _Sums
+    from ..staging import StagingDir
+    from .._progress import Progress
+    from . import execute as _execute
+    from .plan import make_plan
+    from .source import SourceCheckpoint
+    from .write import MODEL_CARD, ShardWriters, copy_side_files
+
+    t0 = time.monotonic()  # the conversion's time, not the first import's
     with SourceCheckpoint(src_p) as source:
         plan = make_plan(source, opts)
+        fmt = source.external.name if source.external is not None else None
         for w in plan.warnings:
-            warn(w)
-        if plan.counts["kept"] and quantize:
-            warn(f"{plan.counts['kept']} layers are already quantized and are kept as they "
-                 "are (as mlx_lm.convert does); dequantize first (-d) to re-quantize them")
+            _warn(w)
+        if quantize:
+            _check_global_params(plan, opts)
+        stored = plan.counts["kept"] if not dequantize else 0
+        if stored and quantize:
+            if fmt is None:
+                _warn(f"{_count(stored, 'layer')} {'is' if stored == 1 else 'are'} already "
+                      "quantized and kept as they are (as mlx_lm.convert does); dequantize "
+                      f"first ({arg('dequantize')}) to re-quantize them")
+            else:
+                _warn(f"{_count(stored, 'layer')} of the {_FORMAT_NAMES.get(fmt, fmt)} "
+                      "checkpoint keep their own quantization (repacked into MLX's layout, "
+                      f"as mlx_lm.convert does); {arg('quantize')} quantizes the rest")
+        widths = _dense_widths(plan) if quantize and not plan.counts["quantize"] else []
+        if quantize and not plan.counts["quantize"] and (widths or not stored):
+            # (a model whose every layer is quantized already has had its warning above)
+            _warn(f"{arg('quantize')} quantized no layer: "
+                  f"{_nothing_quantized_reason(widths, opts)}")
+        if dequantize and not plan.counts["dequantize"]:
+            _warn(f"{arg('dequantize')} had nothing to do: {src_p} has no quantized layers")
+        log.info("converting %s (%s, %d tensors, %s) into %s", src_p, plan.family.module,
+                 len(plan.outputs), human_bytes(plan.total_size), dst_p)
         staging = StagingDir(dst_p)
         with staging as tmp:
             for r in staging.removed:
-                warn(f"removed {r}, left by an earlier run that was killed")
+                _warn(f"removed {r}, left by an earlier run that was killed")
             progress = Progress(len(plan.outputs), plan.total_size, stream=out, quiet=quiet)
             try:
                 writers = ShardWriters(tmp, plan.shards)
@@ -224,11 +429,11 @@ def convert(src: PathLike, dst: PathLike, *, quantize: bool = False,
                 except BaseException as e:
                     writers.abort(type(e))
                     raise
-                (tmp / "config.json").write_text(plan.config_out, encoding="utf-8")
-                copy_side_files(src_p, tmp, warn)
-                (tmp / "README.md").write_text(MODEL_CARD, encoding="utf-8")
             finally:
-                progress.close()
+                progress.close()  # before any warning below, which would break the bar
+            (tmp / "config.json").write_text(plan.config_out, encoding="utf-8")
+            copy_side_files(src_p, tmp, _warn_side_file)
+            (tmp / "README.md").write_text(MODEL_CARD, encoding="utf-8")
 
     reports = [LayerReport(p, gs, bits, mode, s.result()) for p, gs, bits, mode, s in sums]
     total = None
@@ -237,11 +442,21 @@ def convert(src: PathLike, dst: PathLike, *, quantize: bool = False,
         for *_, s in sums:
             acc.merge(s)
         total = acc.result()
-    return ConvertResult(
+    requantized = list(plan.requantized)
+    repacked = max(stored - len(requantized), 0) if fmt is not None else 0
+    result = ConvertResult(
         dst=str(dst_p), tensors=len(plan.outputs), quantized_layers=plan.counts["quantize"],
-        kept_quantized_layers=plan.counts["kept"] if not dequantize else 0,
+        kept_quantized_layers=stored if fmt is None else 0,
         dequantized_layers=plan.counts["dequantize"],
         bits_per_weight=plan.total_size * 8 / max(plan.total_parameters, 1),
         bytes_read=plan.bytes_read, bytes_written=plan.total_size,
         seconds=time.monotonic() - t0, architecture=plan.family.module, report=reports,
-        report_total=total, requantized=list(plan.requantized))
+        report_total=total, requantized=requantized, repacked_layers=repacked,
+        source_format=fmt, quantize=quantize)
+    log.info("wrote %s: %d tensors in %.2f s", dst_p, result.tensors, result.seconds)
+    return result
+
+
+def _warn_side_file(msg: str) -> None:
+    # called from copy_side_files inside convert(): stacklevel 4 reaches convert's caller
+    warnings.warn(msg, MlxqWarning, stacklevel=4)
