@@ -34,6 +34,7 @@ from typing import Any, Mapping, Optional, Union
 import numpy as np
 
 from . import _core
+from ._argnames import arg
 from ._dtypes import float_dtype
 from ._packed import (
     biases_from_zeros,
@@ -389,7 +390,7 @@ def transform_gptq_weights(
             raise InvalidArgumentError(
                 f"{layer.prefix}.g_idx is an act-order (desc_act) permutation, not the "
                 f"contiguous mapping i // {layer.group}: MLX groups are contiguous, so the "
-                "layer cannot be converted losslessly; pass allow_requantize=True to "
+                f"layer cannot be converted losslessly; use {arg('allow_requantize')} to "
                 "dequantize and re-quantize it (adds error, reported)",
                 layer=layer.prefix,
                 key=layer.prefix + ".g_idx",

@@ -106,7 +106,15 @@ def test_awq_folder_same_as_mlx_lm(tmp_path, flags):
     from mlxq.testing import assert_checkpoints_equal
 
     src, _ = awq_folder(tmp_path / "awq")
-    convert(src, tmp_path / "a", quiet=True, **flags)
+    if flags.get("quantize"):  # AWQ's layers keep their quantization, and that is said
+        with pytest.warns(mlxq.MlxqWarning, match="14 layers of the AWQ checkpoint keep "
+                          "their own quantization"):
+            r = convert(src, tmp_path / "a", quiet=True, **flags)
+    else:
+        r = convert(src, tmp_path / "a", quiet=True, **flags)
+    if not flags.get("dequantize"):
+        assert r.repacked_layers == 14 and r.kept_quantized_layers == 0
+        assert "14 layers repacked (AWQ -> MLX, values unchanged)" in r.summary()
     mlx_lm_convert(src, tmp_path / "b", **flags)
     assert_checkpoints_equal(tmp_path / "a", tmp_path / "b", check_config=True,
                              check_index=True)
@@ -163,11 +171,16 @@ def test_gptq_loads_in_mlx_lm(tmp_path):
 
 def test_gptq_act_order_is_refused_then_requantized(tmp_path, capsys):
     src, _ = gptq_folder(tmp_path / "gptq", act_order=True)
-    with pytest.raises(InvalidArgumentError, match="g_idx"):
+    with pytest.raises(InvalidArgumentError, match="g_idx.*use allow_requantize=True to"):
         convert(src, tmp_path / "a", quiet=True)
     assert not (tmp_path / "a").exists()
     from mlxq import cli
 
+    # the command line names its flag, not the Python argument
+    assert cli.main(["convert", src, str(tmp_path / "a")]) == 1
+    err = capsys.readouterr().err
+    assert "use --allow-requantize to dequantize and re-quantize" in err
+    assert "allow_requantize=True" not in err
     assert cli.main(["convert", src, str(tmp_path / "a"), "--allow-requantize"]) == 0
     out = capsys.readouterr().out
     assert "14 layers re-quantized (act-order GPTQ)" in out and "repacked" not in out
@@ -191,7 +204,9 @@ def test_mxfp4_folder_is_repacked_losslessly(tmp_path):
     mlxq.save_safetensors(d / "model.safetensors", tensors)
     (d / "config.json").write_text(json.dumps({
         "model_type": "some_oss_like", "quantization_config": {"quant_method": "mxfp4"}}))
-    convert(d, tmp_path / "a", quiet=True, allow_unknown_architecture=True)
+    with pytest.warns(mlxq.MlxqWarning, match="'some_oss_like' is not one mlx-lm supports"):
+        r = convert(d, tmp_path / "a", quiet=True, allow_unknown_architecture=True)
+    assert r.repacked_layers == 1 and "1 layer repacked (MXFP4 -> MLX" in r.summary()
     w = mlxq.load_checkpoint(tmp_path / "a")
     cfg = json.load(open(tmp_path / "a" / "config.json"))
     assert cfg["quantization"] == {"group_size": 32, "bits": 4, "mode": "mxfp4"}

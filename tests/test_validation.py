@@ -365,9 +365,21 @@ def test_every_error_class_derives_from_mlxq_error_and_a_builtin():
                 MemoryError, ImportError)
     for name in errors.__all__:
         cls = getattr(errors, name)
+        if cls is errors.MlxqWarning:  # the one warning category, not an error
+            assert issubclass(cls, UserWarning) and not issubclass(cls, errors.MlxqError)
+            continue
         assert issubclass(cls, errors.MlxqError)
         if cls is not errors.MlxqError:
             assert issubclass(cls, builtins), name
+
+
+def test_every_public_exception_is_importable_from_the_top_level():
+    for name in errors.__all__:
+        assert getattr(mlxq, name) is getattr(errors, name), name
+        assert name in mlxq.__all__
+    from mlxq import SafetensorsError  # as docs/io.md names it
+
+    assert SafetensorsError is errors.SafetensorsError
 
 
 def test_error_messages_do_not_leak_placeholders():

@@ -425,6 +425,8 @@ def convert(hf_path: PathLike, mlx_path: PathLike = "mlx_model", *, quantize: bo
                 writers = ShardWriters(tmp, plan.shards)
                 try:
                     sums = _execute.execute(plan, writers.put, progress.update, report=report)
+                    # the bar ends on the figure the summary reports (updates are throttled)
+                    progress.update(len(plan.outputs), plan.total_size, force=True)
                     writers.finish(plan.total_size, plan.total_parameters)
                 except BaseException as e:
                     writers.abort(type(e))
