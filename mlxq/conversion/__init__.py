@@ -43,19 +43,13 @@ from ..errors import InvalidArgumentError, MlxqIOError, UnknownEnumValueError
 from ..io import DEFAULT_MAX_SHARD_SIZE
 from ..metrics import QuantError, _Sums
 from ..staging import StagingDir
-from . import execute as _execute
-from .plan import CONVERSION_DTYPES, Options, QuantPredicate, make_plan
-from .source import SourceCheckpoint
+from .options import CONVERSION_DTYPES, QUANT_RECIPES, Options, QuantPredicate
 from .write import MODEL_CARD, ShardWriters, copy_side_files, parse_size
 
 __all__ = ["CONVERSION_DTYPES", "QUANT_RECIPES", "ConvertResult", "LayerReport", "convert",
            "parse_size"]
 
 PathLike = Union[str, "os.PathLike[str]"]
-
-#: ``--quant-predicate`` choices (mlx-lm's ``QUANT_RECIPES``).
-QUANT_RECIPES = ("mixed_2_6", "mixed_3_4", "mixed_3_6", "mixed_4_6")
-
 
 # ---- results -------------------------------------------------------------------------------
 
@@ -199,6 +193,12 @@ def convert(src: PathLike, dst: PathLike, *, quantize: bool = False,
     def warn(msg: str) -> None:
         if not quiet:
             print(f"warning: {msg}", file=out)
+
+    # the planner and executor load every model family: imported on use, so importing
+    # this package (or mlxq.models, which builds on its graph) stays light
+    from . import execute as _execute
+    from .plan import make_plan
+    from .source import SourceCheckpoint
 
     opts = Options(quantize=quantize, q_group_size=q_group_size, q_bits=q_bits, q_mode=q_mode,
                    quant_predicate=quant_predicate, dtype=dtype, dequantize=dequantize,

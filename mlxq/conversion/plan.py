@@ -23,7 +23,7 @@ dense lazy tensor -> weight, scales, biases) or a dequantization (a lazy ``dequa
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Mapping, Optional, Sequence, Union
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -43,37 +43,13 @@ from ..stored import stored_layers
 from ..tensorspec import TensorSpec
 from . import graph
 from .hfconfig import config_text
+from .options import CONVERSION_DTYPES, MODE_DEFAULTS, Options
 from .source import SourceCheckpoint, external_tensors
 
 __all__ = ["CONVERSION_DTYPES", "MODE_DEFAULTS", "Options", "Plan", "Unit", "make_plan"]
 
-#: ``--dtype`` choices (mlx-lm's ``MODEL_CONVERSION_DTYPES``).
-CONVERSION_DTYPES = ("float16", "bfloat16", "float32")
-#: Per-mode defaults of ``quantize_model`` (``defaults_for_mode``).
-MODE_DEFAULTS = {"affine": (64, 4), "mxfp4": (32, 4), "nvfp4": (16, 4), "mxfp8": (32, 8)}
 _NP_DTYPE = {"float16": np.dtype(np.float16), "bfloat16": np.dtype(bfloat16),
              "float32": np.dtype(np.float32)}
-
-#: ``quant_predicate(path, weight_spec) -> bool | dict``: a callable, as mlx-lm's
-#: ``convert(quant_predicate=...)`` takes one (there: ``(path, module)``).
-QuantPredicate = Callable[[str, TensorSpec], Union[bool, Mapping[str, Any]]]
-
-
-@dataclasses.dataclass(frozen=True)
-class Options:
-    """What ``mlx_lm.convert``'s arguments ask for (see :func:`mlxq.convert`)."""
-
-    quantize: bool = False
-    q_group_size: Optional[int] = None
-    q_bits: Optional[int] = None
-    q_mode: str = "affine"
-    quant_predicate: Union[str, QuantPredicate, None] = None
-    dtype: Optional[str] = None
-    dequantize: bool = False
-    max_shard_size: int = 5 << 30
-    report: bool = False
-    allow_requantize: bool = False
-    allow_unknown_architecture: bool = False
 
 
 @dataclasses.dataclass
@@ -224,7 +200,7 @@ def make_plan(src: SourceCheckpoint, opts: Options) -> Plan:
         predicate = _predicate(opts, family, config, base, params)
         # in mlx-lm's module order: nn.quantize records per-layer entries as it walks the
         # model, and json.dump keeps that order inside the block
-        for n in sorted(base, key=family.order.key):
+        for n in sorted(base, key=family.order_for(config).key):
             if not n.endswith(".weight") or n[: -len(".weight")] in stored:
                 continue
             path = n[: -len(".weight")]
@@ -257,13 +233,14 @@ def make_plan(src: SourceCheckpoint, opts: Options) -> Plan:
             units[n] = Unit("copy", [(n, ct.spec)], ct)
 
     outputs = [(name, spec, key) for key, u in units.items() for name, spec in u.outputs]
-    outputs.sort(key=lambda o: family.order.key(o[0]))
+    order = family.order_for(config)
+    outputs.sort(key=lambda o: order.key(o[0]))
     names = [o[0] for o in outputs]
     if len(set(names)) != len(names):
         seen: set[str] = set()
         dup = next(n for n in names if n in seen or seen.add(n))  # type: ignore[func-returns-value]
         raise KeyCollisionError(f"two output tensors would be named {dup!r}", key=dup)
-    family.check_parameters(names)
+    family.check_parameters(names, config)
 
     shards = make_shards(outputs, opts.max_shard_size)
     total_size = sum(o[1].nbytes for o in outputs)

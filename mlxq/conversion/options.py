@@ -1,0 +1,40 @@
+"""What a conversion is asked to do: ``mlx_lm.convert``'s arguments, plus mlxq's own."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, Mapping, Optional, Union
+
+from ..tensorspec import TensorSpec
+
+__all__ = ["CONVERSION_DTYPES", "MODE_DEFAULTS", "QUANT_RECIPES", "Options", "QuantPredicate"]
+
+#: ``--quant-predicate`` choices (mlx-lm's ``QUANT_RECIPES``).
+QUANT_RECIPES = ("mixed_2_6", "mixed_3_4", "mixed_3_6", "mixed_4_6")
+#: ``--dtype`` choices (mlx-lm's ``MODEL_CONVERSION_DTYPES``).
+CONVERSION_DTYPES = ("float16", "bfloat16", "float32")
+#: Per-mode defaults of ``quantize_model`` (``defaults_for_mode``).
+MODE_DEFAULTS = {"affine": (64, 4), "mxfp4": (32, 4), "nvfp4": (16, 4), "mxfp8": (32, 8)}
+
+#: ``quant_predicate(path, weight_spec) -> bool | dict``: a callable, as mlx-lm's
+#: ``convert(quant_predicate=...)`` takes one (there: ``(path, module)``).
+QuantPredicate = Callable[[str, TensorSpec], Union[bool, Mapping[str, Any]]]
+
+
+@dataclasses.dataclass(frozen=True)
+class Options:
+    """What ``mlx_lm.convert``'s arguments ask for (see :func:`mlxq.convert`)."""
+
+    quantize: bool = False
+    q_group_size: Optional[int] = None
+    q_bits: Optional[int] = None
+    q_mode: str = "affine"
+    quant_predicate: Union[str, QuantPredicate, None] = None
+    dtype: Optional[str] = None
+    dequantize: bool = False
+    max_shard_size: int = 5 << 30
+    report: bool = False
+    allow_requantize: bool = False
+    allow_unknown_architecture: bool = False
+
+
