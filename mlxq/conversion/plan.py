@@ -164,6 +164,7 @@ def make_plan(src: SourceCheckpoint, opts: Options) -> Plan:
 
     stored = stored_layers({n: t.spec for n, t in base.items()}, block,
                            lambda path: family.in_features(path, config))
+    _check_widths(family, config, base, stored)
     block = dict(block) if block is not None else None
     units: dict[str, Unit] = {}
     owner: set[str] = set()
@@ -252,6 +253,20 @@ def make_plan(src: SourceCheckpoint, opts: Options) -> Plan:
     bytes_read = sum(s.nbytes for s in used)
     return Plan(family, units, outputs, shards, config_text(config), total_size,
                 total_parameters, bytes_read, counts, requantized, warnings)
+
+
+def _check_widths(family: Family, config: Mapping[str, Any],
+                  base: Mapping[str, graph.Tensor], stored: Mapping[str, Any]) -> None:
+    """A dense weight whose input width is not the one the config gives mlx-lm's module
+    (where the family knows it) is refused: ``load_weights`` would reject the shape."""
+    for n, t in base.items():
+        if not n.endswith(".weight") or t.ndim < 2 or n[: -len(".weight")] in stored:
+            continue
+        path = n[: -len(".weight")]
+        want = family.in_features(path, config)
+        if want is not None and t.shape[-1] != want:
+            raise FormatError(f"{n} is {list(t.shape)}, but config.json makes its input "
+                              f"width {want}: mlx_lm.load would refuse the shape", key=n)
 
 
 def _predicate(opts: Options, family: Family, config: Mapping[str, Any],
