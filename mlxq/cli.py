@@ -21,9 +21,9 @@ import os
 import signal
 import sys
 import textwrap
-import threading
 from typing import Sequence
 
+from ._interrupt import Signalled, deferred, immediate
 from .errors import MlxqError
 
 _CONVERT_HELP = textwrap.dedent("""\
@@ -204,20 +204,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-class _Signalled(BaseException):
-    """SIGTERM or SIGHUP, raised in the main thread so that every ``finally`` and
-    ``except BaseException`` on the way out runs, exactly as for Ctrl-C: the converter
-    removes its staging folder before the process exits."""
-
-    def __init__(self, signum: int):
-        super().__init__(signum)
-        self.signum = signum
-
-
-def _raise_signalled(signum: int, _frame: object) -> None:
-    raise _Signalled(signum)
-
-
 def _os_error_line(e: OSError) -> str:
     if e.filename is not None:
         return f"{e.filename}: {e.strerror or e}"
@@ -243,13 +229,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     Ctrl-C and exit with 128 + the signal number; a closed stdout (``| head``) ends the
     command quietly."""
     args = build_parser().parse_args(argv)
-    previous = {}
-    if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGTERM, signal.SIGHUP):
-            previous[sig] = signal.signal(sig, _raise_signalled)
     cmd = f"mlxq {args.command}"
     try:
-        return args.func(args)
+        # convert stops only at safe points (its writer thread holds locks); the other
+        # commands may stop anywhere
+        with deferred() if args.command == "convert" else immediate():
+            return args.func(args)
     except MlxqError as e:
         print(f"{cmd}: error: {e}", file=sys.stderr)
         return 1
@@ -262,7 +247,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"{cmd}: interrupted; nothing was written", file=sys.stderr)
         return 130
-    except _Signalled as e:
+    except Signalled as e:
         name = signal.Signals(e.signum).name
         print(f"{cmd}: stopped by {name}; nothing was written", file=sys.stderr)
         return 128 + e.signum
@@ -275,6 +260,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{cmd}: internal error: {type(e).__name__}: {e} (this is a bug in mlxq; "
               "MLXQ_DEBUG=1 shows the traceback)", file=sys.stderr)
         return 1
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)

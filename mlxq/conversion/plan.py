@@ -44,6 +44,7 @@ from ..tensorspec import TensorSpec
 from . import graph
 from .hfconfig import config_text
 from .options import CONVERSION_DTYPES, MODE_DEFAULTS, Options
+from .prequant import prepare
 from .source import SourceCheckpoint, external_tensors
 
 __all__ = ["CONVERSION_DTYPES", "MODE_DEFAULTS", "Options", "Plan", "Unit", "make_plan"]
@@ -142,7 +143,9 @@ def make_plan(src: SourceCheckpoint, opts: Options) -> Plan:
         weights, ext_block = external_tensors(src, opts.allow_requantize, requantized)
         config["quantization"] = ext_block
     else:
-        weights = dict(src.tensors)
+        prepared = prepare(src.tensors, config, family, opts)
+        weights, config = prepared.weights, prepared.config
+        warnings.extend(prepared.notes)
     block = config.get("quantization")
     base = _sanitize(family, weights, config)
 

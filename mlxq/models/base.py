@@ -216,6 +216,10 @@ class Family:
     complete: bool = True
     #: the generic fallback for model types mlx-lm does not know (opt-in)
     generic: bool = False
+    #: pre-quantized source formats the family's own sanitize undoes, as mlx-lm's does
+    #: ("fp8": block E4M3 with 128x128 scales; "compressed-tensors": INT4 pack-quantized);
+    #: for the others mlxq undoes them before sanitize (mlxq.conversion.prequant)
+    source_formats: frozenset = frozenset()
 
     @property
     def name(self) -> str:

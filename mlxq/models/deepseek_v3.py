@@ -107,4 +107,5 @@ FAMILY = Family(
     Order(f"model(embed_tokens layers*({ATTN} {MLP} input_layernorm "
           "post_attention_layernorm) norm) lm_head"),
     cast_predicate=cast_predicate,
-    not_quantized=(r"\.mlp\.gate$",))
+    not_quantized=(r"\.mlp\.gate$",),
+    source_formats=frozenset({"fp8", "compressed-tensors"}))

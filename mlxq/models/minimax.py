@@ -64,6 +64,7 @@ FAMILY = Family(
     llama_order(f"{ATTN_QK_NORM} block_sparse_moe(gate switch_mlp(gate_proj up_proj "
                 f"down_proj) e_score_correction_bias) {NORMS}", tie_default=False),
     quant_predicate=quant_predicate, cast_predicate=cast_predicate,
+    source_formats=frozenset({"fp8"}),
     widths={**ATTN_WIDTHS, "block_sparse_moe.gate": "hidden",
             "block_sparse_moe.switch_mlp.gate_proj": "hidden",
             "block_sparse_moe.switch_mlp.up_proj": "hidden",
