@@ -1,0 +1,382 @@
+#!/usr/bin/env python3
+"""Writes tiny Hugging Face checkpoints built by ``transformers`` itself (tests/fixtures/hf/).
+
+The converter's oracle (``mlx_lm.convert``) must see inputs that mlxq did not make, so every
+fixture here is a model that ``transformers`` instantiates from a tiny config and saves with
+``save_pretrained``: its tensor names, shapes, dtypes and ``config.json`` are what
+transformers writes for that family. The tool then adds the few top-level config keys that
+real Hub checkpoints of the family carry and transformers 5 no longer writes (see
+``HUB_KEYS`` and tests/fixtures/hf/README.md), and a word-level tokenizer.
+
+Pre-quantized variants are derived from the bf16 fixtures with numpy only (no mlxq):
+FP8 block checkpoints as DeepSeek-V3/MiniMax-M2/Qwen3-FP8 ship them, and a compressed-tensors
+``pack-quantized`` INT4 checkpoint in Kimi-K2-Thinking's layout.
+
+Needs a separate environment with torch (CI does not install it)::
+
+    python3 -m venv /tmp/venv-fixtures
+    /tmp/venv-fixtures/bin/pip install torch==2.13.0 transformers==5.24.0 numpy safetensors ml_dtypes
+    /tmp/venv-fixtures/bin/python tools/gen_hf_fixtures.py            # all, into tests/fixtures/hf
+    /tmp/venv-fixtures/bin/python tools/gen_hf_fixtures.py llama qwen3 # some
+    /tmp/venv-fixtures/bin/python tools/gen_hf_fixtures.py --out DIR --logits DIR2
+
+``--logits DIR2`` also writes, per fixture, transformers' float32 logits for a fixed prompt
+(``DIR2/<name>.npy``), computed from the saved bf16 weights; tools/survey_hf_fixtures.py
+compares mlx-lm's logits with them. Output is deterministic: fixed seeds, sorted JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import math
+import os
+import shutil
+import sys
+import types
+import warnings
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_OUT = REPO / "tests" / "fixtures" / "hf"
+PROMPT = [1, 5, 9, 20, 33, 7, 64, 3]
+
+VOCAB = 128
+H = 64
+
+# Standard names: applied to a config only where the family's config class knows the key
+# (in its defaults or attribute_map), so no family gets a stray attribute.
+BASE: dict[str, Any] = {
+    "vocab_size": VOCAB,
+    "hidden_size": H,
+    "intermediate_size": 128,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "head_dim": 16,
+    "max_position_embeddings": 256,
+    "bos_token_id": 1,
+    "eos_token_id": 2,
+    "pad_token_id": 0,
+    "moe_intermediate_size": 64,
+    "shared_expert_intermediate_size": 64,
+    "num_experts_per_tok": 2,
+    "num_local_experts": 4,
+    "num_experts": 4,
+    "n_routed_experts": 4,
+    "n_shared_experts": 1,
+    "num_shared_experts": 1,
+    "kv_lora_rank": 64,
+    "q_lora_rank": 64,
+    "qk_rope_head_dim": 16,
+    "qk_nope_head_dim": 32,
+    "v_head_dim": 32,
+    "n_group": 1,
+    "topk_group": 1,
+    "first_k_dense_replace": 1,
+    "sliding_window": 16,
+    "linear_num_key_heads": 2,
+    "linear_num_value_heads": 4,
+    "linear_key_head_dim": 16,
+    "linear_value_head_dim": 16,
+    "linear_conv_kernel_dim": 4,
+    "num_nextn_predict_layers": 0,
+}
+
+# Families whose experts are intermediate_size wide: narrower experts keep fixtures small
+EXPERT_FFN = {"intermediate_size": 64}
+MLA = {"head_dim": 16, "num_key_value_heads": 4}  # DeepSeek-style: head_dim is qk_rope_head_dim; MLA has no GQA
+
+# Per fixture: (transformers model_type, config overrides). The fixture's name is the key.
+SPECS: dict[str, tuple[str, dict[str, Any]]] = {
+    # --- dense attention --------------------------------------------------------------------
+    "llama": ("llama", {}),
+    "mistral": ("mistral", {"sliding_window": None}),
+    "qwen2": ("qwen2", {}),
+    "qwen3": ("qwen3", {}),
+    "gemma": ("gemma", {}),
+    "gemma2": ("gemma2", {"query_pre_attn_scalar": 16}),
+    "gemma3_text": ("gemma3_text", {"num_hidden_layers": 2, "query_pre_attn_scalar": 16,
+                                    "layer_types": ["sliding_attention", "full_attention"]}),
+    "phi": ("phi", {}),
+    "phi3": ("phi3", {"num_key_value_heads": 4}),
+    "starcoder2": ("starcoder2", {}),
+    "cohere": ("cohere", {}),
+    "cohere2": ("cohere2", {"num_hidden_layers": 2,
+                            "layer_types": ["sliding_attention", "full_attention"]}),
+    "olmo": ("olmo", {}),
+    "olmo2": ("olmo2", {}),
+    "olmo3": ("olmo3", {"layer_types": ["sliding_attention", "full_attention"]}),
+    "granite": ("granite", {"embedding_multiplier": 12.0, "logits_scaling": 8.0,
+                            "residual_multiplier": 0.22, "attention_multiplier": 0.0625}),
+    "glm": ("glm", {}),
+    "glm4": ("glm4", {}),
+    "gpt2": ("gpt2", {"n_embd": H, "n_layer": 2, "n_head": 4, "n_positions": 256,
+                      "bos_token_id": 1, "eos_token_id": 2}),
+    "gpt_bigcode": ("gpt_bigcode", {"n_embd": H, "n_layer": 2, "n_head": 4, "n_positions": 256,
+                                    "bos_token_id": 1, "eos_token_id": 2}),
+    "gptj": ("gptj", {"n_embd": H, "n_layer": 2, "n_head": 4, "n_positions": 256,
+                      "rotary_dim": 8, "bos_token_id": 1, "eos_token_id": 2}),
+    "gpt_neox": ("gpt_neox", {}),
+    "stablelm": ("stablelm", {}),
+    "exaone": ("exaone", {}),
+    "exaone4": ("exaone4", {"num_hidden_layers": 2, "sliding_window_pattern": "LG",
+                            "layer_types": ["sliding_attention", "full_attention"]}),
+    "smollm3": ("smollm3", {"num_hidden_layers": 2, "no_rope_layer_interval": 2}),
+    "ernie4_5": ("ernie4_5", {}),
+    "hunyuan_v1_dense": ("hunyuan_v1_dense", {}),
+    "seed_oss": ("seed_oss", {}),
+    "internlm3": ("internlm3", {}),
+    "helium": ("helium", {}),
+    "apertus": ("apertus", {}),
+    "bitnet": ("bitnet", {}),
+    "nemotron": ("nemotron", {}),
+    "ministral3": ("ministral3", {}),
+    "nanochat": ("nanochat", {}),
+    "iquestcoder": ("iquestcoder", {}),
+    # --- mixture of experts -----------------------------------------------------------------
+    "mixtral": ("mixtral", EXPERT_FFN),
+    "qwen2_moe": ("qwen2_moe", {}),
+    "qwen3_moe": ("qwen3_moe", {}),
+    "olmoe": ("olmoe", EXPERT_FFN),
+    "granitemoe": ("granitemoe", {**EXPERT_FFN, "embedding_multiplier": 12.0, "logits_scaling": 8.0,
+                                  "residual_multiplier": 0.22, "attention_multiplier": 0.0625}),
+    "phimoe": ("phimoe", EXPERT_FFN),
+    "dbrx": ("dbrx", {"d_model": H, "n_layers": 2, "n_heads": 4,
+                      "attn_config": {"kv_n_heads": 2, "clip_qkv": 8.0, "rope_theta": 10000.0},
+                      "ffn_config": {"ffn_hidden_size": 64, "moe_num_experts": 4,
+                                     "moe_top_k": 2}}),
+    "ernie4_5_moe": ("ernie4_5_moe", {"moe_num_experts": 4, "moe_k": 2,
+                                      "moe_num_shared_experts": 1, "moe_layer_start_index": 1,
+                                      "moe_layer_end_index": 1}),
+    "glm4_moe": ("glm4_moe", {"num_hidden_layers": 2}),
+    "deepseek_v2": ("deepseek_v2", {"num_key_value_heads": 4, "kv_lora_rank": 32, "q_lora_rank": None,
+                                    "n_group": 1, "topk_group": 1}),
+    "deepseek_v3": ("deepseek_v3", MLA),
+    "deepseek_v32": ("deepseek_v32", {**MLA, "index_head_dim": 32, "index_n_heads": 2,
+                                      "index_topk": 8}),
+    "glm4_moe_lite": ("glm4_moe_lite", MLA),
+    "glm_moe_dsa": ("glm_moe_dsa", {**MLA, "index_head_dim": 32, "index_n_heads": 2,
+                                    "index_topk": 8}),
+    "dots1": ("dots1", {}),
+    "exaone_moe": ("exaone_moe", {"num_hidden_layers": 2, "sliding_window_pattern": "LG",
+                                  "layer_types": ["sliding_attention", "full_attention"]}),
+    "minimax_m2": ("minimax_m2", {"intermediate_size": 64}),
+    "minimax": ("minimax", {**EXPERT_FFN, "layer_types": ["linear_attention", "full_attention"],
+                            "block_size": 16}),
+    "gpt_oss": ("gpt_oss", {"intermediate_size": 64,
+                            "layer_types": ["sliding_attention", "full_attention"],
+                            "rope_parameters": {"rope_type": "yarn", "factor": 32.0,
+                                                "beta_fast": 32.0, "beta_slow": 1.0,
+                                                "truncate": False, "rope_theta": 150000.0,
+                                                "original_max_position_embeddings": 4096}}),
+    "solar_open": ("solar_open", {}),
+    "afmoe": ("afmoe", {"num_dense_layers": 1, "global_attn_every_n_layers": 2,
+                        "num_hidden_layers": 2}),
+    "mimo_v2_flash": ("mimo_v2_flash", {"head_dim": 24, "v_head_dim": 16,
+                                        "layer_types": ["sliding_attention", "full_attention"]}),
+    "llama4_text": ("llama4_text", {"intermediate_size_mlp": 128, "intermediate_size": 64,
+                                    "interleave_moe_layer_step": 2, "no_rope_layer_interval": 2,
+                                    "attention_chunk_size": 16, "num_experts_per_tok": 1}),
+    "mellum": ("mellum", {"layer_types": ["sliding_attention", "full_attention"]}),
+    "laguna": ("laguna", {"layer_types": ["sliding_attention", "full_attention"]}),
+    "longcat_flash": ("longcat_flash", {**MLA, "num_layers": 1, "ffn_hidden_size": 128,
+                                        "expert_ffn_hidden_size": 64, "moe_topk": 2,
+                                        "n_routed_experts": 4, "zero_expert_num": 2}),
+    "minicpm3": ("minicpm3", {"head_dim": 16, "num_key_value_heads": 4, "dim_model_base": 32}),
+    # --- hybrid / recurrent -----------------------------------------------------------------
+    "qwen3_next": ("qwen3_next", {"full_attention_interval": 2,
+                                  "layer_types": ["linear_attention", "full_attention"],
+                                  "head_dim": 32}),
+    "falcon_h1": ("falcon_h1", {"mamba_d_ssm": 128, "mamba_n_heads": 8, "mamba_d_head": 16,
+                                "mamba_d_state": 16, "mamba_chunk_size": 16}),
+    "mamba": ("mamba", {"state_size": 16, "time_step_rank": 8}),
+    "falcon_mamba": ("falcon_mamba", {"state_size": 16, "time_step_rank": 8}),
+    "mamba2": ("mamba2", {"num_heads": 8, "head_dim": 16, "state_size": 16, "n_groups": 2,
+                          "chunk_size": 16, "expand": 2}),
+    "nemotron_h": ("nemotron_h", {"num_hidden_layers": 4,
+                                  "layers_block_type": ["mamba", "attention", "mlp", "moe"],
+                                  "mamba_num_heads": 8, "mamba_head_dim": 16,
+                                  "ssm_state_size": 16, "n_groups": 2, "chunk_size": 16,
+                                  "moe_shared_expert_intermediate_size": 64}),
+    "lfm2": ("lfm2", {"num_hidden_layers": 2, "layer_types": ["conv", "full_attention"],
+                      "block_auto_adjust_ff_dim": False}),
+    "lfm2_moe": ("lfm2_moe", {"num_hidden_layers": 2, "num_dense_layers": 1,
+                              "layer_types": ["conv", "full_attention"]}),
+    "granitemoehybrid": ("granitemoehybrid", {
+        "layer_types": ["mamba", "attention"], "mamba_n_heads": 8, "mamba_d_head": 16,
+        "mamba_d_state": 16, "mamba_chunk_size": 16, "shared_intermediate_size": 64,
+        "embedding_multiplier": 12.0, "logits_scaling": 8.0, "residual_multiplier": 0.22,
+        "attention_multiplier": 0.0625}),
+    "jamba": ("jamba", {"num_hidden_layers": 2, "attn_layer_period": 2, "attn_layer_offset": 1,
+                        "expert_layer_period": 2, "expert_layer_offset": 1,
+                        "mamba_d_state": 16, "mamba_dt_rank": 8, "use_mamba_kernels": False}),
+    "recurrent_gemma": ("recurrent_gemma", {"num_hidden_layers": 2,
+                                            "block_types": ["recurrent", "attention"],
+                                            "lru_width": 64, "attention_window_size": 16,
+                                            "num_key_value_heads": 4}),
+    "kimi_linear": ("kimi_linear", {**MLA, "num_hidden_layers": 2,
+                                    "linear_attn_config": {"kda_layers": [1],
+                                                           "full_attn_layers": [2],
+                                                           "head_dim": 16, "num_heads": 4,
+                                                           "short_conv_kernel_size": 4},
+                                    "linear_head_dim": 16, "linear_num_heads": 4}),
+    "olmo_hybrid": ("olmo_hybrid", {"layer_types": ["linear_attention", "full_attention"]}),
+    "bailing_hybrid": ("bailing_hybrid", {**MLA, "layer_group_size": 2,
+                                          "linear_head_dim": 16, "linear_num_heads": 4}),
+}
+
+# Top-level keys real Hub checkpoints carry that transformers 5 moves or drops; see README.
+def hub_keys(name: str, cfg: dict[str, Any]) -> dict[str, Any]:
+    """The keys added to a transformers-written config.json of fixture ``name``."""
+    add: dict[str, Any] = {}
+    if cfg.get("dtype") and "torch_dtype" not in cfg:
+        add["torch_dtype"] = cfg["dtype"]
+    rp = cfg.get("rope_parameters")
+    if isinstance(rp, dict) and "rope_theta" in rp:
+        add["rope_theta"] = rp["rope_theta"]
+        if "partial_rotary_factor" in rp:
+            add["partial_rotary_factor"] = rp["partial_rotary_factor"]
+        if rp.get("rope_type", "default") != "default":
+            add["rope_scaling"] = {k: v for k, v in rp.items() if k != "rope_theta"}
+    elif isinstance(rp, dict) and "full_attention" in rp:
+        # per-layer-type rope (Gemma 3, OLMo 3, ...): the Hub configs carry the global
+        # rope_theta and, for Gemma 3, rope_local_base_freq
+        add["rope_theta"] = rp["full_attention"]["rope_theta"]
+        if "sliding_attention" in rp:
+            add["rope_local_base_freq"] = rp["sliding_attention"]["rope_theta"]
+    add.update(FAMILY_KEYS.get(name, lambda c: {})(cfg))
+    return {k: v for k, v in add.items() if k not in cfg}
+
+
+FAMILY_KEYS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    # Gemma 3 / Cohere 2 Hub configs state the interleave as a period
+    "gemma3_text": lambda c: {"sliding_window_pattern": 2},
+    "cohere2": lambda c: {"sliding_window_pattern": 2},
+    # MiniMax-M2's Hub config names its partial rotary width and (absent) shared expert
+    "minimax_m2": lambda c: {
+        "rotary_dim": int(c["head_dim"] * c.get("rope_parameters", {}).get(
+            "partial_rotary_factor", 1.0)),
+        "shared_intermediate_size": 0, "use_qk_norm": True, "scoring_func": "sigmoid"},
+}
+
+
+# ------------------------------------------------------------------------------------------
+
+def _tokenizer_files() -> dict[str, Any]:
+    """The word-level tokenizer of mlxq.synthetic, loaded without importing mlxq's C core."""
+    if "mlxq" not in sys.modules:
+        pkg = types.ModuleType("mlxq")
+        pkg.__path__ = [str(REPO / "mlxq")]  # type: ignore[attr-defined]
+        sys.modules["mlxq"] = pkg
+    spec = importlib.util.spec_from_file_location("mlxq.synthetic", REPO / "mlxq" / "synthetic.py")
+    mod = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(mod)  # type: ignore[union-attr]
+    return mod._tokenizer_files(VOCAB)
+
+
+def _known_keys(cfg_obj: Any) -> set[str]:
+    return set(cfg_obj.to_dict()) | set(getattr(cfg_obj, "attribute_map", {}))
+
+
+def build_config(model_type: str, overrides: dict[str, Any]) -> Any:
+    from transformers import AutoConfig
+
+    default = AutoConfig.for_model(model_type)
+    known = _known_keys(default)
+    kwargs = {k: v for k, v in BASE.items() if k in known}
+    amap = getattr(default, "attribute_map", {})
+    # an alias and its target must not both be given
+    for alias, target in amap.items():
+        if alias in kwargs and target in kwargs:
+            kwargs.pop(alias)
+    kwargs.update(overrides)
+    for alias, target in amap.items():
+        if alias in overrides and target in kwargs and target not in overrides:
+            kwargs.pop(target)
+    return AutoConfig.for_model(model_type, **kwargs)
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    path.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def _perturb(model: Any, seed: int) -> None:
+    """Adds N(0, 0.02) to every floating parameter, so that norms and biases are not all
+    ones/zeros and a key read wrongly changes the logits (the init is transformers' own)."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for _, p in sorted(model.named_parameters()):
+            if p.is_floating_point():
+                p.add_(torch.randn(p.shape, generator=g, dtype=torch.float32).to(p.dtype) * 0.02)
+
+
+def make_fixture(name: str, out: Path, logits_dir: Path | None) -> Path:
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    model_type, overrides = SPECS[name]
+    cfg = build_config(model_type, overrides)
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(cfg, dtype=torch.float32)
+    _perturb(model, 1)
+    model = model.to(torch.bfloat16)
+    model.config.dtype = torch.bfloat16
+    d = out / name
+    if d.exists():
+        shutil.rmtree(d)
+    model.save_pretrained(d, safe_serialization=True)
+    (d / "generation_config.json").unlink(missing_ok=True)
+    cfg_path = d / "config.json"
+    saved = json.loads(cfg_path.read_text())
+    saved.pop("transformers_version", None)
+    saved.update(hub_keys(name, saved))
+    _write_json(cfg_path, saved)
+    _write_json(d / "generation_config.json",
+                {"bos_token_id": 1, "eos_token_id": 2, "do_sample": False})
+    for fname, content in _tokenizer_files().items():
+        _write_json(d / fname, content)
+    if logits_dir is not None:
+        logits_dir.mkdir(parents=True, exist_ok=True)
+        m = model.float().eval()
+        with torch.no_grad():
+            logits = m(torch.tensor([PROMPT])).logits[0].float().numpy()
+        np.save(logits_dir / f"{name}.npy", logits)
+    return d
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("names", nargs="*", help="fixtures to write (default: all)")
+    ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    ap.add_argument("--logits", type=Path, default=None)
+    ap.add_argument("--keep-going", action="store_true")
+    args = ap.parse_args(argv)
+    warnings.filterwarnings("ignore")
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    names = args.names or list(SPECS)
+    failed = []
+    for n in names:
+        try:
+            d = make_fixture(n, args.out, args.logits)
+            size = sum(f.stat().st_size for f in d.iterdir())
+            print(f"{n:20s} {size / 1024:8.1f} KB")
+        except Exception as exc:  # noqa: BLE001 - reported, the run goes on with --keep-going
+            failed.append(n)
+            print(f"{n:20s} FAILED {type(exc).__name__}: {str(exc)[:300]}")
+            if not args.keep_going:
+                raise
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
