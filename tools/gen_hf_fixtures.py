@@ -87,6 +87,12 @@ BASE: dict[str, Any] = {
     "num_nextn_predict_layers": 0,
 }
 
+# DeepSeek-V2's and EXAONE 4's Hub configs use YaRN / llama3 rope scaling
+YARN = {"rope_type": "yarn", "rope_theta": 10000.0, "factor": 40.0, "beta_fast": 32.0,
+        "beta_slow": 1.0, "mscale": 0.707, "mscale_all_dim": 0.707,
+        "original_max_position_embeddings": 64}
+LLAMA3 = {"rope_type": "llama3", "rope_theta": 1000000.0, "factor": 16.0, "low_freq_factor": 1.0,
+          "high_freq_factor": 4.0, "original_max_position_embeddings": 64}
 # Families whose experts are intermediate_size wide: narrower experts keep fixtures small
 EXPERT_FFN = {"intermediate_size": 64}
 MLA = {"head_dim": 16, "num_key_value_heads": 4}  # DeepSeek-style: head_dim is qk_rope_head_dim; MLA has no GQA
@@ -124,7 +130,7 @@ SPECS: dict[str, tuple[str, dict[str, Any]]] = {
     "gpt_neox": ("gpt_neox", {}),
     "stablelm": ("stablelm", {}),
     "exaone": ("exaone", {}),
-    "exaone4": ("exaone4", {"num_hidden_layers": 2, "sliding_window_pattern": "LG",
+    "exaone4": ("exaone4", {"rope_parameters": LLAMA3, "num_hidden_layers": 2, "sliding_window_pattern": "LG",
                             "layer_types": ["sliding_attention", "full_attention"]}),
     "smollm3": ("smollm3", {"num_hidden_layers": 2, "no_rope_layer_interval": 2}),
     "ernie4_5": ("ernie4_5", {}),
@@ -145,7 +151,7 @@ SPECS: dict[str, tuple[str, dict[str, Any]]] = {
     "olmoe": ("olmoe", EXPERT_FFN),
     "granitemoe": ("granitemoe", {**EXPERT_FFN, "embedding_multiplier": 12.0, "logits_scaling": 8.0,
                                   "residual_multiplier": 0.22, "attention_multiplier": 0.0625}),
-    "phimoe": ("phimoe", EXPERT_FFN),
+    "phimoe": ("phimoe", {**EXPERT_FFN, "attention_bias": True, "lm_head_bias": True}),
     "dbrx": ("dbrx", {"d_model": H, "n_layers": 2, "n_heads": 4,
                       "attn_config": {"kv_n_heads": 2, "clip_qkv": 8.0, "rope_theta": 10000.0},
                       "ffn_config": {"ffn_hidden_size": 64, "moe_num_experts": 4,
@@ -155,7 +161,7 @@ SPECS: dict[str, tuple[str, dict[str, Any]]] = {
                                       "moe_layer_end_index": 1}),
     "glm4_moe": ("glm4_moe", {"num_hidden_layers": 2}),
     "deepseek_v2": ("deepseek_v2", {"num_key_value_heads": 4, "kv_lora_rank": 32, "q_lora_rank": None,
-                                    "n_group": 1, "topk_group": 1}),
+                                    "n_group": 1, "topk_group": 1, "rope_parameters": YARN}),
     "deepseek_v3": ("deepseek_v3", MLA),
     "deepseek_v32": ("deepseek_v32", {**MLA, "index_head_dim": 32, "index_n_heads": 2,
                                       "index_topk": 8}),
@@ -187,7 +193,10 @@ SPECS: dict[str, tuple[str, dict[str, Any]]] = {
     "longcat_flash": ("longcat_flash", {**MLA, "num_layers": 1, "ffn_hidden_size": 128,
                                         "expert_ffn_hidden_size": 64, "moe_topk": 2,
                                         "n_routed_experts": 4, "zero_expert_num": 2}),
-    "minicpm3": ("minicpm3", {"head_dim": 16, "num_key_value_heads": 4, "dim_model_base": 32}),
+    "minicpm3": ("minicpm3", {"head_dim": 16, "num_key_value_heads": 4, "rope_parameters": {
+        "rope_type": "longrope", "rope_theta": 10000.0, "original_max_position_embeddings": 128,
+        "short_factor": [1.0 + i / 8 for i in range(8)],
+        "long_factor": [1.5 + i / 4 for i in range(8)]}, "dim_model_base": 32}),
     # --- hybrid / recurrent -----------------------------------------------------------------
     "qwen3_next": ("qwen3_next", {"full_attention_interval": 2,
                                   "layer_types": ["linear_attention", "full_attention"],
@@ -218,7 +227,7 @@ SPECS: dict[str, tuple[str, dict[str, Any]]] = {
     "recurrent_gemma": ("recurrent_gemma", {"num_hidden_layers": 2,
                                             "block_types": ["recurrent", "attention"],
                                             "lru_width": 64, "attention_window_size": 16,
-                                            "num_key_value_heads": 4}),
+                                            "num_key_value_heads": 1}),
     "kimi_linear": ("kimi_linear", {**MLA, "num_hidden_layers": 2,
                                     "linear_attn_config": {"kda_layers": [1],
                                                            "full_attn_layers": [2],
@@ -230,8 +239,10 @@ SPECS: dict[str, tuple[str, dict[str, Any]]] = {
                                           "linear_head_dim": 16, "linear_num_heads": 4}),
 }
 
-# Top-level keys real Hub checkpoints carry that transformers 5 moves or drops; see README.
-def hub_keys(name: str, cfg: dict[str, Any]) -> dict[str, Any]:
+# Top-level keys real Hub checkpoints carry that transformers 5 moves, renames or drops; they
+# are added to the config.json transformers wrote (never replacing a key it wrote, except
+# the value fixes in ``fix_values``). README.md lists them per family.
+def hub_keys(name: str, cfg: dict[str, Any], tensors: set[str]) -> dict[str, Any]:
     """The keys added to a transformers-written config.json of fixture ``name``."""
     add: dict[str, Any] = {}
     if cfg.get("dtype") and "torch_dtype" not in cfg:
@@ -242,27 +253,110 @@ def hub_keys(name: str, cfg: dict[str, Any]) -> dict[str, Any]:
         if "partial_rotary_factor" in rp:
             add["partial_rotary_factor"] = rp["partial_rotary_factor"]
         if rp.get("rope_type", "default") != "default":
-            add["rope_scaling"] = {k: v for k, v in rp.items() if k != "rope_theta"}
+            add["rope_scaling"] = {k: v for k, v in rp.items()
+                                   if k not in ("rope_theta", "partial_rotary_factor")}
     elif isinstance(rp, dict) and "full_attention" in rp:
         # per-layer-type rope (Gemma 3, OLMo 3, ...): the Hub configs carry the global
         # rope_theta and, for Gemma 3, rope_local_base_freq
         add["rope_theta"] = rp["full_attention"]["rope_theta"]
         if "sliding_attention" in rp:
             add["rope_local_base_freq"] = rp["sliding_attention"]["rope_theta"]
-    add.update(FAMILY_KEYS.get(name, lambda c: {})(cfg))
+    fam = FAMILY_KEYS.get(name)
+    if fam is not None:
+        add.update(fam(cfg, tensors))
     return {k: v for k, v in add.items() if k not in cfg}
 
 
-FAMILY_KEYS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+def _head_dim(c: dict[str, Any]) -> int:
+    return c.get("head_dim") or c["hidden_size"] // c["num_attention_heads"]
+
+
+def _mimo_keys(c: dict[str, Any], t: set[str]) -> dict[str, Any]:
+    lt = c["layer_types"]
+    sink = {kind: any(f"model.layers.{i}.self_attn.attention_sink_bias" in t
+                      for i, k in enumerate(lt) if k == kind) for kind in set(lt)}
+    rp = c["rope_parameters"]
+    return {
+        "hybrid_layer_pattern": [1 if k == "sliding_attention" else 0 for k in lt],
+        "moe_layer_freq": [1 if k == "sparse" else 0 for k in c["mlp_layer_types"]],
+        "add_swa_attention_sink_bias": sink.get("sliding_attention", False),
+        "add_full_attention_sink_bias": sink.get("full_attention", False),
+        "sliding_window_size": c["sliding_window"], "n_shared_experts": None,
+        "topk_method": "noaux_tc", "scoring_func": "sigmoid",
+        "layernorm_epsilon": c["rms_norm_eps"],
+        "swa_rope_theta": rp["sliding_attention"]["rope_theta"],
+        "swa_num_attention_heads": c["num_attention_heads"],
+        "swa_num_key_value_heads": c["num_key_value_heads"],
+        "swa_head_dim": c["head_dim"], "swa_v_head_dim": c["v_head_dim"],
+        "partial_rotary_factor": rp["full_attention"]["partial_rotary_factor"],
+    }
+
+
+FAMILY_KEYS: dict[str, Callable[[dict[str, Any], set[str]], dict[str, Any]]] = {
     # Gemma 3 / Cohere 2 Hub configs state the interleave as a period
-    "gemma3_text": lambda c: {"sliding_window_pattern": 2},
-    "cohere2": lambda c: {"sliding_window_pattern": 2},
+    "gemma3_text": lambda c, t: {"sliding_window_pattern": 2},
+    "cohere2": lambda c, t: {"sliding_window_pattern": 2},
     # MiniMax-M2's Hub config names its partial rotary width and (absent) shared expert
-    "minimax_m2": lambda c: {
-        "rotary_dim": int(c["head_dim"] * c.get("rope_parameters", {}).get(
+    "minimax_m2": lambda c, t: {
+        "rotary_dim": int(_head_dim(c) * c.get("rope_parameters", {}).get(
             "partial_rotary_factor", 1.0)),
         "shared_intermediate_size": 0, "use_qk_norm": True, "scoring_func": "sigmoid"},
+    "minimax": lambda c, t: {"rotary_dim": _head_dim(c), "shared_intermediate_size": 0},
+    # Qwen3-MoE Hub configs say num_experts and head_dim (transformers 5: num_local_experts)
+    "qwen3_moe": lambda c, t: {"num_experts": c["num_local_experts"], "head_dim": _head_dim(c)},
+    "mellum": lambda c, t: {"num_experts": c["num_local_experts"]},
+    "apertus": lambda c, t: {"mlp_bias": False, "qk_norm": True, "post_norm": False},
+    "exaone": lambda c, t: {"num_layers": c["num_hidden_layers"],
+                            "layer_norm_epsilon": c["rms_norm_eps"]},
+    "exaone4": lambda c, t: {"head_dim": _head_dim(c)},
+    "exaone_moe": lambda c, t: {"head_dim": _head_dim(c), "is_moe_layer": [
+        k == "sparse" for k in c["mlp_layer_types"]]},
+    "glm4_moe": lambda c, t: {"head_dim": _head_dim(c), "rope_scaling": None},
+    "glm_moe_dsa": lambda c, t: {"topk_method": "noaux_tc", "scoring_func": "sigmoid",
+                                 "moe_layer_freq": 1},
+    "gpt2": lambda c, t: {"n_ctx": c["n_positions"]},
+    "gpt_neox": lambda c, t: {"rotary_emb_base": c["rope_parameters"]["rope_theta"],
+                              "rotary_pct": c["rope_parameters"]["partial_rotary_factor"]},
+    # Kimi-Linear's MLA has no rotary embedding (transformers applies none)
+    "kimi_linear": lambda c, t: {"mla_use_nope": True, "rope_theta": 10000.0},
+    "lfm2": lambda c, t: {"block_dim": c["hidden_size"], "block_ff_dim": c["intermediate_size"],
+                          "full_attn_idxs": [i for i, k in enumerate(c["layer_types"])
+                                             if k == "full_attention"]},
+    "longcat_flash": lambda c, t: {"attention_method": "MLA", "zero_expert_type": "identity",
+                                   "mla_scale_q_lora": True, "mla_scale_kv_lora": True},
+    "mamba2": lambda c, t: {"intermediate_size": c["expand"] * c["hidden_size"]},
+    "solar_open": lambda c, t: {"intermediate_size": c["moe_intermediate_size"],
+                                "first_k_dense_replace": 0, "partial_rotary_factor": 1.0},
+    "falcon_h1": lambda c, t: {"head_dim": _head_dim(c)},
+    "bailing_hybrid": lambda c, t: {"num_experts_per_tok": c["num_experts_per_token"],
+                                    "n_group": c["num_expert_group"],
+                                    "max_position_embeddings": c["model_max_length"],
+                                    "group_norm_size": 1},
+    "mimo_v2_flash": _mimo_keys,
 }
+
+# Values transformers 5 writes in a form Hub configs do not have.
+_HUB_LAYER_TYPES = {"granitemoehybrid": {"linear_attention": "mamba",
+                                         "full_attention": "attention"}}
+
+
+def fix_values(name: str, cfg: dict[str, Any]) -> dict[str, Any]:
+    """``{"__float__": "Infinity"}`` (transformers 5's JSON for inf) becomes the plain
+    ``Infinity`` older writers emit; layer_types get the Hub's vocabulary where it differs."""
+    def walk(v: Any) -> Any:
+        if isinstance(v, dict):
+            if set(v) == {"__float__"}:
+                return float(v["__float__"])
+            return {k: walk(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [walk(x) for x in v]
+        return v
+
+    cfg = walk(cfg)
+    if name in _HUB_LAYER_TYPES and "layer_types" in cfg:
+        m = _HUB_LAYER_TYPES[name]
+        cfg["layer_types"] = [m.get(k, k) for k in cfg["layer_types"]]
+    return cfg
 
 
 # ------------------------------------------------------------------------------------------
@@ -336,7 +430,12 @@ def make_fixture(name: str, out: Path, logits_dir: Path | None) -> Path:
     cfg_path = d / "config.json"
     saved = json.loads(cfg_path.read_text())
     saved.pop("transformers_version", None)
-    saved.update(hub_keys(name, saved))
+    saved = fix_values(name, saved)
+    from safetensors import safe_open
+
+    with safe_open(str(d / "model.safetensors"), "np") as f:
+        tensor_names = set(f.keys())
+    saved.update(hub_keys(name, saved, tensor_names))
     _write_json(cfg_path, saved)
     _write_json(d / "generation_config.json",
                 {"bos_token_id": 1, "eos_token_id": 2, "do_sample": False})
