@@ -32,6 +32,7 @@ import importlib.util
 import json
 import math
 import os
+import re
 import shutil
 import sys
 import types
@@ -127,7 +128,7 @@ SPECS: dict[str, tuple[str, dict[str, Any]]] = {
                                     "bos_token_id": 1, "eos_token_id": 2}),
     "gptj": ("gptj", {"n_embd": H, "n_layer": 2, "n_head": 4, "n_positions": 256,
                       "rotary_dim": 8, "bos_token_id": 1, "eos_token_id": 2}),
-    "gpt_neox": ("gpt_neox", {}),
+    "gpt_neox": ("gpt_neox", {"intermediate_size": 4 * H}),  # Pythia's 4x MLP
     "stablelm": ("stablelm", {}),
     "exaone": ("exaone", {}),
     "exaone4": ("exaone4", {"rope_parameters": LLAMA3, "num_hidden_layers": 2, "sliding_window_pattern": "LG",
@@ -193,7 +194,7 @@ SPECS: dict[str, tuple[str, dict[str, Any]]] = {
     "longcat_flash": ("longcat_flash", {**MLA, "num_layers": 1, "ffn_hidden_size": 128,
                                         "expert_ffn_hidden_size": 64, "moe_topk": 2,
                                         "n_routed_experts": 4, "zero_expert_num": 2}),
-    "minicpm3": ("minicpm3", {"head_dim": 16, "num_key_value_heads": 4, "rope_parameters": {
+    "minicpm3": ("minicpm3", {"head_dim": 16, "num_key_value_heads": 4, "v_head_dim": 16, "rope_parameters": {
         "rope_type": "longrope", "rope_theta": 10000.0, "original_max_position_embeddings": 128,
         "short_factor": [1.0 + i / 8 for i in range(8)],
         "long_factor": [1.5 + i / 4 for i in range(8)]}, "dim_model_base": 32}),
@@ -286,7 +287,8 @@ def _mimo_keys(c: dict[str, Any], t: set[str]) -> dict[str, Any]:
         "layernorm_epsilon": c["rms_norm_eps"],
         "swa_rope_theta": rp["sliding_attention"]["rope_theta"],
         "swa_num_attention_heads": c["num_attention_heads"],
-        "swa_num_key_value_heads": c["num_key_value_heads"],
+        # transformers' MiMo-V2 doubles the kv heads of its sliding-window layers
+        "swa_num_key_value_heads": 2 * c["num_key_value_heads"],
         "swa_head_dim": c["head_dim"], "swa_v_head_dim": c["v_head_dim"],
         "partial_rotary_factor": rp["full_attention"]["partial_rotary_factor"],
     }
@@ -318,7 +320,6 @@ FAMILY_KEYS: dict[str, Callable[[dict[str, Any], set[str]], dict[str, Any]]] = {
     "gpt_neox": lambda c, t: {"rotary_emb_base": c["rope_parameters"]["rope_theta"],
                               "rotary_pct": c["rope_parameters"]["partial_rotary_factor"]},
     # Kimi-Linear's MLA has no rotary embedding (transformers applies none)
-    "kimi_linear": lambda c, t: {"mla_use_nope": True, "rope_theta": 10000.0},
     "lfm2": lambda c, t: {"block_dim": c["hidden_size"], "block_ff_dim": c["intermediate_size"],
                           "full_attn_idxs": [i for i, k in enumerate(c["layer_types"])
                                              if k == "full_attention"]},
@@ -333,6 +334,10 @@ FAMILY_KEYS: dict[str, Callable[[dict[str, Any], set[str]], dict[str, Any]]] = {
                                     "max_position_embeddings": c["model_max_length"],
                                     "group_norm_size": 1},
     "mimo_v2_flash": _mimo_keys,
+    # ERNIE-4.5 MoE Hub configs flag the e_score_correction_bias (moe_statics) routing
+    "ernie4_5_moe": lambda c, t: {"moe_use_aux_free": any("moe_statics" in k for k in t)},
+    "kimi_linear": lambda c, t: {"mla_use_nope": True, "rope_theta": 10000.0,
+                                 "first_k_dense_replace": c["mlp_layer_types"].index("sparse")},
 }
 
 # Values transformers 5 writes in a form Hub configs do not have.
@@ -377,12 +382,23 @@ def _known_keys(cfg_obj: Any) -> set[str]:
     return set(cfg_obj.to_dict()) | set(getattr(cfg_obj, "attribute_map", {}))
 
 
+# The families the converter must match first keep the full sizes above; the others get a
+# 64-wide MLP (still quantizable at group 64), which keeps the whole set under 20 MB.
+PRIMARY = set("""llama mistral qwen2 qwen3 qwen2_moe qwen3_moe qwen3_next mixtral gemma gemma2
+gemma3_text phi phi3 starcoder2 cohere olmo2 olmoe granite granitemoe glm4 glm4_moe deepseek_v2
+deepseek_v3 minimax_m2 gpt_oss gpt2 gpt_neox stablelm exaone4 smollm3 ernie4_5 hunyuan_v1_dense
+seed_oss internlm3 falcon_h1 mamba2 nemotron_h lfm2""".split())
+SECONDARY_MLP = 64
+
+
 def build_config(model_type: str, overrides: dict[str, Any]) -> Any:
     from transformers import AutoConfig
 
     default = AutoConfig.for_model(model_type)
     known = _known_keys(default)
     kwargs = {k: v for k, v in BASE.items() if k in known}
+    if model_type not in PRIMARY and "intermediate_size" in kwargs:
+        kwargs["intermediate_size"] = SECONDARY_MLP
     amap = getattr(default, "attribute_map", {})
     # an alias and its target must not both be given
     for alias, target in amap.items():
@@ -411,18 +427,18 @@ def _perturb(model: Any, seed: int) -> None:
                 p.add_(torch.randn(p.shape, generator=g, dtype=torch.float32).to(p.dtype) * 0.02)
 
 
-def make_fixture(name: str, out: Path, logits_dir: Path | None) -> Path:
+def build_fixture(name: str, model_type: str, overrides: dict[str, Any], d: Path) -> Any:
+    """Instantiates the model with transformers, saves it in bf16 to ``d`` with the Hub keys
+    and the tokenizer; returns the (bf16) model."""
     import torch
     from transformers import AutoModelForCausalLM
 
-    model_type, overrides = SPECS[name]
     cfg = build_config(model_type, overrides)
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_config(cfg, dtype=torch.float32)
     _perturb(model, 1)
     model = model.to(torch.bfloat16)
     model.config.dtype = torch.bfloat16
-    d = out / name
     if d.exists():
         shutil.rmtree(d)
     model.save_pretrained(d, safe_serialization=True)
@@ -441,12 +457,158 @@ def make_fixture(name: str, out: Path, logits_dir: Path | None) -> Path:
                 {"bos_token_id": 1, "eos_token_id": 2, "do_sample": False})
     for fname, content in _tokenizer_files().items():
         _write_json(d / fname, content)
+    return model
+
+
+def make_fixture(name: str, out: Path, logits_dir: Path | None) -> Path:
+    import torch
+
+    if name in VARIANTS:
+        return make_variant(name, out)
+    model_type, overrides = SPECS[name]
+    d = out / name
+    model = build_fixture(name, model_type, overrides, d)
     if logits_dir is not None:
         logits_dir.mkdir(parents=True, exist_ok=True)
         m = model.float().eval()
         with torch.no_grad():
             logits = m(torch.tensor([PROMPT])).logits[0].float().numpy()
         np.save(logits_dir / f"{name}.npy", logits)
+    return d
+
+
+# --- pre-quantized variants (numpy formulas, independent of mlxq) --------------------------
+
+FP8_MAX = 448.0
+FP8_BLOCK = 128
+FP8_QUANTIZATION_CONFIG = {"quant_method": "fp8", "fmt": "e4m3", "activation_scheme": "dynamic",
+                           "weight_block_size": [FP8_BLOCK, FP8_BLOCK]}
+
+# Kimi-K2-Thinking's quantization_config (compressed-tensors, pack-quantized INT4 W4A16,
+# symmetric, group 32): routed experts only.
+CT_GROUP = 32
+CT_QUANTIZATION_CONFIG = {
+    "config_groups": {"group_0": {
+        "input_activations": None, "output_activations": None, "targets": ["Linear"],
+        "weights": {"actorder": None, "block_structure": None, "dynamic": False,
+                    "group_size": CT_GROUP, "num_bits": 4, "observer": "minmax",
+                    "observer_kwargs": {}, "strategy": "group", "symmetric": True,
+                    "type": "int"}}},
+    "format": "pack-quantized",
+    "ignore": ["lm_head", "re:.*self_attn.*", "re:.*shared_experts.*",
+               "re:.*mlp\\.(gate|up|gate_up|down)_proj.*"],
+    "kv_cache_scheme": None,
+    "quant_method": "compressed-tensors",
+    "quantization_status": "compressed",
+}
+
+# hidden 192 and intermediate 160 are not multiples of the 128 block (partial edge blocks;
+# 160 is not a multiple of 64 either, so mlx-lm leaves those down_proj unquantized at g64);
+# head and expert widths are
+_FP8_DENSE = {"hidden_size": 192, "intermediate_size": 160, "num_attention_heads": 3,
+              "num_key_value_heads": 1, "head_dim": 64}
+VARIANTS: dict[str, tuple[str, str, dict[str, Any]]] = {
+    "fp8/deepseek_v3": ("fp8", "deepseek_v3", {
+        "hidden_size": 192, "intermediate_size": 160, "moe_intermediate_size": 128,
+        "num_attention_heads": 2, "num_key_value_heads": 2, "q_lora_rank": 128,
+        "kv_lora_rank": 64, "qk_rope_head_dim": 32, "qk_nope_head_dim": 64, "v_head_dim": 64,
+        "head_dim": 32}),
+    "fp8/minimax_m2": ("fp8", "minimax_m2", {**_FP8_DENSE, "intermediate_size": 64}),
+    "fp8/qwen3": ("fp8", "qwen3", _FP8_DENSE),
+    "compressed_tensors/deepseek_v3": ("int4", "deepseek_v3", MLA),
+}
+
+
+def _is_fp8_linear(name: str, shape: tuple[int, ...]) -> bool:
+    """DeepSeek-V3's FP8 release: every Linear weight but embeddings, lm_head and routers."""
+    if len(shape) != 2 or not name.endswith(".weight"):
+        return False
+    if "embed_tokens" in name or name.startswith("lm_head"):
+        return False
+    return not re.search(r"\.(mlp|block_sparse_moe)\.gate\.weight$", name)
+
+
+def fp8_block_quantize(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(codes float8_e4m3fn [out, in], weight_scale_inv float32 [ceil(out/128), ceil(in/128)])``
+    with scale = amax(|block|) / 448 and codes = e4m3fn(w / scale), rounded to nearest even
+    and saturated at +-448 (edge blocks are partial). A block of zeros gets scale 1."""
+    import ml_dtypes
+
+    w = w.astype(np.float32)
+    rows, cols = w.shape
+    br, bc = -(-rows // FP8_BLOCK), -(-cols // FP8_BLOCK)
+    scale = np.empty((br, bc), np.float32)
+    q = np.empty_like(w)
+    for i in range(br):
+        for j in range(bc):
+            blk = w[i * FP8_BLOCK:(i + 1) * FP8_BLOCK, j * FP8_BLOCK:(j + 1) * FP8_BLOCK]
+            amax = np.float32(np.max(np.abs(blk)))
+            s = np.float32(amax / np.float32(FP8_MAX)) if amax > 0 else np.float32(1.0)
+            scale[i, j] = s
+            q[i * FP8_BLOCK:(i + 1) * FP8_BLOCK, j * FP8_BLOCK:(j + 1) * FP8_BLOCK] = np.clip(
+                blk / s, -FP8_MAX, FP8_MAX)
+    return q.astype(ml_dtypes.float8_e4m3fn), scale
+
+
+def _is_routed_expert(name: str) -> bool:
+    return bool(re.search(r"\.mlp\.experts\.\d+\.(gate|up|down)_proj\.weight$", name))
+
+
+def int4_pack_quantize(w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """compressed-tensors ``pack-quantized`` symmetric INT4, group 32 along the input dim:
+    scale = amax(|group|) / 7.5 (compressed-tensors' calculate_qparams for symmetric int4)
+    stored as bf16, q = clamp(round_half_even(w / scale_bf16), -8, 7), and word k of a row
+    holds codes q + 8 of inputs 8k..8k+7 at bits 4j (pack_to_int32). Returns
+    (weight_packed int32 [out, in/8], weight_scale bf16 [out, in/32], weight_shape int32 [2])."""
+    import ml_dtypes
+
+    w = w.astype(np.float32)
+    out_f, in_f = w.shape
+    g = w.reshape(out_f, in_f // CT_GROUP, CT_GROUP)
+    amax = np.max(np.abs(g), axis=-1)
+    scale = (amax / np.float32(7.5)).astype(ml_dtypes.bfloat16)
+    s32 = scale.astype(np.float32)
+    s32 = np.where(s32 == 0, np.float32(np.finfo(ml_dtypes.bfloat16).eps), s32)
+    q = np.clip(np.rint(g / s32[..., None]), -8, 7).astype(np.int64).reshape(out_f, in_f)
+    codes = (q + 8).astype(np.uint32).reshape(out_f, in_f // 8, 8)
+    words = np.zeros((out_f, in_f // 8), np.uint32)
+    for j in range(8):
+        words |= codes[..., j] << np.uint32(4 * j)
+    return (words.view(np.int32), s32.astype(ml_dtypes.bfloat16),
+            np.array([out_f, in_f], np.int32))
+
+
+def make_variant(name: str, out: Path) -> Path:
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    kind, model_type, overrides = VARIANTS[name]
+    d = out / name
+    build_fixture(model_type, model_type, overrides, d)
+    st = d / "model.safetensors"
+    src = load_file(str(st))
+    dst: dict[str, Any] = {}
+    for k in sorted(src):
+        t = src[k]
+        w = t.float().numpy()
+        if kind == "fp8" and _is_fp8_linear(k, tuple(t.shape)):
+            codes, sinv = fp8_block_quantize(w)
+            dst[k] = torch.from_numpy(codes.view(np.uint8)).view(torch.float8_e4m3fn)
+            dst[k + "_scale_inv"] = torch.from_numpy(sinv)
+        elif kind == "int4" and _is_routed_expert(k):
+            packed, scale, shape = int4_pack_quantize(w)
+            base = k[: -len(".weight")]
+            dst[base + ".weight_packed"] = torch.from_numpy(packed)
+            dst[base + ".weight_scale"] = torch.from_numpy(scale.view(np.uint16)).view(
+                torch.bfloat16)
+            dst[base + ".weight_shape"] = torch.from_numpy(shape)
+        else:
+            dst[k] = t
+    save_file(dst, str(st), metadata={"format": "pt"})
+    cfg = json.loads((d / "config.json").read_text())
+    cfg["quantization_config"] = (FP8_QUANTIZATION_CONFIG if kind == "fp8"
+                                  else CT_QUANTIZATION_CONFIG)
+    _write_json(d / "config.json", cfg)
     return d
 
 
@@ -462,7 +624,7 @@ def main(argv: list[str] | None = None) -> int:
 
     transformers.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
-    names = args.names or list(SPECS)
+    names = args.names or [*SPECS, *VARIANTS]
     failed = []
     for n in names:
         try:
