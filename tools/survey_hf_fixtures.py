@@ -44,6 +44,14 @@ FLAGS: dict[str, list[str]] = {
 }
 
 
+def _key(fixture: Path) -> str:
+    """The fixture's name relative to tests/fixtures/hf (``fp8/qwen3`` for a variant)."""
+    try:
+        return str(fixture.resolve().relative_to(FIXTURES.resolve()))
+    except ValueError:
+        return fixture.name
+
+
 def _short(exc: BaseException) -> str:
     msg = f"{type(exc).__name__}: {exc}".replace("\n", " ")
     return msg[:240]
@@ -104,7 +112,7 @@ def run_one(fixture: Path, logits_dir: Path | None) -> dict:
                         model, tok, PROMPT, max_tokens=5)]
                 r["generate"] = toks
                 if key == "none" and logits_dir is not None:
-                    ref_path = logits_dir / f"{fixture.name}.npy"
+                    ref_path = logits_dir / f"{_key(fixture)}.npy"
                     if ref_path.exists():
                         ref = np.load(ref_path)
                         _to_f32(model)
@@ -135,12 +143,12 @@ def survey(names: list[str], logits_dir: Path | None, timeout: int) -> dict:
                                env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
             line = [ln for ln in p.stdout.splitlines() if ln.startswith("RESULT ")]
             if p.returncode == 0 and line:
-                out[fixture.name] = json.loads(line[-1][7:])
+                out[_key(fixture)] = json.loads(line[-1][7:])
             else:
-                out[fixture.name] = {"crash": f"exit {p.returncode}: {p.stderr[-400:]}"}
+                out[_key(fixture)] = {"crash": f"exit {p.returncode}: {p.stderr[-400:]}"}
         except subprocess.TimeoutExpired:
-            out[fixture.name] = {"crash": f"timeout after {timeout}s"}
-        print(fixture.name, json.dumps(out[fixture.name])[:300], file=sys.stderr, flush=True)
+            out[_key(fixture)] = {"crash": f"timeout after {timeout}s"}
+        print(fixture.name, json.dumps(out[_key(fixture)])[:300], file=sys.stderr, flush=True)
     return out
 
 
@@ -158,7 +166,11 @@ def main() -> int:
     ap.add_argument("--logits", type=Path)
     ap.add_argument("--json", type=Path)
     ap.add_argument("--timeout", type=int, default=600)
+    ap.add_argument("--render", type=Path, help="print SURVEY.md from a --json file")
     args = ap.parse_args()
+    if args.render:
+        sys.stdout.write(render(json.loads(args.render.read_text())))
+        return 0
     if args.one:
         res = run_one(Path(args.one), args.logits)
         print("RESULT " + json.dumps(res))
@@ -170,6 +182,169 @@ def main() -> int:
         old.update(res)
         args.json.write_text(json.dumps(old, indent=1, sort_keys=True))
     return 0
+
+
+
+# --- SURVEY.md ------------------------------------------------------------------------------
+
+_SANITIZE_FEATURES = [
+    (r"inv_freq", "drops rotary inv_freq buffers"),
+    (r"weight_scale_inv", "dequantizes FP8 block weights (weight_scale_inv)"),
+    (r"weight_packed", "unpacks compressed-tensors weight_packed/weight_scale into MLX affine"),
+    (r"switch_mlp", "stacks per-expert weights into switch_mlp"),
+    (r"gate_up", "splits/handles fused gate_up_proj"),
+    (r"lm_head", "touches lm_head (tied embeddings / renames)"),
+    (r"num_nextn_predict_layers|mtp", "drops multi-token-prediction layers"),
+    (r"conv1d|conv\.weight", "re-lays conv1d weights"),
+    (r"moveaxis|swapaxes", "moves/swaps axes"),
+    (r"transpose", "transposes weights"),
+    (r"e_score_correction_bias", "handles e_score_correction_bias"),
+    (r"vision|visual|language_model", "strips vision/multimodal prefixes"),
+]
+
+
+def _method_src(cls, name: str) -> str | None:
+    import inspect
+
+    owner = next((c for c in cls.__mro__ if name in c.__dict__), None)
+    if owner is None or owner.__module__.startswith("mlx."):
+        return None
+    attr = owner.__dict__[name]
+    fn = attr.fget if isinstance(attr, property) else attr
+    try:
+        return inspect.getsource(fn)
+    except (OSError, TypeError):
+        return None
+
+
+def module_facts(model_type: str) -> dict:
+    """mlx-lm's module for a Hub model_type and one-line summaries of its hooks."""
+    import importlib
+
+    from mlx_lm.utils import MODEL_REMAPPING
+
+    mod_name = MODEL_REMAPPING.get(model_type, model_type)
+    facts: dict = {"module": f"mlx_lm.models.{mod_name}"}
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            mod = importlib.import_module(f"mlx_lm.models.{mod_name}")
+    except BaseException as exc:  # noqa: BLE001 - e.g. olmo exits when ai2-olmo is missing
+        facts["import_error"] = _short(exc)
+        return facts
+    cls = mod.Model
+    src = _method_src(cls, "sanitize")
+    if src is not None:
+        feats = [label for pat, label in _SANITIZE_FEATURES if re.search(pat, src)]
+        facts["sanitize"] = "; ".join(feats) if feats else "renames/filters keys"
+    for hook in ("quant_predicate", "cast_predicate"):
+        hs = _method_src(cls, hook)
+        if hs is not None:
+            body = [ln.strip() for ln in hs.splitlines()[1:]
+                    if ln.strip() and not ln.strip().startswith(("def ", "return predicate",
+                                                                  "#", '"""'))]
+            facts[hook] = " ".join(body)[:200]
+    return facts
+
+
+def _cell(r: dict) -> str:
+    if r.get("convert") != "ok":
+        return "convert fails"
+    if "load_generate" in r:
+        return "load/generate fails"
+    out = "ok"
+    q = r.get("quantization")
+    if q:
+        out += f" ({q.get('mode', 'affine')} {q.get('bits')}b g{q.get('group_size')}"
+        out += f", {r['per_layer_entries']} per-layer)" if r.get("per_layer_entries") else ")"
+    if r.get("cpu_float32_cast"):
+        out += " f32*"
+    return out
+
+
+def render(results: dict) -> str:
+    lines = [
+        "# mlx-lm 0.32 on the transformers-built fixtures",
+        "",
+        "Written by `tools/survey_hf_fixtures.py --render` from a run of the real",
+        "`mlx_lm.convert` (mlx-lm " + _version("mlx_lm") + ", mlx " + _version("mlx")
+        + ") over every folder of tests/fixtures/hf. Per flag set: convert, `mlx_lm.load` the",
+        "output, generate 5 tokens greedily from a fixed prompt.",
+        "",
+        "Flag sets: **q** `-q`; **q8g32** `-q --q-bits 8 --q-group-size 32`; **mxfp4**",
+        "`-q --q-mode mxfp4`; **mixed** `-q --quant-predicate mixed_3_6`; **fp16**",
+        "`--dtype float16`; **none** no flags.",
+        "",
+        "A cell says `ok` when conversion, load and 5-token generation all worked, with the",
+        "top-level `quantization` of the output config; `f32*` means the unquantized MoE model",
+        "had to be cast to float32 before generating, because MLX's CPU `gather_mm` only takes",
+        "float32 (a limit of the CPU backend, not of mlx-lm's conversion). **logits** compares",
+        "mlx-lm's float32 logits on the prompt (unflagged conversion) with transformers' for the",
+        "same bf16 weights: max |diff| / max |logit| and how many of the 8 positions agree on",
+        "the argmax. A large value means mlx-lm computes a different function than",
+        "transformers for that config (noted below), not that conversion is wrong.",
+        "",
+        "| fixture | mlx-lm module | q | q8g32 | mxfp4 | mixed | fp16 | none | logits |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    failures: dict[str, set[str]] = {}
+    facts_by_module: dict[str, dict] = {}
+    for name in sorted(results):
+        r = results[name]
+        cfg = json.loads((FIXTURES / name / "config.json").read_text())
+        facts = module_facts(cfg["model_type"])
+        facts_by_module.setdefault(facts["module"], facts)
+        if "crash" in r:
+            lines.append(f"| {name} | {facts['module'][14:]} | crash: {r['crash'][:80]} "
+                         "| | | | | | |")
+            continue
+        cells = [_cell(r.get(k, {})) for k in FLAGS]
+        for k in FLAGS:
+            x = r.get(k, {})
+            if x.get("convert") != "ok":
+                failures.setdefault(name, set()).add(f"convert ({k}): {x.get('convert')}")
+            elif "load_generate" in x:
+                failures.setdefault(name, set()).add(f"load ({k}): {x['load_generate']}")
+        n = r.get("none", {})
+        lg = (f"{n['logits_rel_err']:.1e}, {n['argmax_agree']}/8" if "logits_rel_err" in n
+              else n.get("logits", "-"))
+        lines.append(f"| {name} | {facts['module'][14:]} | " + " | ".join(cells)
+                     + f" | {lg} |")
+    lines += ["", "## Failure messages", ""]
+    for name in sorted(failures):
+        msgs = sorted(failures[name])
+        # identical messages for several flag sets are listed once
+        uniq: dict[str, list[str]] = {}
+        for m in msgs:
+            flag, text = m.split(": ", 1)
+            uniq.setdefault(text, []).append(flag)
+        for text, flags in uniq.items():
+            lines.append(f"- **{name}** {', '.join(flags)}: `{text[:300]}`")
+    lines += ["", "## mlx-lm modules: hooks the converter must reproduce", "",
+              "Auto-extracted from the installed mlx-lm: `sanitize` as the kinds of rewriting",
+              "its source contains, `quant_predicate`/`cast_predicate` as their condensed body.",
+              ""]
+    for mod in sorted(facts_by_module):
+        f = facts_by_module[mod]
+        parts = [f"- `{mod}`"]
+        if "import_error" in f:
+            parts.append(f"import fails: `{f['import_error']}`")
+        for hook in ("sanitize", "quant_predicate", "cast_predicate"):
+            if hook in f:
+                parts.append(f"{hook}: `{f[hook]}`" if hook != "sanitize"
+                             else f"sanitize: {f[hook]}")
+        if len(parts) == 1:
+            parts.append("no sanitize/quant_predicate/cast_predicate")
+        lines.append(" — ".join(parts))
+    return "\n".join(lines) + "\n"
+
+
+def _version(pkg: str) -> str:
+    from importlib.metadata import version
+
+    try:
+        return version(pkg)
+    except Exception:  # noqa: BLE001
+        return "?"
 
 
 if __name__ == "__main__":
