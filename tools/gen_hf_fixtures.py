@@ -124,7 +124,9 @@ SPECS: dict[str, tuple[str, dict[str, Any]]] = {
     "glm4": ("glm4", {}),
     "gpt2": ("gpt2", {"n_embd": H, "n_layer": 2, "n_head": 4, "n_positions": 256,
                       "bos_token_id": 1, "eos_token_id": 2}),
+    # StarCoder Hub configs state n_inner (mlx-lm needs it; transformers defaults it to None)
     "gpt_bigcode": ("gpt_bigcode", {"n_embd": H, "n_layer": 2, "n_head": 4, "n_positions": 256,
+                                    "n_inner": 128,
                                     "bos_token_id": 1, "eos_token_id": 2}),
     "gptj": ("gptj", {"n_embd": H, "n_layer": 2, "n_head": 4, "n_positions": 256,
                       "rotary_dim": 8, "bos_token_id": 1, "eos_token_id": 2}),

@@ -203,6 +203,59 @@ _SANITIZE_FEATURES = [
 ]
 
 
+# What the failures and logit differences mean, found by reading mlx-lm's modules against the
+# fixtures (kept here so that a re-render keeps them; re-check after an mlx-lm upgrade).
+NOTES: dict[str, str] = {
+    "bailing_hybrid": "mlx-lm cannot: transformers 5.24's BailingHybrid (KDA linear attention "
+        "`attention.A_log/b_proj/f_proj` + MLA) is not the architecture mlx-lm's bailing_hybrid "
+        "implements (`g_proj`/`g_norm`/`dense` linear attention).",
+    "bitnet": "mlx-lm cannot: it loads only the packed ternary release (a `weight_scale` per "
+        "Linear); transformers saves BitNet's unpacked bf16 weights.",
+    "gpt2": "mlx-lm cannot: its sanitize expects openai-community/gpt2's base-model names "
+        "(`h.0.attn.c_attn.weight`, `wte.weight`); transformers saves GPT2LMHeadModel with the "
+        "`transformer.` prefix, which mlx-lm turns into `model.transformer.h...`.",
+    "gpt_oss": "mlx-lm cannot: transformers saves the Hub bf16 layout (`experts.gate_up_proj` "
+        "[E, hidden, 2*inter] interleaved, `experts.down_proj`, `*_bias`); mlx-lm's sanitize "
+        "only rewrites the MXFP4 `_blocks`/`_scales` layout and leaves `experts.gate_proj` "
+        "without `.weight`.",
+    "kimi_linear": "mlx-lm cannot: it expects the dense first layer under `mlp.*`; "
+        "transformers 5.24 names it `block_sparse_moe.*`.",
+    "llama4_text": "mlx-lm cannot: its llama4_text module is a dense model with an `output` "
+        "head; transformers' Llama-4 text MoE (`feed_forward.experts.gate_up_proj`, `router`, "
+        "`lm_head`) is rejected.",
+    "longcat_flash": "mlx-lm cannot: transformers saves weights for the zero (identity) "
+        "experts (`mlp.experts.4/5`), which mlx-lm's module has no parameters for.",
+    "minimax": "mlx-lm cannot: type `minimax` is MiniMax-Text-01 (lightning attention) in "
+        "transformers, but mlx-lm's `minimax` module is MiniMax-M2's architecture (Hub type "
+        "`minimax_m2` is remapped to it).",
+    "nanochat": "mlx-lm cannot: its nanochat module reads karpathy/nanochat's layout "
+        "(`transformer.h.N.attn.c_q`); transformers' NanoChat writes `model.layers.N.self_attn"
+        ".q_proj` and `mlp.fc1`.",
+    "olmo": "mlx-lm cannot: its olmo module is for the original (non-transformers) OLMo format "
+        "and exits at import without the `ai2-olmo` package.",
+    "olmo_hybrid": "mlx-lm cannot: transformers writes `attention_layer_norm` / "
+        "`feedforward_layer_norm` on the linear-attention layer, mlx-lm expects "
+        "`input_layernorm` / `post_attention_layernorm`.",
+    "fp8/qwen3": "mlx-lm cannot: its qwen3 module does not dequantize FP8 (`weight_scale_inv` "
+        "are 'parameters not in model'); deepseek_v3 and minimax (M2) do, in sanitize.",
+    "compressed_tensors/deepseek_v3": "mlx-lm's deepseek_v3 sanitize turns `weight_packed` "
+        "into MLX affine 4-bit g32 (scale = weight_scale, bias = -8*scale) and load keeps the "
+        "checkpoint's quantization: every flag set's output says affine 4b g32, -q only adds "
+        "per-layer entries for the layers it quantizes itself.",
+    "mamba2": "logits differ: mlx-lm's gated RMSNorm normalizes over the whole inner width, "
+        "transformers per group of inner/n_groups (the fixture has n_groups=2; "
+        "Mamba-Codestral has 8). Conversion is unaffected.",
+    "ernie4_5_moe": "logits differ: mlx-lm selects experts without the "
+        "`moe_statics.e_score_correction_bias` that transformers adds before top-k.",
+    "minicpm3": "logits differ by about 2x = hidden_size/dim_model_base, not exactly "
+        "constant; argmax agrees everywhere. Not investigated further.",
+    "jamba": "logits differ (6/8 argmax); not investigated.",
+}
+MIXED_NOTE = ("`mixed_3_6` fails with 'Model does not have expected keys for mixed quant.' "
+              "for every model without `v_proj` and `down_proj` layers: mlx-lm's mixed "
+              "predicates look for those names.")
+
+
 def _method_src(cls, name: str) -> str | None:
     import inspect
 
@@ -309,6 +362,8 @@ def render(results: dict) -> str:
               else n.get("logits", "-"))
         lines.append(f"| {name} | {facts['module'][14:]} | " + " | ".join(cells)
                      + f" | {lg} |")
+    lines += ["", "## Findings", "", f"- {MIXED_NOTE}"]
+    lines += [f"- **{k}**: {v}" for k, v in sorted(NOTES.items()) if k in results]
     lines += ["", "## Failure messages", ""]
     for name in sorted(failures):
         msgs = sorted(failures[name])
