@@ -98,7 +98,7 @@ def config(data: bytes) -> None:
         stored_layers(_specs(), cfg.get("quantization"), lambda p: fam.in_features(p, cfg))
         mlxq.parse_quantization(cfg)
         external.detect(cfg)
-        fam.check_parameters(list(_specs()))
+        fam.check_parameters(list(_specs()), cfg)
     except MlxqError:
         pass
 

@@ -21,10 +21,10 @@ import os
 import signal
 import sys
 import textwrap
-import threading
 import warnings
 from typing import Sequence
 
+from ._interrupt import Signalled, deferred, immediate
 from .errors import MlxqError, MlxqWarning
 
 _CONVERT_HELP = textwrap.dedent("""\
@@ -284,20 +284,6 @@ def _warning_printer(cmd: str):
     return show
 
 
-class _Signalled(BaseException):
-    """SIGTERM or SIGHUP, raised in the main thread so that every ``finally`` and
-    ``except BaseException`` on the way out runs, exactly as for Ctrl-C: the converter
-    removes its staging folder before the process exits."""
-
-    def __init__(self, signum: int):
-        super().__init__(signum)
-        self.signum = signum
-
-
-def _raise_signalled(signum: int, _frame: object) -> None:
-    raise _Signalled(signum)
-
-
 def _os_error_line(e: OSError) -> str:
     if e.filename is not None:
         return f"{e.filename}: {e.strerror or e}"
@@ -327,13 +313,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args, extra = parser.parse_known_args(argv)
     if extra:  # with the command's own usage, not the top-level one
         parser.commands[args.command].error(f"unrecognized arguments: {' '.join(extra)}")
-    previous = {}
-    if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGTERM, signal.SIGHUP):
-            previous[sig] = signal.signal(sig, _raise_signalled)
     cmd = f"mlxq {args.command}"
     try:
-        with warnings.catch_warnings():
+        # convert stops only at safe points (its writer thread holds locks); the other
+        # commands may stop anywhere
+        with deferred() if args.command == "convert" else immediate(), \
+                warnings.catch_warnings():
             if getattr(args, "quiet", False):
                 warnings.simplefilter("ignore")
             else:
@@ -352,7 +337,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"{cmd}: interrupted; nothing was written", file=sys.stderr)
         return 130
-    except _Signalled as e:
+    except Signalled as e:
         name = signal.Signals(e.signum).name
         print(f"{cmd}: stopped by {name}; nothing was written", file=sys.stderr)
         return 128 + e.signum
@@ -365,6 +350,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{cmd}: internal error: {type(e).__name__}: {e} (this is a bug in mlxq; "
               "MLXQ_DEBUG=1 shows the traceback)", file=sys.stderr)
         return 1
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)

@@ -190,7 +190,10 @@ class StagingDir:
         """Syncs the staged folder and renames it to ``dst`` without replacing anything."""
         from .io import _fsync_dir
 
+        from ._interrupt import check
+
         assert self.tmp is not None
+        check()  # the last point where a signal still means "nothing was written"
         (self.tmp / OWNER_FILE).unlink()
         for f in self.tmp.iterdir():
             if f.suffix != ".safetensors":  # shards are synced by their writer

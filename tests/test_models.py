@@ -59,11 +59,11 @@ def test_parameter_order_matches_mlx_lm(name):
     fam = family_for(config)
     model = mlx_model(config)
     dense = [k for k, _ in tree_flatten(model.parameters())]
-    assert sorted(dense, key=fam.order.key) == dense
-    fam.check_parameters(dense)
+    assert sorted(dense, key=fam.order_for(config).key) == dense
+    fam.check_parameters(dense, config)
     nn.quantize(model, 64, 4, class_predicate=lambda p, m: hasattr(m, "to_quantized"))
     quant = [k for k, _ in tree_flatten(model.parameters())]
-    assert sorted(quant, key=fam.order.key) == quant
+    assert sorted(quant, key=fam.order_for(config).key) == quant
 
 
 @pytest.mark.parametrize("name", sorted(CONFIGS))
@@ -143,10 +143,72 @@ def test_the_generic_fallback_sorts_naturally():
     fam = family_for({"model_type": "somethingnew"}, allow_unknown=True)
     assert fam.generic
     names = ["layers.10.w", "layers.2.w", "emb"]
-    assert sorted(names, key=fam.order.key) == ["emb", "layers.2.w", "layers.10.w"]
+    assert sorted(names, key=fam.order_for({}).key) == ["emb", "layers.2.w", "layers.10.w"]
 
 
 def test_qwen3_moe_keeps_its_router_at_8_bits():
     fam = family_for({"model_type": "qwen3_moe"})
     assert fam.model_quant("model.layers.3.mlp.gate", {}) == {"group_size": 64, "bits": 8}
     assert fam.model_quant("model.layers.3.mlp.switch_mlp.gate_proj", {}) is True
+
+
+# ---- every fixture checkpoint built by transformers ----------------------------------------
+
+import os  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+FIXTURES = Path(os.environ.get("MLXQ_HF_FIXTURES",
+                               Path(__file__).resolve().parent / "fixtures" / "hf"))
+
+
+def fixture_dirs():
+    if not FIXTURES.is_dir():
+        return []
+    return sorted(d for d in FIXTURES.iterdir() if (d / "config.json").is_file())
+
+
+def _mlx_lm_view(folder):
+    """mlx-lm's model for a fixture, and its sanitized weights (as load_model has them)."""
+    import glob as _glob
+
+    import mlx.core as mx
+    from mlx_lm.utils import load_config
+
+    config = load_config(folder)
+    model = mlx_model(config)
+    weights = {}
+    for f in sorted(_glob.glob(str(folder / "model*.safetensors"))):
+        weights.update(mx.load(f))
+    raw = dict(weights)
+    if hasattr(model, "sanitize"):
+        weights = model.sanitize(weights)
+    return config, model, raw, weights
+
+
+@pytest.mark.parametrize("folder", fixture_dirs(), ids=lambda d: d.name)
+def test_a_fixture_sanitizes_orders_and_quantizes_like_mlx_lm(folder):
+    pytest.importorskip("mlx_lm")
+    import mlx.nn as nn
+    from mlx.utils import tree_flatten
+
+    from mlxq.conversion.source import SourceCheckpoint
+
+    config, model, raw, want = _mlx_lm_view(folder)
+    fam = family_for(config)
+    with SourceCheckpoint(folder) as src:
+        got = fam.sanitize(dict(src.tensors), src.config)
+        assert sorted(got, key=natural_key) == sorted(want, key=natural_key)
+        for k in want:
+            w, g = _np(want[k]), got[k].numpy()
+            assert g.shape == w.shape and g.dtype == w.dtype, k
+            np.testing.assert_array_equal(as_bits(g), as_bits(w), k)
+    order = fam.order_for(config)
+    params = [k for k, _ in tree_flatten(model.parameters())]
+    names = [k for k in params if k in want]
+    assert sorted(names, key=order.key) == names
+    fam.check_parameters(list(want), config)
+    for path, m in model.named_modules():
+        w = m.get("weight") if isinstance(m, nn.Module) else None
+        if w is None or not hasattr(w, "shape") or not path or f"{path}.weight" not in want:
+            continue
+        assert fam.quantizable(path, w.shape) == hasattr(m, "to_quantized"), path

@@ -14,6 +14,7 @@ from typing import Callable, Iterator, Optional
 
 import numpy as np
 
+from .._interrupt import check
 from ..errors import MlxqError
 from ..metrics import _error_sums, _Sums
 from ..quant import quantize
@@ -35,6 +36,7 @@ def _blocks(t: graph.Tensor, block_bytes: int) -> Iterator[tuple[int, int]]:
 def _copy(u: Unit, put: Callable[[str, np.ndarray], None], block_bytes: int) -> None:
     name = u.outputs[0][0]
     for r0, r1 in _blocks(u.tensor, block_bytes):
+        check()
         put(name, u.tensor.rows(r0, r1))
 
 
@@ -46,6 +48,7 @@ def _quantize(u: Unit, put: Callable[[str, np.ndarray], None], block_bytes: int,
     names = [n for n, _ in u.outputs]
     try:
         for r0, r1 in _blocks(dense, block_bytes):
+            check()
             rows = source.rows(r0, r1)
             w = graph.cast_rows(rows, dense.dtype)
             parts = quantize(w, group_size=u.group_size, bits=u.bits, mode=u.mode)

@@ -45,7 +45,7 @@ from ..tensorspec import TensorSpec
 
 __all__ = ["Tensor", "Source", "constant", "stack", "concatenate", "split", "pad",
            "contiguous", "dequantize", "quantize", "fp8_block_dequant", "where_scalar",
-           "split_cast", "cast_rows", "materialize"]
+           "split_cast", "cast_rows", "materialize", "row_wise"]
 
 Scalar = Union[int, float, bool]
 
@@ -764,6 +764,36 @@ class _Map(Tensor):
 
     def _rows(self, r0: int, r1: int) -> np.ndarray:
         return np.ascontiguousarray(self.fn(self.x.rows(r0, r1)), self.dtype)
+
+
+class _RowWise(Tensor):
+    """``fn(*inputs)`` computed row block by row block: each input is either row-aligned
+    with the output (its rows ``r0:r1`` are passed) or small and passed whole."""
+
+    __slots__ = ("parts", "whole", "fn")
+
+    def __init__(self, fn: Callable[..., np.ndarray], parts: Sequence[Tensor],
+                 whole: Sequence[bool], shape: Sequence[int], dtype: Any):
+        super().__init__(shape, dtype)
+        self.fn, self.parts, self.whole = fn, tuple(parts), tuple(whole)
+        for p, w in zip(self.parts, self.whole):
+            if not w and p.nrows != self.nrows:
+                raise ShapeMismatchError(f"{p} is not row-aligned with {self}")
+
+    def inputs(self) -> tuple[Tensor, ...]:
+        return self.parts
+
+    def _rows(self, r0: int, r1: int) -> np.ndarray:
+        args = [p.numpy() if w else p.rows(r0, r1) for p, w in zip(self.parts, self.whole)]
+        out = self.fn(*args)
+        return np.ascontiguousarray(np.asarray(out, self.dtype).reshape(r1 - r0, self.ncols))
+
+
+def row_wise(fn: Callable[..., np.ndarray], parts: Sequence[Tensor], shape: Sequence[int],
+             dtype: Any, whole: Optional[Sequence[bool]] = None) -> Tensor:
+    """A lazy ``fn(*parts)`` evaluated per row block (``whole[i]``: pass ``parts[i]``
+    entire, for a small operand such as a per-tensor scale)."""
+    return _RowWise(fn, parts, whole or [False] * len(parts), shape, np.dtype(dtype))
 
 
 class _Dequantize(Tensor):

@@ -23,7 +23,7 @@ dense lazy tensor -> weight, scales, biases) or a dequantization (a lazy ``dequa
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Mapping, Optional, Sequence, Union
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -43,37 +43,14 @@ from ..stored import stored_layers
 from ..tensorspec import TensorSpec
 from . import graph
 from .hfconfig import config_text
+from .options import CONVERSION_DTYPES, MODE_DEFAULTS, Options
+from .prequant import prepare
 from .source import SourceCheckpoint, external_tensors
 
 __all__ = ["CONVERSION_DTYPES", "MODE_DEFAULTS", "Options", "Plan", "Unit", "make_plan"]
 
-#: ``--dtype`` choices (mlx-lm's ``MODEL_CONVERSION_DTYPES``).
-CONVERSION_DTYPES = ("float16", "bfloat16", "float32")
-#: Per-mode defaults of ``quantize_model`` (``defaults_for_mode``).
-MODE_DEFAULTS = {"affine": (64, 4), "mxfp4": (32, 4), "nvfp4": (16, 4), "mxfp8": (32, 8)}
 _NP_DTYPE = {"float16": np.dtype(np.float16), "bfloat16": np.dtype(bfloat16),
              "float32": np.dtype(np.float32)}
-
-#: ``quant_predicate(path, weight_spec) -> bool | dict``: a callable, as mlx-lm's
-#: ``convert(quant_predicate=...)`` takes one (there: ``(path, module)``).
-QuantPredicate = Callable[[str, TensorSpec], Union[bool, Mapping[str, Any]]]
-
-
-@dataclasses.dataclass(frozen=True)
-class Options:
-    """What ``mlx_lm.convert``'s arguments ask for (see :func:`mlxq.convert`)."""
-
-    quantize: bool = False
-    q_group_size: Optional[int] = None
-    q_bits: Optional[int] = None
-    q_mode: str = "affine"
-    quant_predicate: Union[str, QuantPredicate, None] = None
-    dtype: Optional[str] = None
-    dequantize: bool = False
-    max_shard_size: int = 5 << 30
-    report: bool = False
-    allow_requantize: bool = False
-    allow_unknown_architecture: bool = False
 
 
 @dataclasses.dataclass
@@ -166,7 +143,9 @@ def make_plan(src: SourceCheckpoint, opts: Options) -> Plan:
         weights, ext_block = external_tensors(src, opts.allow_requantize, requantized)
         config["quantization"] = ext_block
     else:
-        weights = dict(src.tensors)
+        prepared = prepare(src.tensors, config, family, opts)
+        weights, config = prepared.weights, prepared.config
+        warnings.extend(prepared.notes)
     block = config.get("quantization")
     base = _sanitize(family, weights, config)
 
@@ -188,6 +167,7 @@ def make_plan(src: SourceCheckpoint, opts: Options) -> Plan:
 
     stored = stored_layers({n: t.spec for n, t in base.items()}, block,
                            lambda path: family.in_features(path, config))
+    _check_widths(family, config, base, stored)
     block = dict(block) if block is not None else None
     units: dict[str, Unit] = {}
     owner: set[str] = set()
@@ -224,7 +204,7 @@ def make_plan(src: SourceCheckpoint, opts: Options) -> Plan:
         predicate = _predicate(opts, family, config, base, params)
         # in mlx-lm's module order: nn.quantize records per-layer entries as it walks the
         # model, and json.dump keeps that order inside the block
-        for n in sorted(base, key=family.order.key):
+        for n in sorted(base, key=family.order_for(config).key):
             if not n.endswith(".weight") or n[: -len(".weight")] in stored:
                 continue
             path = n[: -len(".weight")]
@@ -257,13 +237,14 @@ def make_plan(src: SourceCheckpoint, opts: Options) -> Plan:
             units[n] = Unit("copy", [(n, ct.spec)], ct)
 
     outputs = [(name, spec, key) for key, u in units.items() for name, spec in u.outputs]
-    outputs.sort(key=lambda o: family.order.key(o[0]))
+    order = family.order_for(config)
+    outputs.sort(key=lambda o: order.key(o[0]))
     names = [o[0] for o in outputs]
     if len(set(names)) != len(names):
         seen: set[str] = set()
         dup = next(n for n in names if n in seen or seen.add(n))  # type: ignore[func-returns-value]
         raise KeyCollisionError(f"two output tensors would be named {dup!r}", key=dup)
-    family.check_parameters(names)
+    family.check_parameters(names, config)
 
     shards = make_shards(outputs, opts.max_shard_size)
     total_size = sum(o[1].nbytes for o in outputs)
@@ -275,6 +256,20 @@ def make_plan(src: SourceCheckpoint, opts: Options) -> Plan:
     bytes_read = sum(s.nbytes for s in used)
     return Plan(family, units, outputs, shards, config_text(config), total_size,
                 total_parameters, bytes_read, counts, requantized, warnings)
+
+
+def _check_widths(family: Family, config: Mapping[str, Any],
+                  base: Mapping[str, graph.Tensor], stored: Mapping[str, Any]) -> None:
+    """A dense weight whose input width is not the one the config gives mlx-lm's module
+    (where the family knows it) is refused: ``load_weights`` would reject the shape."""
+    for n, t in base.items():
+        if not n.endswith(".weight") or t.ndim < 2 or n[: -len(".weight")] in stored:
+            continue
+        path = n[: -len(".weight")]
+        want = family.in_features(path, config)
+        if want is not None and t.shape[-1] != want:
+            raise FormatError(f"{n} is {list(t.shape)}, but config.json makes its input "
+                              f"width {want}: mlx_lm.load would refuse the shape", key=n)
 
 
 def _predicate(opts: Options, family: Family, config: Mapping[str, Any],

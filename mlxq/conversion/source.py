@@ -85,8 +85,11 @@ class SourceCheckpoint:
                                else None)
 
     def _detect_external(self) -> Any:
-        if self.config.get("quantization") is not None or not self.quantization_config():
+        qc = self.quantization_config()
+        if self.config.get("quantization") is not None or not qc:
             return None
+        if isinstance(qc, Mapping) and qc.get("quant_method") in ("fp8", "compressed-tensors"):
+            return None  # undone lazily before sanitize (mlxq.conversion.prequant)
         from .. import external
 
         return external.detect(dict(self.config))

@@ -18,6 +18,7 @@ from typing import Any, Callable, Optional, Sequence, Union
 import numpy as np
 
 from .._files import read_bytes
+from .._interrupt import check
 from ..errors import InvalidArgumentError, MlxqIOError
 from ..io import INDEX_FILE, SafetensorsWriter, shard_file_names
 from ..tensorspec import TensorSpec
@@ -123,7 +124,8 @@ class _BackgroundWriter:
         with self._cv:
             while self._pending and self._pending + arr.nbytes > self._limit \
                     and self._error is None:
-                self._cv.wait()
+                self._cv.wait(0.1)
+                check()  # a deferred signal stops the producer here, lock released
             self._check()
             self._pending += arr.nbytes
         self._q.put(("put", writer, name, arr, offset))

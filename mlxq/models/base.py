@@ -22,7 +22,7 @@ The generic rules every family shares (``quantize_model``, ``nn.quantize``,
   (:class:`Order`), which decides where 5 GiB shards are cut and the order of per-layer
   entries in the config.
 
->>> fam = Family("llama", ("llama", "mistral"), order=Order(layer=("self_attn.q_proj",)))
+>>> fam = Family("llama", ("llama", "mistral"))
 >>> fam.quantizable("model.layers.0.self_attn.q_proj", (64, 64)), fam.quantizable("model.norm", (64,))
 (True, False)
 """
@@ -61,54 +61,126 @@ def config_int(config: Config, key: str, default: Optional[int] = None) -> int:
     return v
 
 
+_Tree = tuple  # ((name, children-or-None, is_list), ...)
+
+
+def parse_tree(text: str) -> _Tree:
+    """A module tree in definition order: ``"a(b c) d*(e f)"`` is module ``a`` with children
+    ``b`` and ``c``, then ``d``, a list of blocks (``*``: a layer index follows) each with
+    children ``e`` and ``f``. Leaves are modules (their ``weight``/``bias``/... follow) or bare
+    parameters.
+
+    >>> parse_tree("model(embed layers*(attn mlp) norm) lm_head")[0][0]
+    'model'
+    """
+    pos = 0
+    tokens = re.findall(r"[\w.]+\*?|[()]", text)
+
+    def level() -> _Tree:
+        nonlocal pos
+        out = []
+        while pos < len(tokens) and tokens[pos] != ")":
+            tok = tokens[pos]
+            pos += 1
+            is_list = tok.endswith("*")
+            name = tok.rstrip("*")
+            children = None
+            if pos < len(tokens) and tokens[pos] == "(":
+                pos += 1
+                children = level()
+                if pos >= len(tokens) or tokens[pos] != ")":
+                    raise ValueError(f"unbalanced parentheses in {text!r}")
+                pos += 1
+            out.append((name, children, is_list))
+        return tuple(out)
+
+    tree = level()
+    if pos != len(tokens):
+        raise ValueError(f"unbalanced parentheses in {text!r}")
+    return tree
+
+
 @dataclasses.dataclass(frozen=True)
 class Order:
-    """mlx-lm's parameter order for a family: ``top`` lists the top-level modules in
-    definition order, one of which, ``layers``, is the list of decoder blocks; ``layer``
-    lists the modules (or bare parameters) inside a block in definition order. A name is
-    placed by the first entry it equals or lies under; names no entry covers go last, in
-    natural order (the generic fallback orders everything that way)."""
+    """mlx-lm's parameter order for a family: the model's module tree in definition order
+    (:func:`parse_tree` syntax), which is the order of ``tree_flatten(model.parameters())``.
+    A name's place is found by walking the tree; inside a leaf module its parameters go
+    weight, scales, biases, bias (nn.Linear, then QuantizedLinear's additions). A name the
+    tree does not cover goes after everything at the level where it stops matching; with
+    ``natural`` (the generic fallback) names are simply sorted naturally."""
 
-    top: tuple[str, ...] = ("model.embed_tokens", "model.layers", "model.norm", "lm_head")
-    layers: str = "model.layers"
-    layer: tuple[str, ...] = ()
-    natural: bool = False  # no knowledge: natural sort of the names
+    tree: str = ("model(embed_tokens layers*(self_attn(q_proj k_proj v_proj o_proj) "
+                 "mlp(gate_proj down_proj up_proj) input_layernorm post_attention_layernorm) "
+                 "norm) lm_head")
+    natural: bool = False
+
+    @property
+    def _parsed(self) -> _Tree:
+        return _parse_cached(self.tree)
+
+    @property
+    def layers(self) -> str:
+        """The path of the list of decoder blocks (``model.layers``)."""
+        def find(tree: _Tree, prefix: str) -> Optional[str]:
+            for name, children, is_list in tree:
+                path = f"{prefix}{name}"
+                if is_list:
+                    return path
+                if children:
+                    got = find(children, path + ".")
+                    if got:
+                        return got
+            return None
+        return find(self._parsed, "") or "model.layers"
+
+    def _walk(self, name: str) -> tuple[list, bool]:
+        parts = name.split(".")
+        key: list = []
+        tree: Optional[_Tree] = self._parsed
+        i = 0
+        while i < len(parts):
+            if tree is None:  # inside a leaf module: its parameters
+                rest = ".".join(parts[i:])
+                key.append((_PARAM_ORDER.get(rest, len(_PARAM_ORDER)), natural_key(rest)))
+                return key, rest in _PARAM_ORDER and i == len(parts) - 1
+            names = [t[0] for t in tree]
+            # a child may name a dotted path ("block_sparse_moe.gate" style is not used:
+            # each level is one component)
+            if parts[i] not in names:
+                key.append((len(tree), natural_key(".".join(parts[i:]))))
+                return key, False
+            r = names.index(parts[i])
+            _, children, is_list = tree[r]
+            key.append((r, ()))
+            i += 1
+            if is_list:
+                if i >= len(parts) or not parts[i].isdigit():
+                    key.append((len(tree), natural_key(".".join(parts[i:]))))
+                    return key, False
+                key.append((int(parts[i]), ()))
+                i += 1
+            tree = children
+        return key, tree is None
 
     def key(self, name: str) -> tuple:
         if self.natural:
             return (0, natural_key(name))
-        module, _, param = name.rpartition(".")
-        p = _PARAM_ORDER.get(param, len(_PARAM_ORDER))
-        for i, top in enumerate(self.top):
-            if top == self.layers and module.startswith(top + "."):
-                idx, _, sub = module[len(top) + 1:].partition(".")
-                if idx.isdigit():
-                    return (i, int(idx), self._rank(sub, param), p, name)
-            elif module == top or name == top or module.startswith(top + "."):
-                return (i, -1, self._rank_top(top, module), p, name)
-        return (len(self.top), -1, -1, p, natural_key(name))
-
-    def _rank(self, sub: str, param: str) -> int:
-        full = f"{sub}.{param}" if sub else param
-        for r, path in enumerate(self.layer):
-            if sub == path or full == path or sub.startswith(path + "."):
-                return r
-        return len(self.layer)
-
-    @staticmethod
-    def _rank_top(top: str, module: str) -> int:
-        return 0 if module == top else 1
+        return tuple(self._walk(name)[0])
 
     def covers(self, name: str) -> bool:
-        """Whether ``name`` is a parameter this order knows (an entry covers it)."""
-        module, _, param = name.rpartition(".")
-        for top in self.top:
-            if top == self.layers and module.startswith(top + "."):
-                idx, _, sub = module[len(top) + 1:].partition(".")
-                return idx.isdigit() and self._rank(sub, param) < len(self.layer)
-            if module == top or name == top or module.startswith(top + "."):
-                return True
-        return False
+        """Whether ``name`` is a parameter of the tree: a leaf module's weight, bias,
+        scales, biases or global_scale, or a bare parameter the tree lists."""
+        return self._walk(name)[1]
+
+
+_TREES: dict[str, _Tree] = {}
+
+
+def _parse_cached(text: str) -> _Tree:
+    t = _TREES.get(text)
+    if t is None:
+        t = _TREES[text] = parse_tree(text)
+    return t
 
 
 def _identity(weights: Weights, config: Config) -> Weights:
@@ -125,7 +197,9 @@ class Family:
     model_types: tuple[str, ...]
     #: ``Model.sanitize`` over lazy tensors: ``sanitize(weights, config) -> weights``
     sanitize: Callable[[Weights, Config], Weights] = _identity
-    order: Order = Order()
+    #: the module tree, or a function of the config giving it (an ``lm_head`` that exists
+    #: only when the embeddings are not tied, say)
+    order: Union[Order, Callable[[Config], Order]] = Order()
     #: ``Model.quant_predicate(path, module)`` as ``(path, config) -> bool | dict``
     quant_predicate: Optional[QuantPredicate] = None
     #: ``Model.cast_predicate(name)``: False keeps the source dtype
@@ -142,10 +216,18 @@ class Family:
     complete: bool = True
     #: the generic fallback for model types mlx-lm does not know (opt-in)
     generic: bool = False
+    #: pre-quantized source formats the family's own sanitize undoes, as mlx-lm's does
+    #: ("fp8": block E4M3 with 128x128 scales; "compressed-tensors": INT4 pack-quantized);
+    #: for the others mlxq undoes them before sanitize (mlxq.conversion.prequant)
+    source_formats: frozenset = frozenset()
 
     @property
     def name(self) -> str:
         return self.module
+
+    def order_for(self, config: Config) -> Order:
+        """The parameter order of mlx-lm's model for this config."""
+        return self.order(config) if callable(self.order) else self.order
 
     # ---- the generic rules --------------------------------------------------------------
 
@@ -172,13 +254,14 @@ class Family:
             return None
         return self.quant_predicate(path, config)
 
-    def check_parameters(self, names: Iterable[str]) -> None:
-        """Refuses an output that is not a parameter of mlx-lm's model for this family:
-        ``load_weights(strict=True)`` would reject the folder for it."""
+    def check_parameters(self, names: Iterable[str], config: Config) -> None:
+        """Refuses an output that is not a parameter of mlx-lm's model for this family and
+        config: ``load_weights(strict=True)`` would reject the folder for it."""
         if self.generic or not self.complete:
             return
+        order = self.order_for(config)
         for name in names:
-            if not self.order.covers(name):
+            if not order.covers(name):
                 raise FormatError(f"{name} is not a parameter of mlx-lm's {self.module} model "
                                   "(mlx_lm.load would refuse the folder for it)", key=name)
 
@@ -190,7 +273,7 @@ class Family:
         if leaf in ("embed_tokens", "lm_head"):
             rule: Optional[str] = "hidden"
         else:
-            head, sep, rest = path.partition(self.order.layers + ".")
+            head, sep, rest = path.partition(self.order_for(config).layers + ".")
             rule = self.widths.get(rest.partition(".")[2]) if sep and not head else None
         if rule is None:
             return None

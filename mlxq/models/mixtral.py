@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._shared import ATTN, ATTN_WIDTHS, NORMS
+from ._shared import ATTN, ATTN_WIDTHS, NORMS, llama_tree
 from .base import Family, Order
 from .common import REQUIRED, Args, Weights, stack_experts
 
@@ -23,9 +23,8 @@ def sanitize(weights: Weights, config) -> Weights:
 
 FAMILY = Family(
     "mixtral", ("mixtral",), sanitize,
-    Order(layer=ATTN + ("block_sparse_moe.gate", "block_sparse_moe.switch_mlp.gate_proj",
-                        "block_sparse_moe.switch_mlp.up_proj",
-                        "block_sparse_moe.switch_mlp.down_proj") + NORMS),
+    Order(llama_tree(f"{ATTN} block_sparse_moe(gate switch_mlp(gate_proj up_proj down_proj)) "
+                     f"{NORMS}")),
     widths={**ATTN_WIDTHS, "block_sparse_moe.gate": "hidden",
             "block_sparse_moe.switch_mlp.gate_proj": "hidden",
             "block_sparse_moe.switch_mlp.up_proj": "hidden",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._shared import ATTN, ATTN_WIDTHS, MLP, MLP_WIDTHS, NORMS
+from ._shared import ATTN, ATTN_WIDTHS, MLP, MLP_WIDTHS, NORMS, llama_tree
 from .base import Family, Order
 from .common import Args, Weights
 
@@ -17,5 +17,5 @@ def sanitize(weights: Weights, config) -> Weights:
     })
 
 
-FAMILY = Family("qwen2", ("qwen2",), sanitize, Order(layer=ATTN + MLP + NORMS),
+FAMILY = Family("qwen2", ("qwen2",), sanitize, Order(llama_tree(f"{ATTN} {MLP} {NORMS}")),
                 widths={**ATTN_WIDTHS, **MLP_WIDTHS})

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._shared import ATTN, ATTN_WIDTHS, MLP, MLP_WIDTHS, NORMS, QK_NORM
+from ._shared import ATTN_QK_NORM, ATTN_WIDTHS, MLP, MLP_WIDTHS, NORMS, llama_tree
 from .base import Family, Order
 from .common import REQUIRED, Args, Weights
 
@@ -14,5 +14,5 @@ def sanitize(weights: Weights, config) -> Weights:
     return weights
 
 
-FAMILY = Family("qwen3", ("qwen3",), sanitize, Order(layer=ATTN + QK_NORM + MLP + NORMS),
+FAMILY = Family("qwen3", ("qwen3",), sanitize, Order(llama_tree(f"{ATTN_QK_NORM} {MLP} {NORMS}")),
                 widths={**ATTN_WIDTHS, **MLP_WIDTHS})

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._shared import ATTN, ATTN_WIDTHS, MLP, MLP_WIDTHS, NORMS, QK_NORM
+from ._shared import ATTN_QK_NORM, ATTN_WIDTHS, MLP_WIDTHS, NORMS, llama_tree
 from .base import Family, Order
 from .common import REQUIRED, Args, Weights, stack_experts
 
@@ -30,9 +30,10 @@ def quant_predicate(path: str, config) -> bool | dict:
 
 FAMILY = Family(
     "qwen3_moe", ("qwen3_moe",), sanitize,
-    Order(layer=ATTN + QK_NORM + NORMS + (
-        "mlp.gate", "mlp.switch_mlp.gate_proj", "mlp.switch_mlp.up_proj",
-        "mlp.switch_mlp.down_proj") + MLP),
+    # Qwen3MoeDecoderLayer defines its norms before the mlp; a dense layer (mlp_only_layers)
+    # has the gated MLP where a sparse one has the router and the switch layers
+    Order(llama_tree(f"{ATTN_QK_NORM} {NORMS} mlp(gate switch_mlp(gate_proj up_proj "
+                     "down_proj) gate_proj down_proj up_proj)")),
     quant_predicate=quant_predicate,
     widths={**ATTN_WIDTHS, **MLP_WIDTHS, "mlp.gate": "hidden",
             "mlp.switch_mlp.gate_proj": "hidden", "mlp.switch_mlp.up_proj": "hidden",

@@ -1,0 +1,23 @@
+"""mlx-lm's ``models/mamba2.py``: each ``conv1d`` weight's kernel axis moved last."""
+
+from __future__ import annotations
+
+from ._shared import tied
+from .base import Family, Order
+from .common import Weights
+
+
+def sanitize(weights: Weights, config) -> Weights:
+    for k, v in list(weights.items()):
+        if "conv1d.weight" in k and v.shape[-1] != 1:
+            weights[k] = v.moveaxis(2, 1)
+    return weights
+
+
+def _order(config) -> Order:
+    head = "" if tied(config, True) else " lm_head"
+    return Order("backbone(embeddings layers*(mixer(conv1d in_proj dt_bias A_log D norm "
+                 f"out_proj) norm) norm_f){head}")
+
+
+FAMILY = Family("mamba2", ("mamba2",), sanitize, _order)

@@ -1,0 +1,122 @@
+"""The transformers-built checkpoints in tests/fixtures/hf are complete and in the layouts
+their README promises (written by tools/gen_hf_fixtures.py; no torch needed here)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import mlxq
+from mlxq._dtypes import bfloat16, float8_e4m3fn
+
+ROOT = Path(__file__).parent / "fixtures" / "hf"
+FIXTURES = sorted(p.parent.relative_to(ROOT).as_posix() for p in ROOT.rglob("config.json"))
+FP8 = [f for f in FIXTURES if f.startswith("fp8/")]
+CT = [f for f in FIXTURES if f.startswith("compressed_tensors/")]
+
+# The model types the converter must cover first (Hub model_type; MiniMax-M2 is minimax_m2).
+REQUIRED = """llama mistral qwen2 qwen3 qwen2_moe qwen3_moe qwen3_next mixtral gemma gemma2
+gemma3_text phi phi3 starcoder2 cohere olmo2 olmoe granite granitemoe glm4 glm4_moe deepseek_v2
+deepseek_v3 minimax_m2 gpt_oss gpt2 gpt_neox stablelm exaone4 smollm3 ernie4_5 hunyuan_v1_dense
+seed_oss internlm3 falcon_h1 mamba2 nemotron_h lfm2""".split()
+
+
+def _config(name: str) -> dict:
+    return json.loads((ROOT / name / "config.json").read_text(encoding="utf-8"))
+
+
+def test_every_required_model_type_has_a_fixture():
+    have = {_config(f)["model_type"] for f in FIXTURES if "/" not in f}
+    assert sorted(set(REQUIRED) - have) == []
+
+
+def test_every_fixture_folder_has_a_config():
+    folders = {p.relative_to(ROOT).as_posix() for p in ROOT.glob("*/") if p.is_dir()}
+    folders = {f for f in folders if f not in ("fp8", "compressed_tensors")}
+    folders |= {p.relative_to(ROOT).as_posix() for sub in ("fp8", "compressed_tensors")
+                for p in (ROOT / sub).glob("*/")}
+    assert sorted(folders - set(FIXTURES)) == []
+
+
+@pytest.mark.parametrize("name", FIXTURES)
+def test_config_names_model_type_and_bf16(name):
+    cfg = _config(name)
+    assert isinstance(cfg.get("model_type"), str) and cfg["model_type"]
+    assert cfg.get("architectures"), "transformers writes the architecture"
+    # real Hub checkpoints are bf16 and say so under the key mlx-lm reads
+    assert cfg.get("torch_dtype") == "bfloat16"
+
+
+@pytest.mark.parametrize("name", FIXTURES)
+def test_weights_parse_and_are_bf16_where_not_quantized(name):
+    tensors = mlxq.load_checkpoint(ROOT / name)
+    assert tensors
+    floats = {k: a.dtype for k, a in tensors.items()
+              if a.dtype.kind == "f" or a.dtype in (bfloat16, float8_e4m3fn)}
+    assert bfloat16 in set(floats.values())
+
+
+@pytest.mark.parametrize("name", FIXTURES)
+def test_tokenizer_loads(name):
+    d = ROOT / name
+    assert (d / "tokenizer.json").is_file() and (d / "tokenizer_config.json").is_file()
+    transformers = pytest.importorskip("transformers")
+    tok = transformers.AutoTokenizer.from_pretrained(str(d))
+    vocab = json.loads((d / "tokenizer.json").read_text(encoding="utf-8"))["model"]["vocab"]
+    assert tok.convert_tokens_to_ids(["the", "water"]) == [vocab["the"], vocab["water"]]
+    assert max(vocab.values()) < _config(name).get("vocab_size", len(vocab))
+    assert tok.eos_token == "</s>"
+
+
+@pytest.mark.parametrize("name", FP8)
+def test_fp8_block_layout(name):
+    cfg = _config(name)
+    assert cfg["quantization_config"] == {"quant_method": "fp8", "fmt": "e4m3",
+                                          "activation_scheme": "dynamic",
+                                          "weight_block_size": [128, 128]}
+    t = mlxq.load_checkpoint(ROOT / name)
+    fp8 = [k for k, a in t.items() if a.dtype == float8_e4m3fn]
+    assert fp8
+    partial = False
+    for k in fp8:
+        rows, cols = t[k].shape
+        s = t[k + "_scale_inv"]
+        assert s.dtype == np.float32
+        assert s.shape == (math.ceil(rows / 128), math.ceil(cols / 128))
+        partial |= rows % 128 != 0 or cols % 128 != 0
+        # saturating e4m3fn: no NaN codes, and the largest |code| of a block is 448
+        assert not np.isnan(t[k].astype(np.float32)).any()
+    assert partial, "some Linear must have a partial 128-block"
+    for k in t:
+        if k.endswith(".weight") and t[k].dtype != float8_e4m3fn:
+            assert ("embed_tokens" in k or k.startswith("lm_head") or t[k].ndim == 1
+                    or k.endswith(("mlp.gate.weight", "block_sparse_moe.gate.weight")))
+
+
+@pytest.mark.parametrize("name", CT)
+def test_compressed_tensors_pack_quantized_layout(name):
+    q = _config(name)["quantization_config"]
+    assert q["quant_method"] == "compressed-tensors" and q["format"] == "pack-quantized"
+    w = q["config_groups"]["group_0"]["weights"]
+    assert (w["num_bits"], w["type"], w["symmetric"], w["strategy"], w["group_size"]) == (
+        4, "int", True, "group", 32)
+    t = mlxq.load_checkpoint(ROOT / name)
+    packed = [k for k in t if k.endswith(".weight_packed")]
+    assert packed and all(".mlp.experts." in k for k in packed)
+    for k in packed:
+        base = k[: -len("_packed")]
+        out_f, in_f = (int(x) for x in t[base + "_shape"])
+        assert t[base + "_shape"].dtype == np.int32
+        assert t[k].dtype == np.int32 and t[k].shape == (out_f, in_f // 8)
+        assert t[base + "_scale"].dtype == bfloat16
+        assert t[base + "_scale"].shape == (out_f, in_f // 32)
+        assert base not in t
+
+
+def test_fixtures_stay_small():
+    total = sum(p.stat().st_size for p in ROOT.rglob("*") if p.is_file())
+    assert total < 20 * 2**20

@@ -1,0 +1,645 @@
+#!/usr/bin/env python3
+"""Writes tiny Hugging Face checkpoints built by ``transformers`` itself (tests/fixtures/hf/).
+
+The converter's oracle (``mlx_lm.convert``) must see inputs that mlxq did not make, so every
+fixture here is a model that ``transformers`` instantiates from a tiny config and saves with
+``save_pretrained``: its tensor names, shapes, dtypes and ``config.json`` are what
+transformers writes for that family. The tool then adds the few top-level config keys that
+real Hub checkpoints of the family carry and transformers 5 no longer writes (see
+``HUB_KEYS`` and tests/fixtures/hf/README.md), and a word-level tokenizer.
+
+Pre-quantized variants are derived from the bf16 fixtures with numpy only (no mlxq):
+FP8 block checkpoints as DeepSeek-V3/MiniMax-M2/Qwen3-FP8 ship them, and a compressed-tensors
+``pack-quantized`` INT4 checkpoint in Kimi-K2-Thinking's layout.
+
+Needs a separate environment with torch (CI does not install it)::
+
+    python3 -m venv /tmp/venv-fixtures
+    /tmp/venv-fixtures/bin/pip install torch==2.13.0 transformers==5.24.0 numpy safetensors ml_dtypes
+    /tmp/venv-fixtures/bin/python tools/gen_hf_fixtures.py            # all, into tests/fixtures/hf
+    /tmp/venv-fixtures/bin/python tools/gen_hf_fixtures.py llama qwen3 # some
+    /tmp/venv-fixtures/bin/python tools/gen_hf_fixtures.py --out DIR --logits DIR2
+
+``--logits DIR2`` also writes, per fixture, transformers' float32 logits for a fixed prompt
+(``DIR2/<name>.npy``), computed from the saved bf16 weights; tools/survey_hf_fixtures.py
+compares mlx-lm's logits with them. Output is deterministic: fixed seeds, sorted JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import math
+import os
+import re
+import shutil
+import sys
+import types
+import warnings
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_OUT = REPO / "tests" / "fixtures" / "hf"
+PROMPT = [1, 5, 9, 20, 33, 7, 64, 3]
+
+VOCAB = 128
+H = 64
+
+# Standard names: applied to a config only where the family's config class knows the key
+# (in its defaults or attribute_map), so no family gets a stray attribute.
+BASE: dict[str, Any] = {
+    "vocab_size": VOCAB,
+    "hidden_size": H,
+    "intermediate_size": 128,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "head_dim": 16,
+    "max_position_embeddings": 256,
+    "bos_token_id": 1,
+    "eos_token_id": 2,
+    "pad_token_id": 0,
+    "moe_intermediate_size": 64,
+    "shared_expert_intermediate_size": 64,
+    "num_experts_per_tok": 2,
+    "num_local_experts": 4,
+    "num_experts": 4,
+    "n_routed_experts": 4,
+    "n_shared_experts": 1,
+    "num_shared_experts": 1,
+    "kv_lora_rank": 64,
+    "q_lora_rank": 64,
+    "qk_rope_head_dim": 16,
+    "qk_nope_head_dim": 32,
+    "v_head_dim": 32,
+    "n_group": 1,
+    "topk_group": 1,
+    "first_k_dense_replace": 1,
+    "sliding_window": 16,
+    "linear_num_key_heads": 2,
+    "linear_num_value_heads": 4,
+    "linear_key_head_dim": 16,
+    "linear_value_head_dim": 16,
+    "linear_conv_kernel_dim": 4,
+    "num_nextn_predict_layers": 0,
+}
+
+# DeepSeek-V2's and EXAONE 4's Hub configs use YaRN / llama3 rope scaling
+YARN = {"rope_type": "yarn", "rope_theta": 10000.0, "factor": 40.0, "beta_fast": 32.0,
+        "beta_slow": 1.0, "mscale": 0.707, "mscale_all_dim": 0.707,
+        "original_max_position_embeddings": 64}
+LLAMA3 = {"rope_type": "llama3", "rope_theta": 1000000.0, "factor": 16.0, "low_freq_factor": 1.0,
+          "high_freq_factor": 4.0, "original_max_position_embeddings": 64}
+# Families whose experts are intermediate_size wide: narrower experts keep fixtures small
+EXPERT_FFN = {"intermediate_size": 64}
+MLA = {"head_dim": 16, "num_key_value_heads": 4}  # DeepSeek-style: head_dim is qk_rope_head_dim; MLA has no GQA
+
+# Per fixture: (transformers model_type, config overrides). The fixture's name is the key.
+SPECS: dict[str, tuple[str, dict[str, Any]]] = {
+    # --- dense attention --------------------------------------------------------------------
+    "llama": ("llama", {}),
+    "mistral": ("mistral", {"sliding_window": None}),
+    "qwen2": ("qwen2", {}),
+    "qwen3": ("qwen3", {}),
+    "gemma": ("gemma", {}),
+    "gemma2": ("gemma2", {"query_pre_attn_scalar": 16}),
+    "gemma3_text": ("gemma3_text", {"num_hidden_layers": 2, "query_pre_attn_scalar": 16,
+                                    "layer_types": ["sliding_attention", "full_attention"]}),
+    "phi": ("phi", {}),
+    "phi3": ("phi3", {"num_key_value_heads": 4}),
+    "starcoder2": ("starcoder2", {}),
+    "cohere": ("cohere", {}),
+    "cohere2": ("cohere2", {"num_hidden_layers": 2,
+                            "layer_types": ["sliding_attention", "full_attention"]}),
+    "olmo": ("olmo", {}),
+    "olmo2": ("olmo2", {}),
+    "olmo3": ("olmo3", {"layer_types": ["sliding_attention", "full_attention"]}),
+    "granite": ("granite", {"embedding_multiplier": 12.0, "logits_scaling": 8.0,
+                            "residual_multiplier": 0.22, "attention_multiplier": 0.0625}),
+    "glm": ("glm", {}),
+    "glm4": ("glm4", {}),
+    "gpt2": ("gpt2", {"n_embd": H, "n_layer": 2, "n_head": 4, "n_positions": 256,
+                      "bos_token_id": 1, "eos_token_id": 2}),
+    # StarCoder Hub configs state n_inner (mlx-lm needs it; transformers defaults it to None)
+    "gpt_bigcode": ("gpt_bigcode", {"n_embd": H, "n_layer": 2, "n_head": 4, "n_positions": 256,
+                                    "n_inner": 128,
+                                    "bos_token_id": 1, "eos_token_id": 2}),
+    "gptj": ("gptj", {"n_embd": H, "n_layer": 2, "n_head": 4, "n_positions": 256,
+                      "rotary_dim": 8, "bos_token_id": 1, "eos_token_id": 2}),
+    "gpt_neox": ("gpt_neox", {"intermediate_size": 4 * H}),  # Pythia's 4x MLP
+    "stablelm": ("stablelm", {}),
+    "exaone": ("exaone", {}),
+    "exaone4": ("exaone4", {"rope_parameters": LLAMA3, "num_hidden_layers": 2, "sliding_window_pattern": "LG",
+                            "layer_types": ["sliding_attention", "full_attention"]}),
+    "smollm3": ("smollm3", {"num_hidden_layers": 2, "no_rope_layer_interval": 2}),
+    "ernie4_5": ("ernie4_5", {}),
+    "hunyuan_v1_dense": ("hunyuan_v1_dense", {}),
+    "seed_oss": ("seed_oss", {}),
+    "internlm3": ("internlm3", {}),
+    "helium": ("helium", {}),
+    "apertus": ("apertus", {}),
+    "bitnet": ("bitnet", {}),
+    "nemotron": ("nemotron", {}),
+    "ministral3": ("ministral3", {}),
+    "nanochat": ("nanochat", {}),
+    "iquestcoder": ("iquestcoder", {}),
+    # --- mixture of experts -----------------------------------------------------------------
+    "mixtral": ("mixtral", EXPERT_FFN),
+    "qwen2_moe": ("qwen2_moe", {}),
+    "qwen3_moe": ("qwen3_moe", {}),
+    "olmoe": ("olmoe", EXPERT_FFN),
+    "granitemoe": ("granitemoe", {**EXPERT_FFN, "embedding_multiplier": 12.0, "logits_scaling": 8.0,
+                                  "residual_multiplier": 0.22, "attention_multiplier": 0.0625}),
+    "phimoe": ("phimoe", {**EXPERT_FFN, "attention_bias": True, "lm_head_bias": True}),
+    "dbrx": ("dbrx", {"d_model": H, "n_layers": 2, "n_heads": 4,
+                      "attn_config": {"kv_n_heads": 2, "clip_qkv": 8.0, "rope_theta": 10000.0},
+                      "ffn_config": {"ffn_hidden_size": 64, "moe_num_experts": 4,
+                                     "moe_top_k": 2}}),
+    "ernie4_5_moe": ("ernie4_5_moe", {"moe_num_experts": 4, "moe_k": 2,
+                                      "moe_num_shared_experts": 1, "moe_layer_start_index": 1,
+                                      "moe_layer_end_index": 1}),
+    "glm4_moe": ("glm4_moe", {"num_hidden_layers": 2}),
+    "deepseek_v2": ("deepseek_v2", {"num_key_value_heads": 4, "kv_lora_rank": 32, "q_lora_rank": None,
+                                    "n_group": 1, "topk_group": 1, "rope_parameters": YARN}),
+    "deepseek_v3": ("deepseek_v3", MLA),
+    "deepseek_v32": ("deepseek_v32", {**MLA, "index_head_dim": 32, "index_n_heads": 2,
+                                      "index_topk": 8}),
+    "glm4_moe_lite": ("glm4_moe_lite", MLA),
+    "glm_moe_dsa": ("glm_moe_dsa", {**MLA, "index_head_dim": 32, "index_n_heads": 2,
+                                    "index_topk": 8}),
+    "dots1": ("dots1", {}),
+    "exaone_moe": ("exaone_moe", {"num_hidden_layers": 2, "sliding_window_pattern": "LG",
+                                  "layer_types": ["sliding_attention", "full_attention"]}),
+    "minimax_m2": ("minimax_m2", {"intermediate_size": 64}),
+    "minimax": ("minimax", {**EXPERT_FFN, "layer_types": ["linear_attention", "full_attention"],
+                            "block_size": 16}),
+    "gpt_oss": ("gpt_oss", {"intermediate_size": 64,
+                            "layer_types": ["sliding_attention", "full_attention"],
+                            "rope_parameters": {"rope_type": "yarn", "factor": 32.0,
+                                                "beta_fast": 32.0, "beta_slow": 1.0,
+                                                "truncate": False, "rope_theta": 150000.0,
+                                                "original_max_position_embeddings": 4096}}),
+    "solar_open": ("solar_open", {}),
+    "afmoe": ("afmoe", {"num_dense_layers": 1, "global_attn_every_n_layers": 2,
+                        "num_hidden_layers": 2}),
+    "mimo_v2_flash": ("mimo_v2_flash", {"head_dim": 24, "v_head_dim": 16,
+                                        "layer_types": ["sliding_attention", "full_attention"]}),
+    "llama4_text": ("llama4_text", {"intermediate_size_mlp": 128, "intermediate_size": 64,
+                                    "interleave_moe_layer_step": 2, "no_rope_layer_interval": 2,
+                                    "attention_chunk_size": 16, "num_experts_per_tok": 1}),
+    "mellum": ("mellum", {"layer_types": ["sliding_attention", "full_attention"]}),
+    "laguna": ("laguna", {"layer_types": ["sliding_attention", "full_attention"]}),
+    "longcat_flash": ("longcat_flash", {**MLA, "num_layers": 1, "ffn_hidden_size": 128,
+                                        "expert_ffn_hidden_size": 64, "moe_topk": 2,
+                                        "n_routed_experts": 4, "zero_expert_num": 2}),
+    "minicpm3": ("minicpm3", {"head_dim": 16, "num_key_value_heads": 4, "v_head_dim": 16, "rope_parameters": {
+        "rope_type": "longrope", "rope_theta": 10000.0, "original_max_position_embeddings": 128,
+        "short_factor": [1.0 + i / 8 for i in range(8)],
+        "long_factor": [1.5 + i / 4 for i in range(8)]}, "dim_model_base": 32}),
+    # --- hybrid / recurrent -----------------------------------------------------------------
+    "qwen3_next": ("qwen3_next", {"full_attention_interval": 2,
+                                  "layer_types": ["linear_attention", "full_attention"],
+                                  "head_dim": 32}),
+    "falcon_h1": ("falcon_h1", {"mamba_d_ssm": 128, "mamba_n_heads": 8, "mamba_d_head": 16,
+                                "mamba_d_state": 16, "mamba_chunk_size": 16}),
+    "mamba": ("mamba", {"state_size": 16, "time_step_rank": 8}),
+    "falcon_mamba": ("falcon_mamba", {"state_size": 16, "time_step_rank": 8}),
+    "mamba2": ("mamba2", {"num_heads": 8, "head_dim": 16, "state_size": 16, "n_groups": 2,
+                          "chunk_size": 16, "expand": 2}),
+    "nemotron_h": ("nemotron_h", {"num_hidden_layers": 4,
+                                  "layers_block_type": ["mamba", "attention", "mlp", "moe"],
+                                  "mamba_num_heads": 8, "mamba_head_dim": 16,
+                                  "ssm_state_size": 16, "n_groups": 2, "chunk_size": 16,
+                                  "moe_shared_expert_intermediate_size": 64}),
+    "lfm2": ("lfm2", {"num_hidden_layers": 2, "layer_types": ["conv", "full_attention"],
+                      "block_auto_adjust_ff_dim": False}),
+    "lfm2_moe": ("lfm2_moe", {"num_hidden_layers": 2, "num_dense_layers": 1,
+                              "layer_types": ["conv", "full_attention"]}),
+    "granitemoehybrid": ("granitemoehybrid", {
+        "layer_types": ["mamba", "attention"], "mamba_n_heads": 8, "mamba_d_head": 16,
+        "mamba_d_state": 16, "mamba_chunk_size": 16, "shared_intermediate_size": 64,
+        "embedding_multiplier": 12.0, "logits_scaling": 8.0, "residual_multiplier": 0.22,
+        "attention_multiplier": 0.0625}),
+    "jamba": ("jamba", {"num_hidden_layers": 2, "attn_layer_period": 2, "attn_layer_offset": 1,
+                        "expert_layer_period": 2, "expert_layer_offset": 1,
+                        "mamba_d_state": 16, "mamba_dt_rank": 8, "use_mamba_kernels": False}),
+    "recurrent_gemma": ("recurrent_gemma", {"num_hidden_layers": 2,
+                                            "block_types": ["recurrent", "attention"],
+                                            "lru_width": 64, "attention_window_size": 16,
+                                            "num_key_value_heads": 1}),
+    "kimi_linear": ("kimi_linear", {**MLA, "num_hidden_layers": 2,
+                                    "linear_attn_config": {"kda_layers": [1],
+                                                           "full_attn_layers": [2],
+                                                           "head_dim": 16, "num_heads": 4,
+                                                           "short_conv_kernel_size": 4},
+                                    "linear_head_dim": 16, "linear_num_heads": 4}),
+    "olmo_hybrid": ("olmo_hybrid", {"layer_types": ["linear_attention", "full_attention"]}),
+    "bailing_hybrid": ("bailing_hybrid", {**MLA, "layer_group_size": 2,
+                                          "linear_head_dim": 16, "linear_num_heads": 4}),
+}
+
+# Top-level keys real Hub checkpoints carry that transformers 5 moves, renames or drops; they
+# are added to the config.json transformers wrote (never replacing a key it wrote, except
+# the value fixes in ``fix_values``). README.md lists them per family.
+def hub_keys(name: str, cfg: dict[str, Any], tensors: set[str]) -> dict[str, Any]:
+    """The keys added to a transformers-written config.json of fixture ``name``."""
+    add: dict[str, Any] = {}
+    if cfg.get("dtype") and "torch_dtype" not in cfg:
+        add["torch_dtype"] = cfg["dtype"]
+    rp = cfg.get("rope_parameters")
+    if isinstance(rp, dict) and "rope_theta" in rp:
+        add["rope_theta"] = rp["rope_theta"]
+        if "partial_rotary_factor" in rp:
+            add["partial_rotary_factor"] = rp["partial_rotary_factor"]
+        if rp.get("rope_type", "default") != "default":
+            add["rope_scaling"] = {k: v for k, v in rp.items()
+                                   if k not in ("rope_theta", "partial_rotary_factor")}
+    elif isinstance(rp, dict) and "full_attention" in rp:
+        # per-layer-type rope (Gemma 3, OLMo 3, ...): the Hub configs carry the global
+        # rope_theta and, for Gemma 3, rope_local_base_freq
+        add["rope_theta"] = rp["full_attention"]["rope_theta"]
+        if "sliding_attention" in rp:
+            add["rope_local_base_freq"] = rp["sliding_attention"]["rope_theta"]
+    fam = FAMILY_KEYS.get(name)
+    if fam is not None:
+        add.update(fam(cfg, tensors))
+    return {k: v for k, v in add.items() if k not in cfg}
+
+
+def _head_dim(c: dict[str, Any]) -> int:
+    return c.get("head_dim") or c["hidden_size"] // c["num_attention_heads"]
+
+
+def _mimo_keys(c: dict[str, Any], t: set[str]) -> dict[str, Any]:
+    lt = c["layer_types"]
+    sink = {kind: any(f"model.layers.{i}.self_attn.attention_sink_bias" in t
+                      for i, k in enumerate(lt) if k == kind) for kind in set(lt)}
+    rp = c["rope_parameters"]
+    return {
+        "hybrid_layer_pattern": [1 if k == "sliding_attention" else 0 for k in lt],
+        "moe_layer_freq": [1 if k == "sparse" else 0 for k in c["mlp_layer_types"]],
+        "add_swa_attention_sink_bias": sink.get("sliding_attention", False),
+        "add_full_attention_sink_bias": sink.get("full_attention", False),
+        "sliding_window_size": c["sliding_window"], "n_shared_experts": None,
+        "topk_method": "noaux_tc", "scoring_func": "sigmoid",
+        "layernorm_epsilon": c["rms_norm_eps"],
+        "swa_rope_theta": rp["sliding_attention"]["rope_theta"],
+        "swa_num_attention_heads": c["num_attention_heads"],
+        # transformers' MiMo-V2 doubles the kv heads of its sliding-window layers
+        "swa_num_key_value_heads": 2 * c["num_key_value_heads"],
+        "swa_head_dim": c["head_dim"], "swa_v_head_dim": c["v_head_dim"],
+        "partial_rotary_factor": rp["full_attention"]["partial_rotary_factor"],
+    }
+
+
+FAMILY_KEYS: dict[str, Callable[[dict[str, Any], set[str]], dict[str, Any]]] = {
+    # Gemma 3 / Cohere 2 Hub configs state the interleave as a period
+    "gemma3_text": lambda c, t: {"sliding_window_pattern": 2},
+    "cohere2": lambda c, t: {"sliding_window_pattern": 2},
+    # MiniMax-M2's Hub config names its partial rotary width and (absent) shared expert
+    "minimax_m2": lambda c, t: {
+        "rotary_dim": int(_head_dim(c) * c.get("rope_parameters", {}).get(
+            "partial_rotary_factor", 1.0)),
+        "shared_intermediate_size": 0, "use_qk_norm": True, "scoring_func": "sigmoid"},
+    "minimax": lambda c, t: {"rotary_dim": _head_dim(c), "shared_intermediate_size": 0},
+    # Qwen3-MoE Hub configs say num_experts and head_dim (transformers 5: num_local_experts)
+    "qwen3_moe": lambda c, t: {"num_experts": c["num_local_experts"], "head_dim": _head_dim(c)},
+    "mellum": lambda c, t: {"num_experts": c["num_local_experts"]},
+    "apertus": lambda c, t: {"mlp_bias": False, "qk_norm": True, "post_norm": False},
+    "exaone": lambda c, t: {"num_layers": c["num_hidden_layers"],
+                            "layer_norm_epsilon": c["rms_norm_eps"]},
+    "exaone4": lambda c, t: {"head_dim": _head_dim(c)},
+    "exaone_moe": lambda c, t: {"head_dim": _head_dim(c), "is_moe_layer": [
+        k == "sparse" for k in c["mlp_layer_types"]]},
+    "glm4_moe": lambda c, t: {"head_dim": _head_dim(c), "rope_scaling": None},
+    "glm_moe_dsa": lambda c, t: {"topk_method": "noaux_tc", "scoring_func": "sigmoid",
+                                 "moe_layer_freq": 1},
+    "gpt2": lambda c, t: {"n_ctx": c["n_positions"]},
+    "gpt_neox": lambda c, t: {"rotary_emb_base": c["rope_parameters"]["rope_theta"],
+                              "rotary_pct": c["rope_parameters"]["partial_rotary_factor"]},
+    # Kimi-Linear's MLA has no rotary embedding (transformers applies none)
+    "lfm2": lambda c, t: {"block_dim": c["hidden_size"], "block_ff_dim": c["intermediate_size"],
+                          "full_attn_idxs": [i for i, k in enumerate(c["layer_types"])
+                                             if k == "full_attention"]},
+    "longcat_flash": lambda c, t: {"attention_method": "MLA", "zero_expert_type": "identity",
+                                   "mla_scale_q_lora": True, "mla_scale_kv_lora": True},
+    "mamba2": lambda c, t: {"intermediate_size": c["expand"] * c["hidden_size"]},
+    "solar_open": lambda c, t: {"intermediate_size": c["moe_intermediate_size"],
+                                "first_k_dense_replace": 0, "partial_rotary_factor": 1.0},
+    "falcon_h1": lambda c, t: {"head_dim": _head_dim(c)},
+    "bailing_hybrid": lambda c, t: {"num_experts_per_tok": c["num_experts_per_token"],
+                                    "n_group": c["num_expert_group"],
+                                    "max_position_embeddings": c["model_max_length"],
+                                    "group_norm_size": 1},
+    "mimo_v2_flash": _mimo_keys,
+    # ERNIE-4.5 MoE Hub configs flag the e_score_correction_bias (moe_statics) routing
+    "ernie4_5_moe": lambda c, t: {"moe_use_aux_free": any("moe_statics" in k for k in t)},
+    "kimi_linear": lambda c, t: {"mla_use_nope": True, "rope_theta": 10000.0,
+                                 "first_k_dense_replace": c["mlp_layer_types"].index("sparse")},
+}
+
+# Values transformers 5 writes in a form Hub configs do not have.
+_HUB_LAYER_TYPES = {"granitemoehybrid": {"linear_attention": "mamba",
+                                         "full_attention": "attention"}}
+
+
+def fix_values(name: str, cfg: dict[str, Any]) -> dict[str, Any]:
+    """``{"__float__": "Infinity"}`` (transformers 5's JSON for inf) becomes the plain
+    ``Infinity`` older writers emit; layer_types get the Hub's vocabulary where it differs."""
+    def walk(v: Any) -> Any:
+        if isinstance(v, dict):
+            if set(v) == {"__float__"}:
+                return float(v["__float__"])
+            return {k: walk(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [walk(x) for x in v]
+        return v
+
+    cfg = walk(cfg)
+    if name in _HUB_LAYER_TYPES and "layer_types" in cfg:
+        m = _HUB_LAYER_TYPES[name]
+        cfg["layer_types"] = [m.get(k, k) for k in cfg["layer_types"]]
+    return cfg
+
+
+# ------------------------------------------------------------------------------------------
+
+def _tokenizer_files() -> dict[str, Any]:
+    """The word-level tokenizer of mlxq.synthetic, loaded without importing mlxq's C core."""
+    if "mlxq" not in sys.modules:
+        pkg = types.ModuleType("mlxq")
+        pkg.__path__ = [str(REPO / "mlxq")]  # type: ignore[attr-defined]
+        sys.modules["mlxq"] = pkg
+    spec = importlib.util.spec_from_file_location("mlxq.synthetic", REPO / "mlxq" / "synthetic.py")
+    mod = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(mod)  # type: ignore[union-attr]
+    return mod._tokenizer_files(VOCAB)
+
+
+def _known_keys(cfg_obj: Any) -> set[str]:
+    return set(cfg_obj.to_dict()) | set(getattr(cfg_obj, "attribute_map", {}))
+
+
+# The families the converter must match first keep the full sizes above; the others get a
+# 64-wide MLP (still quantizable at group 64), which keeps the whole set under 20 MB.
+PRIMARY = set("""llama mistral qwen2 qwen3 qwen2_moe qwen3_moe qwen3_next mixtral gemma gemma2
+gemma3_text phi phi3 starcoder2 cohere olmo2 olmoe granite granitemoe glm4 glm4_moe deepseek_v2
+deepseek_v3 minimax_m2 gpt_oss gpt2 gpt_neox stablelm exaone4 smollm3 ernie4_5 hunyuan_v1_dense
+seed_oss internlm3 falcon_h1 mamba2 nemotron_h lfm2""".split())
+SECONDARY_MLP = 64
+
+
+def build_config(model_type: str, overrides: dict[str, Any]) -> Any:
+    from transformers import AutoConfig
+
+    default = AutoConfig.for_model(model_type)
+    known = _known_keys(default)
+    kwargs = {k: v for k, v in BASE.items() if k in known}
+    if model_type not in PRIMARY and "intermediate_size" in kwargs:
+        kwargs["intermediate_size"] = SECONDARY_MLP
+    amap = getattr(default, "attribute_map", {})
+    # an alias and its target must not both be given
+    for alias, target in amap.items():
+        if alias in kwargs and target in kwargs:
+            kwargs.pop(alias)
+    kwargs.update(overrides)
+    for alias, target in amap.items():
+        if alias in overrides and target in kwargs and target not in overrides:
+            kwargs.pop(target)
+    return AutoConfig.for_model(model_type, **kwargs)
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    path.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def _perturb(model: Any, seed: int) -> None:
+    """Adds N(0, 0.02) to every floating parameter, so that norms and biases are not all
+    ones/zeros and a key read wrongly changes the logits (the init is transformers' own)."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for _, p in sorted(model.named_parameters()):
+            if p.is_floating_point():
+                p.add_(torch.randn(p.shape, generator=g, dtype=torch.float32).to(p.dtype) * 0.02)
+
+
+def build_fixture(name: str, model_type: str, overrides: dict[str, Any], d: Path) -> Any:
+    """Instantiates the model with transformers, saves it in bf16 to ``d`` with the Hub keys
+    and the tokenizer; returns the (bf16) model."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    cfg = build_config(model_type, overrides)
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(cfg, dtype=torch.float32)
+    _perturb(model, 1)
+    model = model.to(torch.bfloat16)
+    model.config.dtype = torch.bfloat16
+    if d.exists():
+        shutil.rmtree(d)
+    model.save_pretrained(d, safe_serialization=True)
+    (d / "generation_config.json").unlink(missing_ok=True)
+    cfg_path = d / "config.json"
+    saved = json.loads(cfg_path.read_text())
+    saved.pop("transformers_version", None)
+    saved = fix_values(name, saved)
+    from safetensors import safe_open
+
+    with safe_open(str(d / "model.safetensors"), "np") as f:
+        tensor_names = set(f.keys())
+    saved.update(hub_keys(name, saved, tensor_names))
+    _write_json(cfg_path, saved)
+    _write_json(d / "generation_config.json",
+                {"bos_token_id": 1, "eos_token_id": 2, "do_sample": False})
+    for fname, content in _tokenizer_files().items():
+        _write_json(d / fname, content)
+    return model
+
+
+def make_fixture(name: str, out: Path, logits_dir: Path | None) -> Path:
+    import torch
+
+    if name in VARIANTS:
+        return make_variant(name, out)
+    model_type, overrides = SPECS[name]
+    d = out / name
+    model = build_fixture(name, model_type, overrides, d)
+    if logits_dir is not None:
+        logits_dir.mkdir(parents=True, exist_ok=True)
+        m = model.float().eval()
+        with torch.no_grad():
+            logits = m(torch.tensor([PROMPT])).logits[0].float().numpy()
+        np.save(logits_dir / f"{name}.npy", logits)
+    return d
+
+
+# --- pre-quantized variants (numpy formulas, independent of mlxq) --------------------------
+
+FP8_MAX = 448.0
+FP8_BLOCK = 128
+FP8_QUANTIZATION_CONFIG = {"quant_method": "fp8", "fmt": "e4m3", "activation_scheme": "dynamic",
+                           "weight_block_size": [FP8_BLOCK, FP8_BLOCK]}
+
+# Kimi-K2-Thinking's quantization_config (compressed-tensors, pack-quantized INT4 W4A16,
+# symmetric, group 32): routed experts only.
+CT_GROUP = 32
+CT_QUANTIZATION_CONFIG = {
+    "config_groups": {"group_0": {
+        "input_activations": None, "output_activations": None, "targets": ["Linear"],
+        "weights": {"actorder": None, "block_structure": None, "dynamic": False,
+                    "group_size": CT_GROUP, "num_bits": 4, "observer": "minmax",
+                    "observer_kwargs": {}, "strategy": "group", "symmetric": True,
+                    "type": "int"}}},
+    "format": "pack-quantized",
+    "ignore": ["lm_head", "re:.*self_attn.*", "re:.*shared_experts.*",
+               "re:.*mlp\\.(gate|up|gate_up|down)_proj.*"],
+    "kv_cache_scheme": None,
+    "quant_method": "compressed-tensors",
+    "quantization_status": "compressed",
+}
+
+# hidden 192 and intermediate 160 are not multiples of the 128 block (partial edge blocks;
+# 160 is not a multiple of 64 either, so mlx-lm leaves those down_proj unquantized at g64);
+# head and expert widths are
+_FP8_DENSE = {"hidden_size": 192, "intermediate_size": 160, "num_attention_heads": 3,
+              "num_key_value_heads": 1, "head_dim": 64}
+VARIANTS: dict[str, tuple[str, str, dict[str, Any]]] = {
+    "fp8/deepseek_v3": ("fp8", "deepseek_v3", {
+        "hidden_size": 192, "intermediate_size": 160, "moe_intermediate_size": 128,
+        "num_attention_heads": 2, "num_key_value_heads": 2, "q_lora_rank": 128,
+        "kv_lora_rank": 64, "qk_rope_head_dim": 32, "qk_nope_head_dim": 64, "v_head_dim": 64,
+        "head_dim": 32}),
+    "fp8/minimax_m2": ("fp8", "minimax_m2", {**_FP8_DENSE, "intermediate_size": 64}),
+    "fp8/qwen3": ("fp8", "qwen3", _FP8_DENSE),
+    "compressed_tensors/deepseek_v3": ("int4", "deepseek_v3", MLA),
+}
+
+
+def _is_fp8_linear(name: str, shape: tuple[int, ...]) -> bool:
+    """DeepSeek-V3's FP8 release: every Linear weight but embeddings, lm_head and routers."""
+    if len(shape) != 2 or not name.endswith(".weight"):
+        return False
+    if "embed_tokens" in name or name.startswith("lm_head"):
+        return False
+    return not re.search(r"\.(mlp|block_sparse_moe)\.gate\.weight$", name)
+
+
+def fp8_block_quantize(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(codes float8_e4m3fn [out, in], weight_scale_inv float32 [ceil(out/128), ceil(in/128)])``
+    with scale = amax(|block|) / 448 and codes = e4m3fn(w / scale), rounded to nearest even
+    and saturated at +-448 (edge blocks are partial). A block of zeros gets scale 1."""
+    import ml_dtypes
+
+    w = w.astype(np.float32)
+    rows, cols = w.shape
+    br, bc = -(-rows // FP8_BLOCK), -(-cols // FP8_BLOCK)
+    scale = np.empty((br, bc), np.float32)
+    q = np.empty_like(w)
+    for i in range(br):
+        for j in range(bc):
+            blk = w[i * FP8_BLOCK:(i + 1) * FP8_BLOCK, j * FP8_BLOCK:(j + 1) * FP8_BLOCK]
+            amax = np.float32(np.max(np.abs(blk)))
+            s = np.float32(amax / np.float32(FP8_MAX)) if amax > 0 else np.float32(1.0)
+            scale[i, j] = s
+            q[i * FP8_BLOCK:(i + 1) * FP8_BLOCK, j * FP8_BLOCK:(j + 1) * FP8_BLOCK] = np.clip(
+                blk / s, -FP8_MAX, FP8_MAX)
+    return q.astype(ml_dtypes.float8_e4m3fn), scale
+
+
+def _is_routed_expert(name: str) -> bool:
+    return bool(re.search(r"\.mlp\.experts\.\d+\.(gate|up|down)_proj\.weight$", name))
+
+
+def int4_pack_quantize(w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """compressed-tensors ``pack-quantized`` symmetric INT4, group 32 along the input dim:
+    scale = amax(|group|) / 7.5 (compressed-tensors' calculate_qparams for symmetric int4)
+    stored as bf16, q = clamp(round_half_even(w / scale_bf16), -8, 7), and word k of a row
+    holds codes q + 8 of inputs 8k..8k+7 at bits 4j (pack_to_int32). Returns
+    (weight_packed int32 [out, in/8], weight_scale bf16 [out, in/32], weight_shape int32 [2])."""
+    import ml_dtypes
+
+    w = w.astype(np.float32)
+    out_f, in_f = w.shape
+    g = w.reshape(out_f, in_f // CT_GROUP, CT_GROUP)
+    amax = np.max(np.abs(g), axis=-1)
+    scale = (amax / np.float32(7.5)).astype(ml_dtypes.bfloat16)
+    s32 = scale.astype(np.float32)
+    s32 = np.where(s32 == 0, np.float32(np.finfo(ml_dtypes.bfloat16).eps), s32)
+    q = np.clip(np.rint(g / s32[..., None]), -8, 7).astype(np.int64).reshape(out_f, in_f)
+    codes = (q + 8).astype(np.uint32).reshape(out_f, in_f // 8, 8)
+    words = np.zeros((out_f, in_f // 8), np.uint32)
+    for j in range(8):
+        words |= codes[..., j] << np.uint32(4 * j)
+    return (words.view(np.int32), s32.astype(ml_dtypes.bfloat16),
+            np.array([out_f, in_f], np.int32))
+
+
+def make_variant(name: str, out: Path) -> Path:
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    kind, model_type, overrides = VARIANTS[name]
+    d = out / name
+    build_fixture(model_type, model_type, overrides, d)
+    st = d / "model.safetensors"
+    src = load_file(str(st))
+    dst: dict[str, Any] = {}
+    for k in sorted(src):
+        t = src[k]
+        w = t.float().numpy()
+        if kind == "fp8" and _is_fp8_linear(k, tuple(t.shape)):
+            codes, sinv = fp8_block_quantize(w)
+            dst[k] = torch.from_numpy(codes.view(np.uint8)).view(torch.float8_e4m3fn)
+            dst[k + "_scale_inv"] = torch.from_numpy(sinv)
+        elif kind == "int4" and _is_routed_expert(k):
+            packed, scale, shape = int4_pack_quantize(w)
+            base = k[: -len(".weight")]
+            dst[base + ".weight_packed"] = torch.from_numpy(packed)
+            dst[base + ".weight_scale"] = torch.from_numpy(scale.view(np.uint16)).view(
+                torch.bfloat16)
+            dst[base + ".weight_shape"] = torch.from_numpy(shape)
+        else:
+            dst[k] = t
+    save_file(dst, str(st), metadata={"format": "pt"})
+    cfg = json.loads((d / "config.json").read_text())
+    cfg["quantization_config"] = (FP8_QUANTIZATION_CONFIG if kind == "fp8"
+                                  else CT_QUANTIZATION_CONFIG)
+    _write_json(d / "config.json", cfg)
+    return d
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("names", nargs="*", help="fixtures to write (default: all)")
+    ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    ap.add_argument("--logits", type=Path, default=None)
+    ap.add_argument("--keep-going", action="store_true")
+    args = ap.parse_args(argv)
+    warnings.filterwarnings("ignore")
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    names = args.names or [*SPECS, *VARIANTS]
+    failed = []
+    for n in names:
+        try:
+            d = make_fixture(n, args.out, args.logits)
+            size = sum(f.stat().st_size for f in d.iterdir())
+            print(f"{n:20s} {size / 1024:8.1f} KB")
+        except Exception as exc:  # noqa: BLE001 - reported, the run goes on with --keep-going
+            failed.append(n)
+            print(f"{n:20s} FAILED {type(exc).__name__}: {str(exc)[:300]}")
+            if not args.keep_going:
+                raise
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
