@@ -1,2 +1,42 @@
+"""The whole suite's setup: what pytest collects, which mlxq the tests' subprocesses import,
+and the rule that tests leave nothing in the temporary folder."""
+
+import os
+import tempfile
+
+import pytest
+
 # Doctests run over the package too (pyproject: --doctest-modules); __main__ would run the CLI.
 collect_ignore = ["mlxq/__main__.py", "setup.py", "tools", "benchmarks"]
+
+ROOT = os.path.dirname(os.path.abspath(__file__))
+# `python -m mlxq ...` in a test's subprocess imports this checkout's mlxq, as the tests
+# themselves do (whatever an editable install elsewhere points at).
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    [ROOT] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != ROOT])
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _nothing_is_left_in_the_temporary_folder(tmp_path_factory):
+    """Tests write under pytest's temporary folders only. For the session, the temporary
+    folder that ``tempfile`` and subprocesses (``TMPDIR``) use is an empty folder of its
+    own; whatever is still in it at the end was left behind by a test or doctest, and fails
+    the run. (A folder of its own rather than a before/after listing of the machine's
+    temporary folder, which other programs write to at the same time.)"""
+    system = tmp_path_factory.getbasetemp() / "system-temp"  # basetemp first: it lives
+    system.mkdir()                                            # in the real temp folder
+    saved = os.environ.get("TMPDIR"), tempfile.tempdir
+    os.environ["TMPDIR"] = tempfile.tempdir = str(system)
+    try:
+        yield
+    finally:
+        tmpdir, tempfile.tempdir = saved
+        if tmpdir is None:
+            os.environ.pop("TMPDIR", None)
+        else:
+            os.environ["TMPDIR"] = tmpdir
+    left = sorted(os.listdir(system))
+    if left:
+        what = "1 entry" if len(left) == 1 else f"{len(left)} entries"
+        pytest.fail(f"tests left {what} in the temporary folder: {', '.join(left[:10])}",
+                    pytrace=False)

@@ -24,17 +24,31 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Optional
 
 import numpy as np
 
 import mlxq
 from mlxq.errors import MlxqError
 
-_WORK = Path(tempfile.mkdtemp(prefix="mlxq-fuzz-"))
+# Where the targets write their inputs: made on first use (importing this module writes
+# nothing) and removed when the process exits; the test suite points it at a folder of its
+# own with use_work_dir.
+_WORK: Optional[Path] = None
+_TMP: Optional[tempfile.TemporaryDirectory] = None
+
+
+def use_work_dir(path: os.PathLike | str) -> None:
+    """Writes the targets' inputs under ``path`` from now on."""
+    global _WORK
+    _WORK = Path(path)
 
 
 def _folder(name: str) -> Path:
+    global _WORK, _TMP
+    if _WORK is None:
+        _TMP = tempfile.TemporaryDirectory(prefix="mlxq-fuzz-")  # removed at exit
+        _WORK = Path(_TMP.name)
     d = _WORK / name
     d.mkdir(exist_ok=True)
     return d

@@ -12,10 +12,12 @@ shards' headers, side files):
   the depth is bounded and an excess is a :class:`~mlxq.errors.ParseError`.
 
 >>> import json, os, tempfile
->>> p = os.path.join(tempfile.mkdtemp(), "config.json")
+>>> tmp = tempfile.TemporaryDirectory()
+>>> p = os.path.join(tmp.name, "config.json")
 >>> _ = open(p, "w").write('{"model_type": "llama"}')
 >>> read_json(p)
 {'model_type': 'llama'}
+>>> tmp.cleanup()
 """
 
 from __future__ import annotations

@@ -26,10 +26,12 @@ Every parser error is a :class:`mlxq.errors.FormatError` naming the file and wha
 >>> import struct, tempfile, os
 >>> body = struct.pack("<i", 1) + struct.pack("<i", 19) + b"blk.0.attn_q.weight"
 >>> body += struct.pack("<ii", 2, 4) + struct.pack("<4f", 2.0, 4.0, 6.0, 8.0)
->>> path = os.path.join(tempfile.mkdtemp(), "imatrix.dat")
+>>> tmp = tempfile.TemporaryDirectory()
+>>> path = os.path.join(tmp.name, "imatrix.dat")
 >>> _ = open(path, "wb").write(body)
 >>> read_imatrix(path)["blk.0.attn_q.weight"].importance
 array([[1., 2., 3., 4.]], dtype=float32)
+>>> tmp.cleanup()
 """
 
 from __future__ import annotations

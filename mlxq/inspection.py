@@ -2,11 +2,13 @@
 
 >>> import os, tempfile
 >>> from mlxq.synthetic import make_checkpoint
->>> d = make_checkpoint(os.path.join(tempfile.mkdtemp(), "m"), layers=1, hidden=64,
+>>> tmp = tempfile.TemporaryDirectory()
+>>> d = make_checkpoint(os.path.join(tmp.name, "m"), layers=1, hidden=64,
 ...                     intermediate=128, vocab=64)
 >>> info = inspect_checkpoint(d)
 >>> info.tensors[0].name, info.tensors[0].dtype, info.quantized_layers
 ('lm_head.weight', 'BF16', 0)
+>>> tmp.cleanup()
 """
 
 from __future__ import annotations

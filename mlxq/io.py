@@ -11,10 +11,12 @@ Writing is exact and atomic: the header is the reference writer's (byte for byte
 file, and the file is built under a temporary name, fsynced and renamed into place.
 
 >>> import numpy as np, mlxq, tempfile, os
->>> d = tempfile.mkdtemp()
->>> mlxq.save_safetensors(os.path.join(d, "w.safetensors"), {"w": np.eye(2, dtype=np.float32)})
->>> mlxq.load_safetensors(os.path.join(d, "w.safetensors"))["w"].tolist()
+>>> tmp = tempfile.TemporaryDirectory()
+>>> p = os.path.join(tmp.name, "w.safetensors")
+>>> mlxq.save_safetensors(p, {"w": np.eye(2, dtype=np.float32)})
+>>> mlxq.load_safetensors(p)["w"].tolist()
 [[1.0, 0.0], [0.0, 1.0]]
+>>> tmp.cleanup()
 """
 
 from __future__ import annotations
@@ -169,11 +171,13 @@ class SafetensorsFile(Mapping[str, np.ndarray]):
     array taken from it are gone. Names iterate in sorted (bytewise) order.
 
     >>> import numpy as np, mlxq, tempfile, os
-    >>> p = os.path.join(tempfile.mkdtemp(), "x.safetensors")
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> p = os.path.join(tmp.name, "x.safetensors")
     >>> mlxq.save_safetensors(p, {"a": np.arange(3, dtype=np.int8)}, metadata={"k": "v"})
     >>> f = mlxq.open_safetensors(p)
     >>> list(f), f.metadata, f.info("a").dtype, f["a"].tolist()
     (['a'], {'k': 'v'}, 'I8', [0, 1, 2])
+    >>> del f; tmp.cleanup()
     """
 
     def __init__(self, path: PathLike):
@@ -233,11 +237,13 @@ class SafetensorsReader:
     section must be exactly the size the header describes).
 
     >>> import numpy as np, mlxq, tempfile, os
-    >>> p = os.path.join(tempfile.mkdtemp(), "x.safetensors")
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> p = os.path.join(tmp.name, "x.safetensors")
     >>> mlxq.save_safetensors(p, {"a": np.arange(3, dtype=np.int8)})
     >>> with SafetensorsReader(p) as r:
     ...     r.names, r.read("a").tolist()
     (['a'], [0, 1, 2])
+    >>> tmp.cleanup()
     """
 
     def __init__(self, path: PathLike):
@@ -494,12 +500,14 @@ class SafetensorsWriter:
     ``with`` block by an exception, or :meth:`abort`, removes the temporary file.
 
     >>> import numpy as np, mlxq, tempfile, os
-    >>> p = os.path.join(tempfile.mkdtemp(), "w.safetensors")
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> p = os.path.join(tmp.name, "w.safetensors")
     >>> with SafetensorsWriter(p, [("a", np.float32, (2,)), ("b", np.uint8, (3,))]) as w:
     ...     w.put("b", np.arange(3, dtype=np.uint8))
     ...     w.put("a", np.ones(2, np.float32))
     >>> sorted(mlxq.load_safetensors(p))
     ['a', 'b']
+    >>> tmp.cleanup()
     """
 
     def __init__(self, path: PathLike, specs: Iterable[tuple[str, Any, Iterable[int]]],

@@ -20,11 +20,13 @@ without blocking). Files are opened by a caller-given ``open_file`` (pread reade
 map), so the rules cannot differ between commands.
 
 >>> import numpy as np, mlxq, os, tempfile
->>> d = tempfile.mkdtemp()
+>>> tmp = tempfile.TemporaryDirectory()
+>>> d = tmp.name
 >>> mlxq.save_safetensors(os.path.join(d, "model.safetensors"), {"w": np.zeros(2, np.int8)})
 >>> with open_shards(d, mlxq.io.SafetensorsReader) as s:
 ...     sorted(s.where), [os.path.basename(f) for f in s.files]
 (['w'], ['model.safetensors'])
+>>> tmp.cleanup()
 """
 
 from __future__ import annotations

@@ -16,11 +16,13 @@
   half-replaced folder.
 
 >>> import os, tempfile
->>> d = tempfile.mkdtemp()
+>>> work = tempfile.TemporaryDirectory()
+>>> d = work.name
 >>> with StagingDir(os.path.join(d, "out")) as tmp:
 ...     _ = (tmp / "a.txt").write_text("hello")
 >>> sorted(os.listdir(d)), os.listdir(os.path.join(d, "out"))
 (['out'], ['a.txt'])
+>>> work.cleanup()
 """
 
 from __future__ import annotations

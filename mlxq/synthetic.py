@@ -7,10 +7,12 @@ when ``shard_size`` is given. Weights are random normal with a std of 0.02 (norm
 so a model converted from it generates deterministic, if meaningless, text.
 
 >>> import tempfile, os
->>> d = make_checkpoint(os.path.join(tempfile.mkdtemp(), "tiny"), family="llama", layers=2,
+>>> tmp = tempfile.TemporaryDirectory()
+>>> d = make_checkpoint(os.path.join(tmp.name, "tiny"), family="llama", layers=2,
 ...                     hidden=64, intermediate=128, vocab=64)
 >>> sorted(os.listdir(d))[:3]
 ['config.json', 'generation_config.json', 'model.safetensors']
+>>> tmp.cleanup()
 """
 
 from __future__ import annotations

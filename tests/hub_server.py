@@ -174,12 +174,14 @@ class HubServer:
     """The stand-in Hub. Use as a context manager (or :meth:`start`/:meth:`stop`).
 
     >>> import tempfile, pathlib, urllib.request, json
-    >>> d = pathlib.Path(tempfile.mkdtemp()); _ = (d / "config.json").write_text("{}")
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> d = pathlib.Path(tmp.name); _ = (d / "config.json").write_text("{}")
     >>> with HubServer() as hub:
     ...     sha = hub.add_repo("org/tiny", d)
     ...     info = json.load(urllib.request.urlopen(hub.endpoint + "/api/models/org/tiny"))
     >>> info["sha"] == sha, [s["rfilename"] for s in info["siblings"]]
     (True, ['config.json'])
+    >>> tmp.cleanup()
     """
 
     def __init__(self, *, lfs_redirect: bool = True, page_size: int = 1000):

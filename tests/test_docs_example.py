@@ -14,8 +14,8 @@ EXAMPLE = os.path.join(ROOT, "docs", "examples", "test_my_conversion.py")
 
 def test_example_file_passes(tmp_path):
     r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                        "--rootdir", str(tmp_path), EXAMPLE], capture_output=True, text=True,
-                       cwd=tmp_path)
+                        "--rootdir", str(tmp_path), "--basetemp", str(tmp_path / "tmp"),
+                        EXAMPLE], capture_output=True, text=True, cwd=tmp_path)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
     assert "passed" in r.stdout
 
@@ -30,7 +30,8 @@ def test_exact_failure_report_is_the_documented_one(tmp_path):
         "    b = np.float32([1, 2, 3.5, 4])\n"
         "    assert a == exact(b)\n")
     r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                        str(test)], capture_output=True, text=True, cwd=tmp_path)
+                        "--basetemp", str(tmp_path / "tmp"), str(test)], capture_output=True,
+                       text=True, cwd=tmp_path)
     assert r.returncode == 1
     assert "1 of 4 elements differ" in r.stdout
     assert "first at index (2,): 3.0 vs 3.5" in r.stdout

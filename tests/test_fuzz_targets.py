@@ -15,6 +15,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "fuzz"))
 import py_targets  # noqa: E402
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _targets_write_under_pytests_folder(tmp_path_factory):
+    py_targets.use_work_dir(tmp_path_factory.mktemp("fuzz"))
+
+
 @pytest.mark.parametrize("target", sorted(py_targets.TARGETS))
 def test_every_target_has_seeds_that_run(target):
     seeds = py_targets.seeds(target)
