@@ -35,13 +35,25 @@ ASAN_ENV = LD_PRELOAD="$$(gcc -print-file-name=libasan.so)" \
 all: build
 
 # System packages only when missing (apt-get needs the network and root, so skip when present).
+# The Python packages and the editable install only when something changed: no stamp yet,
+# pyproject.toml or setup.py newer than it, or `import mlxq` (run outside this folder) not
+# finding this checkout (another checkout's editable install, or none).
+DEPS_STAMP = build/deps.stamp
 deps:
 	@if ! pkg-config --exists json-c 2>/dev/null; then \
 		echo "installing $(APT_PACKAGES)"; \
 		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $(APT_PACKAGES); \
 	fi
-	@$(PIP) install "setuptools>=77" wheel "numpy>=1.24"
-	@$(PIP) install --no-build-isolation -e ".[test]"
+	@if [ ! -e $(DEPS_STAMP) ] || [ pyproject.toml -nt $(DEPS_STAMP) ] || \
+	    [ setup.py -nt $(DEPS_STAMP) ] || ! (cd / && $(PY) -c "import mlxq, os, sys; \
+	    sys.exit(os.path.realpath(os.path.dirname(mlxq.__file__)) != \
+	    os.path.realpath('$(CURDIR)/mlxq'))" 2>/dev/null); then \
+		$(PIP) install "setuptools>=77" wheel "numpy>=1.24" && \
+		$(PIP) install --no-build-isolation -e ".[test]" && \
+		mkdir -p $(dir $(DEPS_STAMP)) && touch $(DEPS_STAMP); \
+	else \
+		echo "make deps: Python packages up to date ($(DEPS_STAMP))"; \
+	fi
 
 fuzz-deps:
 	@if ! command -v clang >/dev/null || \

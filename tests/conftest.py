@@ -7,8 +7,13 @@ import os
 import pytest
 
 import mlxq
+import oracle
 from mlxq import _core
 from support import KERNEL_CONFIGS, config_id, isa_supported, use_kernel
+
+#: Why the live MLX / mlx-lm checks are skipped (another version than the pinned one is
+#: installed), or None: see tests/oracle.py.
+ORACLE_SKIPPED = oracle.guard()
 
 
 @pytest.fixture(params=KERNEL_CONFIGS, ids=config_id)
@@ -26,12 +31,15 @@ def kernel(request) -> str:
 def pytest_report_header(config) -> list[str]:
     active, detected = _core.isa()
     lines = [f"mlxq: kernels {active} (detected {detected}), {mlxq.get_num_threads()} threads"]
-    try:
-        import mlx.core as mx
-
-        lines.append(f"mlx (live oracle): {mx.__version__}")
-    except ImportError:
-        lines.append("mlx: not installed; live comparisons will be skipped")
+    if ORACLE_SKIPPED:
+        lines.append(ORACLE_SKIPPED)
+        return lines
+    have = oracle.installed()
+    if have:
+        lines.append("live oracle (pinned versions): " + ", ".join(
+            f"{d} {v}" for d, v in sorted(have.items())))
+    if len(have) < len(oracle.MODULES):
+        lines.append("mlx / mlx-lm not installed: their live comparisons are skipped")
     return lines
 
 
