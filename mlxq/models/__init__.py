@@ -20,7 +20,7 @@ __all__ = ["Family", "FAMILIES", "family_for", "supported_model_types"]
 #: every family module, by mlx-lm's module name
 _MODULES = (
     "cohere", "deepseek_v2", "deepseek_v3", "ernie4_5", "exaone4", "falcon_h1", "gemma",
-    "gemma2", "gemma3_text", "glm4", "glm4_moe", "gpt2", "gpt_neox", "granite", "granitemoe",
+    "gemma2", "gemma3_text", "glm4", "glm4_moe", "gpt2", "gpt_neox", "gpt_oss", "granite", "granitemoe",
     "hunyuan_v1_dense", "internlm3", "lfm2", "llama", "mamba2", "minimax", "mixtral",
     "nemotron_h", "olmo2", "olmoe", "phi", "phi3",
     "qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "qwen3_next", "seed_oss", "smollm3",
