@@ -31,9 +31,13 @@ FLAGS = {
     "f16": {"dtype": "float16"},
 }
 
-# What mlx-lm 0.32.2 itself cannot convert (found by running it on these fixtures): the
-# reason, per (fixture, flags); mlxq's output for these is checked elsewhere.
-MLX_LM_FAILS: dict[tuple[str, str], str] = {}
+# Layouts mlx-lm 0.32.2 itself cannot convert and mlxq does (found by running it on these
+# fixtures): the reason, per fixture; mlxq's output for these must load in mlx-lm, and
+# tests/test_families_logits.py checks it against transformers' logits.
+MLX_LM_FAILS: dict[str, str] = {
+    "gpt2": "transformers saves GPT-2 under 'transformer.', mlx-lm expects the Hub's bare names",
+    "gpt_oss": "the Hub's bf16 expert layout: mlx-lm's sanitize handles only the MXFP4 one",
+}
 
 
 def fixtures() -> list[Path]:
@@ -54,9 +58,10 @@ CASES = [pytest.param(d, name, id=f"{d.name}-{name}") for d in fixtures() for na
 
 @pytest.mark.parametrize("folder,flags", CASES)
 def test_same_folder_as_mlx_lm_convert(folder, flags, tmp_path):
-    if (folder.name, flags) in MLX_LM_FAILS:
-        pytest.skip(MLX_LM_FAILS[(folder.name, flags)])
     kw = FLAGS[flags]
+    if folder.name in MLX_LM_FAILS:
+        pytest.skip(f"mlx-lm cannot convert this layout ({MLX_LM_FAILS[folder.name]}): "
+                    "see the tests below and tests/test_families_logits.py")
     try:
         mlx_lm_convert(folder, tmp_path / "ref", **kw)
     except Exception:  # mlx-lm refuses: so must mlxq, with a typed error, writing nothing
@@ -71,3 +76,46 @@ def test_same_folder_as_mlx_lm_convert(folder, flags, tmp_path):
     assert ca.get("quantization") == cb.get("quantization")
     assert ca.get("quantization_config") == cb.get("quantization_config")
     assert (a / "config.json").read_text() == (b / "config.json").read_text()
+
+
+def test_gpt2_in_the_hubs_layout_is_mlx_lms_folder_and_the_same_as_transformers_layout(tmp_path):
+    """The Hub's gpt2 checkpoint has the base model's names (h.0.attn.c_attn.weight), which
+    mlx-lm converts; transformers' save adds 'transformer.'. Both give one folder."""
+    src = FIXTURES / "gpt2"
+    hub = tmp_path / "hub"
+    hub.mkdir()
+    for f in src.iterdir():
+        if f.suffix != ".safetensors":
+            (hub / f.name).write_bytes(f.read_bytes())
+    w = mlxq.load_checkpoint(src)
+    mlxq.save_safetensors(hub / "model.safetensors",
+                          {k.removeprefix("transformer."): v for k, v in w.items()
+                           if k != "lm_head.weight"}, metadata={"format": "pt"})
+    for name, kw in FLAGS.items():
+        if name == "mixed_3_6":  # no down_proj: both refuse
+            with pytest.raises(mlxq.errors.MissingKeyError, match="down_proj"):
+                convert(src, tmp_path / f"tf-{name}", quiet=True, **kw)
+            with pytest.raises(ValueError, match="expected keys for mixed quant"):
+                mlx_lm_convert(hub, tmp_path / f"ref-{name}", **kw)
+            continue
+        convert(hub, tmp_path / f"hub-{name}", quiet=True, **kw)
+        mlx_lm_convert(hub, tmp_path / f"ref-{name}", **kw)
+        assert_checkpoints_equal(tmp_path / f"hub-{name}", tmp_path / f"ref-{name}",
+                                 check_config=True, check_index=False)
+        convert(src, tmp_path / f"tf-{name}", quiet=True, **kw)
+        assert_checkpoints_equal(tmp_path / f"tf-{name}", tmp_path / f"ref-{name}",
+                                 check_config=True, check_index=False)
+
+
+@pytest.mark.parametrize("flags", sorted(FLAGS))
+def test_gpt_oss_in_the_hubs_bf16_layout_converts_into_what_mlx_lm_loads(flags, tmp_path):
+    from mlx_lm.utils import load_model
+
+    convert(FIXTURES / "gpt_oss", tmp_path / "out", quiet=True, **FLAGS[flags])
+    load_model(tmp_path / "out")  # strict: every parameter, nothing extra
+    cfg = json.loads((tmp_path / "out" / "config.json").read_text())
+    if "quantization" in cfg and "quant_predicate" not in FLAGS[flags]:
+        # the router stays at 8 bits, as gpt_oss's quant_predicate says (a recipe replaces it)
+        router = [k for k in cfg["quantization"] if k.endswith("mlp.router")]
+        assert router and all(cfg["quantization"][k] == {"group_size": 64, "bits": 8}
+                              for k in router)

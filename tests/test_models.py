@@ -161,10 +161,27 @@ FIXTURES = Path(os.environ.get("MLXQ_HF_FIXTURES",
                                Path(__file__).resolve().parent / "fixtures" / "hf"))
 
 
-def fixture_dirs():
+def _model_type(d):
+    import json
+
+    return json.loads((d / "config.json").read_text()).get("model_type")
+
+
+def fixture_dirs(supported=True):
     if not FIXTURES.is_dir():
         return []
-    return sorted(d for d in FIXTURES.iterdir() if (d / "config.json").is_file())
+    return sorted(d for d in FIXTURES.iterdir() if (d / "config.json").is_file()
+                  and (_model_type(d) in supported_model_types()) == supported)
+
+
+@pytest.mark.parametrize("folder", fixture_dirs(supported=False), ids=lambda d: d.name)
+def test_a_model_type_mlxq_has_no_family_for_is_refused_with_the_list(folder, tmp_path):
+    from mlxq import convert
+    from mlxq.errors import UnknownEnumValueError
+
+    with pytest.raises(UnknownEnumValueError, match="supported: .*llama"):
+        convert(folder, tmp_path / "out", quiet=True)
+    assert not (tmp_path / "out").exists()
 
 
 def _mlx_lm_view(folder):
