@@ -211,6 +211,10 @@ def test_a_fixture_sanitizes_orders_and_quantizes_like_mlx_lm(folder):
     from mlxq.conversion.source import SourceCheckpoint
 
     config, model, raw, want = _mlx_lm_view(folder)
+    params = {k for k, _ in tree_flatten(model.parameters())}
+    if not set(want) <= params:  # mlx-lm cannot load its own sanitize of this layout
+        pytest.skip(f"mlx-lm's sanitize leaves {sorted(set(want) - params)[:2]} (not parameters "
+                    "of its model): a layout mlx-lm cannot convert")
     fam = family_for(config)
     with SourceCheckpoint(folder) as src:
         got = fam.sanitize(dict(src.tensors), src.config)
