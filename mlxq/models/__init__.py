@@ -15,7 +15,7 @@ from typing import Any, Mapping
 from ..errors import UnknownEnumValueError
 from .base import Family
 
-__all__ = ["Family", "FAMILIES", "family_for", "supported_model_types"]
+__all__ = ["Family", "FAMILIES", "families_table", "family_for", "supported_model_types"]
 
 # Not families: the shared rules and helpers, and the opt-in generic fallback.
 _NOT_FAMILIES = frozenset({"base", "common", "mx", "generic"})
@@ -64,3 +64,25 @@ def family_for(config: Mapping[str, Any], *, allow_unknown: bool = False) -> Fam
         f"'Model type {mt} not supported.'); supported: {', '.join(supported_model_types())}. "
         "--allow-unknown-architecture converts it with generic rules, which may differ "
         "from what mlx-lm would do", key="model_type")
+
+
+def families_table() -> str:
+    """The supported-families table of docs/convert.md, from the registry (the docs quote it;
+    tests/test_models.py checks they quote it exactly)."""
+    rows = ["| family (mlx-lm module) | `model_type` values | own rules |",
+            "| --- | --- | --- |"]
+    for name in sorted(FAMILIES):
+        f = FAMILIES[name]
+        rules = []
+        if f.sanitize.__module__ == f"{__name__}.{name}":
+            rules.append("sanitize")
+        if f.quant_predicate is not None:
+            rules.append("quant_predicate")
+        if f.cast_predicate is not None:
+            rules.append("cast_predicate")
+        if f.not_quantized:
+            rules.append("bare-parameter router")
+        rules += [f"{s} source" for s in sorted(f.source_formats)]
+        types = ", ".join(f"`{t}`" for t in f.model_types)
+        rows.append(f"| {name} | {types} | {', '.join(rules) or '-'} |")
+    return "\n".join(rows)
