@@ -223,3 +223,35 @@ def test_a_compressed_tensors_variant_mlxq_cannot_hold_is_refused_by_name(what, 
     with pytest.raises(mlxq.errors.MlxqError, match=match):
         convert(src, tmp_path / "out", quiet=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["src"]
+
+
+@pytest.mark.parametrize("per", ["channel", "tensor"])
+def test_fp8_with_per_channel_or_per_tensor_scales(per, tmp_path):
+    """llm-compressor's FP8 layout: ``weight_scale`` float32, one per output row or one per
+    tensor, ``weight_block_size`` null; the reference is mlx-lm on a copy dequantized with
+    numpy (e4m3 -> float32 exactly, times the scale in float32, rounded to bfloat16)."""
+    src_dense = mlxq.load_checkpoint(ROOT / "qwen3")
+    fp8, dense = {}, {}
+    for k, v in src_dense.items():
+        v = np.array(v)
+        if v.ndim == 2 and k.endswith("proj.weight"):
+            f = v.astype(np.float32)
+            amax = np.abs(f).max(axis=1, keepdims=True) if per == "channel" else \
+                np.abs(f).max(keepdims=True).reshape(1)
+            s = (np.maximum(amax, 1e-12) / 448).astype(np.float32)
+            q = (f / s.reshape(-1, 1) if per == "channel" else f / s[0]).astype(float8_e4m3fn)
+            fp8[k], fp8[k[: -len("weight")] + "weight_scale"] = q, s
+            prod = q.astype(np.float32) * (s.reshape(-1, 1) if per == "channel" else s[0])
+            bits = prod.view(np.uint32).astype(np.uint64)
+            dense[k] = ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16).astype(np.uint16).view(bfloat16)
+        else:
+            fp8[k] = dense[k] = v
+    cfg = json.loads((ROOT / "qwen3" / "config.json").read_text())
+    a = write_copy(ROOT / "qwen3", tmp_path / "fp8", fp8, {**cfg, "quantization_config": {
+        "quant_method": "fp8", "fmt": "e4m3", "activation_scheme": "dynamic",
+        "weight_block_size": None}})
+    b = write_copy(ROOT / "qwen3", tmp_path / "dense", dense, cfg)
+    for flags in ("plain", "q"):
+        convert(a, tmp_path / f"mlxq-{flags}", quiet=True, **FLAGS[flags])
+        mlx_lm_convert(b, tmp_path / f"ref-{flags}", **FLAGS[flags])
+        assert_same(tmp_path / f"mlxq-{flags}", tmp_path / f"ref-{flags}")
