@@ -24,9 +24,9 @@ FUZZ_SRC = fuzz/st_header_fuzz.c src/st_header.c src/common.c
 # off there because CPython itself keeps memory alive at exit by design.
 ASAN_DIR = build/asan
 # The whole suite runs under the sanitizers, but for the tests an ASan build cannot run:
-# the address-space-limit test (ASan reserves terabytes of shadow address space, so no
-# RLIMIT_AS leaves it room to start).
-ASAN_SKIP = test_converts_a_checkpoint_larger_than_its_address_space_limit
+# the address-space-limit tests (tests/test_convert.py, tests/test_memory.py: ASan reserves
+# terabytes of shadow address space, so no RLIMIT_AS leaves it room to start).
+ASAN_SKIP = larger_than_its_address_space
 ASAN_ENV = LD_PRELOAD="$$(gcc -print-file-name=libasan.so)" \
 	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 

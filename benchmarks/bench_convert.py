@@ -3,9 +3,11 @@ throughput, and the ratios, with the machine's memory bandwidth measured in the 
 
 Each converter runs in its own child process (so its peak RSS is its own, read from
 wait4's rusage) on a checkpoint generated here (Llama-shaped, bfloat16, about 1.3 GB with
-the defaults), read from the page cache by both. Usage:
+the defaults; or DeepSeek-V3-shaped, optionally as an FP8 block release), read from the
+page cache by both. Usage:
 
     python benchmarks/bench_convert.py [--layers 10] [--hidden 2048] [--flags "-q"]
+    python benchmarks/bench_convert.py --family deepseek_v3 --fp8   # FP8 -> 4-bit MLX, ~1 GB
 """
 
 from __future__ import annotations
@@ -49,11 +51,18 @@ def main() -> None:
     ap.add_argument("--intermediate", type=int, default=5632)
     ap.add_argument("--vocab", type=int, default=32000)
     ap.add_argument("--flags", default="-q", help="converter flags (default: -q)")
+    ap.add_argument("--family", default="llama", choices=["llama", "deepseek_v3"],
+                    help="checkpoint shape (deepseek_v3: MLA and routed experts)")
+    ap.add_argument("--experts", type=int, default=64, help="deepseek_v3: routed experts")
+    ap.add_argument("--fp8", action="store_true",
+                    help="store the Linear weights as an FP8 block release does")
     ap.add_argument("--dir", default=None, help="work folder (default: a temporary one)")
     ap.add_argument("--repeat", type=int, default=3,
                     help="runs per converter; the best wall time and the largest RSS count")
     args = ap.parse_args()
 
+    if args.family == "deepseek_v3" and "--layers" not in sys.argv:
+        args.layers, args.hidden, args.intermediate, args.vocab = 3, 1024, 1024, 32000
     root = args.dir or tempfile.mkdtemp(prefix="mlxq-bench-convert-")
     os.makedirs(root, exist_ok=True)
     src = os.path.join(root, "hf")
@@ -63,15 +72,16 @@ def main() -> None:
         t = time.perf_counter()
         subprocess.run([sys.executable, "-c", (
             "import sys; from mlxq.synthetic import make_checkpoint; "
-            f"make_checkpoint(sys.argv[1], family='llama', layers={args.layers}, "
+            f"make_checkpoint(sys.argv[1], family={args.family!r}, layers={args.layers}, "
             f"hidden={args.hidden}, intermediate={args.intermediate}, vocab={args.vocab}, "
-            f"heads={args.hidden // 128}, kv_heads={args.hidden // 128}, shard_size=1 << 30)"),
+            f"heads={args.hidden // 128}, kv_heads={args.hidden // 128}, shard_size=1 << 30, "
+            f"experts={args.experts}, fp8={args.fp8})"),
             src], check=True)
         print(f"generated {src} in {time.perf_counter() - t:.1f} s")
     size = du(src)
     largest = args.vocab * args.hidden * 2
-    print(f"checkpoint {size / 1e9:.2f} GB (largest tensor {largest / 1e6:.0f} MB); "
-          f"flags {args.flags!r}; {os.cpu_count()} cores")
+    print(f"checkpoint {args.family}{' FP8' if args.fp8 else ''} {size / 1e9:.2f} GB (largest "
+          f"tensor {largest / 1e6:.0f} MB); flags {args.flags!r}; {os.cpu_count()} cores")
     flags = shlex.split(args.flags)
 
     results = {}

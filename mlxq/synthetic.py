@@ -27,7 +27,7 @@ from ._dtypes import bfloat16
 
 __all__ = ["FAMILIES", "make_checkpoint", "checkpoint_tensors", "checkpoint_config"]
 
-FAMILIES = ("llama", "mistral", "qwen2", "qwen3", "mixtral", "qwen3_moe")
+FAMILIES = ("llama", "mistral", "qwen2", "qwen3", "mixtral", "qwen3_moe", "deepseek_v3")
 
 _WORDS = ("the a an of to in and is it that was for on are with as I his they be at one "
           "have this from or had by hot word but what some we can out other were all there "
@@ -45,6 +45,7 @@ def checkpoint_config(family: str, *, layers: int, hidden: int, intermediate: in
         raise ValueError(f"family={family!r}; expected one of {', '.join(FAMILIES)}")
     arch = {"llama": "LlamaForCausalLM", "mistral": "MistralForCausalLM",
             "qwen2": "Qwen2ForCausalLM", "qwen3": "Qwen3ForCausalLM",
+            "deepseek_v3": "DeepseekV3ForCausalLM",
             "mixtral": "MixtralForCausalLM", "qwen3_moe": "Qwen3MoeForCausalLM"}[family]
     cfg: dict[str, Any] = {
         "architectures": [arch],
@@ -73,6 +74,16 @@ def checkpoint_config(family: str, *, layers: int, hidden: int, intermediate: in
         cfg.update(num_experts=experts, num_experts_per_tok=2, decoder_sparse_step=1,
                    mlp_only_layers=[], moe_intermediate_size=intermediate // 2,
                    norm_topk_prob=True)
+    if family == "deepseek_v3":
+        # DeepSeek-V3's shape of model (multi-head latent attention, a dense first layer,
+        # routed and shared experts), at the sizes asked for
+        cfg.update(n_routed_experts=experts, num_experts_per_tok=2, n_shared_experts=1,
+                   moe_intermediate_size=intermediate, first_k_dense_replace=min(1, layers - 1),
+                   moe_layer_freq=1, n_group=1, topk_group=1, routed_scaling_factor=2.5,
+                   norm_topk_prob=True, topk_method="noaux_tc", scoring_func="sigmoid",
+                   q_lora_rank=hidden // 2, kv_lora_rank=hidden // 4, qk_nope_head_dim=64,
+                   qk_rope_head_dim=32, v_head_dim=64, rope_scaling=None,
+                   max_position_embeddings=512)
     return cfg
 
 
@@ -93,6 +104,11 @@ def checkpoint_tensors(cfg: dict[str, Any], seed: int = 0,
         return np.ones(n, dtype)
 
     yield "model.embed_tokens.weight", rand(v, h)
+    if fam == "deepseek_v3":
+        yield from _deepseek_v3_layers(cfg, rand, ones)
+        yield "model.norm.weight", ones(h)
+        yield "lm_head.weight", rand(v, h)
+        return
     for i in range(cfg["num_hidden_layers"]):
         p = f"model.layers.{i}"
         yield f"{p}.input_layernorm.weight", ones(h)
@@ -133,6 +149,58 @@ def checkpoint_tensors(cfg: dict[str, Any], seed: int = 0,
         yield "lm_head.weight", rand(v, h)
 
 
+def _deepseek_v3_layers(cfg: dict[str, Any], rand: Any, ones: Any
+                        ) -> Iterator[tuple[str, np.ndarray]]:
+    h, nh = cfg["hidden_size"], cfg["num_attention_heads"]
+    qr, kvr = cfg["q_lora_rank"], cfg["kv_lora_rank"]
+    nope, rope, vd = cfg["qk_nope_head_dim"], cfg["qk_rope_head_dim"], cfg["v_head_dim"]
+    inter, moe = cfg["intermediate_size"], cfg["moe_intermediate_size"]
+    for i in range(cfg["num_hidden_layers"]):
+        p = f"model.layers.{i}"
+        yield f"{p}.input_layernorm.weight", ones(h)
+        yield f"{p}.post_attention_layernorm.weight", ones(h)
+        a = f"{p}.self_attn"
+        yield f"{a}.q_a_proj.weight", rand(qr, h)
+        yield f"{a}.q_a_layernorm.weight", ones(qr)
+        yield f"{a}.q_b_proj.weight", rand(nh * (nope + rope), qr)
+        yield f"{a}.kv_a_proj_with_mqa.weight", rand(kvr + rope, h)
+        yield f"{a}.kv_a_layernorm.weight", ones(kvr)
+        yield f"{a}.kv_b_proj.weight", rand(nh * (nope + vd), kvr)
+        yield f"{a}.o_proj.weight", rand(h, nh * vd)
+        if i < cfg["first_k_dense_replace"]:
+            for name, rows, cols in (("gate_proj", inter, h), ("up_proj", inter, h),
+                                     ("down_proj", h, inter)):
+                yield f"{p}.mlp.{name}.weight", rand(rows, cols)
+            continue
+        yield f"{p}.mlp.gate.weight", rand(cfg["n_routed_experts"], h)
+        # DeepSeek-V3 keeps the router's correction bias in float32
+        yield f"{p}.mlp.gate.e_score_correction_bias", np.zeros(cfg["n_routed_experts"],
+                                                                np.float32)
+        for e in range(cfg["n_routed_experts"]):
+            for name, rows, cols in (("gate_proj", moe, h), ("up_proj", moe, h),
+                                     ("down_proj", h, moe)):
+                yield f"{p}.mlp.experts.{e}.{name}.weight", rand(rows, cols)
+        sh = moe * cfg["n_shared_experts"]
+        for name, rows, cols in (("gate_proj", sh, h), ("up_proj", sh, h), ("down_proj", h, sh)):
+            yield f"{p}.mlp.shared_experts.{name}.weight", rand(rows, cols)
+
+
+def fp8_blocks(w: np.ndarray, block: int = 128) -> tuple[np.ndarray, np.ndarray]:
+    """``w`` as a DeepSeek-V3 FP8 release stores it: E4M3 codes and one float32 scale per
+    ``block x block`` block (``amax / 448``, the largest E4M3 value)."""
+    from ._dtypes import float8_e4m3fn
+
+    f = w.astype(np.float32)
+    rb, cb = -(-f.shape[0] // block), -(-f.shape[1] // block)
+    pad = np.zeros((rb * block, cb * block), np.float32)
+    pad[: f.shape[0], : f.shape[1]] = f
+    blocks = pad.reshape(rb, block, cb, block)
+    scale = np.abs(blocks).max(axis=(1, 3)) / 448.0
+    scale = np.where(scale == 0, np.float32(1), scale).astype(np.float32)
+    q = (blocks / scale[:, None, :, None]).reshape(rb * block, cb * block)
+    return q[: f.shape[0], : f.shape[1]].astype(float8_e4m3fn), scale
+
+
 def _tokenizer_files(vocab: int) -> dict[str, Any]:
     tokens = ["<unk>", "<s>", "</s>"] + list(dict.fromkeys(_WORDS))
     tokens += [f"w{i}" for i in range(max(0, vocab - len(tokens)))]
@@ -170,10 +238,13 @@ def make_checkpoint(path: str | os.PathLike, *, family: str = "llama", layers: i
                     hidden: int = 256, intermediate: int = 512, vocab: int = 512,
                     experts: int = 4, seed: int = 0, dtype: str = "bfloat16",
                     tie_embeddings: bool = False, shard_size: int | None = None,
-                    heads: int = 4, kv_heads: int = 2) -> str:
+                    heads: int = 4, kv_heads: int = 2, fp8: bool = False) -> str:
     """Writes a random ``family`` checkpoint in Hugging Face layout to ``path`` (created;
     must not exist) and returns the path. ``shard_size`` (bytes) shards it
-    ``model-0000i-of-0000N.safetensors`` with an index, as ``transformers`` does."""
+    ``model-0000i-of-0000N.safetensors`` with an index, as ``transformers`` does. ``fp8``
+    stores every Linear weight (not embeddings, norms, routers, the output head) as an FP8
+    release does: E4M3 with a 128x128-block ``weight_scale_inv``, and the config's
+    ``quantization_config`` says so."""
     from .io import save_safetensors
 
     path = os.fspath(path)
@@ -196,7 +267,17 @@ def make_checkpoint(path: str | os.PathLike, *, family: str = "llama", layers: i
         shard.clear()
 
     size = 0
-    for name, arr in checkpoint_tensors(cfg, seed, np_dtype):
+
+    def tensors() -> Iterator[tuple[str, np.ndarray]]:
+        for name, arr in checkpoint_tensors(cfg, seed, np_dtype):
+            if fp8 and arr.ndim == 2 and name.endswith("proj.weight") and "mlp.gate." not in name:
+                q, s = fp8_blocks(arr)
+                yield name, q
+                yield name + "_scale_inv", s
+            else:
+                yield name, arr
+
+    for name, arr in tensors():
         if shard_size and shard and size + arr.nbytes > shard_size:
             flush()
             size = 0
@@ -214,6 +295,10 @@ def make_checkpoint(path: str | os.PathLike, *, family: str = "llama", layers: i
         total = sum(n for _, _, n in written)
         with open(os.path.join(path, "model.safetensors.index.json"), "w") as f:
             json.dump({"metadata": {"total_size": total}, "weight_map": weight_map}, f, indent=2)
+    if fp8:
+        cfg["quantization_config"] = {"quant_method": "fp8", "fmt": "e4m3",
+                                      "activation_scheme": "dynamic",
+                                      "weight_block_size": [128, 128]}
     with open(os.path.join(path, "config.json"), "w") as f:
         json.dump(cfg, f, indent=2)
     with open(os.path.join(path, "generation_config.json"), "w") as f:

@@ -31,9 +31,13 @@ FLAGS = {
     "f16": {"dtype": "float16"},
 }
 
-# What mlx-lm 0.32.2 itself cannot convert (found by running it on these fixtures): the
-# reason, per (fixture, flags); mlxq's output for these is checked elsewhere.
-MLX_LM_FAILS: dict[tuple[str, str], str] = {}
+# Layouts mlx-lm 0.32.2 itself cannot convert and mlxq does (found by running it on these
+# fixtures): the reason, per fixture; mlxq's output for these must load in mlx-lm, and
+# tests/test_families_logits.py checks it against transformers' logits.
+MLX_LM_FAILS: dict[str, str] = {
+    "gpt2": "transformers saves GPT-2 under 'transformer.', mlx-lm expects the Hub's bare names",
+    "gpt_oss": "the Hub's bf16 expert layout: mlx-lm's sanitize handles only the MXFP4 one",
+}
 
 
 def fixtures() -> list[Path]:
@@ -54,9 +58,10 @@ CASES = [pytest.param(d, name, id=f"{d.name}-{name}") for d in fixtures() for na
 
 @pytest.mark.parametrize("folder,flags", CASES)
 def test_same_folder_as_mlx_lm_convert(folder, flags, tmp_path):
-    if (folder.name, flags) in MLX_LM_FAILS:
-        pytest.skip(MLX_LM_FAILS[(folder.name, flags)])
     kw = FLAGS[flags]
+    if folder.name in MLX_LM_FAILS:
+        pytest.skip(f"mlx-lm cannot convert this layout ({MLX_LM_FAILS[folder.name]}): "
+                    "see the tests below and tests/test_families_logits.py")
     try:
         mlx_lm_convert(folder, tmp_path / "ref", **kw)
     except Exception:  # mlx-lm refuses: so must mlxq, with a typed error, writing nothing
@@ -71,3 +76,80 @@ def test_same_folder_as_mlx_lm_convert(folder, flags, tmp_path):
     assert ca.get("quantization") == cb.get("quantization")
     assert ca.get("quantization_config") == cb.get("quantization_config")
     assert (a / "config.json").read_text() == (b / "config.json").read_text()
+
+
+def test_gpt2_in_the_hubs_layout_is_mlx_lms_folder_and_the_same_as_transformers_layout(tmp_path):
+    """The Hub's gpt2 checkpoint has the base model's names (h.0.attn.c_attn.weight), which
+    mlx-lm converts; transformers' save adds 'transformer.'. Both give one folder."""
+    src = FIXTURES / "gpt2"
+    hub = tmp_path / "hub"
+    hub.mkdir()
+    for f in src.iterdir():
+        if f.suffix != ".safetensors":
+            (hub / f.name).write_bytes(f.read_bytes())
+    w = mlxq.load_checkpoint(src)
+    mlxq.save_safetensors(hub / "model.safetensors",
+                          {k.removeprefix("transformer."): v for k, v in w.items()
+                           if k != "lm_head.weight"}, metadata={"format": "pt"})
+    for name, kw in FLAGS.items():
+        if name == "mixed_3_6":  # no down_proj: both refuse
+            with pytest.raises(mlxq.errors.MissingKeyError, match="down_proj"):
+                convert(src, tmp_path / f"tf-{name}", quiet=True, **kw)
+            with pytest.raises(ValueError, match="expected keys for mixed quant"):
+                mlx_lm_convert(hub, tmp_path / f"ref-{name}", **kw)
+            continue
+        convert(hub, tmp_path / f"hub-{name}", quiet=True, **kw)
+        mlx_lm_convert(hub, tmp_path / f"ref-{name}", **kw)
+        assert_checkpoints_equal(tmp_path / f"hub-{name}", tmp_path / f"ref-{name}",
+                                 check_config=True, check_index=False)
+        convert(src, tmp_path / f"tf-{name}", quiet=True, **kw)
+        assert_checkpoints_equal(tmp_path / f"tf-{name}", tmp_path / f"ref-{name}",
+                                 check_config=True, check_index=False)
+
+
+@pytest.mark.parametrize("flags", sorted(FLAGS))
+def test_gpt_oss_in_the_hubs_bf16_layout_converts_into_what_mlx_lm_loads(flags, tmp_path):
+    from mlx_lm.utils import load_model
+
+    convert(FIXTURES / "gpt_oss", tmp_path / "out", quiet=True, **FLAGS[flags])
+    load_model(tmp_path / "out")  # strict: every parameter, nothing extra
+    cfg = json.loads((tmp_path / "out" / "config.json").read_text())
+    if "quantization" in cfg and "quant_predicate" not in FLAGS[flags]:
+        # the router stays at 8 bits, as gpt_oss's quant_predicate says (a recipe replaces it)
+        router = [k for k in cfg["quantization"] if k.endswith("mlp.router")]
+        assert router and all(cfg["quantization"][k] == {"group_size": 64, "bits": 8}
+                              for k in router)
+
+
+@pytest.mark.parametrize("name", ["deepseek_v3", "qwen3_next", "falcon_h1", "nemotron_h",
+                                  "gpt_oss", "granitemoe", "lfm2", "fp8/deepseek_v3",
+                                  "compressed_tensors/deepseek_v3"])
+def test_tiny_row_blocks_give_the_same_folder(name, tmp_path, monkeypatch):
+    """Every tensor evaluated a few rows at a time (across experts, through dequantization,
+    transposes and multipliers) gives the folder whole tensors give."""
+    import mlxq.conversion.execute as ex
+
+    src = FIXTURES / name
+    for flags in ("q", "f16"):
+        convert(src, tmp_path / f"whole-{flags}", quiet=True, **FLAGS[flags])
+        with monkeypatch.context() as m:
+            m.setattr(ex, "BLOCK_BYTES", 300)
+            convert(src, tmp_path / f"rows-{flags}", quiet=True, **FLAGS[flags])
+        assert_checkpoints_equal(tmp_path / f"rows-{flags}", tmp_path / f"whole-{flags}",
+                                 check_config=True, check_index=True)
+
+
+@pytest.mark.parametrize("name", ["llama", "qwen3_moe", "nemotron_h"])
+def test_mlx_lm_generates_the_same_from_both_folders(name, tmp_path):
+    """A dense, a MoE and a state-space (Mamba-2 hybrid) family: greedy generation from
+    mlxq's folder equals generation from mlx_lm.convert's."""
+    from mlx_lm import generate, load
+
+    src = FIXTURES / name
+    convert(src, tmp_path / "mlxq", quiet=True, quantize=True)
+    mlx_lm_convert(src, tmp_path / "ref", quantize=True)
+    texts = []
+    for d in ("mlxq", "ref"):
+        model, tok = load(str(tmp_path / d))
+        texts.append(generate(model, tok, prompt="the a of to", max_tokens=8, verbose=False))
+    assert texts[0] == texts[1] and texts[0]

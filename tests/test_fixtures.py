@@ -36,7 +36,7 @@ def test_every_required_model_type_has_a_fixture():
 
 def test_every_fixture_folder_has_a_config():
     folders = {p.relative_to(ROOT).as_posix() for p in ROOT.glob("*/") if p.is_dir()}
-    folders = {f for f in folders if f not in ("fp8", "compressed_tensors")}
+    folders = {f for f in folders if f not in ("fp8", "compressed_tensors", "logits")}
     folders |= {p.relative_to(ROOT).as_posix() for sub in ("fp8", "compressed_tensors")
                 for p in (ROOT / sub).glob("*/")}
     assert sorted(folders - set(FIXTURES)) == []
@@ -120,3 +120,13 @@ def test_compressed_tensors_pack_quantized_layout(name):
 def test_fixtures_stay_small():
     total = sum(p.stat().st_size for p in ROOT.rglob("*") if p.is_file())
     assert total < 20 * 2**20
+
+
+def test_every_bf16_fixture_has_transformers_logits():
+    import numpy as np
+
+    for name in FIXTURES:
+        if "/" in name:
+            continue
+        logits = np.load(ROOT / "logits" / f"{name}.npy")
+        assert logits.dtype == np.float32 and logits.ndim >= 2 and np.isfinite(logits).all(), name

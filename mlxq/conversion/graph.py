@@ -354,10 +354,12 @@ def _gather(parts: Sequence[Tensor], which: np.ndarray, rows: np.ndarray, cols: 
             dtype: np.dtype) -> np.ndarray:
     """Output rows taken from ``parts[which[i]]`` row ``rows[i]``, reading runs of
     consecutive rows of one part at once."""
-    out = np.empty((len(rows), cols), dtype)
     n = len(rows)
+    brk = np.flatnonzero((np.diff(which) != 0) | (np.diff(rows) != 1)) + 1 if n else []
+    if n and len(brk) == 0:  # one run (a block inside one expert): no second buffer
+        return parts[int(which[0])].rows(int(rows[0]), int(rows[0]) + n)
+    out = np.empty((n, cols), dtype)
     if n:
-        brk = np.flatnonzero((np.diff(which) != 0) | (np.diff(rows) != 1)) + 1
         starts = np.concatenate([[0], brk])
         ends = np.concatenate([brk, [n]])
         for s, e in zip(starts.tolist(), ends.tolist()):

@@ -157,7 +157,7 @@ class ShardWriters:
     ``with`` block every shard's temporary file is removed."""
 
     def __init__(self, folder: Path, shards: Sequence[Sequence[tuple[str, TensorSpec, Any]]],
-                 queue_bytes: int = 64 << 20):
+                 queue_bytes: int = 32 << 20):
         self.folder = folder
         self.files = shard_file_names(len(shards))
         self._bg = _BackgroundWriter(queue_bytes)

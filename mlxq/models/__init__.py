@@ -15,23 +15,24 @@ from typing import Any, Mapping
 from ..errors import UnknownEnumValueError
 from .base import Family
 
-__all__ = ["Family", "FAMILIES", "family_for", "supported_model_types"]
+__all__ = ["Family", "FAMILIES", "families_table", "family_for", "supported_model_types"]
 
-#: every family module, by mlx-lm's module name
-_MODULES = (
-    "cohere", "deepseek_v2", "deepseek_v3", "ernie4_5", "exaone4", "falcon_h1", "gemma",
-    "gemma2", "gemma3_text", "glm4", "glm4_moe", "gpt2", "gpt_neox", "granite", "granitemoe",
-    "hunyuan_v1_dense", "internlm3", "lfm2", "llama", "mamba2", "minimax", "mixtral",
-    "nemotron_h", "olmo2", "olmoe", "phi", "phi3",
-    "qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "qwen3_next", "seed_oss", "smollm3",
-    "stablelm", "starcoder2",
-)
+# Not families: the shared rules and helpers, and the opt-in generic fallback.
+_NOT_FAMILIES = frozenset({"base", "common", "mx", "generic"})
 
 
 def _load() -> dict[str, Family]:
+    """Every module of this package is a family (one per mlx-lm ``models/<name>.py``, the
+    same name) with a ``FAMILY``: adding a family is adding its module."""
+    import pkgutil
+
     fams = {}
-    for name in _MODULES:
-        fam = importlib.import_module(f"{__name__}.{name}").FAMILY
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        if info.name.startswith("_") or info.name in _NOT_FAMILIES:
+            continue
+        fam = importlib.import_module(f"{__name__}.{info.name}").FAMILY
+        if fam.module != info.name:
+            raise RuntimeError(f"mlxq/models/{info.name}.py declares family {fam.module!r}")
         fams[fam.module] = fam
     return fams
 
@@ -63,3 +64,25 @@ def family_for(config: Mapping[str, Any], *, allow_unknown: bool = False) -> Fam
         f"'Model type {mt} not supported.'); supported: {', '.join(supported_model_types())}. "
         "--allow-unknown-architecture converts it with generic rules, which may differ "
         "from what mlx-lm would do", key="model_type")
+
+
+def families_table() -> str:
+    """The supported-families table of docs/convert.md, from the registry (the docs quote it;
+    tests/test_models.py checks they quote it exactly)."""
+    rows = ["| family (mlx-lm module) | `model_type` values | own rules |",
+            "| --- | --- | --- |"]
+    for name in sorted(FAMILIES):
+        f = FAMILIES[name]
+        rules = []
+        if f.sanitize.__module__ == f"{__name__}.{name}":
+            rules.append("sanitize")
+        if f.quant_predicate is not None:
+            rules.append("quant_predicate")
+        if f.cast_predicate is not None:
+            rules.append("cast_predicate")
+        if f.not_quantized:
+            rules.append("bare-parameter router")
+        rules += [f"{s} source" for s in sorted(f.source_formats)]
+        types = ", ".join(f"`{t}`" for t in f.model_types)
+        rows.append(f"| {name} | {types} | {', '.join(rules) or '-'} |")
+    return "\n".join(rows)

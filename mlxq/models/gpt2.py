@@ -1,6 +1,12 @@
 """mlx-lm's ``models/gpt2.py``: GPT-2's ``Conv1D`` weights (stored ``[in, out]``) transposed
 into Linear layout, the causal-mask buffers ``attn.bias`` dropped, every name moved under
-``model.``; the embeddings are tied (no ``lm_head``)."""
+``model.``; the embeddings are tied (no ``lm_head``).
+
+mlx-lm's ``sanitize`` expects the base model's names, as the Hub's ``gpt2`` checkpoint has
+them (``h.0.attn.c_attn.weight``). transformers' ``GPT2LMHeadModel.save_pretrained`` writes
+them under ``transformer.`` (and a tied ``lm_head.weight`` when asked); mlx-lm then fails to
+load the result. mlxq strips that prefix (and the tied head) first, giving the same folder
+as for the Hub's layout."""
 
 from __future__ import annotations
 
@@ -10,6 +16,9 @@ from .common import REQUIRED, Args, Weights
 
 def sanitize(weights: Weights, config) -> Weights:
     args = Args(config, n_layer=REQUIRED)
+    if any(k.startswith("transformer.") for k in weights):
+        weights = Weights({k.removeprefix("transformer."): v for k, v in weights.items()
+                           if k != "lm_head.weight"})
     new_weights = Weights()
     for i in range(args.n_layer):
         if f"h.{i}.attn.bias" in weights:
