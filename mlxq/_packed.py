@@ -34,8 +34,8 @@ def resolve_output_dtype(dtypes: Iterable[Any]) -> Optional[np.dtype]:
 
     The highest-precision scales dtype wins (float64 > float32 > bfloat16 > float16), except
     that float16 together with bfloat16 (and nothing wider) gives float32: neither half holds
-    the other's values. None when there are no dtypes. This is the rule of the Rust seed's
-    ``resolve_awq_model_dtype``; mlx-lm instead takes the last layer's dtype.
+    the other's values. None when there are no dtypes. (mlx-lm instead takes the last
+    layer's dtype, which can narrow float16 scales to bfloat16: docs/awq.md.)
 
     >>> import numpy as np, mlxq
     >>> resolve_output_dtype([np.float16, mlxq.bfloat16])

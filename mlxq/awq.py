@@ -9,9 +9,9 @@ AutoAWQ's ``WQLinear_GEMM`` stores each quantized Linear ``P`` as
 
 and dequantizes ``w = (q - zero) * scale``. MLX wants ``P.weight`` uint32 ``[out, in / 8]``,
 ``P.scales`` and ``P.biases`` ``[out, in / group_size]`` with ``w = q * scale + bias``, so
-``bias = -zero * scale``. :func:`transform_awq_weights` does that conversion with the rules
-of the Rust seed's ``transform_awq_weights`` (shared/spec/seed-quantize.rs); the packed codes
-are moved in C, threaded.
+``bias = -zero * scale``. :func:`transform_awq_weights` does that conversion as mlx-lm's
+``_transform_awq_weights`` does, checking every layer first (docs/awq.md lists the rules);
+the packed codes are moved in C, threaded.
 
 >>> import numpy as np, mlxq
 >>> qweight = np.zeros((128, 4), np.int32)          # in=128, out=32
@@ -186,7 +186,8 @@ def awq_output_dtype(dtypes: Mapping[str, Any]) -> Optional[np.dtype]:
 def _check_layer(
     w: Mapping[str, Any], prefix: str, cfg: AwqLoadConfig
 ) -> tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]:
-    """The rules of the Rust seed's sibling validation pass, one layer."""
+    """One layer's tensors checked before anything is converted (docs/awq.md, "Refused,
+    and why"): stale outputs, dtypes, ranks and shapes."""
     for stale in (".weight", ".biases"):
         if prefix + stale in w:
             raise KeyCollisionError(

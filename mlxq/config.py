@@ -55,7 +55,7 @@ __all__ = [
 
 # Keys of the block that are never layer paths: the three Quantization fields plus the
 # interop tags some checkpoints carry next to them (mlx-swift-lm's
-# `QuantizationContainer.init(from:)` list, kept verbatim by the Rust module).
+# `QuantizationContainer.init(from:)` list, verbatim).
 RESERVED_KEYS: frozenset[str] = frozenset(
     {"group_size", "bits", "mode", "quant_method", "linear_class", "quantization_mode"}
 )
@@ -85,8 +85,8 @@ class Quantization:
     """The parameters of one quantization: ``mx.quantize``'s ``group_size``, ``bits``, ``mode``.
 
     Only types are checked here; which (group_size, bits) pairs a mode accepts is the
-    kernels' business and is reported when a weight is actually quantized (the Rust
-    module's "validation contract": per-mode rules live at the quantize call).
+    kernels' business and is reported when a weight is actually quantized (per-mode rules
+    live at the quantize call, in one place).
 
     >>> Quantization(64, 4)
     Quantization(group_size=64, bits=4, mode=<QuantMode.AFFINE: 'affine'>)
@@ -291,8 +291,8 @@ def _decode_quantization(
     ``allow_null`` (per-layer entries): ``null`` group_size/bits mean MLX's default for the
     mode. mlx-lm 0.32 writes ``"group_size": null`` for every layer of a mixed recipe
     converted without ``--q-group-size``, and its loader hands that None to
-    ``to_quantized``, where it means the mode's default. A missing key stays an error (the
-    Rust module's and mlx-swift-lm's rule; mlx-lm never omits it).
+    ``to_quantized``, where it means the mode's default. A missing key stays an error
+    (mlx-swift-lm's rule too; mlx-lm never omits it).
     """
     raw_mode = obj.get("mode", QuantMode.AFFINE.value)
     if not isinstance(raw_mode, (str, QuantMode)):

@@ -74,7 +74,7 @@ class CheckpointInfo:
         rows = [head, "-" * len(head)]
         for t in self.tensors:
             rows.append(f"{t.name:<{w}}  {t.dtype:<7} {str(list(t.shape)):<20} "
-                        f"{human_bytes(t.nbytes):>10}  {t.quantization or ''}")
+                        f"{human_bytes(t.nbytes):>10}  {t.quantization or ''}".rstrip())
         return "\n".join(rows)
 
     def summary(self) -> str:

@@ -35,7 +35,8 @@ Eligible = Callable[[str, Any], bool]
 
 
 def default_eligible(path: str, weight: Any) -> bool:
-    """Every ``.weight`` is a candidate (the Rust module's ``default_eligible``).
+    """Every ``.weight`` is a candidate: the structural gates of :func:`quantize_weights`
+    (rank, divisibility) alone decide.
 
     >>> default_eligible("model.layers.0.conv1d", None)
     True

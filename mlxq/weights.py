@@ -4,8 +4,8 @@ The weight-map form of mlx-lm's ``quantize_model`` / ``dequantize_model``. mlx-l
 module tree and swaps ``Linear``/``Embedding``/``SwitchLinear`` for their quantized
 versions; mlxq walks the flat map a checkpoint is (``"model.layers.0.mlp.up_proj.weight"``
 -> array) and writes the same tensors under the same names: a quantized layer ``P`` becomes
-``P.weight`` (packed uint32), ``P.scales`` and, for affine only, ``P.biases``. The rules are
-those of the Rust module ``spec/seed-quantize.rs``; docs/weights.md lists them one by one.
+``P.weight`` (packed uint32), ``P.scales`` and, for affine only, ``P.biases``.
+docs/weights.md lists the rules one by one, and where they differ from mlx-lm's.
 
 Both functions return a new dict and never modify the input mapping or its arrays; tensors
 that pass through are the same objects, not copies. They are all-or-nothing: every
@@ -129,7 +129,7 @@ def quantize_weights(
         path = key[: -len(WEIGHT)]
         _require_array(arr, path, key)
         # Rule 1 runs before eligibility so a stale sibling is reported for every weight,
-        # not only those the other gates happen to select (Rust: classify_triple first).
+        # not only those the other gates happen to select (docs/weights.md, rule 1).
         if _classify_triple(index, path, arr, plq):
             continue  # a valid quantized triple: pass through
         if not eligible(path, arr):
@@ -303,7 +303,7 @@ def _classify_triple(
 ) -> bool:
     """False: no siblings (a dense weight). True: a valid quantized triple. Raises for
     anything else. Only the layout is checked; per-mode (bits, group_size) rules and the
-    scales' last axis are the kernels' (the Rust module's validation contract)."""
+    scales' last axis are checked by the kernels, which refuse what MLX refuses."""
     scales_key, biases_key = path + SCALES, path + BIASES
     scales, biases = index.get(scales_key), index.get(biases_key)
     if scales is None and biases is None:
@@ -394,8 +394,8 @@ def _triple_params(
         )
     _check_arity(path, q.mode, path + BIASES in index)
     if path + GLOBAL_SCALE in index:
-        # Not in the Rust module and ignored by mlx-lm's dequantize_model; applying it needs
-        # per-expert scales. Refuse rather than return weights off by that factor.
+        # Ignored by mlx-lm's dequantize_model; applying it needs per-expert scales. Refuse
+        # rather than return weights off by that factor.
         raise InvalidArgumentError(
             f"{path + GLOBAL_SCALE} is not supported: dequantize_weights does not apply "
             "nvfp4 global scales",

@@ -21,7 +21,13 @@ Also MLX-layout unpackers written from docs/formats.md, independent of mlxq's C 
 
 from __future__ import annotations
 
+import json
+import os
+
 import numpy as np
+
+import mlxq
+from mlxq.synthetic import make_checkpoint
 
 AWQ_ORDER = [0, 2, 4, 6, 1, 3, 5, 7]
 
@@ -164,3 +170,68 @@ def mxfp4_dequant(blocks: np.ndarray, scales: np.ndarray) -> np.ndarray:
     vals = np.stack([lo, hi], axis=-1).reshape(blocks.shape[:-1] + (32,))
     vals = vals * np.ldexp(np.float32(1), scales.astype(np.int32) - 127)[..., None]
     return vals.reshape(blocks.shape[:-2] + (-1,)).astype(np.float32)
+
+
+# ---- whole checkpoint folders ---------------------------------------------------------------
+# A dense float16 folder (mlxq.synthetic) whose projection weights are rewritten in a
+# producer's format, with that producer's quantization_config.
+
+FOLDER_SIZES = dict(layers=2, hidden=128, intermediate=256, vocab=128)
+PROJ = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+def _rewrite(src: str, transform, quantization_config: dict) -> dict:
+    """Replaces every projection weight of a dense float16 folder by `transform(w)`'s
+    tensors; returns what each layer packed, for references."""
+    w = mlxq.load_checkpoint(src)
+    out, packed = {}, {}
+    for k, v in w.items():
+        layer = k[: -len(".weight")]
+        if k.endswith(".weight") and layer.rsplit(".", 1)[-1] in PROJ:
+            tensors, info = transform(np.asarray(v, np.float32))
+            out.update({f"{layer}.{n}": t for n, t in tensors.items()})
+            packed[layer] = info
+        else:
+            out[k] = np.array(v)
+    del w
+    os.remove(os.path.join(src, "model.safetensors"))
+    mlxq.save_safetensors(os.path.join(src, "model.safetensors"), out,
+                          metadata={"format": "pt"})
+    cfg = json.load(open(os.path.join(src, "config.json")))
+    cfg["quantization_config"] = quantization_config
+    json.dump(cfg, open(os.path.join(src, "config.json"), "w"))
+    return packed
+
+
+def awq_folder(path, group=64) -> tuple[str, dict]:
+    src = make_checkpoint(path, dtype="float16", **FOLDER_SIZES)
+
+    def pack(w):
+        q, s, z = asym_params(w, group, 4, np.float16)
+        return {"qweight": awq_pack(q), "scales": s, "qzeros": awq_pack(z)}, (q, s, z)
+    packed = _rewrite(src, pack, {"quant_method": "awq", "bits": 4, "group_size": group,
+                                  "version": "gemm", "zero_point": True})
+    return src, packed
+
+
+def gptq_folder(path, bits=4, group=64, act_order=False, v2=False) -> tuple[str, dict]:
+    src = make_checkpoint(path, dtype="float16", **FOLDER_SIZES)
+    rng = np.random.default_rng(1)
+
+    def pack(w):
+        out_f, in_f = w.shape
+        q, s, z = asym_params(w, group, bits, np.float16)
+        g_idx = (np.arange(in_f) // group).astype(np.int32)
+        if act_order:  # a real act-order permutation of the group assignment (the codes
+            g_idx = g_idx[rng.permutation(in_f)]  # then mean other weights: only the
+            # refusal and the re-quantization path are tested with it)
+        z = np.maximum(z, 0 if v2 else 1)  # v1 stores z - 1: it cannot hold a zero of 0
+        stored = z - (0 if v2 else 1)
+        return ({"qweight": stream_pack(q, bits, axis=0),
+                 "qzeros": stream_pack(stored, bits, axis=1), "scales": s,
+                 "g_idx": g_idx}, (q, s, z, g_idx))
+    qc = {"quant_method": "gptq", "bits": bits, "group_size": group, "sym": False,
+          "desc_act": act_order}
+    if v2:
+        qc["checkpoint_format"] = "gptq_v2"
+    return src, _rewrite(src, pack, qc)

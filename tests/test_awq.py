@@ -1,4 +1,4 @@
-"""AutoAWQ GEMM -> MLX: one test per rule of the Rust seed's transform_awq_weights, producer
+"""AutoAWQ GEMM -> MLX: one test per rule of transform_awq_weights (docs/awq.md), producer
 faithfulness (AutoAWQ's own packing and dequantization), and bit-identity with mlx-lm."""
 
 from __future__ import annotations

@@ -1,6 +1,5 @@
-"""quantize_weights / dequantize_weights: one test per rule of the Rust module
-(spec/seed-quantize.rs), its error cases included. Parity with mlx-lm is in
-test_weights_mlx_lm.py."""
+"""quantize_weights / dequantize_weights: one test per rule of docs/weights.md, its error
+cases included. Parity with mlx-lm is in test_weights_mlx_lm.py."""
 
 from __future__ import annotations
 
@@ -156,7 +155,8 @@ def test_negative_group_size_is_out_of_range():
 
 
 def test_negative_group_size_on_a_1d_weight_is_not_reached():
-    # Rank is checked before the group size, as in the Rust module.
+    # Rank is checked before the group size: a 1-D weight is never a layer, whatever the
+    # group size.
     w = {"norm.weight": dense(64)}
     assert quantize_weights(w, Quantization(-64, 4)) == w
 
