@@ -123,6 +123,7 @@ bench: deps build
 	$(PY) benchmarks/bench_kernels.py
 	$(PY) benchmarks/bench_io.py
 	$(PY) benchmarks/bench_convert.py
+	$(PY) benchmarks/bench_startup.py
 
 clean:
 	rm -rf build mlxq/*.so *.egg-info .pytest_cache fuzz-out

@@ -13,7 +13,7 @@ import importlib
 from typing import Any
 
 from . import errors
-from .errors import *  # noqa: F403 - every public exception, and MlxqWarning, as mlxq.X
+from .errors import *  # noqa: F401,F403 - every public exception and MlxqWarning, as mlxq.X
 from .errors import __all__ as _error_names
 
 __version__ = "0.1.0"

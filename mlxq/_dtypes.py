@@ -17,6 +17,7 @@ from .errors import UnsupportedDtypeError
 _CODES: dict[np.dtype, int] = {}
 _BY_CODE: dict[int, np.dtype] = {}
 _NAMES: dict[str, np.dtype] = {}
+_FLOATS: list[np.dtype] = []
 _LAZY = ("bfloat16", "float8_e4m3fn", "float8_e5m2", "FLOAT_DTYPES")
 # Declared for readers and type checkers; set by _load (module __getattr__ until then).
 bfloat16: np.dtype
@@ -53,6 +54,7 @@ def _load() -> None:
     floats = (np.dtype(np.float16), bf16, np.dtype(np.float32), np.dtype(np.float64))
     globals().update(bfloat16=bf16, float8_e4m3fn=e4m3, float8_e5m2=e5m2, FLOAT_DTYPES=floats)
     _NAMES.update({str(dt): dt for dt in floats})
+    _FLOATS.extend(floats)
     _BY_CODE.update({code: dt for dt, code in codes.items()})
     _CODES.update(codes)  # last: its being non-empty means loaded
 
@@ -94,7 +96,7 @@ def float_dtype(spec: object, what: str) -> np.dtype:
             dt = np.dtype(spec)  # type: ignore[call-overload]
         except TypeError:
             dt = _NAMES.get(str(spec).rsplit(".", 1)[-1])
-    if dt is None or dt not in FLOAT_DTYPES:
+    if dt is None or dt not in _FLOATS:
         raise UnsupportedDtypeError(
             f"{what}={spec!r} is not a floating dtype; use float16, bfloat16, float32 or float64"
         )
