@@ -1,7 +1,11 @@
 """mlx-lm's ``models/glm.py`` (GLM-4 0414's predecessor, ``GlmForCausalLM``): a fused
 ``gate_up_proj``, biased q/k/v projections when ``attention_bias``. ``Model.sanitize`` drops
 the rotary ``inv_freq`` buffers and, when the embeddings are tied (the default), any
-``lm_head.weight``; the model has an ``lm_head`` only when they are not."""
+``lm_head.weight``; the model has an ``lm_head`` only when they are not.
+
+mlx-lm rotates the whole head (``nn.RoPE(head_dim, traditional=True)``) and ignores
+``partial_rotary_factor``, which transformers applies: its logits differ from
+transformers' for such configs, though the tensors are the same either way."""
 
 from __future__ import annotations
 
