@@ -24,6 +24,7 @@ PROMPT = [1, 5, 9, 20, 33, 7, 64, 3]
 # survey): not a conversion difference, the tensors are mlx-lm's own either way.
 MLX_LM_DIFFERS = {
     "mamba2": "mlx-lm's gated RMSNorm ignores n_groups",
+    "jamba": "mlx-lm renormalizes the top-k router weights, transformers does not",
 }
 
 
