@@ -98,7 +98,7 @@ def test_jamba_converts_to_transformers_logits_under_transformers_routing(tmp_pa
     transformers' routing put into mlx-lm's model, mlxq's converted tensors give
     transformers' own logits — the only difference is the model's, not the conversion's."""
     import mlx.core as mx
-    import mlx_lm.models.jamba as jamba
+    from mlx_lm.models import jamba
     from mlx_lm.utils import load_model
 
     def transformers_routing(self, x):

@@ -43,8 +43,8 @@ def fp8_dequant(name: str, weight, scale_inv, block=(128, 128)):
     """``mx.fp8_block_dequant(weight, scale_inv, block, bfloat16)`` — mlx-lm's ``dequant``
     of the FP8 families' sanitize — whose refusals (scales of the wrong shape, a weight that
     is not 2-D) are FormatErrors naming the weight ``name``."""
-    from . import mx
     from ..errors import FormatError, MlxqError
+    from . import mx
 
     try:
         return mx.fp8_block_dequant(weight, scale_inv, block, mx.bfloat16)

@@ -22,8 +22,8 @@ from __future__ import annotations
 
 from typing import Callable
 
-from . import mx
 from ..errors import FormatError
+from . import mx
 from ._shared import fp8_dequant
 from .base import Family, Order
 from .common import Args, Weights
