@@ -28,6 +28,7 @@ MLX_LM_DIFFERS = {
                 "SuScaledRoPE always uses long_factor",
     "ernie4_5_moe": "mlx-lm's router picks experts without moe_statics.e_score_correction_bias, "
                     "which transformers adds to the scores before top-k",
+    "jamba": "mlx-lm renormalizes the top-k router weights, transformers does not",
 }
 
 
