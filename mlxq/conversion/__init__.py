@@ -36,7 +36,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Optional, TextIO, Union
+from typing import Any, Optional, TextIO, Union
 
 from .._progress import Progress, human_bytes, human_time
 from ..errors import InvalidArgumentError, MlxqIOError, UnknownEnumValueError
@@ -81,6 +81,7 @@ class ConvertResult:
     report: list[LayerReport] = dataclasses.field(default_factory=list)
     report_total: Optional[QuantError] = None
     requantized: list = dataclasses.field(default_factory=list)  # gptq.RequantizeReport
+    allocation: Optional[Any] = None  # --target-bpw: conversion.quality.Allocation
 
     def summary(self) -> str:
         rate = self.bytes_read / self.seconds if self.seconds > 0 else 0.0
@@ -99,6 +100,10 @@ class ConvertResult:
             parts.append(f"{self.dequantized_layers} layers dequantized")
         if parts:
             lines.append("  " + ", ".join(parts))
+        if self.allocation is not None:
+            a = self.allocation
+            lines.append(f"  --target-bpw {a.target:g}: {a.mix()}; {a.bits_per_weight:.3f} "
+                         "bits per weight")
         for r in self.requantized:
             lines.append(f"  re-quantized (act-order GPTQ) {r.layer}: {r.error}")
         return "\n".join(lines)
@@ -131,7 +136,9 @@ def convert(src: PathLike, dst: PathLike, *, quantize: bool = False,
             max_shard_size: Union[int, str] = DEFAULT_MAX_SHARD_SIZE, report: bool = False,
             quiet: bool = False, stream: TextIO | None = None,
             allow_requantize: bool = False,
-            allow_unknown_architecture: bool = False) -> ConvertResult:
+            allow_unknown_architecture: bool = False, q_method: str = "mlx",
+            imatrix: Optional[PathLike] = None, imatrix_arch: Optional[str] = None,
+            target_bpw: Optional[float] = None) -> ConvertResult:
     """Converts the Hugging Face (or MLX, AWQ, GPTQ, MXFP4) checkpoint folder ``src`` into
     an MLX checkpoint folder ``dst``, like ``mlx_lm.convert(src, dst, ...)``.
 
@@ -144,7 +151,11 @@ def convert(src: PathLike, dst: PathLike, *, quantize: bool = False,
     layers with an act-order ``g_idx`` are dequantized and re-quantized to MLX affine
     instead of refused; the added error is in ``result.requantized``),
     ``allow_unknown_architecture`` (convert a ``model_type`` mlx-lm does not support with
-    generic rules instead of refusing it).
+    generic rules instead of refusing it); ``q_method`` (``"mse"``: each group's scale and
+    bias chosen for the least error, docs/methods.md), ``imatrix`` (a llama.cpp importance
+    matrix weighting each layer's columns; ``imatrix_arch`` its architecture name when the
+    model_type does not give it) and ``target_bpw`` (bits per layer from 2/3/4/5/6/8 for at
+    most this many bits per weight, the whole model counted as mlx-lm does).
 
     Raises:
         InvalidArgumentError: ``dst`` exists, ``src`` is not a folder, both ``quantize`` and
@@ -203,7 +214,9 @@ def convert(src: PathLike, dst: PathLike, *, quantize: bool = False,
     opts = Options(quantize=quantize, q_group_size=q_group_size, q_bits=q_bits, q_mode=q_mode,
                    quant_predicate=quant_predicate, dtype=dtype, dequantize=dequantize,
                    max_shard_size=shard, report=report, allow_requantize=allow_requantize,
-                   allow_unknown_architecture=allow_unknown_architecture)
+                   allow_unknown_architecture=allow_unknown_architecture, q_method=q_method,
+                   imatrix=os.fspath(imatrix) if imatrix is not None else None,
+                   imatrix_arch=imatrix_arch, target_bpw=target_bpw)
     with SourceCheckpoint(src_p) as source:
         plan = make_plan(source, opts)
         for w in plan.warnings:
@@ -244,4 +257,4 @@ def convert(src: PathLike, dst: PathLike, *, quantize: bool = False,
         bits_per_weight=plan.total_size * 8 / max(plan.total_parameters, 1),
         bytes_read=plan.bytes_read, bytes_written=plan.total_size,
         seconds=time.monotonic() - t0, architecture=plan.family.module, report=reports,
-        report_total=total, requantized=list(plan.requantized))
+        report_total=total, requantized=list(plan.requantized), allocation=plan.allocation)

@@ -20,6 +20,7 @@ from ..metrics import _error_sums, _Sums
 from ..quant import quantize
 from . import graph
 from .plan import Plan, Unit
+from .quality import importance_rows
 
 __all__ = ["BLOCK_BYTES", "execute"]
 
@@ -27,15 +28,23 @@ __all__ = ["BLOCK_BYTES", "execute"]
 BLOCK_BYTES = 16 << 20
 
 
-def _blocks(t: graph.Tensor, block_bytes: int) -> Iterator[tuple[int, int]]:
+def blocks_of(t: graph.Tensor, block_bytes: int, importance: Optional[np.ndarray] = None
+              ) -> Iterator[tuple[int, int]]:
+    """Row blocks of about ``block_bytes``; with a per-expert importance (``[E, C]``) no
+    block crosses an expert, so each block has one importance vector."""
     step = max(1, block_bytes // max(t.ncols * t.dtype.itemsize, 1))
-    for r0 in range(0, t.nrows, step):
-        yield r0, min(t.nrows, r0 + step)
+    per = t.nrows
+    if importance is not None and importance.ndim == 2 and t.ndim >= 3:
+        per = t.nrows // t.shape[0]
+        step = min(step, per)
+    for e0 in range(0, t.nrows, per):
+        for r0 in range(e0, e0 + per, step):
+            yield r0, min(e0 + per, r0 + step)
 
 
 def _copy(u: Unit, put: Callable[[str, np.ndarray], None], block_bytes: int) -> None:
     name = u.outputs[0][0]
-    for r0, r1 in _blocks(u.tensor, block_bytes):
+    for r0, r1 in blocks_of(u.tensor, block_bytes):
         check()
         put(name, u.tensor.rows(r0, r1))
 
@@ -47,11 +56,13 @@ def _quantize(u: Unit, put: Callable[[str, np.ndarray], None], block_bytes: int,
     sums = _Sums()
     names = [n for n, _ in u.outputs]
     try:
-        for r0, r1 in _blocks(dense, block_bytes):
+        for r0, r1 in blocks_of(dense, block_bytes, u.importance):
             check()
             rows = source.rows(r0, r1)
             w = graph.cast_rows(rows, dense.dtype)
-            parts = quantize(w, group_size=u.group_size, bits=u.bits, mode=u.mode)
+            imp = importance_rows(u.importance, dense.shape, r0, r1)
+            parts = quantize(w, group_size=u.group_size, bits=u.bits, mode=u.mode,
+                             method=u.method, importance=imp if u.method == "mse" else None)
             if report is not None:
                 sums.merge(_error_sums(rows, parts[0], parts[1],
                                        parts[2] if u.mode == "affine" else None,
