@@ -33,10 +33,11 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
-from typing import Any, Optional, TextIO, Union
+from typing import Any, Callable, Optional, TextIO, Union
 
 from .._progress import Progress, human_bytes, human_time
 from ..errors import InvalidArgumentError, MlxqIOError, UnknownEnumValueError
@@ -44,7 +45,7 @@ from ..io import DEFAULT_MAX_SHARD_SIZE
 from ..metrics import QuantError, _Sums
 from ..staging import StagingDir
 from .options import CONVERSION_DTYPES, QUANT_RECIPES, Options, QuantPredicate
-from .write import MODEL_CARD, ShardWriters, copy_side_files, parse_size
+from .write import MODEL_CARD, ShardWriters, copy_side_files, hub_model_card, parse_size
 
 __all__ = ["CONVERSION_DTYPES", "QUANT_RECIPES", "ConvertResult", "LayerReport", "convert",
            "parse_size"]
@@ -82,6 +83,7 @@ class ConvertResult:
     report_total: Optional[QuantError] = None
     requantized: list = dataclasses.field(default_factory=list)  # gptq.RequantizeReport
     allocation: Optional[Any] = None  # --target-bpw: conversion.quality.Allocation
+    source_peak_bytes: Optional[int] = None  # from the Hub: most source bytes on disk at once
 
     def summary(self) -> str:
         rate = self.bytes_read / self.seconds if self.seconds > 0 else 0.0
@@ -100,6 +102,9 @@ class ConvertResult:
             parts.append(f"{self.dequantized_layers} layers dequantized")
         if parts:
             lines.append("  " + ", ".join(parts))
+        if self.source_peak_bytes is not None:
+            lines.append(f"  source shards on disk at most {human_bytes(self.source_peak_bytes)} "
+                         "at once (downloaded, converted, deleted)")
         if self.allocation is not None:
             a = self.allocation
             lines.append(f"  --target-bpw {a.target:g}: {a.mix()}; {a.bits_per_weight:.3f} "
@@ -138,7 +143,9 @@ def convert(src: PathLike, dst: PathLike, *, quantize: bool = False,
             allow_requantize: bool = False,
             allow_unknown_architecture: bool = False, q_method: str = "mlx",
             imatrix: Optional[PathLike] = None, imatrix_arch: Optional[str] = None,
-            target_bpw: Optional[float] = None) -> ConvertResult:
+            target_bpw: Optional[float] = None, revision: Optional[str] = None,
+            keep_source: bool = False, disk_budget: Union[int, str, None] = None,
+            token: Any = None) -> ConvertResult:
     """Converts the Hugging Face (or MLX, AWQ, GPTQ, MXFP4) checkpoint folder ``src`` into
     an MLX checkpoint folder ``dst``, like ``mlx_lm.convert(src, dst, ...)``.
 
@@ -157,6 +164,12 @@ def convert(src: PathLike, dst: PathLike, *, quantize: bool = False,
     model_type does not give it) and ``target_bpw`` (bits per layer from 2/3/4/5/6/8 for at
     most this many bits per weight, the whole model counted as mlx-lm does).
 
+    ``src`` may also be a Hugging Face Hub repository (``ORG/NAME``; a local folder that
+    exists always wins, as in mlx-lm), at ``revision``: it is converted with bounded disk,
+    each shard downloaded, converted and deleted (``keep_source``: kept, in
+    huggingface_hub's cache; ``disk_budget``: the most source bytes held at once; ``token``:
+    a Hub token, default huggingface_hub's). Needs ``pip install mlxq[hub]``.
+
     Raises:
         InvalidArgumentError: ``dst`` exists, ``src`` is not a folder, both ``quantize`` and
             ``dequantize``, a recipe with a non-affine mode.
@@ -173,10 +186,16 @@ def convert(src: PathLike, dst: PathLike, *, quantize: bool = False,
         raise InvalidArgumentError(
             f"cannot save to {dst_p}: it already exists. Delete it or choose a new path "
             "(mlxq never writes into an existing folder)")
+    hub_repo = None
     if not os.path.lexists(src_p):
-        raise InvalidArgumentError(f"{src_p}: does not exist (give a checkpoint folder with "
-                                   "config.json and model*.safetensors)")
-    if not src_p.is_dir():
+        from ..hub import looks_like_repo_id
+
+        if not looks_like_repo_id(os.fspath(src)):
+            raise InvalidArgumentError(f"{src_p}: does not exist (give a checkpoint folder "
+                                       "with config.json and model*.safetensors, or a Hugging "
+                                       "Face Hub repository ORG/NAME)")
+        hub_repo = os.fspath(src)
+    elif not src_p.is_dir():
         raise InvalidArgumentError(f"{src_p}: not a folder (give a checkpoint folder with "
                                    "config.json and model*.safetensors)")
     for parent in dst_p.parents:
@@ -184,7 +203,7 @@ def convert(src: PathLike, dst: PathLike, *, quantize: bool = False,
             if not parent.is_dir():
                 raise MlxqIOError(f"{parent}: not a folder, so {dst_p} cannot be created in it")
             break
-    if dst_p.resolve().is_relative_to(src_p.resolve()):
+    if hub_repo is None and dst_p.resolve().is_relative_to(src_p.resolve()):
         raise InvalidArgumentError(f"cannot save to {dst_p}: it is inside the source folder "
                                    f"{src_p}, which mlxq only reads")
     if quantize and dequantize:
@@ -217,31 +236,62 @@ def convert(src: PathLike, dst: PathLike, *, quantize: bool = False,
                    allow_unknown_architecture=allow_unknown_architecture, q_method=q_method,
                    imatrix=os.fspath(imatrix) if imatrix is not None else None,
                    imatrix_arch=imatrix_arch, target_bpw=target_bpw)
-    with SourceCheckpoint(src_p) as source:
+    def planned(source: Any) -> Any:
         plan = make_plan(source, opts)
         for w in plan.warnings:
             warn(w)
         if plan.counts["kept"] and quantize:
             warn(f"{plan.counts['kept']} layers are already quantized and are kept as they "
                  "are (as mlx_lm.convert does); dequantize first (-d) to re-quantize them")
-        staging = StagingDir(dst_p)
+        return plan
+
+    def write(plan: Any, source: Any, tmp: Path, run: Callable[[Any], None]) -> list:
+        progress = Progress(len(plan.outputs), plan.total_size, stream=out, quiet=quiet)
+        try:
+            writers = ShardWriters(tmp, plan.shards)
+            try:
+                ex = _execute.Executor(plan, writers.put, progress.update, report=report)
+                run(ex)
+                writers.finish(plan.total_size, plan.total_parameters)
+            except BaseException as e:
+                writers.abort(type(e))
+                raise
+            (tmp / "config.json").write_text(plan.config_out, encoding="utf-8")
+            copy_side_files(source.folder, tmp, warn)
+            card = MODEL_CARD if hub_repo is None else hub_model_card(source.model_card(),
+                                                                       hub_repo)
+            (tmp / "README.md").write_text(card, encoding="utf-8")
+        finally:
+            progress.close()
+        return ex.sums or []
+
+    staging = StagingDir(dst_p)
+    source_peak = None
+    if hub_repo is None:
+        with SourceCheckpoint(src_p) as source:
+            plan = planned(source)
+            with staging as tmp:
+                for r in staging.removed:
+                    warn(f"removed {r}, left by an earlier run that was killed")
+                sums = write(plan, source, tmp, lambda ex: ex.run_all())
+    else:
+        from .hub_source import HubCheckpoint, run_scheduled
+
+        budget = parse_size(disk_budget) if disk_budget is not None else None
         with staging as tmp:
             for r in staging.removed:
                 warn(f"removed {r}, left by an earlier run that was killed")
-            progress = Progress(len(plan.outputs), plan.total_size, stream=out, quiet=quiet)
+            work = tmp / ".mlxq-source"
+            source = HubCheckpoint(hub_repo, revision, work / "small", work / "shards",
+                                   keep=keep_source, token=token)
             try:
-                writers = ShardWriters(tmp, plan.shards)
-                try:
-                    sums = _execute.execute(plan, writers.put, progress.update, report=report)
-                    writers.finish(plan.total_size, plan.total_parameters)
-                except BaseException as e:
-                    writers.abort(type(e))
-                    raise
-                (tmp / "config.json").write_text(plan.config_out, encoding="utf-8")
-                copy_side_files(src_p, tmp, warn)
-                (tmp / "README.md").write_text(MODEL_CARD, encoding="utf-8")
+                plan = planned(source)
+                sums = write(plan, source, tmp,
+                             lambda ex: run_scheduled(plan, source, ex.run_unit, budget))
             finally:
-                progress.close()
+                source.close()
+            source_peak = source.hub.peak_bytes_on_disk
+            shutil.rmtree(work)
 
     reports = [LayerReport(p, gs, bits, mode, s.result()) for p, gs, bits, mode, s in sums]
     total = None
@@ -257,4 +307,5 @@ def convert(src: PathLike, dst: PathLike, *, quantize: bool = False,
         bits_per_weight=plan.total_size * 8 / max(plan.total_parameters, 1),
         bytes_read=plan.bytes_read, bytes_written=plan.total_size,
         seconds=time.monotonic() - t0, architecture=plan.family.module, report=reports,
-        report_total=total, requantized=list(plan.requantized), allocation=plan.allocation)
+        report_total=total, requantized=list(plan.requantized), allocation=plan.allocation,
+        source_peak_bytes=source_peak)
