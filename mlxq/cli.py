@@ -36,8 +36,8 @@ _CONVERT_HELP = textwrap.dedent("""\
     built in a hidden sibling folder and appears only when complete.
 
     SRC and DST may also be given as mlx_lm.convert spells them: --hf-path (or
-    --model) and --mlx-path (default: mlx_model). SRC is a local folder: get one from
-    the Hugging Face Hub with `hf download ORG/NAME --local-dir DIR`.
+    --model) and --mlx-path (default: mlx_model). SRC may be a Hugging Face Hub
+    repository, ORG/NAME, read one shard at a time (a local folder of that name wins).
 
     examples:
       mlxq convert ./Llama-3.2-1B ./Llama-3.2-1B-4bit -q

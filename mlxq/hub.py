@@ -307,8 +307,11 @@ class HubSource:
 
     def __init__(self, repo_id: str, revision: str | None = None, *, staging_dir: PathLike,
                  token: str | bool | None = None, endpoint: str | None = None,
-                 retries: int = 2):
+                 retries: int = 2, cache: bool = False):
         hf = _hub()
+        #: download into huggingface_hub's cache (and keep), as ``snapshot_download`` and
+        #: ``mlx_lm.convert --hf-path`` do, instead of the staging folder
+        self.cache = cache
         self.repo_id = repo_id
         self.retries = retries
         self.revision = revision
@@ -371,7 +374,8 @@ class HubSource:
         hf = _hub()
         try:
             return Path(hf.hf_hub_download(
-                self.repo_id, filename, revision=self.commit, local_dir=local_dir,
+                self.repo_id, filename, revision=self.commit,
+                local_dir=None if self.cache else local_dir,
                 token=self.token, endpoint=self.endpoint, force_download=force))
         except Exception as e:
             _reraise(e, self.repo_id, filename, self.commit[:12], "download")
@@ -431,6 +435,10 @@ class HubSource:
         """Removes a downloaded file (and the client's bookkeeping for it) from the staging
         folder; it stops counting in :attr:`bytes_on_disk`. Deleting a file that is not
         there does nothing."""
+        if self.cache:  # the cache is the local copy asked for: kept
+            with self._lock:
+                self._held.pop(filename, None)
+            return
         rel = Path(*filename.split("/"))
         meta = self.staging_dir / ".cache" / "huggingface" / "download" / rel
         for p in (self.staging_dir / rel, meta.with_name(meta.name + ".metadata"),

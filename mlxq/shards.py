@@ -119,9 +119,12 @@ def read_index(folder: PathLike) -> Optional[dict[str, str]]:
 
 
 def open_shards(folder: PathLike, open_file: Callable[[Path], H], *,
-                pattern: str = MODEL_PATTERN) -> Shards[H]:
+                pattern: str = MODEL_PATTERN, listing: Optional[list[str]] = None
+                ) -> Shards[H]:
     """Opens every shard of ``folder`` with ``open_file`` and checks them against the index
     (see the module docstring). ``pattern`` selects the files when there is no index.
+    ``listing`` names the files the folder has, when they are not (yet) on disk: a
+    repository's files, read through their headers before they are downloaded.
 
     Raises:
         FormatError: the index and the shards disagree (naming the file and the tensor), or
@@ -134,10 +137,11 @@ def open_shards(folder: PathLike, open_file: Callable[[Path], H], *,
     wm = read_index(d)
     shards: Shards[H] = Shards(d, d / INDEX_FILE if wm is not None else None)
     try:
+        names = sorted(listing) if listing is not None else _listing(d)
         if wm is not None:
-            _open_indexed(shards, wm, open_file)
+            _open_indexed(shards, wm, open_file, names, listing is None)
         else:
-            _open_globbed(shards, pattern, open_file)
+            _open_globbed(shards, pattern, open_file, names)
     except BaseException:
         shards.close()
         raise
@@ -151,13 +155,13 @@ def _listing(d: Path) -> list[str]:
         raise MlxqIOError(f"{d}: cannot list: {e.strerror}") from None
 
 
-def _open_indexed(shards: Shards[H], wm: Mapping[str, str],
-                  open_file: Callable[[Path], H]) -> None:
+def _open_indexed(shards: Shards[H], wm: Mapping[str, str], open_file: Callable[[Path], H],
+                  listing: list[str], on_disk: bool) -> None:
     d = shards.folder
     by_file: dict[str, list[str]] = {}
     for name, file in wm.items():
         by_file.setdefault(file, []).append(name)
-    unknown = [n for n in _listing(d) if fnmatch.fnmatchcase(n, MODEL_PATTERN)
+    unknown = [n for n in listing if fnmatch.fnmatchcase(n, MODEL_PATTERN)
                and not _hidden(n) and n not in by_file]
     if unknown:
         raise SafetensorsError(f"{d / unknown[0]}: a shard that {INDEX_FILE} does not name "
@@ -165,7 +169,7 @@ def _open_indexed(shards: Shards[H], wm: Mapping[str, str],
                                "the index)")
     for file in sorted(by_file):
         path = d / file
-        if not os.path.lexists(path):
+        if not (os.path.lexists(path) if on_disk else file in listing):
             names = sorted(by_file[file])
             shown = ", ".join(repr(n) for n in names[:3]) + (", ..." if len(names) > 3 else "")
             raise SafetensorsError(
@@ -191,9 +195,10 @@ def _open_indexed(shards: Shards[H], wm: Mapping[str, str],
                                    f"{INDEX_FILE} maps to it", key=missing[0])
 
 
-def _open_globbed(shards: Shards[H], pattern: str, open_file: Callable[[Path], H]) -> None:
+def _open_globbed(shards: Shards[H], pattern: str, open_file: Callable[[Path], H],
+                  listing: list[str]) -> None:
     d = shards.folder
-    files = [n for n in _listing(d) if fnmatch.fnmatchcase(n, pattern) and not _hidden(n)]
+    files = [n for n in listing if fnmatch.fnmatchcase(n, pattern) and not _hidden(n)]
     if not files:
         raise MissingKeyError(f"{d}: no {pattern} files", key=pattern)
     for n in files:

@@ -726,3 +726,21 @@ def iter_files(folder: str | os.PathLike) -> Iterator[Path]:
         for n in names:
             yield Path(root) / n
 
+
+# mlx-lm's command line, for ``python -c MLX_LM_CLI TESTS_DIR ARGS...``: runs it in a
+# subprocess that refuses every host but the stand-in's.
+MLX_LM_CLI = """
+import runpy, sys
+sys.path.insert(0, sys.argv.pop(1))
+from hub_server import _loopback_only
+from huggingface_hub.utils import _http
+def guarded():
+    c = _http.default_client_factory()
+    hooks = c.event_hooks
+    hooks["request"] = [*hooks["request"], _loopback_only]
+    c.event_hooks = hooks
+    return c
+_http.set_client_factory(guarded)
+sys.argv = ["mlx_lm", *sys.argv[1:]]
+runpy.run_module("mlx_lm", run_name="__main__")
+"""

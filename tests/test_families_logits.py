@@ -24,6 +24,11 @@ PROMPT = [1, 5, 9, 20, 33, 7, 64, 3]
 # survey): not a conversion difference, the tensors are mlx-lm's own either way.
 MLX_LM_DIFFERS = {
     "mamba2": "mlx-lm's gated RMSNorm ignores n_groups",
+    "minicpm3": "mlx-lm's tied head skips the hidden_size/dim_model_base scaling and its "
+                "SuScaledRoPE always uses long_factor",
+    "ernie4_5_moe": "mlx-lm's router picks experts without moe_statics.e_score_correction_bias, "
+                    "which transformers adds to the scores before top-k",
+    "jamba": "mlx-lm renormalizes the top-k router weights, transformers does not",
 }
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 hh = pytest.importorskip("huggingface_hub")
-from hub_server import iter_files
+from hub_server import MLX_LM_CLI, iter_files
 from huggingface_hub import constants, errors, hf_api  # (submodules load lazily)
 
 from mlxq.synthetic import make_checkpoint
@@ -336,24 +336,6 @@ def test_hf_endpoint_is_read_when_huggingface_hub_is_imported():
 
 # ---- mlx-lm against the stand-in -------------------------------------------------------------
 
-# Runs mlx-lm's command line in a subprocess that refuses every host but the stand-in's.
-_MLX_LM_CLI = """
-import runpy, sys
-sys.path.insert(0, sys.argv.pop(1))
-from hub_server import _loopback_only
-from huggingface_hub.utils import _http
-def guarded():
-    c = _http.default_client_factory()
-    hooks = c.event_hooks
-    hooks["request"] = [*hooks["request"], _loopback_only]
-    c.event_hooks = hooks
-    return c
-_http.set_client_factory(guarded)
-sys.argv = ["mlx_lm", *sys.argv[1:]]
-runpy.run_module("mlx_lm", run_name="__main__")
-"""
-
-
 def test_mlx_lm_convert_hf_path_downloads_from_the_stand_in(hub, tmp_path):
     mlx_lm = pytest.importorskip("mlx_lm")
     from mlxq.testing import assert_checkpoints_equal
@@ -363,7 +345,7 @@ def test_mlx_lm_convert_hf_path_downloads_from_the_stand_in(hub, tmp_path):
     hub.add_repo(REPO, src)
     dst = tmp_path / "from-hub"
     proc = subprocess.run(
-        [sys.executable, "-c", _MLX_LM_CLI, os.path.dirname(__file__), "convert",
+        [sys.executable, "-c", MLX_LM_CLI, os.path.dirname(__file__), "convert",
          "--hf-path", REPO, "--mlx-path", str(dst), "-q"],
         capture_output=True, text=True, cwd=tmp_path, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]

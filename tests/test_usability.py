@@ -95,15 +95,10 @@ def test_upload_repo_is_refused_with_the_command_that_uploads(hf, tmp_path, caps
         mlxq.convert(hf, tmp_path / "out", upload_repo="me/tiny")
 
 
-def test_a_hub_id_gets_the_command_that_downloads_it(tmp_path, capsys, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    code, _, err = run(capsys, "convert", "Qwen/Qwen3-0.6B", "out")
-    assert code == 1 and len(err.splitlines()) == 1
-    assert "looks like a Hugging Face Hub id" in err
-    assert "hf download Qwen/Qwen3-0.6B --local-dir DIR" in err
-    # a path that is not a Hub id is only said not to exist
-    code, _, err = run(capsys, "convert", "./no/such/folder", "out")
-    assert code == 1 and "does not exist" in err and "Hub" not in err
+def test_a_revision_for_a_local_folder_says_it_does_nothing(hf, tmp_path):
+    with pytest.warns(MlxqWarning, match=r"^revision='main' has no effect: .* is a local "
+                      "folder"):
+        mlxq.convert(hf, tmp_path / "out", revision="main")
 
 
 def test_an_unknown_flag_shows_the_convert_usage_not_the_top_level_one(hf, tmp_path, capsys):

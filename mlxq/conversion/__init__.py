@@ -40,11 +40,12 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import shutil
 import sys
 import time
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional, TextIO, Union
+from typing import TYPE_CHECKING, Any, Callable, Optional, TextIO, Union
 
 from .._argnames import arg
 from .._progress import human_bytes, human_time
@@ -120,6 +121,8 @@ class ConvertResult:
     source_format: Optional[str] = None
     #: whether quantizing was asked for (``quantize=True``, ``-q``)
     quantize: bool = False
+    allocation: Optional[Any] = None  # target_bpw: conversion.quality.Allocation
+    source_peak_bytes: Optional[int] = None  # from the Hub: most source bytes on disk at once
 
     def summary(self) -> str:
         """What was written, how fast, and what happened to the layers.
@@ -149,6 +152,13 @@ class ConvertResult:
             parts.append(f"{_count(self.dequantized_layers, 'layer')} dequantized")
         if parts:
             lines.append("  " + ", ".join(parts))
+        if self.source_peak_bytes is not None:
+            lines.append(f"  source shards on disk at most {human_bytes(self.source_peak_bytes)} "
+                         "at once (downloaded, converted, deleted)")
+        if self.allocation is not None:
+            a = self.allocation
+            lines.append(f"  --target-bpw {a.target:g}: {a.mix()}; {a.bits_per_weight:.3f} "
+                         "bits per weight")
         for r in self.requantized:
             lines.append(f"  re-quantized (act-order GPTQ) {r.layer}: {r.error}")
         return "\n".join(lines)
@@ -174,33 +184,23 @@ class ConvertResult:
 
 # ---- checks of the arguments -----------------------------------------------------------------
 
-def _hub_hint(repo: str, revision: Optional[str] = None) -> str:
-    rev = f" --revision {revision}" if revision else ""
-    return (f"download it first with `hf download {repo}{rev} --local-dir DIR` "
-            "(huggingface_hub's command line; `huggingface-cli download` before "
-            "huggingface_hub 1.0), then convert DIR")
-
-
-def _check_source(src: Path, raw: Any, revision: Optional[str]) -> None:
+def _check_source(src: Path, raw: Any) -> Optional[str]:
+    """The Hub repository ``src`` names (None: a local folder, checked)."""
     if not os.path.lexists(src):
         from ..hub import looks_like_repo_id
 
-        if looks_like_repo_id(os.fspath(raw)) and not os.path.isabs(os.fspath(raw)):
-            raise InvalidArgumentError(
-                f"{src}: does not exist here; it looks like a Hugging Face Hub id, but mlxq "
-                f"converts local folders: {_hub_hint(os.fspath(raw), revision)}")
-        raise InvalidArgumentError(f"{src}: does not exist (give a checkpoint folder with "
-                                   "config.json and model*.safetensors)")
+        if not looks_like_repo_id(os.fspath(raw)):
+            raise InvalidArgumentError(f"{src}: does not exist (give a checkpoint folder "
+                                       "with config.json and model*.safetensors, or a Hugging "
+                                       "Face Hub repository ORG/NAME)")
+        return os.fspath(raw)
     if not src.is_dir():
         raise InvalidArgumentError(f"{src}: not a folder (give a checkpoint folder with "
                                    "config.json and model*.safetensors)")
-    if revision is not None:
-        raise InvalidArgumentError(
-            f"{arg('revision', revision)}: {src} is a local folder, which has no revisions "
-            "(a revision picks a commit of a Hugging Face Hub repository)")
+    return None
 
 
-def _check_destination(src: Path, dst: Path) -> None:
+def _check_destination(src: Path, dst: Path, hub: bool = False) -> None:
     if os.path.lexists(dst):
         raise InvalidArgumentError(
             f"cannot save to {dst}: it already exists. Delete it or choose a new path "
@@ -210,7 +210,7 @@ def _check_destination(src: Path, dst: Path) -> None:
             if not parent.is_dir():
                 raise MlxqIOError(f"{parent}: not a folder, so {dst} cannot be created in it")
             break
-    if dst.resolve().is_relative_to(src.resolve()):
+    if not hub and dst.resolve().is_relative_to(src.resolve()):
         raise InvalidArgumentError(f"cannot save to {dst}: it is inside the source folder "
                                    f"{src}, which mlxq only reads")
 
@@ -320,7 +320,11 @@ def convert(hf_path: PathLike, mlx_path: PathLike = "mlx_model", *, quantize: bo
             max_shard_size: Union[int, str, None] = None, report: bool = False,
             quiet: bool = False, stream: TextIO | None = None,
             allow_requantize: bool = False, allow_unknown_architecture: bool = False,
-            upload_repo: Optional[str] = None, revision: Optional[str] = None,
+            q_method: str = "mlx", imatrix: Optional[PathLike] = None,
+            imatrix_arch: Optional[str] = None, target_bpw: Optional[float] = None,
+            revision: Optional[str] = None, keep_source: bool = False,
+            disk_budget: Union[int, str, None] = None, token: Any = None,
+            upload_repo: Optional[str] = None,
             trust_remote_code: bool = False) -> ConvertResult:
     """Converts the Hugging Face (or MLX, AWQ, GPTQ, MXFP4) checkpoint folder ``hf_path``
     into an MLX checkpoint folder ``mlx_path``, like ``mlx_lm.convert(hf_path, mlx_path,
@@ -329,32 +333,44 @@ def convert(hf_path: PathLike, mlx_path: PathLike = "mlx_model", *, quantize: bo
     Args mirror ``mlx_lm.convert``: ``quantize`` (``-q``), ``q_group_size``, ``q_bits``,
     ``q_mode``, ``quant_predicate`` (a recipe name, or a callable
     ``(path, tensor_spec) -> bool | dict`` as mlx-lm's takes ``(path, module)``; the spec
-    has the dense weight's ``shape`` and ``dtype``), ``dtype``, ``dequantize`` (``-d``);
-    ``trust_remote_code`` is accepted and has no effect (mlxq runs no model code);
-    ``upload_repo`` is refused (mlxq does not upload; the message says how to) and so is
-    ``revision`` (a local folder has none). mlxq's own: ``max_shard_size`` (bytes or
-    ``"5GB"``; default mlx-lm's 5 GiB), ``report`` (collect per-layer quantization error
-    against the source weights), ``quiet`` (no progress bar on ``stream``, stderr by
-    default), ``allow_requantize`` (GPTQ layers with an act-order ``g_idx`` are dequantized
-    and re-quantized to MLX affine instead of refused; the added error is in
-    ``result.requantized``), ``allow_unknown_architecture`` (convert a ``model_type``
-    mlx-lm does not support with generic rules instead of refusing it).
+    has the dense weight's ``shape`` and ``dtype``), ``dtype``, ``dequantize`` (``-d``),
+    ``revision`` (of a Hub repository); ``trust_remote_code`` is accepted and has no effect
+    (mlxq runs no model code); ``upload_repo`` is refused (mlxq does not upload; the message
+    says how to). mlxq's own: ``max_shard_size`` (bytes or ``"5GB"``; default mlx-lm's
+    5 GiB), ``report`` (collect per-layer quantization error against the source weights),
+    ``quiet`` (no progress bar on ``stream``, stderr by default), ``allow_requantize`` (GPTQ
+    layers with an act-order ``g_idx`` are dequantized and re-quantized to MLX affine
+    instead of refused; the added error is in ``result.requantized``),
+    ``allow_unknown_architecture`` (convert a ``model_type`` mlx-lm does not support with
+    generic rules instead of refusing it); ``q_method`` (``"mse"``: each group's scale and
+    bias chosen for the least error, docs/methods.md), ``imatrix`` (a llama.cpp importance
+    matrix weighting each layer's columns; ``imatrix_arch`` its architecture name when the
+    model_type does not give it) and ``target_bpw`` (bits per layer from 2/3/4/5/6/8 for at
+    most this many bits per weight, the whole model counted as mlx-lm does).
+
+    ``hf_path`` may also be a Hugging Face Hub repository (``ORG/NAME``; a local folder
+    that exists always wins, as in mlx-lm), at ``revision``: it is converted with bounded
+    disk, each shard downloaded, converted and deleted (``keep_source``: kept, in
+    huggingface_hub's cache; ``disk_budget``: the most source bytes held at once; ``token``:
+    a Hub token, default huggingface_hub's). Needs ``pip install mlxq[hub]``.
 
     Warnings are :class:`~mlxq.errors.MlxqWarning` (filter them with :mod:`warnings`):
     quantization arguments without ``quantize``, ``quantize`` that quantized no layer,
-    ``dequantize`` with nothing to dequantize, already-quantized layers kept, side files
-    not copied, a staging folder left by a killed run and removed.
+    ``dequantize`` with nothing to dequantize, a ``revision`` for a local folder,
+    already-quantized layers kept, side files not copied, a staging folder left by a killed
+    run and removed.
 
     Raises:
-        InvalidArgumentError: ``mlx_path`` exists, ``hf_path`` does not (a Hub id gets the
-            command that downloads it) or is not a folder, both ``quantize`` and
-            ``dequantize``, a recipe with a non-affine mode, ``upload_repo``.
+        InvalidArgumentError: ``mlx_path`` exists, ``hf_path`` is neither a folder nor a Hub
+            repository id, both ``quantize`` and ``dequantize``, a recipe with a non-affine
+            mode, ``upload_repo``.
         OutOfRangeError: a group size or bits MLX does not take in that mode (naming the
             argument when the global parameters are at fault, else the layer).
         FormatError / SafetensorsError / ParseError: unreadable inputs (pickles are
             refused); MissingKeyError: no config.json or no weights.
         UnknownEnumValueError: a mode, recipe, dtype, model type or quant_method mlxq does
             not know.
+        HubError (and its subclasses): a Hub repository that cannot be read.
         Errors of the kernels, with ``.layer`` set to the layer being quantized.
     """
     src_p, dst_p = Path(os.fspath(hf_path)), Path(os.fspath(mlx_path))
@@ -366,18 +382,24 @@ def convert(hf_path: PathLike, mlx_path: PathLike = "mlx_model", *, quantize: bo
             "command line; `huggingface-cli upload` before huggingface_hub 1.0)")
     if os.path.lexists(dst_p):  # first, as mlx_lm.convert checks it first
         _check_destination(src_p, dst_p)
-    _check_source(src_p, hf_path, revision)
-    _check_destination(src_p, dst_p)
+    hub_repo = _check_source(src_p, hf_path)
+    _check_destination(src_p, dst_p, hub=hub_repo is not None)
     from .write import parse_size
 
     shard = parse_size(max_shard_size if max_shard_size is not None else 5 << 30)
     opts = Options(quantize=quantize, q_group_size=q_group_size, q_bits=q_bits, q_mode=q_mode,
                    quant_predicate=quant_predicate, dtype=dtype, dequantize=dequantize,
                    max_shard_size=shard, report=report, allow_requantize=allow_requantize,
-                   allow_unknown_architecture=allow_unknown_architecture)
+                   allow_unknown_architecture=allow_unknown_architecture, q_method=q_method,
+                   imatrix=os.fspath(imatrix) if imatrix is not None else None,
+                   imatrix_arch=imatrix_arch, target_bpw=target_bpw)
     _check_options(opts)
     for w in _flags_without_effect(opts, q_mode != "affine"):
         _warn(w)
+    if revision is not None and hub_repo is None:
+        _warn(f"{arg('revision', revision)} has no effect: {src_p} is a local folder (a "
+              "revision picks a commit of a Hugging Face Hub repository)")
+    budget = parse_size(disk_budget) if disk_budget is not None else None
 
     # the planner and executor load every model family (and numpy, ml_dtypes): imported
     # on use, so importing this package stays light
@@ -387,12 +409,16 @@ def convert(hf_path: PathLike, mlx_path: PathLike = "mlx_model", *, quantize: bo
     from . import execute as _execute
     from .plan import make_plan
     from .source import SourceCheckpoint
-    from .write import MODEL_CARD, ShardWriters, copy_side_files
+    from .write import MODEL_CARD, ShardWriters, copy_side_files, hub_model_card
 
     t0 = time.monotonic()  # the conversion's time, not the first import's
-    with SourceCheckpoint(src_p) as source:
+    fmt: Optional[str] = None
+    stored = 0
+
+    def planned(source: Any) -> Any:
+        nonlocal fmt, stored
         plan = make_plan(source, opts)
-        fmt = source.external.name if source.external is not None else None
+        fmt = source.external.name if getattr(source, "external", None) is not None else None
         for w in plan.warnings:
             _warn(w)
         if quantize:
@@ -413,29 +439,60 @@ def convert(hf_path: PathLike, mlx_path: PathLike = "mlx_model", *, quantize: bo
             _warn(f"{arg('quantize')} quantized no layer: "
                   f"{_nothing_quantized_reason(widths, opts)}")
         if dequantize and not plan.counts["dequantize"]:
-            _warn(f"{arg('dequantize')} had nothing to do: {src_p} has no quantized layers")
-        log.info("converting %s (%s, %d tensors, %s) into %s", src_p, plan.family.module,
-                 len(plan.outputs), human_bytes(plan.total_size), dst_p)
-        staging = StagingDir(dst_p)
+            _warn(f"{arg('dequantize')} had nothing to do: {hub_repo or src_p} has no "
+                  "quantized layers")
+        log.info("converting %s (%s, %d tensors, %s) into %s", hub_repo or src_p,
+                 plan.family.module, len(plan.outputs), human_bytes(plan.total_size), dst_p)
+        return plan
+
+    def write(plan: Any, source: Any, tmp: Path, run: Callable[[Any], None]) -> list:
+        progress = Progress(len(plan.outputs), plan.total_size, stream=out, quiet=quiet)
+        try:
+            writers = ShardWriters(tmp, plan.shards)
+            try:
+                ex = _execute.Executor(plan, writers.put, progress.update, report=report)
+                run(ex)
+                # the bar ends on the figure the summary reports (updates are throttled)
+                progress.update(len(plan.outputs), plan.total_size, force=True)
+                writers.finish(plan.total_size, plan.total_parameters)
+            except BaseException as e:
+                writers.abort(type(e))
+                raise
+        finally:
+            progress.close()  # before any warning below, which would break the bar
+        (tmp / "config.json").write_text(plan.config_out, encoding="utf-8")
+        copy_side_files(source.folder, tmp, _warn_side_file)
+        card = MODEL_CARD if hub_repo is None else hub_model_card(source.model_card(),
+                                                                   hub_repo)
+        (tmp / "README.md").write_text(card, encoding="utf-8")
+        return ex.sums or []
+
+    staging = StagingDir(dst_p)
+    source_peak = None
+    if hub_repo is None:
+        with SourceCheckpoint(src_p) as source:
+            plan = planned(source)
+            with staging as tmp:
+                for r in staging.removed:
+                    _warn(f"removed {r}, left by an earlier run that was killed")
+                sums = write(plan, source, tmp, lambda ex: ex.run_all())
+    else:
+        from .hub_source import HubCheckpoint, run_scheduled
+
         with staging as tmp:
             for r in staging.removed:
                 _warn(f"removed {r}, left by an earlier run that was killed")
-            progress = Progress(len(plan.outputs), plan.total_size, stream=out, quiet=quiet)
+            work = tmp / ".mlxq-source"
+            source = HubCheckpoint(hub_repo, revision, work / "small", work / "shards",
+                                   keep=keep_source, token=token)
             try:
-                writers = ShardWriters(tmp, plan.shards)
-                try:
-                    sums = _execute.execute(plan, writers.put, progress.update, report=report)
-                    # the bar ends on the figure the summary reports (updates are throttled)
-                    progress.update(len(plan.outputs), plan.total_size, force=True)
-                    writers.finish(plan.total_size, plan.total_parameters)
-                except BaseException as e:
-                    writers.abort(type(e))
-                    raise
+                plan = planned(source)
+                sums = write(plan, source, tmp,
+                             lambda ex: run_scheduled(plan, source, ex.run_unit, budget))
             finally:
-                progress.close()  # before any warning below, which would break the bar
-            (tmp / "config.json").write_text(plan.config_out, encoding="utf-8")
-            copy_side_files(src_p, tmp, _warn_side_file)
-            (tmp / "README.md").write_text(MODEL_CARD, encoding="utf-8")
+                source.close()
+            source_peak = source.hub.peak_bytes_on_disk
+            shutil.rmtree(work)
 
     reports = [LayerReport(p, gs, bits, mode, s.result()) for p, gs, bits, mode, s in sums]
     total = None
@@ -454,7 +511,8 @@ def convert(hf_path: PathLike, mlx_path: PathLike = "mlx_model", *, quantize: bo
         bytes_read=plan.bytes_read, bytes_written=plan.total_size,
         seconds=time.monotonic() - t0, architecture=plan.family.module, report=reports,
         report_total=total, requantized=requantized, repacked_layers=repacked,
-        source_format=fmt, quantize=quantize)
+        source_format=fmt, quantize=quantize, allocation=plan.allocation,
+        source_peak_bytes=source_peak)
     log.info("wrote %s: %d tensors in %.2f s", dst_p, result.tensors, result.seconds)
     return result
 

@@ -20,6 +20,7 @@ from ..metrics import _error_sums, _Sums
 from ..quant import quantize
 from . import graph
 from .plan import Plan, Unit
+from .quality import importance_rows
 
 __all__ = ["BLOCK_BYTES", "execute"]
 
@@ -27,15 +28,23 @@ __all__ = ["BLOCK_BYTES", "execute"]
 BLOCK_BYTES = 16 << 20
 
 
-def _blocks(t: graph.Tensor, block_bytes: int) -> Iterator[tuple[int, int]]:
+def blocks_of(t: graph.Tensor, block_bytes: int, importance: Optional[np.ndarray] = None
+              ) -> Iterator[tuple[int, int]]:
+    """Row blocks of about ``block_bytes``; with a per-expert importance (``[E, C]``) no
+    block crosses an expert, so each block has one importance vector."""
     step = max(1, block_bytes // max(t.ncols * t.dtype.itemsize, 1))
-    for r0 in range(0, t.nrows, step):
-        yield r0, min(t.nrows, r0 + step)
+    per = t.nrows
+    if importance is not None and importance.ndim == 2 and t.ndim >= 3:
+        per = t.nrows // t.shape[0]
+        step = min(step, per)
+    for e0 in range(0, t.nrows, per):
+        for r0 in range(e0, e0 + per, step):
+            yield r0, min(e0 + per, r0 + step)
 
 
 def _copy(u: Unit, put: Callable[[str, np.ndarray], None], block_bytes: int) -> None:
     name = u.outputs[0][0]
-    for r0, r1 in _blocks(u.tensor, block_bytes):
+    for r0, r1 in blocks_of(u.tensor, block_bytes):
         check()
         put(name, u.tensor.rows(r0, r1))
 
@@ -47,11 +56,13 @@ def _quantize(u: Unit, put: Callable[[str, np.ndarray], None], block_bytes: int,
     sums = _Sums()
     names = [n for n, _ in u.outputs]
     try:
-        for r0, r1 in _blocks(dense, block_bytes):
+        for r0, r1 in blocks_of(dense, block_bytes, u.importance):
             check()
             rows = source.rows(r0, r1)
             w = graph.cast_rows(rows, dense.dtype)
-            parts = quantize(w, group_size=u.group_size, bits=u.bits, mode=u.mode)
+            imp = importance_rows(u.importance, dense.shape, r0, r1)
+            parts = quantize(w, group_size=u.group_size, bits=u.bits, mode=u.mode,
+                             method=u.method, importance=imp if u.method == "mse" else None)
             if report is not None:
                 sums.merge(_error_sums(rows, parts[0], parts[1],
                                        parts[2] if u.mode == "affine" else None,
@@ -67,27 +78,45 @@ def _quantize(u: Unit, put: Callable[[str, np.ndarray], None], block_bytes: int,
         report.append((u.path, u.group_size, u.bits, u.mode, sums))
 
 
+class Executor:
+    """Runs a plan's units, each once: :meth:`run_unit` for one (a scheduler that fetches
+    sources first calls it as they arrive), :meth:`run_all` for all in output order. Each
+    output's blocks go to ``put(name, block)`` in order; ``progress(tensors, bytes)`` after
+    each unit; :attr:`sums` collects the per-layer error sums (``report``)."""
+
+    def __init__(self, plan: Plan, put: Callable[[str, np.ndarray], None],
+                 progress: Callable[[int, int], None], *, report: bool = False,
+                 block_bytes: Optional[int] = None):
+        self.plan, self.put, self.progress = plan, put, progress
+        self.block = block_bytes or BLOCK_BYTES
+        self.sums: Optional[list] = [] if report else None
+        self.done: set[str] = set()
+        self.items = self.nbytes = 0
+        self._spec = {n: s for n, s, _ in plan.outputs}
+
+    def run_unit(self, key: str) -> None:
+        if key in self.done:
+            return
+        self.done.add(key)
+        u = self.plan.units[key]
+        if u.kind == "quantize":
+            _quantize(u, self.put, self.block, self.sums)
+        else:
+            _copy(u, self.put, self.block)
+        self.items += len(u.outputs)
+        self.nbytes += sum(self._spec[n].nbytes for n, _ in u.outputs)
+        self.progress(self.items, self.nbytes)
+
+    def run_all(self) -> None:
+        for _, _, key in self.plan.outputs:
+            self.run_unit(key)
+
+
 def execute(plan: Plan, put: Callable[[str, np.ndarray], None],
             progress: Callable[[int, int], None], *, report: bool = False,
             block_bytes: Optional[int] = None) -> list:
-    """Computes every unit in output order, handing each output's blocks to ``put`` (a
-    tensor's blocks in order); ``progress(tensors, bytes)`` after each unit. Returns the
-    per-layer error sums (``report``): ``[(path, group_size, bits, mode, sums)]``."""
-    block = block_bytes or BLOCK_BYTES
-    sums: list = [] if report else None  # type: ignore[assignment]
-    done: set[str] = set()
-    items = nbytes = 0
-    spec_of = {n: s for n, s, _ in plan.outputs}
-    for name, _, key in plan.outputs:
-        if key in done:
-            continue
-        done.add(key)
-        u = plan.units[key]
-        if u.kind == "quantize":
-            _quantize(u, put, block, sums)
-        else:
-            _copy(u, put, block)
-        items += len(u.outputs)
-        nbytes += sum(spec_of[n].nbytes for n, _ in u.outputs)
-        progress(items, nbytes)
-    return sums or []
+    """Computes every unit in output order (see :class:`Executor`); returns the per-layer
+    error sums (``report``): ``[(path, group_size, bits, mode, sums)]``."""
+    ex = Executor(plan, put, progress, report=report, block_bytes=block_bytes)
+    ex.run_all()
+    return ex.sums or []

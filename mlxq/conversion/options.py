@@ -37,5 +37,13 @@ class Options:
     report: bool = False
     allow_requantize: bool = False
     allow_unknown_architecture: bool = False
+    #: "mlx" (mx.quantize's choice, bit-identical) or "mse" (mlxq.quantize method="mse")
+    q_method: str = "mlx"
+    #: a llama.cpp importance matrix (GGUF or legacy .dat) weighting each layer's columns
+    imatrix: Optional[str] = None
+    #: its llama.cpp architecture name, when the model_type does not say it
+    imatrix_arch: Optional[str] = None
+    #: bits per layer chosen from 2/3/4/5/6/8 for at most this many bits per weight
+    target_bpw: Optional[float] = None
 
 

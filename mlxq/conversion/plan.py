@@ -64,6 +64,8 @@ class Unit:
     group_size: int = 0
     bits: int = 0
     mode: str = "affine"
+    method: str = "mlx"                       # quantize: "mlx" or "mse"
+    importance: Optional[np.ndarray] = None   # quantize: per input column ([E, C] stacked)
 
 
 @dataclasses.dataclass
@@ -79,6 +81,7 @@ class Plan:
     counts: dict[str, int]
     requantized: list
     warnings: list[str]
+    allocation: Any = None                    # quality.Allocation for target_bpw
 
 
 def _is_float(dt: np.dtype) -> bool:
@@ -236,6 +239,8 @@ def make_plan(src: SourceCheckpoint, opts: Options) -> Plan:
             ct = cast(n, t)
             units[n] = Unit("copy", [(n, ct.spec)], ct)
 
+    allocation = _quality(opts, config, units, block, family, warnings)
+
     outputs = [(name, spec, key) for key, u in units.items() for name, spec in u.outputs]
     order = family.order_for(config)
     outputs.sort(key=lambda o: order.key(o[0]))
@@ -255,7 +260,73 @@ def make_plan(src: SourceCheckpoint, opts: Options) -> Plan:
         used.update(u.tensor.sources())
     bytes_read = sum(s.nbytes for s in used)
     return Plan(family, units, outputs, shards, config_text(config), total_size,
-                total_parameters, bytes_read, counts, requantized, warnings)
+                total_parameters, bytes_read, counts, requantized, warnings, allocation)
+
+
+def _quality(opts: Options, config: Mapping[str, Any], units: dict[str, Unit],
+             block: Optional[dict], family: Family, warnings: list[str]) -> Any:
+    """``--q-method``, ``--imatrix`` and ``--target-bpw`` (mlxq.conversion.quality) on the
+    quantize units; returns the bits allocation, if any."""
+    if opts.q_method not in ("mlx", "mse"):
+        raise UnknownEnumValueError(f"q_method {opts.q_method!r}; expected 'mlx' or 'mse'",
+                                    key="q_method")
+    if not opts.quantize:
+        for name, given in (("--q-method mse", opts.q_method != "mlx"),
+                            ("--imatrix", opts.imatrix is not None),
+                            ("--target-bpw", opts.target_bpw is not None)):
+            if given:
+                raise InvalidArgumentError(f"{name} chooses how layers are quantized: it "
+                                           "needs -q")
+        return None
+    if opts.target_bpw is not None and (opts.q_bits is not None or
+                                        opts.quant_predicate is not None):
+        raise InvalidArgumentError("--target-bpw chooses the bits of each layer: give it "
+                                   "without --q-bits or --quant-predicate")
+    if opts.target_bpw is not None and opts.q_mode != "affine":
+        raise InvalidArgumentError(f"--target-bpw chooses affine bits per layer; mode "
+                                   f"{opts.q_mode!r} has one width", key="q_mode")
+    from .quality import allocate, importance_for
+
+    q = [u for u in units.values() if u.kind == "quantize"]
+    for u in q:
+        u.method = opts.q_method
+    if opts.imatrix is not None:
+        imps = importance_for(opts.imatrix, config, {u.path: u.tensor.shape for u in q},
+                              opts.imatrix_arch)
+        for u in q:
+            u.importance = imps.get(u.path)
+        missing = [u.path for u in q if u.importance is None]
+        if missing:
+            warnings.append(f"the importance matrix covers {len(q) - len(missing)} of {len(q)} "
+                            f"quantized layers (not {missing[0]}, ...): the others weigh every "
+                            "column alike")
+        if opts.q_method == "mlx" and opts.target_bpw is None:
+            warnings.append("--imatrix has no effect with --q-method mlx (MLX's choice looks "
+                            "at no importance); use --q-method mse or --target-bpw")
+    if opts.target_bpw is None:
+        return None
+    from .execute import BLOCK_BYTES
+
+    # layers the model's own predicate pinned (a router at 8 bits) keep their bits
+    free = [u for u in q if u.mode == "affine" and not (block and isinstance(
+        block.get(u.path), Mapping) and u.path in _pinned(family, config, u.path))]
+    fixed = [u for u in units.values() if u not in free]
+    fixed_bytes = sum(s.nbytes for u in fixed for _, s in u.outputs)
+    fixed_params = _count_parameters({n: s.size for u in fixed for n, s in u.outputs},
+                                     block if any(u.kind == "quantize" for u in fixed) else None)
+    alloc = allocate(free, fixed_bytes, fixed_params, opts.target_bpw, opts.q_method,
+                     BLOCK_BYTES)
+    order = family.order_for(config)
+    for u in sorted(free, key=lambda u: order.key(u.path + ".weight")):
+        u.bits = alloc.bits[u.path]
+        u.outputs = _quant_specs(u.path, u.tensor.spec, u.group_size, u.bits, u.mode)
+        block[u.path] = {"group_size": u.group_size, "bits": u.bits, "mode": "affine"}
+    return alloc
+
+
+def _pinned(family: Family, config: Mapping[str, Any], path: str) -> set[str]:
+    answer = family.model_quant(path, config)
+    return {path} if isinstance(answer, Mapping) else set()
 
 
 def _check_widths(family: Family, config: Mapping[str, Any],

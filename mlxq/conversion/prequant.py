@@ -85,8 +85,12 @@ def _fp8(out: Prepared, qc: Mapping[str, Any], family: Any) -> None:
             "FP8 with ue8m0 scales over 32x32 blocks (which mlx-lm keeps packed as mxfp8) "
             "is not supported yet")
     handled = "fp8" in getattr(family, "source_formats", ()) and cfg.block_size == (128, 128)
-    # X.weight_scale_inv (block scales) or X.weight_scale (per tensor / channel) scale X.weight
-    suffix = "_scale_inv" if cfg.block_size is not None else "_scale"
+    # X.weight_scale_inv (block scales) or, per tensor / channel, X.weight_scale (as
+    # llm-compressor writes it) or X.weight_scale_inv (as transformers' FP8 writes it, e.g.
+    # Ministral 3) scale X.weight
+    suffix = "_scale_inv"
+    if cfg.block_size is None and not any(n.endswith(".weight_scale_inv") for n in w):
+        suffix = "_scale"
     scaled = sorted(n[: -len(suffix)] for n in w if n.endswith(".weight" + suffix))
     for n in scaled:
         if n not in w:

@@ -23,7 +23,7 @@ from ..errors import InvalidArgumentError, MlxqIOError
 from ..io import INDEX_FILE, SafetensorsWriter, shard_file_names
 from ..tensorspec import TensorSpec
 
-__all__ = ["ShardWriters", "copy_side_files", "parse_size", "MODEL_CARD"]
+__all__ = ["ShardWriters", "copy_side_files", "hub_model_card", "parse_size", "MODEL_CARD"]
 
 # Tokenizer files carried over. mlx-lm re-saves the tokenizer with transformers'
 # save_pretrained; the files it reads back are these, copied byte for byte here.
@@ -253,3 +253,23 @@ tags:
 """
 
 
+
+
+def hub_model_card(readme: Optional[Path], repo_id: str) -> str:
+    """mlx-lm's ``create_model_card`` for a Hub source: the repository's card (its front
+    matter kept), library ``mlx``, the text-generation pipeline tag, the ``mlx`` tag,
+    ``base_model: ORG/NAME``, and an empty body. (mlx-lm fails on a repository without a
+    card; mlxq starts from the template card then.)"""
+    from huggingface_hub import ModelCard, ModelCardData
+
+    card = ModelCard.load(readme) if readme is not None else \
+        ModelCard.from_template(ModelCardData(language="en"))
+    card.data.library_name = "mlx"
+    card.data.pipeline_tag = "text-generation"
+    if card.data.tags is None:
+        card.data.tags = ["mlx"]
+    elif "mlx" not in card.data.tags:
+        card.data.tags += ["mlx"]
+    card.data.base_model = repo_id
+    card.text = ""
+    return str(card)

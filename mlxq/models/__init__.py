@@ -60,10 +60,10 @@ def family_for(config: Mapping[str, Any], *, allow_unknown: bool = False) -> Fam
 
         return FAMILY
     raise UnknownEnumValueError(
-        f"model_type {mt!r} is not one mlxq converts as mlx-lm does (mlx-lm refuses it too: "
-        f"'Model type {mt} not supported.'); supported: {', '.join(supported_model_types())}. "
-        "--allow-unknown-architecture converts it with generic rules, which may differ "
-        "from what mlx-lm would do", key="model_type")
+        f"model_type {mt!r} is not one whose mlx-lm conversion mlxq reproduces; supported: "
+        f"{', '.join(supported_model_types())}. --allow-unknown-architecture converts it "
+        "with generic rules (no sanitize step), which may differ from what mlx-lm does, if "
+        "it supports the model at all", key="model_type")
 
 
 def families_table() -> str:

@@ -38,16 +38,23 @@ class Args:
     def __getattr__(self, key: str) -> Any:
         if key.startswith("_"):
             raise AttributeError(key)
-        d = self._defaults.get(key, REQUIRED) if key in self._defaults else REQUIRED
-        if key not in self._config or self._config[key] is None and d is not REQUIRED:
+        d = self._defaults.get(key, REQUIRED)
+        if key not in self._config:
             if d is REQUIRED:
                 raise MissingKeyError(f"config.json has no {key!r}, which mlx-lm's model "
                                       "needs", key=key)
             return d
         v = self._config[key]
-        want_int = isinstance(d, numbers.Integral) and not isinstance(d, bool)
-        if (want_int or d is REQUIRED and key.startswith(("num_", "n_"))) and (
-                isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 0):
+        want_int = (isinstance(d, numbers.Integral) and not isinstance(d, bool)) or (
+            d is REQUIRED and key.startswith(("num_", "n_")))
+        if v is None:
+            # from_dict passes a null through, as None; for an integer field that is no
+            # count at all: say so (mlx-lm fails later, on arithmetic with None)
+            if want_int:
+                raise ParseError(f"config.json: {key!r} is null; mlx-lm needs a non-negative "
+                                 "integer", key=key)
+            return None
+        if want_int and (isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 0):
             raise ParseError(f"config.json: {key!r} must be a non-negative integer, got "
                              f"{v!r:.60}", key=key)
         return v
