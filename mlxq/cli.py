@@ -96,11 +96,14 @@ def _convert(args: argparse.Namespace) -> int:
             dtype=args.dtype, dequantize=args.dequantize, max_shard_size=args.max_shard_size,
             report=args.report, quiet=args.quiet, allow_requantize=args.allow_requantize,
             allow_unknown_architecture=args.allow_unknown_architecture,
+            q_method=args.q_method, imatrix=args.imatrix, imatrix_arch=args.imatrix_arch,
+            target_bpw=args.target_bpw, revision=args.revision,
+            keep_source=args.keep_source, disk_budget=args.disk_budget,
             upload_repo=args.upload_repo, trust_remote_code=args.trust_remote_code)
-    if args.report:
-        print(result.report_table())
-    if not args.quiet:
-        print(result.summary())
+        if args.report:
+            print(result.report_table())
+        if not args.quiet:
+            print(result.summary())
     return 0
 
 
@@ -205,6 +208,28 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--allow-unknown-architecture", action="store_true",
                    help="convert a model_type mlx-lm does not support with generic rules "
                    "(no sanitize step) instead of refusing it")
+    e = c.add_argument_group("beyond mlx_lm.convert: better quantization (docs/methods.md)")
+    e.add_argument("--q-method", choices=("mlx", "mse"), default="mlx",
+                   help="mlx: mx.quantize's choice, bit-identical to mlx_lm.convert "
+                   "(default); mse: each group's scale and bias chosen for the least error")
+    e.add_argument("--imatrix", metavar="FILE", default=None,
+                   help="a llama.cpp importance matrix (.gguf or .dat) weighting each layer's "
+                   "columns (with --q-method mse or --target-bpw)")
+    e.add_argument("--imatrix-arch", metavar="ARCH", default=None,
+                   help="the importance matrix's llama.cpp architecture, when the model_type "
+                   "does not give it")
+    e.add_argument("--target-bpw", type=float, metavar="BPW", default=None,
+                   help="bits per layer (2/3/4/5/6/8) chosen for at most this many bits per "
+                   "weight over the whole model")
+    h = c.add_argument_group("a Hugging Face Hub source, SRC = ORG/NAME (docs/hub.md)")
+    h.add_argument("--revision", default=None,
+                   help="a branch, tag or commit (default: the main branch)")
+    h.add_argument("--keep-source", action="store_true",
+                   help="download into huggingface_hub's cache and keep the files (default: "
+                   "each shard deleted once converted)")
+    h.add_argument("--disk-budget", metavar="SIZE", default=None,
+                   help="most source-shard bytes on disk at once, e.g. 20GB (default: what "
+                   "the plan holds, usually the two largest shards)")
     o = c.add_argument_group("output and reporting")
     o.add_argument("--max-shard-size", default="5GiB",
                    help="largest shard, e.g. 5GiB (mlx-lm's), 2GB, 500MB (default: 5GiB)")

@@ -1,7 +1,7 @@
 """Docs that run as written: every ```python and ```sh block of README.md and docs/*.md is
 run, page by page in order (tests/docs_runner.py), in a folder holding the example models
 the pages name (small stand-ins: transformers-built fixtures, generated AWQ / GPTQ / MXFP4
-folders, an importance matrix). A ```text block marked ``<!-- output of: COMMAND -->`` must
+folders, an importance matrix), the Hub repositories they name served by the stand-in Hub. A ```text block marked ``<!-- output of: COMMAND -->`` must
 be what COMMAND prints there, and one marked ``<!-- output -->`` what the block before it
 prints, timings aside. The few blocks that cannot run here are listed
 in SKIP, each with the reason."""
@@ -38,6 +38,9 @@ SKIP = {
         "llama.cpp's own tool, not installed here (the page's Python reads an importance "
         "matrix in its format, written for the tests with the gguf package)",
 }
+#: page -> the Hub repositories it converts from, served by the stand-in Hub
+#: (tests/hub_server.py) as these fixtures
+HUB_REPOS = {"docs/hub.md": {"Qwen/Qwen3-0.6B": "qwen3"}}
 #: (page, how the block begins) -> the file the block shows (checked equal, not run: a
 #: module of the package, with relative imports)
 LISTINGS = {
@@ -143,7 +146,11 @@ def test_pages_use_only_runnable_or_shown_languages():
 
 
 @pytest.mark.parametrize("page", PAGES)
-def test_every_snippet_of_the_page_runs(page, workdir):
+def test_every_snippet_of_the_page_runs(page, workdir, request):
+    if page in HUB_REPOS:  # huggingface_hub pointed at it, here and in subprocesses
+        hub = request.getfixturevalue("hub")
+        for repo, fixture in HUB_REPOS[page].items():
+            hub.add_repo(repo, os.path.join(ROOT, "tests", "fixtures", "hf", fixture))
     blocks = page_blocks(page)
     skip = [b.line for b in blocks if any(_starts(b, k) for k in list(SKIP) + list(LISTINGS))]
     r = subprocess.run([sys.executable, docs_runner.__file__, os.path.join(ROOT, page),

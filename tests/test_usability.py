@@ -109,6 +109,16 @@ def test_an_unknown_flag_shows_the_convert_usage_not_the_top_level_one(hf, tmp_p
     assert err.startswith("usage: mlxq inspect ")
 
 
+@pytest.mark.parametrize("flags,kwargs", [
+    (["--q-method", "mse"], {"q_method": "mse"}),
+    (["--target-bpw", "3.5"], {"target_bpw": 3.5}),
+])
+def test_the_quality_flags_do_what_the_python_arguments_do(hf, tmp_path, capsys, flags, kwargs):
+    assert run(capsys, "convert", hf, tmp_path / "cli", "-q", *flags)[0] == 0
+    mlxq.convert(hf, tmp_path / "py", quantize=True, **kwargs)
+    assert_checkpoints_equal(tmp_path / "cli", tmp_path / "py", check_index=True)
+
+
 # ---- 2. mlxq.convert, like mlx_lm.convert --------------------------------------------------
 
 def test_mlxq_convert_takes_mlx_lm_convert_keyword_names(hf, tmp_path):

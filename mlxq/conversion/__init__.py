@@ -157,8 +157,8 @@ class ConvertResult:
                          "at once (downloaded, converted, deleted)")
         if self.allocation is not None:
             a = self.allocation
-            lines.append(f"  --target-bpw {a.target:g}: {a.mix()}; {a.bits_per_weight:.3f} "
-                         "bits per weight")
+            lines.append(f"  {arg('target_bpw', a.target)}: {a.mix()}; "
+                         f"{a.bits_per_weight:.3f} bits per weight")
         for r in self.requantized:
             lines.append(f"  re-quantized (act-order GPTQ) {r.layer}: {r.error}")
         return "\n".join(lines)
