@@ -71,14 +71,19 @@ _LAZY: dict[str, tuple[str, str | None]] = {
 
 
 def __getattr__(name: str) -> Any:
-    try:
+    if name in _LAZY:
         module, attr = _LAZY[name]
-    except KeyError:
-        raise AttributeError(f"module 'mlxq' has no attribute {name!r}") from None
-    mod = importlib.import_module(module, __name__)
-    value = mod if attr is None else getattr(mod, attr)
-    globals()[name] = value  # later lookups skip __getattr__
-    return value
+        mod = importlib.import_module(module, __name__)
+        value = mod if attr is None else getattr(mod, attr)
+        globals()[name] = value  # later lookups skip __getattr__
+        return value
+    if not name.startswith("_"):  # a submodule (mlxq.io, mlxq.testing, ...), imported now
+        try:
+            return importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as e:
+            if e.name != f"{__name__}.{name}":
+                raise
+    raise AttributeError(f"module 'mlxq' has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:

@@ -329,7 +329,8 @@ def test_a_killed_run_leaves_a_staging_folder_the_next_run_removes(bases, tmp_pa
     assert owner["pid"] == p.pid and owner["host"]
     code, out, err = run_cli(["convert", str(src), str(tmp_path / "out")], capsys)
     assert code == 0, err
-    assert re.search(rf"removed .*{re.escape(left[0])}.*killed", err), err
+    assert re.fullmatch(rf"mlxq convert: warning: removed \S*{re.escape(left[0])}, left by an "
+                        r"earlier run that was killed\n", err), err
     assert sorted(os.listdir(tmp_path)) == ["out", "src"]
     assert not (tmp_path / "out" / ".mlxq-owner.json").exists()
 
@@ -398,8 +399,9 @@ def test_a_side_file_symlink_outside_the_source_is_not_followed(bases, tmp_path,
     src = corpus.BY_NAME["side/symlink-outside-source"].build(bases, tmp_path)
     code, _, err = run_cli(["convert", str(src), str(tmp_path / "out")], capsys)
     assert code == 0
-    assert re.search(r"warning: .*tokenizer\.json is a symlink to .*secret\.json.*not copied",
-                     err), err
+    assert re.fullmatch(r"mlxq convert: warning: \S*tokenizer\.json is a symlink to "
+                        r"\S*secret\.json, outside \S*: not copied \(mlxq copies only files "
+                        r"inside the source folder\)\n", err), err
     assert not (tmp_path / "out" / "tokenizer.json").exists()
 
 
@@ -425,7 +427,8 @@ def test_a_side_file_that_is_not_a_regular_file_is_skipped(bases, tmp_path, caps
     src = corpus.BY_NAME["side/fifo-side-file"].build(bases, tmp_path)
     code, _, err = run_cli(["convert", str(src), str(tmp_path / "out")], capsys)
     assert code == 0
-    assert "chat_template.jinja: not a regular file" in err
+    assert re.fullmatch(r"mlxq convert: warning: \S*chat_template\.jinja: not a regular "
+                        r"file \(a FIFO\): not copied\n", err), err
     assert not (tmp_path / "out" / "chat_template.jinja").exists()
 
 

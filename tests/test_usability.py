@@ -311,6 +311,14 @@ def test_mlxq_inspect_of_a_dense_folder_does_not_load_ml_dtypes(hf):
     assert "ml_dtypes" not in mods and "mlxq.models" not in mods
 
 
+def test_submodules_are_attributes_of_the_package_as_before():
+    _modules_after("import mlxq\n"
+                   "assert mlxq.io.load_checkpoint is mlxq.load_checkpoint\n"
+                   "assert mlxq.testing.compare_checkpoints and mlxq.errors.MlxqError\n"
+                   "try:\n    mlxq.no_such_thing\nexcept AttributeError: pass\n"
+                   "else:\n    raise SystemExit('no AttributeError')")
+
+
 def test_import_mlxq_then_quantize_still_works():
     mods = _modules_after("import numpy as np, mlxq\n"
                           "w = np.ones((2, 64), mlxq.bfloat16)\n"
