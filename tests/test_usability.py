@@ -229,6 +229,14 @@ def test_unsupported_bits_are_blamed_on_the_flag_not_a_layer(hf, tmp_path, capsy
                    "supported bits are 2, 3, 4, 5, 6 and 8\n")
 
 
+def test_a_bad_size_is_blamed_on_its_flag(hf, tmp_path, capsys):
+    code, _, err = run(capsys, "convert", hf, tmp_path / "out", "--max-shard-size", "lots")
+    assert code == 1 and err.startswith("mlxq convert: error: --max-shard-size lots: cannot "
+                                        "read size 'lots'")
+    with pytest.raises(InvalidArgumentError, match=r"^disk_budget='-1GB': cannot read size"):
+        mlxq.convert(hf, tmp_path / "out", disk_budget="-1GB")
+
+
 def test_argument_conflicts_are_named_as_flags(hf, tmp_path, capsys):
     code, _, err = run(capsys, "convert", hf, tmp_path / "out", "-q", "-d")
     assert code == 1 and "choose either -q or -d, not both" in err

@@ -306,6 +306,15 @@ def _nothing_quantized_reason(widths: list[int], opts: Options) -> str:
     return "no layer is one mlx-lm quantizes"
 
 
+def _size(name: str, value: Union[int, str]) -> int:
+    from .write import parse_size
+
+    try:
+        return parse_size(value)
+    except InvalidArgumentError as e:
+        raise InvalidArgumentError(f"{arg(name, value)}: {e.message}", key=name) from None
+
+
 def _warn(msg: str) -> None:
     # stacklevel 3: the warning points at the code that called convert()
     warnings.warn(msg, MlxqWarning, stacklevel=3)
@@ -384,9 +393,7 @@ def convert(hf_path: PathLike, mlx_path: PathLike = "mlx_model", *, quantize: bo
         _check_destination(src_p, dst_p)
     hub_repo = _check_source(src_p, hf_path)
     _check_destination(src_p, dst_p, hub=hub_repo is not None)
-    from .write import parse_size
-
-    shard = parse_size(max_shard_size if max_shard_size is not None else 5 << 30)
+    shard = _size("max_shard_size", max_shard_size if max_shard_size is not None else 5 << 30)
     opts = Options(quantize=quantize, q_group_size=q_group_size, q_bits=q_bits, q_mode=q_mode,
                    quant_predicate=quant_predicate, dtype=dtype, dequantize=dequantize,
                    max_shard_size=shard, report=report, allow_requantize=allow_requantize,
@@ -399,7 +406,7 @@ def convert(hf_path: PathLike, mlx_path: PathLike = "mlx_model", *, quantize: bo
     if revision is not None and hub_repo is None:
         _warn(f"{arg('revision', revision)} has no effect: {src_p} is a local folder (a "
               "revision picks a commit of a Hugging Face Hub repository)")
-    budget = parse_size(disk_budget) if disk_budget is not None else None
+    budget = _size("disk_budget", disk_budget) if disk_budget is not None else None
 
     # the planner and executor load every model family (and numpy, ml_dtypes): imported
     # on use, so importing this package stays light
