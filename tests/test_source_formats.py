@@ -128,10 +128,14 @@ CT = ROOT / "compressed_tensors" / "deepseek_v3"
 @pytest.mark.parametrize("flags", ["plain", "q", "d", "f16"])
 def test_compressed_tensors_int4_kept_as_mlx_lm_keeps_it(flags, tmp_path):
     if flags == "q":  # the INT4 layers are kept, not quantized again: said so
-        with pytest.warns(MlxqWarning, match="3 layers are already quantized and kept"):
-            convert(CT, tmp_path / "mlxq", quiet=True, **FLAGS[flags])
+        with pytest.warns(MlxqWarning, match="3 layers of the compressed-tensors checkpoint "
+                          "keep their own quantization"):
+            r = convert(CT, tmp_path / "mlxq", quiet=True, **FLAGS[flags])
     else:
-        convert(CT, tmp_path / "mlxq", quiet=True, **FLAGS[flags])
+        r = convert(CT, tmp_path / "mlxq", quiet=True, **FLAGS[flags])
+    if flags != "d":
+        assert r.repacked_layers == 3 and r.kept_quantized_layers == 0
+        assert "3 layers repacked (compressed-tensors -> MLX, values unchanged)" in r.summary()
     mlx_lm_convert(CT, tmp_path / "ref", **FLAGS[flags])
     assert_same(tmp_path / "mlxq", tmp_path / "ref")
 

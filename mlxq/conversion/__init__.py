@@ -68,7 +68,19 @@ PathLike = Union[str, "os.PathLike[str]"]
 log = logging.getLogger(__name__)
 
 #: What the external formats' layers become, for the summary.
-_FORMAT_NAMES = {"awq": "AWQ", "gptq": "GPTQ", "mxfp4": "MXFP4"}
+_FORMAT_NAMES = {"awq": "AWQ", "gptq": "GPTQ", "mxfp4": "MXFP4",
+                 "compressed-tensors": "compressed-tensors"}
+
+
+def _source_format(source: Any) -> Optional[str]:
+    """The other producer's quantized format the source's layers come in, if any: AWQ,
+    GPTQ or MXFP4 (mlxq.external), or compressed-tensors' packed INT layers, which the
+    converter keeps as MLX layers (mlxq.conversion.prequant)."""
+    if getattr(source, "external", None) is not None:
+        return source.external.name
+    qc = source.quantization_config() if hasattr(source, "quantization_config") else None
+    method = qc.get("quant_method") if isinstance(qc, dict) else None
+    return "compressed-tensors" if method == "compressed-tensors" else None
 
 
 def __getattr__(name: str) -> Any:
@@ -425,7 +437,7 @@ def convert(hf_path: PathLike, mlx_path: PathLike = "mlx_model", *, quantize: bo
     def planned(source: Any) -> Any:
         nonlocal fmt, stored
         plan = make_plan(source, opts)
-        fmt = source.external.name if getattr(source, "external", None) is not None else None
+        fmt = _source_format(source)
         for w in plan.warnings:
             _warn(w)
         if quantize:
@@ -437,9 +449,11 @@ def convert(hf_path: PathLike, mlx_path: PathLike = "mlx_model", *, quantize: bo
                       "quantized and kept as they are (as mlx_lm.convert does); dequantize "
                       f"first ({arg('dequantize')}) to re-quantize them")
             else:
+                again = (f" (explicit parameters, such as {arg('q_bits', 4)}, quantize them "
+                         "again)" if fmt == "compressed-tensors" else "")
                 _warn(f"{_count(stored, 'layer')} of the {_FORMAT_NAMES.get(fmt, fmt)} "
                       "checkpoint keep their own quantization (repacked into MLX's layout, "
-                      f"as mlx_lm.convert does); {arg('quantize')} quantizes the rest")
+                      f"as mlx_lm.convert does); {arg('quantize')} quantizes the rest{again}")
         widths = _dense_widths(plan) if quantize and not plan.counts["quantize"] else []
         if quantize and not plan.counts["quantize"] and (widths or not stored):
             # (a model whose every layer is quantized already has had its warning above)
