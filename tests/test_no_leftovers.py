@@ -15,9 +15,10 @@ def _run(tmp_path, body: str) -> subprocess.CompletedProcess:
     shutil.copy(os.path.join(ROOT, "conftest.py"), tmp_path / "conftest.py")
     (tmp_path / "pytest.ini").write_text("[pytest]\n")
     (tmp_path / "test_it.py").write_text(body)
+    env = dict(os.environ, PYTEST_DISABLE_PLUGIN_AUTOLOAD="1")  # only the rule under test
     return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                            "--basetemp", str(tmp_path / "base"), "test_it.py"],
-                          cwd=tmp_path, capture_output=True, text=True)
+                          cwd=tmp_path, capture_output=True, text=True, env=env)
 
 
 def test_a_test_that_leaves_a_temporary_folder_fails_the_run(tmp_path):

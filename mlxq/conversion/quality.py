@@ -23,6 +23,7 @@ from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 
+from .._argnames import arg
 from ..errors import InvalidArgumentError, OutOfRangeError, UnknownEnumValueError
 
 __all__ = ["Allocation", "allocate", "gguf_arch", "importance_for", "importance_rows"]
@@ -131,13 +132,14 @@ def allocate(units: Sequence[Any], fixed_bytes: int, fixed_params: int, target_b
 
     if not isinstance(target_bpw, (int, float)) or isinstance(target_bpw, bool) or \
             not target_bpw > 0:
-        raise OutOfRangeError(f"--target-bpw must be a positive number, got {target_bpw!r}",
+        raise OutOfRangeError(f"{arg('target_bpw', target_bpw)} must be a positive number",
                               key="target_bpw")
     costs = []
     for u in units:
         if u.mode != "affine":
-            raise UnknownEnumValueError("--target-bpw chooses affine bits per layer; it does "
-                                        f"not apply to mode {u.mode!r}", key="q_mode")
+            raise UnknownEnumValueError(f"{arg('target_bpw', target_bpw)} chooses affine bits "
+                                        f"per layer; it does not apply to mode {u.mode!r}",
+                                        key="q_mode")
         n, options = _layer_options(u, bits, block_bytes, method)
         costs.append(LayerCost(u.path, n, options))
     n_q = sum(c.n_weights for c in costs)
@@ -147,7 +149,7 @@ def allocate(units: Sequence[Any], fixed_bytes: int, fixed_params: int, target_b
     if n_q == 0 or budget < cheapest:
         least = (8.0 * fixed_bytes + cheapest) / max(fixed_params + n_q, 1)
         raise OutOfRangeError(
-            f"--target-bpw {target_bpw} is below what the model can reach: every layer at "
+            f"{arg('target_bpw', target_bpw)} is below what the model can reach: every layer at "
             f"{min(bits)} bits, with the tensors that are not quantized as they are, gives "
             f"{least:.3f} bits per weight", key="target_bpw")
     chosen = allocate_bits(costs, target_bpw=budget / n_q)
