@@ -107,7 +107,7 @@ def test_target_bpw_keeps_a_routers_pinned_bits(tmp_path):
 
 @pytest.mark.parametrize("kwargs,match", [
     ({"target_bpw": 0.5}, "below what the model can reach"),
-    ({"target_bpw": 4.0, "q_bits": 4}, "without --q-bits"),
+    ({"target_bpw": 4.0, "q_bits": 4}, "target_bpw=4.0 chooses the bits of each layer: give it without q_bits=4"),
     ({"target_bpw": 4.0, "q_mode": "mxfp4"}, "affine"),
     ({"q_method": "best"}, "q_method"),
 ])
@@ -119,5 +119,19 @@ def test_impossible_requests_are_typed_errors(kwargs, match, tmp_path):
 
 def test_quality_options_need_quantize(tmp_path):
     for kw in ({"q_method": "mse"}, {"target_bpw": 4.0}):
-        with pytest.raises(mlxq.errors.InvalidArgumentError, match="needs -q"):
+        with pytest.raises(mlxq.errors.InvalidArgumentError, match="needs quantize=True"):
             convert(LLAMA, tmp_path / "out", quiet=True, **kw)
+
+
+def test_the_command_line_names_the_flags(tmp_path):
+    import subprocess
+    import sys
+    out = tmp_path / "out"
+    p = subprocess.run([sys.executable, "-m", "mlxq", "convert", LLAMA, str(out), "-q",
+                        "--target-bpw", "4", "--q-bits", "4"], capture_output=True, text=True)
+    assert p.returncode != 0 and not out.exists()
+    assert "--target-bpw 4.0 chooses the bits of each layer: give it without --q-bits 4" in \
+        p.stderr, p.stderr
+    p = subprocess.run([sys.executable, "-m", "mlxq", "convert", LLAMA, str(out),
+                        "--q-method", "mse"], capture_output=True, text=True)
+    assert "--q-method mse chooses how layers are quantized: it needs -q" in p.stderr, p.stderr

@@ -28,6 +28,7 @@ from typing import Any, Callable, Mapping, Optional, Sequence
 import numpy as np
 
 from .._dtypes import bfloat16
+from .._argnames import arg
 from ..errors import (
     FormatError,
     InvalidArgumentError,
@@ -265,26 +266,30 @@ def make_plan(src: SourceCheckpoint, opts: Options) -> Plan:
 
 def _quality(opts: Options, config: Mapping[str, Any], units: dict[str, Unit],
              block: Optional[dict], family: Family, warnings: list[str]) -> Any:
-    """``--q-method``, ``--imatrix`` and ``--target-bpw`` (mlxq.conversion.quality) on the
+    """``q_method``, ``imatrix`` and ``target_bpw`` (mlxq.conversion.quality) on the
     quantize units; returns the bits allocation, if any."""
     if opts.q_method not in ("mlx", "mse"):
         raise UnknownEnumValueError(f"q_method {opts.q_method!r}; expected 'mlx' or 'mse'",
                                     key="q_method")
     if not opts.quantize:
-        for name, given in (("--q-method mse", opts.q_method != "mlx"),
-                            ("--imatrix", opts.imatrix is not None),
-                            ("--target-bpw", opts.target_bpw is not None)):
+        for name, given in ((arg("q_method", "mse"), opts.q_method != "mlx"),
+                            (arg("imatrix", opts.imatrix), opts.imatrix is not None),
+                            (arg("target_bpw", opts.target_bpw),
+                             opts.target_bpw is not None)):
             if given:
                 raise InvalidArgumentError(f"{name} chooses how layers are quantized: it "
-                                           "needs -q")
+                                           f"needs {arg('quantize')}")
         return None
     if opts.target_bpw is not None and (opts.q_bits is not None or
                                         opts.quant_predicate is not None):
-        raise InvalidArgumentError("--target-bpw chooses the bits of each layer: give it "
-                                   "without --q-bits or --quant-predicate")
+        other = arg("q_bits", opts.q_bits) if opts.q_bits is not None else \
+            arg("quant_predicate", opts.quant_predicate)
+        raise InvalidArgumentError(f"{arg('target_bpw', opts.target_bpw)} chooses the bits of "
+                                   f"each layer: give it without {other}")
     if opts.target_bpw is not None and opts.q_mode != "affine":
-        raise InvalidArgumentError(f"--target-bpw chooses affine bits per layer; mode "
-                                   f"{opts.q_mode!r} has one width", key="q_mode")
+        raise InvalidArgumentError(f"{arg('target_bpw', opts.target_bpw)} chooses affine bits "
+                                   f"per layer; {arg('q_mode', opts.q_mode)} has one width",
+                                   key="q_mode")
     from .quality import allocate, importance_for
 
     q = [u for u in units.values() if u.kind == "quantize"]
@@ -301,8 +306,9 @@ def _quality(opts: Options, config: Mapping[str, Any], units: dict[str, Unit],
                             f"quantized layers (not {missing[0]}, ...): the others weigh every "
                             "column alike")
         if opts.q_method == "mlx" and opts.target_bpw is None:
-            warnings.append("--imatrix has no effect with --q-method mlx (MLX's choice looks "
-                            "at no importance); use --q-method mse or --target-bpw")
+            warnings.append(f"{arg('imatrix', opts.imatrix)} has no effect with "
+                            f"{arg('q_method', 'mlx')} (MLX's choice looks at no importance); "
+                            f"use {arg('q_method', 'mse')} or {arg('target_bpw', 4.5)}")
     if opts.target_bpw is None:
         return None
     from .execute import BLOCK_BYTES
