@@ -39,7 +39,7 @@ from typing import Any, Callable, Iterable, Optional, Sequence, Union
 
 import numpy as np
 
-from .._dtypes import FLOAT_DTYPES, bfloat16
+from .. import _dtypes
 from ..errors import InvalidArgumentError, ShapeMismatchError
 from ..tensorspec import TensorSpec
 
@@ -63,7 +63,7 @@ def _cols_of(shape: Sequence[int]) -> int:
 
 
 def _is_float(dt: np.dtype) -> bool:
-    return dt in FLOAT_DTYPES
+    return dt in _dtypes.FLOAT_DTYPES
 
 
 def _astype(a: np.ndarray, dt: np.dtype) -> np.ndarray:
@@ -77,8 +77,9 @@ def _astype(a: np.ndarray, dt: np.dtype) -> np.ndarray:
         return astype(np.ascontiguousarray(a), dt)
     if _is_float(a.dtype):  # float -> int truncates toward zero, as MLX's static_cast
         with np.errstate(invalid="ignore", over="ignore"):
-            return a.astype(np.float64).astype(dt) if a.dtype == bfloat16 else a.astype(dt)
-    if _is_float(dt) and dt in (bfloat16, np.dtype(np.float16)):
+            wide = a.astype(np.float64) if a.dtype == _dtypes.bfloat16 else a
+            return wide.astype(dt)
+    if _is_float(dt) and dt in (_dtypes.bfloat16, np.dtype(np.float16)):
         return _astype(a.astype(np.float32), dt)
     return a.astype(dt)
 
@@ -691,7 +692,7 @@ class _Binary(Tensor):
         return _astype(_astype(picked, self.dtype), compute)
 
     def _rows(self, r0: int, r1: int) -> np.ndarray:
-        half = self.dtype in (bfloat16, np.dtype(np.float16))
+        half = self.dtype in (_dtypes.bfloat16, np.dtype(np.float16))
         compute = np.dtype(np.float32) if half else self.dtype
         a = self._operand(self.a, r0, r1, compute)
         b = self._operand(self.b, r0, r1, compute)
@@ -813,7 +814,7 @@ class _Dequantize(Tensor):
                 dtype = _promote(scales.dtype, biases.dtype) if biases is not None else \
                     scales.dtype
             else:
-                dtype = bfloat16
+                dtype = _dtypes.bfloat16
         if global_scale is not None:
             dtype = np.dtype(np.float64) if np.dtype(dtype) == np.float64 else np.dtype(np.float32)
         cols = scales.shape[-1] * gs
@@ -934,11 +935,12 @@ class _Fp8Block(Tensor):
 
 
 def fp8_block_dequant(weight: Tensor, scale_inv: Tensor, block: Sequence[int] = (128, 128),
-                      dtype: Any = bfloat16) -> Tensor:
+                      dtype: Any = None) -> Tensor:
     """mlx-lm's ``dequant(weight, scale_inv)`` of deepseek_v3 ``sanitize`` (and minimax,
     deepseek_v32, mimo_v2_flash): ``from_fp8`` to bfloat16, times the block's scale (the
-    product in float32 for a float32 scale), cast to ``dtype``."""
-    return _Fp8Block(weight, scale_inv, (int(block[0]), int(block[1])), np.dtype(dtype))
+    product in float32 for a float32 scale), cast to ``dtype`` (default bfloat16)."""
+    dt = _dtypes.bfloat16 if dtype is None else np.dtype(dtype)
+    return _Fp8Block(weight, scale_inv, (int(block[0]), int(block[1])), dt)
 
 
 def split_cast(t: Tensor) -> tuple[Tensor, Optional[np.dtype]]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._dtypes import bfloat16 as _bf16
+from .. import _dtypes
 from ..conversion.graph import (  # noqa: F401 - re-exported under MLX's names
     Tensor as array,
     concatenate,
@@ -27,8 +27,16 @@ int8 = np.dtype(np.int8)
 int32 = np.dtype(np.int32)
 int64 = np.dtype(np.int64)
 float16 = np.dtype(np.float16)
-bfloat16 = np.dtype(_bf16)
 float32 = np.dtype(np.float32)
+bfloat16: np.dtype  # from ml_dtypes, loaded on first use (see __getattr__)
+
+
+def __getattr__(name: str) -> np.dtype:
+    # ml_dtypes takes most of a second to import: only a conversion needs bfloat16, not
+    # reading a checkpoint's layout (mlxq inspect)
+    if name == "bfloat16":
+        return _dtypes.bfloat16
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def moveaxis(a: array, source: int, destination: int) -> array:
