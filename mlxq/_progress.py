@@ -35,6 +35,8 @@ class Progress:
     ``quiet``. Rate and ETA are by bytes (the bytes written, the figure the converter's
     summary reports), the part of the work that scales; the ETA shows ``--:--`` until
     :data:`ETA_MIN_FRACTION` of the bytes and :data:`ETA_MIN_SECONDS` have passed.
+    :meth:`set_status` adds a note at the end (what a conversion from the Hub is
+    downloading).
 
     >>> import io
     >>> t = [0.0]
@@ -58,6 +60,8 @@ class Progress:
         self._last = 0.0
         self._interval = min_interval
         self._width = 0
+        self.status = ""
+        self._items = self._bytes = 0
 
     def line(self, items: int, nbytes: int) -> str:
         """The bar's text after ``items`` tensors and ``nbytes`` bytes."""
@@ -67,14 +71,23 @@ class Progress:
         line = (f"{self.label}[{bar:<24}] {items}/{self.total_items} tensors  "
                 f"{human_bytes(nbytes)}/{human_bytes(self.total_bytes)}")
         if frac < ETA_MIN_FRACTION or elapsed < ETA_MIN_SECONDS:
-            return line + "  ETA --:--"
-        rate = nbytes / elapsed
-        eta = (self.total_bytes - nbytes) / rate
-        return line + f"  {human_bytes(rate)}/s  ETA {human_time(eta)}"
+            line += "  ETA --:--"
+        else:
+            rate = nbytes / elapsed
+            eta = (self.total_bytes - nbytes) / rate
+            line += f"  {human_bytes(rate)}/s  ETA {human_time(eta)}"
+        return f"{line}  {self.status}" if self.status else line
+
+    def set_status(self, text: str, *, force: bool = False) -> None:
+        """Shows ``text`` after the figures from now on (redrawn at the usual pace, at once
+        with ``force``)."""
+        self.status = text
+        self.update(self._items, self._bytes, force=force)
 
     def update(self, items: int, nbytes: int, *, force: bool = False) -> None:
         if not self.enabled:
             return
+        self._items, self._bytes = items, nbytes
         now = self._clock()
         if not force and now - self._last < self._interval:
             return

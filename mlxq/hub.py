@@ -26,14 +26,16 @@ import logging
 import os
 import re
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType, ModuleType
-from typing import NoReturn, Union
+from typing import Any, NoReturn, Union
 
 from . import _core
+from ._argnames import arg
+from ._progress import human_bytes
 from .errors import (
     DiskBudgetError,
     HubAccessError,
@@ -143,6 +145,42 @@ def _hub() -> ModuleType:
 # ---- errors ------------------------------------------------------------------------------------
 
 _NETWORK_MODULES = {"httpx", "httpx2", "httpcore", "requests", "urllib3", "aiohttp"}
+
+
+def _takes_tqdm_class(fn: Callable[..., Any]) -> bool:
+    import inspect
+
+    try:
+        return "tqdm_class" in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def _byte_counter(on_bytes: Callable[[int], None]) -> type:
+    """A stand-in for the tqdm class ``hf_hub_download`` draws its bar with: it draws
+    nothing and reports the bytes so far (``initial`` plus the updates, which go negative
+    when a download starts over) to ``on_bytes``. Not a tqdm subclass, so the client hands
+    it only the bar's arguments (``total``, ``initial``, ``desc``, ``unit``...)."""
+
+    class ByteCounter:
+        def __init__(self, *_: Any, initial: int = 0, **__: Any):
+            self.n = int(initial or 0)
+            on_bytes(self.n)
+
+        def update(self, k: int | float | None = 1) -> None:
+            self.n += int(k or 0)
+            on_bytes(self.n)
+
+        def __enter__(self) -> ByteCounter:
+            return self
+
+        def __exit__(self, *_: Any) -> None:
+            pass
+
+        def close(self) -> None:
+            pass
+
+    return ByteCounter
 
 
 def _is_network_error(e: BaseException) -> bool:
@@ -370,13 +408,17 @@ class HubSource:
 
     # ---- downloads -----------------------------------------------------------------------
 
-    def _hf_download(self, filename: str, local_dir: Path, force: bool = False) -> Path:
+    def _hf_download(self, filename: str, local_dir: Path, force: bool = False,
+                     on_bytes: Callable[[int], None] | None = None) -> Path:
         hf = _hub()
+        extra: dict[str, Any] = {}
+        if on_bytes is not None and _takes_tqdm_class(hf.hf_hub_download):
+            extra["tqdm_class"] = _byte_counter(on_bytes)
         try:
             return Path(hf.hf_hub_download(
                 self.repo_id, filename, revision=self.commit,
                 local_dir=None if self.cache else local_dir,
-                token=self.token, endpoint=self.endpoint, force_download=force))
+                token=self.token, endpoint=self.endpoint, force_download=force, **extra))
         except Exception as e:
             _reraise(e, self.repo_id, filename, self.commit[:12], "download")
 
@@ -392,14 +434,18 @@ class HubSource:
         self.small_bytes = sum(self.files[n].size for n in out)
         return out
 
-    def download(self, filename: str) -> Path:
+    def download(self, filename: str, *,
+                 on_bytes: Callable[[int], None] | None = None) -> Path:
         """Downloads one file of the pinned commit into :attr:`staging_dir` and returns its
         path. The client's own download: it writes a temporary file and renames it into
         place, returns at once if a previous run left the complete file and, from
         ``huggingface_hub`` 2.x, resumes within the call when the connection is cut (from its
         last complete 10 MiB chunk, up to five times in a row without progress); after a
-        network failure the whole call is repeated up to ``retries`` times. The file counts in :attr:`bytes_on_disk` (at its full
-        size) from the moment its download starts until :meth:`delete`.
+        network failure the whole call is repeated up to ``retries`` times. The file counts
+        in :attr:`bytes_on_disk` (at its full size) from the moment its download starts
+        until :meth:`delete`. ``on_bytes(done)`` hears how many bytes of the file the
+        current attempt has, in place of the client's progress bar (not called by a client
+        whose ``hf_hub_download`` takes no ``tqdm_class``).
 
         Raises:
             HubFileNotFoundError: no such file at the commit.
@@ -414,7 +460,7 @@ class HubSource:
         try:
             for attempt in range(self.retries + 1):
                 try:
-                    path = self._hf_download(filename, self.staging_dir)
+                    path = self._hf_download(filename, self.staging_dir, on_bytes=on_bytes)
                     break
                 except HubNetworkError as e:
                     if attempt == self.retries:
@@ -423,7 +469,8 @@ class HubSource:
             if path.stat().st_size != f.size:  # a stale or damaged copy in the staging folder
                 log.info("%s: %s has %d bytes, not %d: downloading it again", self.repo_id,
                          filename, path.stat().st_size, f.size)
-                path = self._hf_download(filename, self.staging_dir, force=True)
+                path = self._hf_download(filename, self.staging_dir, force=True,
+                                         on_bytes=on_bytes)
         except BaseException:
             if fresh:
                 with self._lock:
@@ -694,12 +741,17 @@ def _in_order(groups, sizes, order, names: Sequence[str]) -> _Schedule:
     return sched
 
 
+def _bytes(n: int) -> str:
+    return f"{n} bytes" if n < 1024 else f"{human_bytes(n)} ({n} bytes)"
+
+
 def _peak(sched: _Schedule) -> int:
     return max((st.held_bytes for st in sched.steps), default=0)
 
 
 def download_order(outputs_needs: Sequence[Iterable[str]], shard_sizes: Mapping[str, int],
-                   budget: int | None = None) -> DownloadPlan:
+                   budget: int | None = None, *,
+                   output_names: Sequence[str] | None = None) -> DownloadPlan:
     """Plans the downloads of a conversion that keeps few source shards on disk.
 
     ``outputs_needs[i]`` is the set of source files output ``i`` is computed from (outputs in
@@ -724,8 +776,8 @@ def download_order(outputs_needs: Sequence[Iterable[str]], shard_sizes: Mapping[
 
     A budget is never overrun. If a single output needs more than ``budget`` bytes of shards
     at once, or no schedule fits, :class:`~mlxq.errors.DiskBudgetError` says so before
-    anything is downloaded, naming the output and the bytes (``.required``: a budget for
-    which this planner succeeds).
+    anything is downloaded, naming the output (by ``output_names[i]`` if given) and the
+    bytes (``.required``: a budget for which this planner succeeds).
 
     >>> plan = download_order([{"s1"}, {"s1", "s2"}, {"s2"}, {"s3"}],
     ...                       {"s1": 4, "s2": 4, "s3": 4})
@@ -734,7 +786,7 @@ def download_order(outputs_needs: Sequence[Iterable[str]], shard_sizes: Mapping[
     >>> download_order([{"a", "b"}], {"a": 4, "b": 4}, budget=6)
     Traceback (most recent call last):
     ...
-    mlxq.errors.DiskBudgetError: output 0 needs 8 bytes of source files on disk at once (a, b), more than the disk budget of 6 bytes
+    mlxq.errors.DiskBudgetError: output 0 needs 8 bytes of source files on disk at once (a, b), more than the disk budget of 6 bytes; disk_budget=8 is enough
     """
     needs = _check_plan_args(outputs_needs, shard_sizes, budget)
     order = {name: k for k, name in enumerate(shard_sizes)}
@@ -766,14 +818,17 @@ def download_order(outputs_needs: Sequence[Iterable[str]], shard_sizes: Mapping[
         need = sum(shard_sizes[x] for x in worst)
         if need > budget:
             names_ = ", ".join(sorted(worst, key=order.__getitem__))
+            first = groups[worst][0]
+            what = (output_names[first] if output_names is not None else f"output {first}")
             raise DiskBudgetError(
-                f"output {groups[worst][0]} needs {need} bytes of source files on disk at once "
-                f"({names_}), more than the disk budget of {budget} bytes", required=required)
+                f"{what} needs {_bytes(need)} of source files on disk at once ({names_}), "
+                f"more than the disk budget of {_bytes(budget)}; "
+                f"{arg('disk_budget', required)} is enough", required=required)
         raise DiskBudgetError(
             f"no download order found that keeps the source files within the disk budget of "
-            f"{budget} bytes (every output fits alone, the largest needing {need} bytes, but "
-            f"outputs that share shards keep them on disk together); this planner needs a "
-            f"budget of {required} bytes", required=required)
+            f"{_bytes(budget)} (every output fits alone, the largest needing {_bytes(need)}, "
+            f"but outputs that share shards keep them on disk together); "
+            f"{arg('disk_budget', required)} is enough", required=required)
     used = {x for g in groups for x in g}
     return DownloadPlan(tuple(sched.steps), tuple(ready_at_start), _peak(sched), budget,
                         tuple(x for x in shard_sizes if x not in used))

@@ -123,13 +123,25 @@ def convert(src: str, dst: Path, **kw) -> mlxq.conversion.ConvertResult:
 # ---- the output ------------------------------------------------------------------------------
 
 def test_from_the_hub_equals_mlx_lm_hf_path_with_bounded_disk(hub, ten_shards, reference,
-                                                              tmp_path):
+                                                              tmp_path, monkeypatch):
+    from mlxq.hub import HubSource
+
     hub.add_repo(REPO, ten_shards)
     dst = tmp_path / "out" / "q"
     (tmp_path / "out").mkdir()
-    # hooks each request the server answers: the staging folder as it was then
     sizes = sorted(p.stat().st_size for p in shards(ten_shards))
     watcher = DiskWatcher(dst)
+    # The folder is fullest just before a shard is deleted (between deletions it only
+    # grows): measured there, and by the watcher's polling and at each request the server
+    # answers in between.
+    before_delete: list[int] = []
+    delete = HubSource.delete
+
+    def measured_delete(self, filename):
+        before_delete.append(watcher.measure())
+        delete(self, filename)
+
+    monkeypatch.setattr(HubSource, "delete", measured_delete)
     seen_at_request: list[int] = []
     record = hub._record
 
@@ -143,10 +155,10 @@ def test_from_the_hub_equals_mlx_lm_hf_path_with_bounded_disk(hub, ten_shards, r
     assert_checkpoints_equal(dst, reference, check_config=True, check_index=True)
     assert (dst / "config.json").read_text() == (reference / "config.json").read_text()
 
-    # never more than the two largest shards on disk (plus what a download writes beside)
-    peak = max(watcher.peak, *seen_at_request)
-    assert watcher.samples > 10
-    assert sizes[-1] <= peak <= sizes[-1] + sizes[-2], (peak, sizes)
+    # never more than the two largest shards on disk
+    assert len(before_delete) == len(sizes)
+    peak = max(watcher.peak, *seen_at_request, *before_delete)
+    assert sizes[-1] <= max(before_delete) and peak <= sizes[-1] + sizes[-2], (peak, sizes)
     assert result.source_peak_bytes is not None and result.source_peak_bytes <= sizes[-1] + \
         sizes[-2]
     # every shard was downloaded in full; nothing of the source is left
@@ -300,4 +312,83 @@ def test_a_repository_without_weights_is_a_checkpoint_error(hub, tmp_path):
     hub.add_repo(REPO, src)
     with pytest.raises(MissingKeyError, match="safetensors"):
         convert(REPO, tmp_path / "q")
+    no_leftovers(tmp_path / "q")
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_the_progress_bar_says_what_is_downloading(hub, ten_shards, tmp_path):
+    hub.add_repo(REPO, ten_shards)
+    n = len(shards(ten_shards))
+    term = Terminal()
+    mlxq.convert(REPO, tmp_path / "q", quantize=True, stream=term)
+    frames = term.getvalue().split("\r")
+    for k in range(1, n + 1):  # every shard's start and end is drawn
+        assert any(f"downloading shard {k}/{n} 0%" in f for f in frames), k
+        assert any(f"downloading shard {k}/{n} 100%" in f for f in frames), k
+    assert f"{n}/{n} shards downloaded" in "".join(frames)
+    assert frames[-1].strip() == ""  # erased before the summary
+
+
+def test_a_download_reports_its_bytes(hub, ten_shards, tmp_path, no_retry_sleep):
+    from mlxq.hub import HubSource
+
+    sha = hub.add_repo(REPO, ten_shards)
+    name = shards(ten_shards)[2].name
+    size = (ten_shards / name).stat().st_size
+    hub.drop_connection(REPO, name, after=size // 2, times=1)
+    seen: list[int] = []
+    src = HubSource(REPO, sha, staging_dir=tmp_path / "s")
+    path = src.download(name, on_bytes=seen.append)
+    assert path.read_bytes() == (ten_shards / name).read_bytes()
+    assert seen[0] == 0 and seen[-1] == size and max(seen) == size
+
+
+# ---- the command line ------------------------------------------------------------------------
+
+def mlxq_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    # the hub fixture's HF_ENDPOINT and HF_HOME are in the environment the child inherits
+    return subprocess.run([sys.executable, "-m", "mlxq", *args], capture_output=True,
+                          text=True, cwd=cwd, check=False)
+
+
+def test_mlxq_convert_takes_a_repository_and_its_flags(hub, ten_shards, tmp_path):
+    old = hub.add_repo(REPO, ten_shards)
+    hub.add_repo(REPO, Path(make_checkpoint(tmp_path / "newer", seed=3, **SIZES)))
+    p = mlxq_cli("convert", "--hf-path", REPO, "--mlx-path", "q", "-q", "--revision", old,
+                 "--disk-budget", "1MB", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert "source shards on disk at most" in p.stdout
+    mine = tmp_path / "local"
+    convert(str(ten_shards), mine, quantize=True)
+    assert_checkpoints_equal(tmp_path / "q", mine, check_config=True)
+
+
+@pytest.mark.parametrize("fault,message", [
+    ("unknown", "org/none: "),
+    ("gated", "the repository is gated"),
+    ("missing", "the repository has no such file"),
+    ("budget", "more than the disk budget of 9.8 KiB (10000 bytes); --disk-budget 37672 is "
+               "enough"),
+])
+def test_mlxq_convert_from_the_hub_fails_in_one_line(hub, ten_shards, tmp_path, fault, message):
+    hub.add_repo(REPO, ten_shards)
+    repo, extra = REPO, []
+    if fault == "unknown":
+        repo = "org/none"
+    elif fault == "gated":
+        hub.gate(REPO, token="hf_right")
+    elif fault == "missing":
+        hub.missing(REPO, shards(ten_shards)[3].name, listed=True)
+    else:
+        extra = ["--disk-budget", "10kB"]
+    p = mlxq_cli("convert", repo, "q", *extra, cwd=tmp_path)
+    assert p.returncode == 1, p.stderr
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("mlxq convert: error: "), p.stderr
+    assert message in lines[0], lines[0]
+    assert "Traceback" not in p.stderr
     no_leftovers(tmp_path / "q")

@@ -555,7 +555,7 @@ def test_a_budget_the_order_cannot_meet_is_refused_with_one_that_works():
     # a triangle: whatever comes first stays until the third shard arrives
     sizes = {"a": 10, "b": 10, "c": 10}
     needs = [{"a", "b"}, {"b", "c"}, {"a", "c"}]
-    with pytest.raises(errors.DiskBudgetError, match="needs a budget of 30 bytes") as info:
+    with pytest.raises(errors.DiskBudgetError, match="disk_budget=30 is enough") as info:
         download_order(needs, sizes, budget=20)
     assert info.value.required == 30
     assert download_order(needs, sizes, budget=30).peak_bytes == 30

@@ -466,13 +466,13 @@ def convert(hf_path: PathLike, mlx_path: PathLike = "mlx_model", *, quantize: bo
                  plan.family.module, len(plan.outputs), human_bytes(plan.total_size), dst_p)
         return plan
 
-    def write(plan: Any, source: Any, tmp: Path, run: Callable[[Any], None]) -> list:
+    def write(plan: Any, source: Any, tmp: Path, run: Callable[[Any, Progress], None]) -> list:
         progress = Progress(len(plan.outputs), plan.total_size, stream=out, quiet=quiet)
         try:
             writers = ShardWriters(tmp, plan.shards)
             try:
                 ex = _execute.Executor(plan, writers.put, progress.update, report=report)
-                run(ex)
+                run(ex, progress)
                 # the bar ends on the figure the summary reports (updates are throttled)
                 progress.update(len(plan.outputs), plan.total_size, force=True)
                 writers.finish(plan.total_size, plan.total_parameters)
@@ -496,7 +496,7 @@ def convert(hf_path: PathLike, mlx_path: PathLike = "mlx_model", *, quantize: bo
             with staging as tmp:
                 for r in staging.removed:
                     _warn(f"removed {r}, left by an earlier run that was killed")
-                sums = write(plan, source, tmp, lambda ex: ex.run_all())
+                sums = write(plan, source, tmp, lambda ex, _: ex.run_all())
     else:
         from .hub_source import HubCheckpoint, run_scheduled
 
@@ -509,7 +509,8 @@ def convert(hf_path: PathLike, mlx_path: PathLike = "mlx_model", *, quantize: bo
             try:
                 plan = planned(source)
                 sums = write(plan, source, tmp,
-                             lambda ex: run_scheduled(plan, source, ex.run_unit, budget))
+                             lambda ex, bar: run_scheduled(plan, source, ex.run_unit, budget,
+                                                           bar.set_status))
             finally:
                 source.close()
             source_peak = source.hub.peak_bytes_on_disk

@@ -106,11 +106,14 @@ class HubCheckpoint(SourceCheckpoint):
 
 
 def run_scheduled(plan: Any, ckpt: HubCheckpoint, run_unit: Callable[[str], None],
-                  budget: Optional[int]) -> Any:
+                  budget: Optional[int],
+                  status: Optional[Callable[..., None]] = None) -> Any:
     """Downloads ``ckpt``'s shards as :func:`mlxq.hub.download_order` schedules them for
     ``plan``'s units (in write order) and runs each unit (``run_unit(key)``) as soon as its
-    sources are on disk; deletes each shard when no pending unit needs it. Returns the
-    schedule."""
+    sources are on disk; deletes each shard when no pending unit needs it. ``status(text,
+    force=...)`` hears what is being downloaded (``"downloading shard 3/12 42%"``; ``force``
+    as a shard starts and ends, the moments a bar should show) and when the downloads are
+    done. Returns the schedule."""
     from ..hub import download_order
 
     keys: list[str] = []
@@ -120,17 +123,28 @@ def run_scheduled(plan: Any, ckpt: HubCheckpoint, run_unit: Callable[[str], None
             seen.add(key)
             keys.append(key)
     needs = [{ckpt.file_of_source(s) for s in plan.units[k].tensor.sources()} for k in keys]
-    schedule = download_order(needs, ckpt.sizes, budget)
+    schedule = download_order(needs, ckpt.sizes, budget, output_names=keys)
     for i in schedule.ready_at_start:
         run_unit(keys[i])
+    total = len(schedule.steps)
     for n, step in enumerate(schedule.steps, 1):
-        log.info("%s: downloading %s (%d of %d shards)", ckpt.repo_id, step.download, n,
-                 len(schedule.steps))
-        local = ckpt.hub.download(step.download)
+        log.info("%s: downloading %s (%d of %d shards)", ckpt.repo_id, step.download, n, total)
+        on_bytes = None
+        if status is not None:
+            size = max(ckpt.sizes[step.download], 1)
+
+            def on_bytes(done: int, n: int = n, size: int = size) -> None:
+                status(f"downloading shard {n}/{total} {min(done * 100 // size, 100)}%",
+                       force=done <= 0 or done >= size)
+
+            on_bytes(0)
+        local = ckpt.hub.download(step.download, on_bytes=on_bytes)
         ckpt._readers[step.download].attach(local)
         for i in step.ready:
             run_unit(keys[i])
         for f in step.delete:
             ckpt._readers[f].close()
             ckpt.hub.delete(f)
+    if status is not None:
+        status(f"{total}/{total} shards downloaded", force=True)
     return schedule
