@@ -392,3 +392,14 @@ def test_mlxq_convert_from_the_hub_fails_in_one_line(hub, ten_shards, tmp_path, 
     assert message in lines[0], lines[0]
     assert "Traceback" not in p.stderr
     no_leftovers(tmp_path / "q")
+
+
+def test_a_repository_without_a_config_names_the_repository(hub, tmp_path):
+    src = tmp_path / "no-config"
+    src.mkdir()
+    (src / "README.md").write_text("# nothing here\n")
+    hub.add_repo(REPO, src)
+    with pytest.raises(MissingKeyError, match=r"^org/tiny@[0-9a-f]{12}: no config.json in the "
+                       "repository"):
+        convert(REPO, tmp_path / "q")
+    no_leftovers(tmp_path / "q")

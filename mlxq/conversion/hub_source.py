@@ -19,7 +19,7 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
-from ..errors import InvariantViolationError, SafetensorsError
+from ..errors import InvariantViolationError, MissingKeyError, SafetensorsError
 from ..io import SafetensorsReader, _numpy_dtype
 from ..shards import open_shards
 from . import graph
@@ -77,8 +77,12 @@ class HubCheckpoint(SourceCheckpoint):
         from ..hub import HubSource
 
         self.hub = HubSource(repo_id, revision, staging_dir=shard_dir, token=token, cache=keep)
+        if "config.json" not in self.hub.files:
+            raise MissingKeyError(
+                f"{repo_id}@{self.hub.commit[:12]}: no config.json in the repository; a "
+                "Hugging Face checkpoint has one next to its weights", key="config.json")
         files = self.hub.fetch_small_files(small_dir)
-        self.folder = Path(files["config.json"]).parent if "config.json" in files else small_dir
+        self.folder = Path(files["config.json"]).parent
         self.repo_id = repo_id
         self.config = load_config(self.folder)
         headers = self.hub.safetensors_headers()
