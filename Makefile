@@ -27,7 +27,10 @@ ASAN_DIR = build/asan
 # the address-space-limit tests (tests/test_convert.py, tests/test_memory.py: ASan reserves
 # terabytes of shadow address space, so no RLIMIT_AS leaves it room to start).
 ASAN_SKIP = larger_than_its_address_space
-ASAN_ENV = LD_PRELOAD="$$(gcc -print-file-name=libasan.so)" \
+# libstdc++ is preloaded too: CPython does not link it, so ASan, loaded first, would find
+# no __cxa_throw to forward to and abort on the first C++ exception (MLX's, in the oracle
+# tests).
+ASAN_ENV = LD_PRELOAD="$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libstdc++.so)" \
 	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 
 .PHONY: all deps fuzz-deps build test test-asan fuzz demo bench clean
