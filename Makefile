@@ -125,7 +125,12 @@ demo: deps build
 bench: deps build
 	$(PY) benchmarks/bench_kernels.py
 	$(PY) benchmarks/bench_io.py
+	$(PY) benchmarks/bench_repack.py
+	$(PY) benchmarks/bench_fp8.py
+	$(PY) benchmarks/bench_mse.py
 	$(PY) benchmarks/bench_convert.py
+	$(PY) benchmarks/bench_convert.py --family deepseek_v3 --fp8
+	$(PY) benchmarks/bench_hub.py
 	$(PY) benchmarks/bench_startup.py
 
 clean:
