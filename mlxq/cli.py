@@ -17,12 +17,14 @@ what the command had started to write); 141 when standard output is closed early
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
 import os
 import signal
 import sys
 import textwrap
 import warnings
-from typing import Sequence
+from typing import Iterator, Sequence
 
 from ._interrupt import Signalled, deferred, immediate
 from .errors import MlxqError, MlxqWarning
@@ -326,6 +328,34 @@ def _quiet_stdout() -> None:
         pass
 
 
+@contextlib.contextmanager
+def _command_logging(cmd: str, *, quiet: bool) -> Iterator[None]:
+    """mlxq's own log warnings (a download tried again) as ``mlxq COMMAND: ...`` lines;
+    huggingface_hub's (its retries, multi-line with URLs) only with ``MLXQ_DEBUG``: what
+    they report ends in mlxq's one-line error if it does not recover."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(f"{cmd}: %(message)s"))
+    handler.setLevel(logging.WARNING)
+    ours, theirs = logging.getLogger("mlxq"), logging.getLogger("huggingface_hub")
+    level = theirs.level
+    # huggingface_hub sets its logger's level when it is imported (later, if at all), from
+    # HF_HUB_VERBOSITY; a verbosity the user set wins
+    env = "HF_HUB_VERBOSITY"
+    hush = not os.environ.get("MLXQ_DEBUG") and env not in os.environ
+    if not quiet:
+        ours.addHandler(handler)
+    if hush:
+        os.environ[env] = "error"
+        theirs.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        ours.removeHandler(handler)
+        if hush:
+            os.environ.pop(env, None)
+            theirs.setLevel(level)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs one command; returns the exit status (see the module docstring). Every failure
     is one line on stderr, ``mlxq COMMAND: error: ...``, never a traceback: mlxq's own
@@ -349,7 +379,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             else:
                 warnings.simplefilter("always", MlxqWarning)
                 warnings.showwarning = _warning_printer(cmd)
-            return args.func(args)
+            with _command_logging(cmd, quiet=getattr(args, "quiet", False)):
+                return args.func(args)
     except MlxqError as e:
         print(f"{cmd}: error: {e}", file=sys.stderr)
         return 1

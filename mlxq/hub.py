@@ -147,6 +147,15 @@ def _hub() -> ModuleType:
 _NETWORK_MODULES = {"httpx", "httpx2", "httpcore", "requests", "urllib3", "aiohttp"}
 
 
+def _unlink_size(p: Path) -> int:
+    try:
+        n = p.stat().st_size
+        p.unlink()
+        return n
+    except FileNotFoundError:
+        return 0
+
+
 def _takes_tqdm_class(fn: Callable[..., Any]) -> bool:
     import inspect
 
@@ -502,18 +511,47 @@ class HubSource:
     def remove_partial_downloads(self) -> int:
         """Deletes the partial files (``*.incomplete``) that a killed download left in the
         staging folder (the client never resumes them: each attempt writes a new one) and
-        returns how many bytes that freed."""
+        returns how many bytes that freed. With :attr:`cache`, the same for this
+        repository's blobs in huggingface_hub's cache, but only those whose download lock
+        (the client's ``.locks/<repo>/<etag>.lock``, held while it downloads) is free: a
+        download running in another process keeps its file."""
         freed = 0
         root = self.staging_dir / ".cache" / "huggingface" / "download"
         if root.is_dir():
             for p in root.rglob("*.incomplete"):
-                try:
-                    freed += p.stat().st_size
-                    p.unlink()
-                except FileNotFoundError:
-                    pass
+                freed += _unlink_size(p)
+        if self.cache:
+            freed += self._remove_orphans_in_cache()
         if freed:
-            log.info("%s: removed %d bytes of partial downloads", self.staging_dir, freed)
+            log.info("%s: removed %d bytes of partial downloads", self.repo_id, freed)
+        return freed
+
+    def _remove_orphans_in_cache(self) -> int:
+        _hub()
+        from filelock import FileLock, Timeout  # huggingface_hub's own dependency
+        from huggingface_hub import constants
+        from huggingface_hub.file_download import repo_folder_name
+
+        folder = repo_folder_name(repo_id=self.repo_id, repo_type="model")
+        cache = Path(constants.HF_HUB_CACHE)
+        blobs = cache / folder / "blobs"
+        if not blobs.is_dir():
+            return 0
+        freed = 0
+        by_etag: dict[str, list[Path]] = {}
+        for p in blobs.glob("*.incomplete"):
+            by_etag.setdefault(p.name.split(".", 1)[0], []).append(p)
+        for etag, parts in by_etag.items():
+            lock = FileLock(str(cache / ".locks" / folder / f"{etag}.lock"))
+            try:
+                lock.acquire(timeout=0)
+            except (Timeout, OSError):
+                continue  # downloading elsewhere now (or no lock to take): left alone
+            try:
+                for p in parts:
+                    freed += _unlink_size(p)
+            finally:
+                lock.release()
         return freed
 
     @property

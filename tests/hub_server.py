@@ -170,6 +170,19 @@ class _Drop:
     times: int | None  # None: every time
 
 
+@dataclass
+class Stall:
+    """A download held at a byte offset: :attr:`reached` is set once the server has sent
+    the bytes before it and waits; :meth:`release` lets it go on."""
+
+    after: int
+    reached: threading.Event = field(default_factory=threading.Event)
+    go: threading.Event = field(default_factory=threading.Event)
+
+    def release(self) -> None:
+        self.go.set()
+
+
 class HubServer:
     """The stand-in Hub. Use as a context manager (or :meth:`start`/:meth:`stop`).
 
@@ -189,6 +202,8 @@ class HubServer:
         self.page_size = page_size
         self._repos: dict[str, _Repo] = {}
         self._drops: dict[tuple[str, str], _Drop] = {}
+        self._stalls: dict[tuple[str, str], Stall] = {}
+        self._stopping = False
         self._missing: dict[tuple[str, str], bool] = {}  # -> still listed in the tree
         self._log: list[dict[str, Any]] = []  # live records, updated while answering
         self._lock = threading.Lock()
@@ -206,6 +221,7 @@ class HubServer:
         return self
 
     def stop(self) -> None:
+        self._stopping = True  # lets stalled answers go
         if self._httpd is not None:
             self._httpd.shutdown()
             self._httpd.server_close()
@@ -271,6 +287,14 @@ class HubServer:
         download that resumes at ``after`` never gets further)."""
         self._drops[(repo_id, filename)] = _Drop(after, times)
 
+    def stall(self, repo_id: str, filename: str, *, after: int) -> Stall:
+        """Hold the first answer for ``filename`` that covers offset ``after`` once it has
+        sent the bytes before it, until the returned :class:`Stall` is released (or the
+        server stops): a download caught in the middle, for as long as a test needs."""
+        st = Stall(after)
+        self._stalls[(repo_id, filename)] = st
+        return st
+
     def missing(self, repo_id: str, filename: str, *, listed: bool = False) -> None:
         """Answer 404 ``EntryNotFound`` for ``filename``. With ``listed`` the tree and the
         model info still list it (a listing that went stale); by default it is gone from
@@ -310,6 +334,14 @@ class HubServer:
     def _record(self, entry: dict[str, Any]) -> None:
         with self._lock:
             self._log.append(entry)
+
+    def _take_stall(self, repo_id: str, filename: str, start: int, end: int) -> Stall | None:
+        with self._lock:
+            st = self._stalls.get((repo_id, filename))
+            if st is None or not (start <= st.after <= end):
+                return None
+            del self._stalls[(repo_id, filename)]
+            return st
 
     def _take_drop(self, repo_id: str, filename: str, start: int, end: int) -> int | None:
         """The offset at which to cut an answer covering [start, end], if a fault applies."""
@@ -602,12 +634,20 @@ class _Handler(BaseHTTPRequestHandler):
         if self._method == "HEAD":
             return
         cut = self.hub._take_drop(repo_id, e.path, start, end) if e.size else None
+        stall = self.hub._take_stall(repo_id, e.path, start, end) if e.size else None
         stop = end + 1 if cut is None else cut
         with open(e.source, "rb") as f:
             f.seek(start)
             pos = start
             while pos < stop:
-                chunk = f.read(min(_CHUNK, stop - pos))
+                if stall is not None and pos >= stall.after:
+                    self.wfile.flush()
+                    stall.reached.set()
+                    while not stall.go.wait(0.05) and not self.hub._stopping:
+                        pass
+                    stall = None
+                limit = stop if stall is None else min(stop, max(stall.after, pos + 1))
+                chunk = f.read(min(_CHUNK, limit - pos))
                 if not chunk:
                     break
                 self._log["bytes_sent"] += len(chunk)

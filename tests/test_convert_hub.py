@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -51,6 +52,15 @@ def ten_shards(tmp_path_factory) -> Path:
     assert len(shards(path)) >= 10, len(shards(path))
     (path / "README.md").write_text("---\nlicense: mit\n---\n# tiny\n")
     return path
+
+
+@pytest.fixture(scope="module")
+def big(tmp_path_factory) -> Path:
+    """Shards larger than the header probe (100 kB), so that faults past it hit the
+    download, not the header read."""
+    root = tmp_path_factory.mktemp("big")
+    return Path(make_checkpoint(root / "m", layers=2, hidden=256, intermediate=1024,
+                                vocab=1024, shard_size=600_000))
 
 
 @pytest.fixture(scope="module")
@@ -403,3 +413,75 @@ def test_a_repository_without_a_config_names_the_repository(hub, tmp_path):
                        "repository"):
         convert(REPO, tmp_path / "q")
     no_leftovers(tmp_path / "q")
+
+
+def test_keep_source_cleans_what_a_killed_download_left_in_the_cache(hub, ten_shards, tmp_path):
+    from filelock import FileLock
+    from huggingface_hub import constants
+
+    hub.add_repo(REPO, ten_shards)
+    blobs = Path(constants.HF_HUB_CACHE) / "models--org--tiny" / "blobs"
+    locks = Path(constants.HF_HUB_CACHE) / ".locks" / "models--org--tiny"
+    blobs.mkdir(parents=True)
+    locks.mkdir(parents=True)
+    orphan = blobs / "aaaa.1234abcd.incomplete"   # its download was killed
+    busy = blobs / "bbbb.5678abcd.incomplete"     # another process is downloading it
+    orphan.write_bytes(b"x" * 1000)
+    busy.write_bytes(b"y" * 1000)
+    other = FileLock(str(locks / "bbbb.lock"))
+    other.acquire()
+    try:
+        convert(REPO, tmp_path / "q", keep_source=True)
+    finally:
+        other.release()
+    assert not orphan.exists() and busy.exists()
+
+
+def test_an_interrupt_during_a_download_stops_it_and_leaves_nothing(hub, big, tmp_path):
+    import signal
+
+    src = big
+    hub.add_repo(REPO, src)
+    name = shards(src)[1].name
+    stall = hub.stall(REPO, name, after=300_000)
+    out = tmp_path / "out"
+    out.mkdir()
+    proc = subprocess.Popen([sys.executable, "-m", "mlxq", "convert", REPO, "q"], cwd=out,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert stall.reached.wait(60), "the download never reached the stall"
+        partial = list((out).rglob("*.incomplete"))
+        assert partial, "no partial download on disk"
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.2)
+        stall.release()
+        _, err = proc.communicate(timeout=60)
+    finally:
+        stall.release()
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert err.strip() == "mlxq convert: interrupted; nothing was written", err
+    no_leftovers(out / "q")
+    assert list(out.iterdir()) == []
+    # it stopped at the shard it was downloading: the next was never asked for
+    later = {p.name for p in shards(src)[2:]}
+    assert not any(r.filename in later and r.is_content and not r.range_header
+                   for r in hub.log)
+
+
+def test_a_retried_download_is_one_line_on_the_command_line(hub, big, tmp_path):
+    hub.add_repo(REPO, big)
+    name = shards(big)[1].name
+    # past the header probe; cut six times: huggingface_hub's five resumes within its call
+    # fail (a second apart), mlxq's second call gets the file
+    hub.drop_connection(REPO, name, after=300_000, times=6)
+    p = mlxq_cli("convert", REPO, "q", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1, p.stderr
+    assert lines[0].startswith(f"mlxq convert: {REPO}@") and name in lines[0]
+    assert lines[0].endswith("trying again (1 of 2)"), lines[0]
+    mine = tmp_path / "local"
+    convert(str(big), mine)
+    assert_checkpoints_equal(tmp_path / "q", mine, check_config=True)

@@ -19,6 +19,7 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
+from .._interrupt import check
 from ..errors import InvariantViolationError, MissingKeyError, SafetensorsError
 from ..io import SafetensorsReader, _numpy_dtype
 from ..shards import open_shards
@@ -133,15 +134,17 @@ def run_scheduled(plan: Any, ckpt: HubCheckpoint, run_unit: Callable[[str], None
     total = len(schedule.steps)
     for n, step in enumerate(schedule.steps, 1):
         log.info("%s: downloading %s (%d of %d shards)", ckpt.repo_id, step.download, n, total)
-        on_bytes = None
-        if status is not None:
-            size = max(ckpt.sizes[step.download], 1)
+        size = max(ckpt.sizes[step.download], 1)
 
-            def on_bytes(done: int, n: int = n, size: int = size) -> None:
+        def on_bytes(done: int, n: int = n, size: int = size) -> None:
+            # every 10 MiB chunk is a safe point: Ctrl-C need not wait for a 5 GB shard
+            # (the client removes its partial file as the exception passes)
+            check()
+            if status is not None:
                 status(f"downloading shard {n}/{total} {min(done * 100 // size, 100)}%",
                        force=done <= 0 or done >= size)
 
-            on_bytes(0)
+        on_bytes(0)
         local = ckpt.hub.download(step.download, on_bytes=on_bytes)
         ckpt._readers[step.download].attach(local)
         for i in step.ready:
