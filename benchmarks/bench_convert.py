@@ -8,6 +8,7 @@ page cache by both. Usage:
 
     python benchmarks/bench_convert.py [--layers 10] [--hidden 2048] [--flags "-q"]
     python benchmarks/bench_convert.py --family deepseek_v3 --fp8   # FP8 -> 4-bit MLX, ~1 GB
+    python benchmarks/bench_convert.py --mse    # also mlxq -q --q-method mse, vs plain -q
 """
 
 from __future__ import annotations
@@ -57,6 +58,9 @@ def main() -> None:
     ap.add_argument("--fp8", action="store_true",
                     help="store the Linear weights as an FP8 block release does")
     ap.add_argument("--dir", default=None, help="work folder (default: a temporary one)")
+    ap.add_argument("--mse", action="store_true",
+                    help="also time mlxq with --q-method mse added to the flags (goal: <= 3x "
+                         "the time of the same flags without it)")
     ap.add_argument("--repeat", type=int, default=3,
                     help="runs per converter; the best wall time and the largest RSS count")
     args = ap.parse_args()
@@ -85,11 +89,13 @@ def main() -> None:
     flags = shlex.split(args.flags)
 
     results = {}
-    for name, cmd in (
-        ("mlxq", [sys.executable, "-m", "mlxq", "convert", src, "{dst}", "--quiet"] + flags),
-        ("mlx_lm", [sys.executable, "-m", "mlx_lm", "convert", "--hf-path", src,
-                    "--mlx-path", "{dst}"] + flags),
-    ):
+    mlxq_cmd = [sys.executable, "-m", "mlxq", "convert", src, "{dst}", "--quiet"] + flags
+    runs = [("mlxq", mlxq_cmd),
+            ("mlx_lm", [sys.executable, "-m", "mlx_lm", "convert", "--hf-path", src,
+                        "--mlx-path", "{dst}"] + flags)]
+    if args.mse:
+        runs.append(("mse", mlxq_cmd + ["--q-method", "mse"]))
+    for name, cmd in runs:
         dst = os.path.join(root, f"out-{name}")
         walls, rsss, rc = [], [], 0
         for _ in range(args.repeat):
@@ -110,7 +116,13 @@ def main() -> None:
     print(f"memory stream bandwidth (256 MiB copy, read + write) {bw / 1e9:.1f} GB/s")
     for name, (wall, rss) in results.items():
         print(f"{name:>7}: {size / wall / bw:.1%} of stream bandwidth")
-    if len(results) == 2:
+    if "mse" in results and "mlxq" in results:
+        (tq, _), (ts, rs) = results["mlxq"], results["mse"]
+        line = f"mlxq --q-method mse: {ts / tq:.1f}x the time of mlxq without it (goal: <= 3x)"
+        if "mlx_lm" in results:
+            line += f", {ts / results['mlx_lm'][0]:.1f}x mlx_lm.convert's"
+        print(line + f"; peak RSS {rs / 1e6:.0f} MB")
+    if "mlxq" in results and "mlx_lm" in results:
         (tq, rq), (tm, rm) = results["mlxq"], results["mlx_lm"]
         print(f"mlxq vs mlx_lm.convert: {tm / tq:.1f}x faster, {rq / rm:.1%} of its peak RSS "
               f"(goal: >= 5x faster, <= 25% of the memory)")

@@ -1,7 +1,7 @@
 """numpy dtypes <-> the C core's dtype codes (mirror of `mlxq_dtype` in src/mlxq_common.h).
 
-numpy's bfloat16 and float8 dtypes come from ml_dtypes, whose import takes about half a
-second; it happens on first use of any of them (``bfloat16``, ``float8_e4m3fn``,
+numpy's bfloat16 and float8 dtypes come from ml_dtypes, whose import takes about 0.1 s
+(1 s for ml_dtypes 0.7.0, which the requirements exclude for that reason); it happens on first use of any of them (``bfloat16``, ``float8_e4m3fn``,
 ``float8_e5m2``, ``FLOAT_DTYPES`` or a lookup below), not when this module is imported, so
 the commands that never touch an array start fast.
 """

@@ -84,12 +84,14 @@ class DiskWatcher:
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def measure(self) -> int:
+        # os.walk, not Path.rglob: the converter removes folders while this walks them,
+        # and os.walk skips a vanished folder (onerror unset) where rglob raises
         total = 0
         for staging in self.parent.glob("*.tmp"):
-            for p in (staging / ".mlxq-source" / "shards").rglob("*"):
-                with contextlib.suppress(OSError):
-                    if p.is_file():
-                        total += p.stat().st_size
+            for root, _, files in os.walk(staging / ".mlxq-source" / "shards"):
+                for name in files:
+                    with contextlib.suppress(OSError):
+                        total += os.stat(os.path.join(root, name)).st_size
         return total
 
     def _run(self) -> None:
