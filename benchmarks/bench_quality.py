@@ -36,7 +36,6 @@ same importance.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import math
 import os

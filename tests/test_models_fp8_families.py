@@ -261,9 +261,9 @@ def test_ministral3_scales_broadcast_as_mlx_multiplies_them_or_are_refused(shape
     scale = (rng.random(shape) + 0.5).astype(np.float32)
     if not ok:
         with pytest.raises(mlxq.errors.FormatError, match="w.weight_scale_inv"):
-            dequant("w.weight", graph.constant(codes), graph.constant(scale))
+            dequant(graph.constant(codes), graph.constant(scale), "w.weight")
         return
-    got = dequant("w.weight", graph.constant(codes), graph.constant(scale)).numpy()
+    got = dequant(graph.constant(codes), graph.constant(scale), "w.weight").numpy()
     np.testing.assert_array_equal(got.view(np.uint16), dequantize(codes, scale).view(np.uint16))
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -176,9 +177,9 @@ def test_compressed_tensors_requantized_to_the_bits_asked(flags, tmp_path):
 
 # ---- malformed ------------------------------------------------------------------------------
 
-def fp8_variant(tmp_path: Path, edit) -> Path:
+def fp8_variant(tmp_path: Path, edit, fixture: str = "qwen3") -> Path:
     src = tmp_path / "src"
-    shutil.copytree(ROOT / "fp8" / "qwen3", src)
+    shutil.copytree(ROOT / "fp8" / fixture, src)
     w = {k: np.array(v) for k, v in mlxq.load_checkpoint(src).items()}
     cfg = json.loads((src / "config.json").read_text())
     edit(w, cfg)
@@ -210,6 +211,22 @@ def test_a_malformed_fp8_source_is_a_typed_error_naming_the_tensor(what, edit, e
                                                                     tmp_path):
     src = fp8_variant(tmp_path, edit)
     with pytest.raises(error, match=match):
+        convert(src, tmp_path / "out", quiet=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["src"]
+
+
+@pytest.mark.parametrize("fixture,name", [
+    ("deepseek_v3", "model.layers.0.mlp.down_proj.weight"),
+    ("minimax_m2", "model.layers.0.block_sparse_moe.experts.0.w1.weight"),
+])
+def test_wrong_block_scales_dequantized_by_a_family_sanitize_name_the_tensor(fixture, name,
+                                                                              tmp_path):
+    """deepseek_v3 and minimax dequantize FP8 inside their own sanitize (mlx-lm's), not
+    through the generic FP8 path the qwen3 corpus above takes: the same refusal, the same
+    name."""
+    src = fp8_variant(tmp_path, lambda w, c: w.update(
+        {name + "_scale_inv": np.ones((1, 1), np.float32)}), fixture)
+    with pytest.raises(mlxq.errors.FormatError, match=re.escape(name) + ": scales"):
         convert(src, tmp_path / "out", quiet=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["src"]
 

@@ -37,16 +37,3 @@ def llama_order(layer: str, *, tie_default: bool | None = None, top_norm: str = 
     if tie_default is None:
         return Order(llama_tree(layer, top_norm))
     return lambda config: Order(llama_tree(layer, top_norm, head=not tied(config, tie_default)))
-
-
-def fp8_dequant(name: str, weight, scale_inv, block=(128, 128)):
-    """``mx.fp8_block_dequant(weight, scale_inv, block, bfloat16)`` — mlx-lm's ``dequant``
-    of the FP8 families' sanitize — whose refusals (scales of the wrong shape, a weight that
-    is not 2-D) are FormatErrors naming the weight ``name``."""
-    from ..errors import FormatError, MlxqError
-    from . import mx
-
-    try:
-        return mx.fp8_block_dequant(weight, scale_inv, block, mx.bfloat16)
-    except MlxqError as e:
-        raise FormatError(f"{name}: {e.message}", key=name) from None

@@ -15,18 +15,12 @@ from __future__ import annotations
 
 from . import mx
 from .base import Family, Order
-from .common import REQUIRED, Args, Weights, stack_experts
+from .common import REQUIRED, Args, Weights, dequantize_fp8_weights, split_kv_b_proj, stack_experts
 
 ATTN = ("self_attn(q_proj q_a_proj q_a_layernorm q_b_proj kv_a_proj_with_mqa kv_a_layernorm "
         "embed_q unembed_out o_proj)")
 MLP = ("mlp(gate_proj up_proj down_proj switch_mlp(gate_proj up_proj down_proj) "
        "gate(weight e_score_correction_bias) shared_experts(gate_proj up_proj down_proj))")
-
-
-def dequant(weight, scale_inv):
-    # mlx-lm's dequant: from_fp8 to bfloat16, pad to 128-blocks, times the block scale,
-    # crop, bfloat16 — one lazy operation here, bit for bit the same
-    return mx.fp8_block_dequant(weight, scale_inv, (128, 128), mx.bfloat16)
 
 
 def sanitize(weights: Weights, config) -> Weights:
@@ -47,49 +41,14 @@ def sanitize(weights: Weights, config) -> Weights:
     weights = new_weights
 
     # Dequantize fp8
-    new_weights = Weights()
-    for k, v in weights.items():
-        if "weight_scale_inv" in k:
-            scale_inv = v
-            wk = k.replace("_scale_inv", "")
-            weight = weights[wk]
-            weight = dequant(weight, scale_inv)
-            new_weights[wk] = weight
-        elif k not in new_weights:
-            new_weights[k] = v
-    weights = new_weights
+    weights = dequantize_fp8_weights(weights)
 
     # Stack experts
     for l in range(args.num_hidden_layers):
         stack_experts(weights, f"model.layers.{l}.mlp", args.n_routed_experts,
                       [(m, m) for m in ("gate_proj", "down_proj", "up_proj")],
                       ["weight", "scales", "biases"])
-        prefix = f"model.layers.{l}.self_attn"
-        if f"{prefix}.kv_b_proj.weight" in weights:
-            quantized = f"{prefix}.kv_b_proj.scales" in weights
-            v = weights.pop(f"{prefix}.kv_b_proj.weight")
-            head_dim = args.qk_nope_head_dim + args.v_head_dim
-            if quantized:
-                dims = args.kv_lora_rank
-                scales = weights.pop(f"{prefix}.kv_b_proj.scales")
-                biases = weights.pop(f"{prefix}.kv_b_proj.biases")
-                # Try to infer bits and group size
-                bits = (v.shape[-1] * 32) // dims
-                group_size = dims // scales.shape[-1]
-                v = mx.dequantize(v, scales, biases, bits=bits, group_size=group_size)
-            num_heads = args.num_attention_heads
-            v = v.reshape(num_heads, head_dim, -1)
-            wk = mx.contiguous(v[:, : args.qk_nope_head_dim, :].swapaxes(-1, -2))
-            wv = mx.contiguous(v[:, args.qk_nope_head_dim:, :])
-            if quantized:
-                wk, wk_scales, wk_biases = mx.quantize(wk, bits=bits, group_size=group_size)
-                wv, wv_scales, wv_biases = mx.quantize(wv, bits=bits, group_size=group_size)
-                weights[f"{prefix}.embed_q.scales"] = wk_scales
-                weights[f"{prefix}.unembed_out.scales"] = wv_scales
-                weights[f"{prefix}.embed_q.biases"] = wk_biases
-                weights[f"{prefix}.unembed_out.biases"] = wv_biases
-            weights[f"{prefix}.embed_q.weight"] = wk
-            weights[f"{prefix}.unembed_out.weight"] = wv
+        split_kv_b_proj(weights, f"model.layers.{l}.self_attn", args)
 
     # Remove multi-token prediction layer and any unused precomputed rotary freqs
     return Weights({

@@ -20,7 +20,7 @@ predicate.
 from __future__ import annotations
 
 from . import mx
-from ._shared import ATTN, ATTN_WIDTHS, MLP, MLP_WIDTHS, NORMS, llama_tree
+from ._shared import ATTN, ATTN_WIDTHS, MLP_WIDTHS, NORMS, llama_tree
 from .base import Family, Order
 from .common import REQUIRED, Args, Weights
 

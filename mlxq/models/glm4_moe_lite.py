@@ -18,75 +18,24 @@ True
 
 from __future__ import annotations
 
-from . import mx
 from ._shared import NORMS, llama_tree
-from ..errors import FormatError
 from .base import Family, Order
-from .common import Args, Weights
+from .common import Args, Weights, drop_layers_from, split_kv_b_proj, stack_experts
 
 
 def sanitize(weights: Weights, config) -> Weights:
     args = Args(config, num_hidden_layers=47, n_routed_experts=64, qk_nope_head_dim=192,
                 v_head_dim=256, kv_lora_rank=512, num_attention_heads=20)
 
-    def is_mpt_layer(key):
-        subkeys = key.split(".")
-        if len(subkeys) < 3:
-            return False
-        if subkeys[1] == "layers":
-            if not subkeys[2].isdigit():  # mlx-lm's int() raises a bare ValueError
-                raise FormatError(f"{key}: expected a layer index after 'layers.'", key=key)
-            if int(subkeys[2]) >= args.num_hidden_layers:
-                return True
-        return False
-
-    new_weights = Weights()
-    for k, v in weights.items():
-        if is_mpt_layer(k):
-            continue
-        else:
-            new_weights[k] = v
-    weights = new_weights
+    weights = drop_layers_from(weights, args.num_hidden_layers)
 
     # Stack experts
     for l in range(args.num_hidden_layers):
-        prefix = f"model.layers.{l}"
         # mlx-lm pairs w1/w2/w3 with the names and uses only the names
-        for _, m in [("w1", "gate_proj"), ("w2", "down_proj"), ("w3", "up_proj")]:
-            for k in ["weight", "scales", "biases"]:
-                if f"{prefix}.mlp.experts.0.{m}.{k}" in weights:
-                    to_join = [
-                        weights.pop(f"{prefix}.mlp.experts.{e}.{m}.{k}")
-                        for e in range(args.n_routed_experts)
-                    ]
-                    weights[f"{prefix}.mlp.switch_mlp.{m}.{k}"] = mx.stack(to_join)
-        prefix = f"model.layers.{l}.self_attn"
-        if f"{prefix}.kv_b_proj.weight" in weights:
-            quantized = f"{prefix}.kv_b_proj.scales" in weights
-            v = weights.pop(f"{prefix}.kv_b_proj.weight")
-            head_dim = args.qk_nope_head_dim + args.v_head_dim
-
-            if quantized:
-                dims = args.kv_lora_rank
-                scales = weights.pop(f"{prefix}.kv_b_proj.scales")
-                biases = weights.pop(f"{prefix}.kv_b_proj.biases")
-                # Try to infer bits and group size
-                bits = (v.shape[-1] * 32) // dims
-                group_size = dims // scales.shape[-1]
-                v = mx.dequantize(v, scales, biases, bits=bits, group_size=group_size)
-            num_heads = args.num_attention_heads
-            v = v.reshape(num_heads, head_dim, -1)
-            wk = mx.contiguous(v[:, : args.qk_nope_head_dim, :].swapaxes(-1, -2))
-            wv = mx.contiguous(v[:, args.qk_nope_head_dim:, :])
-            if quantized:
-                wk, wk_scales, wk_biases = mx.quantize(wk, bits=bits, group_size=group_size)
-                wv, wv_scales, wv_biases = mx.quantize(wv, bits=bits, group_size=group_size)
-                weights[f"{prefix}.embed_q.scales"] = wk_scales
-                weights[f"{prefix}.unembed_out.scales"] = wv_scales
-                weights[f"{prefix}.embed_q.biases"] = wk_biases
-                weights[f"{prefix}.unembed_out.biases"] = wv_biases
-            weights[f"{prefix}.embed_q.weight"] = wk
-            weights[f"{prefix}.unembed_out.weight"] = wv
+        stack_experts(weights, f"model.layers.{l}.mlp", args.n_routed_experts,
+                      [(m, m) for m in ("gate_proj", "down_proj", "up_proj")],
+                      ["weight", "scales", "biases"])
+        split_kv_b_proj(weights, f"model.layers.{l}.self_attn", args)
 
     return weights
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 from . import mx
 from ._shared import tied
 from .base import Family, Order
-from .common import REQUIRED, Args, Weights
+from .common import REQUIRED, Args, Weights, move_conv_axis
 
 
 def model_args(config) -> Args:
@@ -38,9 +38,7 @@ def use_moe(args: Args) -> bool:
 def sanitize(weights: Weights, config) -> Weights:
     args = model_args(config)
     # Handle conv1d weights
-    for k, v in list(weights.items()):
-        if "conv1d.weight" in k and v.shape[-1] != 1:
-            weights[k] = v.moveaxis(2, 1)
+    move_conv_axis(weights)
 
     # Handle MoE weight transformation to SwitchGLU format (only for MoE models)
     if use_moe(args) and "model.layers.0.block_sparse_moe.input_linear.weight" in weights:

@@ -21,14 +21,12 @@ from __future__ import annotations
 from . import mx
 from ._shared import tied
 from .base import Family, Order
-from .common import REQUIRED, Args, Weights
+from .common import REQUIRED, Args, Weights, move_conv_axis
 
 
 def sanitize(weights: Weights, config) -> Weights:
     args = Args(config, num_hidden_layers=REQUIRED, tie_word_embeddings=True)
-    for k, v in list(weights.items()):
-        if "conv1d.weight" in k and v.shape[-1] != 1:
-            weights[k] = v.moveaxis(2, 1)
+    move_conv_axis(weights)
 
     if args.tie_word_embeddings:
         weights.pop("lm_head.weight", None)

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from ._shared import tied
 from .base import Family, Order
-from .common import Weights
+from .common import Weights, move_conv_axis
 
 
 def sanitize(weights: Weights, config) -> Weights:
-    for k, v in list(weights.items()):
-        if "conv1d.weight" in k and v.shape[-1] != 1:
-            weights[k] = v.moveaxis(2, 1)
+    move_conv_axis(weights)
     return weights
 
 

@@ -14,10 +14,8 @@ False
 
 from __future__ import annotations
 
-from . import mx
-from ._shared import fp8_dequant
 from .base import Family, Order
-from .common import REQUIRED, Args, Weights
+from .common import REQUIRED, Args, Weights, dequantize_fp8_weights, fp8_dequant, stack_experts
 
 BLOCK = 128
 
@@ -33,35 +31,19 @@ def dequant(weight, scale_inv, name):
         if scale_inv.shape[0] >= rows and scale_inv.shape[1] >= cols and \
                 tuple(scale_inv.shape) != (rows, cols):
             scale_inv = scale_inv[:rows, :cols]
-    return fp8_dequant(name, weight, scale_inv, (BLOCK, BLOCK))
+    return fp8_dequant(weight, scale_inv, name, (BLOCK, BLOCK))
 
 
 def sanitize(weights: Weights, config) -> Weights:
     args = Args(config, num_hidden_layers=REQUIRED, n_routed_experts=REQUIRED)
     # Dequantize fp8
-    new_weights = Weights()
-    for k, v in weights.items():
-        if "weight_scale_inv" in k:
-            scale_inv = v
-            wk = k.replace("_scale_inv", "")
-            weight = weights[wk]
-            weight = dequant(weight, scale_inv, wk)
-            new_weights[wk] = weight
-        elif k not in new_weights:
-            new_weights[k] = v
-    weights = new_weights
+    weights = dequantize_fp8_weights(weights, dequant)
 
     # Stack experts
     for l in range(args.num_hidden_layers):
-        prefix = f"model.layers.{l}"
-        for _, m in [("w1", "gate_proj"), ("w2", "down_proj"), ("w3", "up_proj")]:
-            for k in ["weight", "scales", "biases"]:
-                if f"{prefix}.mlp.experts.0.{m}.{k}" in weights:
-                    to_join = [
-                        weights.pop(f"{prefix}.mlp.experts.{e}.{m}.{k}")
-                        for e in range(args.n_routed_experts)
-                    ]
-                    weights[f"{prefix}.mlp.switch_mlp.{m}.{k}"] = mx.stack(to_join)
+        stack_experts(weights, f"model.layers.{l}.mlp", args.n_routed_experts,
+                      [(m, m) for m in ("gate_proj", "down_proj", "up_proj")],
+                      ["weight", "scales", "biases"])
 
     # Remove multi-token prediction layer
     return Weights({k: v for k, v in weights.items() if not k.startswith("model.mtp")})

@@ -6,46 +6,22 @@ its ``e_score_correction_bias`` in the source dtype."""
 from __future__ import annotations
 
 from ._shared import ATTN_QK_NORM, ATTN_WIDTHS, NORMS, llama_order
-from . import mx
 from .base import Family
-from .common import REQUIRED, Args, Weights
-
-
-def dequant(weight, scale_inv):
-    # mlx-lm's dequant (as in deepseek_v3), one lazy operation
-    return mx.fp8_block_dequant(weight, scale_inv, (128, 128), mx.bfloat16)
+from .common import REQUIRED, Args, Weights, dequantize_fp8_weights, stack_experts
 
 
 def sanitize(weights: Weights, config) -> Weights:
     """Dequantize FP8 weights and restructure MoE experts."""
     args = Args(config, num_hidden_layers=REQUIRED, num_local_experts=REQUIRED)
     # Dequantize
-    new_weights = Weights()
-    for k, v in weights.items():
-        if "weight_scale_inv" in k:
-            scale_inv = v
-            wk = k.replace("_scale_inv", "")
-            weight = weights[wk]
-            weight = dequant(weight, scale_inv)
-            new_weights[wk] = weight
-        elif k not in new_weights:
-            new_weights[k] = v
-    weights = new_weights
+    weights = dequantize_fp8_weights(weights)
 
     # Step 2: Handle MoE expert weights restructuring
     if "model.layers.0.block_sparse_moe.experts.0.w1.weight" not in weights:
         return weights
     for l in range(args.num_hidden_layers):
-        prefix = f"model.layers.{l}"
-        mapping = {"w1": "gate_proj", "w2": "down_proj", "w3": "up_proj"}
-        for orig_name, new_name in mapping.items():
-            if f"{prefix}.block_sparse_moe.experts.0.{orig_name}.weight" in weights:
-                to_join = [
-                    weights.pop(f"{prefix}.block_sparse_moe.experts.{e}.{orig_name}.weight")
-                    for e in range(args.num_local_experts)
-                ]
-                weights[f"{prefix}.block_sparse_moe.switch_mlp.{new_name}.weight"] = \
-                    mx.stack(to_join)
+        stack_experts(weights, f"model.layers.{l}.block_sparse_moe", args.num_local_experts,
+                      [("w1", "gate_proj"), ("w2", "down_proj"), ("w3", "up_proj")])
     return weights
 
 

@@ -23,12 +23,12 @@ True
 from __future__ import annotations
 
 from ..errors import FormatError
-from ._shared import ATTN, ATTN_WIDTHS, MLP, MLP_WIDTHS, NORMS, fp8_dequant, llama_order
+from ._shared import ATTN, ATTN_WIDTHS, MLP, MLP_WIDTHS, NORMS, llama_order
 from .base import Family
-from .common import Args, Weights
+from .common import Args, Weights, dequantize_fp8_weights, fp8_dequant
 
 
-def dequant(name: str, weight, scale_inv):
+def dequant(weight, scale_inv, name: str):
     """The FP8 weight ``name`` decoded and scaled by ``scale_inv`` (one value per tensor, or
     any shape that broadcasts as ``weight * scale_inv`` would: per output row ``[out, 1]``,
     per input column ``[in]``), rounded once to bfloat16."""
@@ -47,7 +47,7 @@ def dequant(name: str, weight, scale_inv):
                           "tensor, per row [out, 1] or per column [in])", key=name + "_scale_inv")
     # a broadcast scale is a block scale whose blocks span the broadcast axes
     block = tuple(d if s == 1 else 1 for s, d in zip(shape, weight.shape))
-    return fp8_dequant(name, weight, scale_inv.reshape(*shape), block)
+    return fp8_dequant(weight, scale_inv.reshape(*shape), name, block)
 
 
 def sanitize(weights: Weights, config) -> Weights:
@@ -59,21 +59,8 @@ def sanitize(weights: Weights, config) -> Weights:
     if args.tie_word_embeddings:
         weights.pop("lm_head.weight", None)
 
-    new_weights = Weights()
-    for k, v in weights.items():
-        if "weight_scale_inv" in k:
-            scale_inv = v
-            wk = k.replace("_scale_inv", "")
-            weight = weights[wk]
-            # mlx-lm: weight * scale_inv on the uint8 codes (see the module docstring)
-            new_weights[wk] = dequant(wk, weight, scale_inv)
-        elif "activation_scale" in k:
-            continue
-        elif k not in new_weights:
-            new_weights[k] = v
-    weights = new_weights
-
-    return weights
+    # mlx-lm: weight * scale_inv on the uint8 codes (see the module docstring)
+    return dequantize_fp8_weights(weights, dequant, skip=("activation_scale",))
 
 
 FAMILY = Family(

@@ -10,7 +10,7 @@ from __future__ import annotations
 from . import mx
 from .base import Family, Order
 from ..errors import ParseError
-from .common import Args, Weights
+from .common import Args, Weights, move_conv_axis
 
 
 def num_hidden_layers(config) -> int:
@@ -28,9 +28,7 @@ def num_hidden_layers(config) -> int:
 def sanitize(weights: Weights, config) -> Weights:
     args = Args(config, n_routed_experts=0)
     weights = Weights({k: v for (k, v) in weights.items() if not k.startswith("mtp.")})
-    for k, v in list(weights.items()):
-        if "conv1d.weight" in k and v.shape[-1] != 1:
-            weights[k] = v.moveaxis(2, 1)
+    move_conv_axis(weights)
     # Stack experts
     for l in range(num_hidden_layers(config)):
         prefix = f"backbone.layers.{l}.mixer"

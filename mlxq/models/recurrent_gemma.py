@@ -15,13 +15,11 @@ True
 from __future__ import annotations
 
 from .base import Family, Order
-from .common import Weights
+from .common import Weights, move_conv_axis
 
 
 def sanitize(weights: Weights, config) -> Weights:
-    for k, v in list(weights.items()):
-        if "conv_1d.weight" in k and v.shape[-1] != 1:
-            weights[k] = v.moveaxis(2, 1)
+    move_conv_axis(weights, "conv_1d.weight")
     # mlx-lm: `if "lm_head.weight" not in weights: self.pop("lm_head")` — a change to the
     # model, not to the weights
     return weights
