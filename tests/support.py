@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import os
 from typing import Any
@@ -211,3 +212,24 @@ def use_kernel(impl: str, isa: str | None = None, threads: int | None = None):
         if prev_isa is not None:
             _core.set_isa(prev_isa)
         mlxq.set_num_threads(prev_threads)
+
+
+def mlx_lm_convert(src, dst, **flags) -> None:
+    """``mlx_lm.convert(src, dst, **flags)`` in this process (sparing an interpreter
+    start-up), its printing swallowed; skips the test when mlx-lm is not importable."""
+    import pytest
+
+    mlx_lm = pytest.importorskip("mlx_lm")
+    with contextlib.redirect_stdout(io.StringIO()):
+        mlx_lm.convert(str(src), str(dst), **flags)
+
+
+def assert_same_folder(a, b, *, check_index: bool = False) -> None:
+    """Two converted folders hold the same tensors (names, dtypes, shapes, bytes) and
+    byte-identical ``config.json`` files; with ``check_index`` the same shard index too."""
+    from mlxq.testing import assert_checkpoints_equal
+
+    assert_checkpoints_equal(a, b, check_config=True, check_index=check_index)
+    with open(os.path.join(a, "config.json"), "rb") as fa, \
+            open(os.path.join(b, "config.json"), "rb") as fb:
+        assert fa.read() == fb.read()

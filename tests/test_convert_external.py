@@ -4,8 +4,6 @@ producer's own formula (mlx-lm misreads GPTQ, see tests/test_gptq.py)."""
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 
 import numpy as np
@@ -14,6 +12,7 @@ import pytest
 import mlxq
 from mlxq import convert
 from mlxq.errors import InvalidArgumentError
+from support import mlx_lm_convert
 
 from producers import (
     awq_folder,
@@ -28,12 +27,6 @@ from producers import (
 
 def _mlx_lm():
     return pytest.importorskip("mlx_lm")
-
-
-def mlx_lm_convert(src, dst, **flags):
-    m = _mlx_lm()
-    with contextlib.redirect_stdout(io.StringIO()):
-        m.convert(str(src), str(dst), **flags)
 
 
 @pytest.mark.parametrize("flags", [{}, {"quantize": True}, {"dequantize": True},

@@ -17,6 +17,7 @@ import mlxq  # noqa: E402
 from mlxq import convert  # noqa: E402
 from mlxq.synthetic import make_checkpoint  # noqa: E402
 from mlxq.testing import assert_checkpoints_equal  # noqa: E402
+from support import mlx_lm_convert
 
 SIZES = dict(layers=4, hidden=128, intermediate=256, vocab=256)
 
@@ -33,11 +34,6 @@ def models(tmp_path_factory):
                                         **{**SIZES, **kw})
         return made[key]
     return get
-
-
-def mlx_lm_convert(src: str, dst: str, **flags) -> None:
-    with contextlib.redirect_stdout(io.StringIO()):
-        mlx_lm.convert(src, dst, **flags)
 
 
 def assert_same_folder(a: str, b: str) -> None:

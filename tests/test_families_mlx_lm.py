@@ -6,7 +6,6 @@ byte for byte. mlx-lm runs in this process (skipped without it)."""
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import os
 from pathlib import Path
@@ -20,6 +19,7 @@ import mlxq.models  # noqa: E402
 from mlxq import convert  # noqa: E402
 from mlxq.errors import MlxqWarning  # noqa: E402
 from mlxq.testing import assert_checkpoints_equal  # noqa: E402
+from support import mlx_lm_convert
 
 FIXTURES = Path(os.environ.get("MLXQ_HF_FIXTURES",
                                Path(__file__).resolve().parent / "fixtures" / "hf"))
@@ -47,11 +47,6 @@ def fixtures() -> list[Path]:
     return sorted(d for d in FIXTURES.iterdir() if (d / "config.json").is_file()
                   and json.loads((d / "config.json").read_text()).get("model_type")
                   in mlxq.models.supported_model_types())
-
-
-def mlx_lm_convert(src: Path, dst: Path, **flags) -> None:
-    with contextlib.redirect_stdout(io.StringIO()):
-        mlx_lm.convert(str(src), str(dst), **flags)
 
 
 CASES = [pytest.param(d, name, id=f"{d.name}-{name}") for d in fixtures() for name in FLAGS]

@@ -12,8 +12,6 @@ from the bf16 fixtures (tests/fixtures/hf/) with an independent numpy quantizer:
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import re
 import shutil
@@ -25,7 +23,7 @@ import pytest
 import mlxq
 from mlxq import convert
 from mlxq._dtypes import bfloat16, float8_e4m3fn
-from mlxq.testing import assert_checkpoints_equal
+from support import assert_same_folder, mlx_lm_convert
 
 ROOT = Path(__file__).resolve().parent / "fixtures" / "hf"
 E4M3_MAX = np.float32(448.0)
@@ -36,17 +34,6 @@ FLAGS = {
     "mxfp4": {"quantize": True, "q_mode": "mxfp4"},
     "f16": {"dtype": "float16"},
 }
-
-
-def mlx_lm_convert(src: Path, dst: Path, **flags) -> None:
-    mlx_lm = pytest.importorskip("mlx_lm")
-    with contextlib.redirect_stdout(io.StringIO()):
-        mlx_lm.convert(str(src), str(dst), **flags)
-
-
-def assert_same(a: Path, b: Path) -> None:
-    assert_checkpoints_equal(a, b, check_config=True, check_index=False)
-    assert (a / "config.json").read_text() == (b / "config.json").read_text()
 
 
 # ---- an independent numpy FP8 quantizer and dequantizer ------------------------------------
@@ -146,7 +133,7 @@ def test_a_block_fp8_release_gives_mlx_lms_folder(name, flags, tmp_path):
     src = block_fp8_variant(name, tmp_path / "src", mtp_weights(name))
     convert(src, tmp_path / "mlxq", quiet=True, **FLAGS[flags])
     mlx_lm_convert(src, tmp_path / "ref", **FLAGS[flags])
-    assert_same(tmp_path / "mlxq", tmp_path / "ref")
+    assert_same_folder(tmp_path / "mlxq", tmp_path / "ref")
     names = mlxq.load_checkpoint(tmp_path / "mlxq")
     assert not any(".mtp." in k or ".eh_proj" in k for k in names)
 
@@ -164,7 +151,7 @@ def test_mimo_scales_beyond_the_blocks_only_multiply_padding(tmp_path):
     mlxq.save_safetensors(src / "model.safetensors", w, metadata={"format": "pt"})
     convert(src, tmp_path / "mlxq", quiet=True)
     mlx_lm_convert(src, tmp_path / "ref")
-    assert_same(tmp_path / "mlxq", tmp_path / "ref")
+    assert_same_folder(tmp_path / "mlxq", tmp_path / "ref")
 
 
 def test_a_block_fp8_weight_with_too_few_scales_is_refused_by_name(tmp_path):
@@ -277,4 +264,4 @@ def test_a_ministral3_fp8_release_gives_the_folder_of_its_dequantized_copy(flags
     cfg = json.loads((MINISTRAL / "config.json").read_text())
     mlx_lm_convert(write_folder(MINISTRAL, tmp_path / "copy", dense, cfg), tmp_path / "ref",
                    **FLAGS[flags])
-    assert_same(tmp_path / "mlxq", tmp_path / "ref")
+    assert_same_folder(tmp_path / "mlxq", tmp_path / "ref")

@@ -13,8 +13,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import re
 import shutil
@@ -27,7 +25,7 @@ import mlxq
 from mlxq import convert
 from mlxq.errors import MlxqWarning
 from mlxq._dtypes import bfloat16, float8_e4m3fn
-from mlxq.testing import assert_checkpoints_equal
+from support import assert_same_folder, mlx_lm_convert
 
 ROOT = Path(__file__).resolve().parent / "fixtures" / "hf"
 FLAGS = {
@@ -39,17 +37,6 @@ FLAGS = {
     "d": {"dequantize": True},
     "f16": {"dtype": "float16"},
 }
-
-
-def mlx_lm_convert(src: Path, dst: Path, **flags) -> None:
-    mlx_lm = pytest.importorskip("mlx_lm")
-    with contextlib.redirect_stdout(io.StringIO()):
-        mlx_lm.convert(str(src), str(dst), **flags)
-
-
-def assert_same(a: Path, b: Path) -> None:
-    assert_checkpoints_equal(a, b, check_config=True, check_index=False)
-    assert (a / "config.json").read_text() == (b / "config.json").read_text()
 
 
 def write_copy(src: Path, dst: Path, tensors: dict, config: dict) -> Path:
@@ -96,7 +83,7 @@ def test_fp8_where_mlx_lm_dequantizes_gives_its_folder(name, flags, tmp_path):
     src = ROOT / "fp8" / name
     convert(src, tmp_path / "mlxq", quiet=True, **FLAGS[flags])
     mlx_lm_convert(src, tmp_path / "ref", **FLAGS[flags])
-    assert_same(tmp_path / "mlxq", tmp_path / "ref")
+    assert_same_folder(tmp_path / "mlxq", tmp_path / "ref")
 
 
 def test_the_numpy_dequant_is_mlx_lms(tmp_path):
@@ -116,7 +103,7 @@ def test_fp8_of_any_family_equals_mlx_lm_on_a_dequantized_copy(flags, tmp_path):
     convert(src, tmp_path / "mlxq", quiet=True, **FLAGS[flags])
     ref_src = dequantized_fp8_copy(src, tmp_path / "copy")
     mlx_lm_convert(ref_src, tmp_path / "ref", **FLAGS[flags])
-    assert_same(tmp_path / "mlxq", tmp_path / "ref")
+    assert_same_folder(tmp_path / "mlxq", tmp_path / "ref")
     assert "quantization_config" not in json.loads((tmp_path / "mlxq" / "config.json").read_text()) \
         or flags in ("q", "q3", "mxfp4")
 
@@ -138,7 +125,7 @@ def test_compressed_tensors_int4_kept_as_mlx_lm_keeps_it(flags, tmp_path):
         assert r.repacked_layers == 3 and r.kept_quantized_layers == 0
         assert "3 layers repacked (compressed-tensors -> MLX, values unchanged)" in r.summary()
     mlx_lm_convert(CT, tmp_path / "ref", **FLAGS[flags])
-    assert_same(tmp_path / "mlxq", tmp_path / "ref")
+    assert_same_folder(tmp_path / "mlxq", tmp_path / "ref")
 
 
 def ct_dequantized_copy(dst: Path) -> Path:
@@ -168,7 +155,7 @@ def ct_dequantized_copy(dst: Path) -> Path:
 def test_compressed_tensors_requantized_to_the_bits_asked(flags, tmp_path):
     r = convert(CT, tmp_path / "mlxq", quiet=True, **FLAGS[flags])
     mlx_lm_convert(ct_dequantized_copy(tmp_path / "copy"), tmp_path / "ref", **FLAGS[flags])
-    assert_same(tmp_path / "mlxq", tmp_path / "ref")
+    assert_same_folder(tmp_path / "mlxq", tmp_path / "ref")
     want = {"q3": 3, "q8g32": 8, "mxfp4": 4}[flags]
     cfg = json.loads((tmp_path / "mlxq" / "config.json").read_text())
     assert cfg["quantization"]["bits"] == want
@@ -280,4 +267,4 @@ def test_fp8_with_per_channel_or_per_tensor_scales(per, tmp_path):
     for flags in ("plain", "q"):
         convert(a, tmp_path / f"mlxq-{flags}", quiet=True, **FLAGS[flags])
         mlx_lm_convert(b, tmp_path / f"ref-{flags}", **FLAGS[flags])
-        assert_same(tmp_path / f"mlxq-{flags}", tmp_path / f"ref-{flags}")
+        assert_same_folder(tmp_path / f"mlxq-{flags}", tmp_path / f"ref-{flags}")
