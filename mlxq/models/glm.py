@@ -10,18 +10,12 @@ transformers' for such configs, though the tensors are the same either way."""
 from __future__ import annotations
 
 from ._shared import ATTN, ATTN_WIDTHS, NORMS, llama_order
+from . import llama
 from .base import Family
-from .common import Args, Weights
 
 
-def sanitize(weights: Weights, config) -> Weights:
-    args = Args(config, tie_word_embeddings=True)
-    weights = Weights({
-        k: v for k, v in weights.items() if "self_attn.rotary_emb.inv_freq" not in k
-    })
-    if args.tie_word_embeddings:
-        weights.pop("lm_head.weight", None)
-    return weights
+# mlx-lm's glm sanitize takes the same steps as llama's; both are checked against mlx-lm
+sanitize = llama.sanitize
 
 
 FAMILY = Family(

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from ._shared import tied
+from . import mamba
 from .base import Family, Order
-from .common import Weights, move_conv_axis
 
 
-def sanitize(weights: Weights, config) -> Weights:
-    move_conv_axis(weights)
-    return weights
+# mlx-lm's mamba2 sanitize takes the same steps as mamba's; both are checked against mlx-lm
+sanitize = mamba.sanitize
 
 
 def _order(config) -> Order:

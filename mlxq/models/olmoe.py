@@ -3,19 +3,12 @@
 from __future__ import annotations
 
 from ._shared import ATTN_QK_NORM, ATTN_WIDTHS, NORMS, llama_order
+from . import qwen2_moe
 from .base import Family
-from .common import REQUIRED, Args, Weights, stack_experts
 
 
-def sanitize(weights: Weights, config) -> Weights:
-    args = Args(config, num_hidden_layers=REQUIRED, num_experts=REQUIRED)
-    if "model.layers.0.mlp.experts.0.up_proj.weight" not in weights:
-        return weights
-    for l in range(args.num_hidden_layers):
-        stack_experts(weights, f"model.layers.{l}.mlp", args.num_experts,
-                      [(n, n) for n in ("up_proj", "down_proj", "gate_proj")],
-                      ["weight", "scales", "biases"])
-    return weights
+# mlx-lm's olmoe sanitize takes the same steps as qwen2_moe's; both are checked against mlx-lm
+sanitize = qwen2_moe.sanitize
 
 
 FAMILY = Family(

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 from ._shared import ATTN, ATTN_WIDTHS, MLP, MLP_WIDTHS, NORMS, llama_order
+from . import granite
 from .base import Family
-from .common import Args, Weights
 
 
-def sanitize(weights: Weights, config) -> Weights:
-    args = Args(config, tie_word_embeddings=True)
-    if args.tie_word_embeddings:
-        weights.pop("lm_head.weight", None)
-    return weights
+# mlx-lm's seed_oss sanitize takes the same steps as granite's; both are checked against mlx-lm
+sanitize = granite.sanitize
 
 
 FAMILY = Family("seed_oss", ("seed_oss",), sanitize,
