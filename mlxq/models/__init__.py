@@ -13,7 +13,7 @@ import importlib
 from typing import Any, Mapping
 
 from ..errors import UnknownEnumValueError
-from .base import Family
+from .base import Family, _identity
 
 __all__ = ["Family", "FAMILIES", "families_table", "family_for", "supported_model_types"]
 
@@ -74,7 +74,7 @@ def families_table() -> str:
     for name in sorted(FAMILIES):
         f = FAMILIES[name]
         rules = []
-        if f.sanitize.__module__ == f"{__name__}.{name}":
+        if f.sanitize is not _identity:  # its own, or another family's it shares
             rules.append("sanitize")
         if f.quant_predicate is not None:
             rules.append("quant_predicate")
