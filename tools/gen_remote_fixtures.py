@@ -1,0 +1,104 @@
+#!/usr/bin/env python3
+"""Writes the tiny checkpoints of model types that only their publishers' remote code
+defines (tests/fixtures/hf/<name>/), from the descriptions in ``tools/remote_fixtures/``.
+
+transformers cannot build these models, so each description states the real release's
+tensor names, shapes and dtypes and its config.json keys, and says where they come from (see
+tools/remote_fixtures/__init__.py). This tool only fills and writes them, with numpy and
+the ``safetensors`` package (no mlxq, no torch)::
+
+    python tools/gen_remote_fixtures.py               # all, into tests/fixtures/hf
+    python tools/gen_remote_fixtures.py internlm2     # some
+    python tools/gen_remote_fixtures.py --out DIR
+
+Output is deterministic: the noise is seeded by the fixture's name, JSON is sorted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import importlib
+import json
+import pkgutil
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "tools"))
+
+import remote_fixtures  # noqa: E402
+from gen_hf_fixtures import DEFAULT_OUT, _tokenizer_files, _write_json  # noqa: E402
+
+# Norm-like parameters start near one (as their initialisation does), everything else
+# near zero.
+_NORM_HINTS = ("norm", "ln_", "layernorm", "_ln", "rmsnorm")
+
+
+def available() -> list[str]:
+    """The fixture names described in tools/remote_fixtures/."""
+    return sorted(m.name for m in pkgutil.iter_modules(remote_fixtures.__path__)
+                  if not m.name.startswith("_"))
+
+
+def _module(name: str) -> Any:
+    return importlib.import_module(f"remote_fixtures.{name}")
+
+
+def fill(name: str, shape: tuple[int, ...], dtype: str, rng: np.random.Generator) -> np.ndarray:
+    """N(0, 0.02) noise of ``shape`` in ``dtype`` (N(1, 0.02) for norm weights); integer
+    tensors get small non-negative values."""
+    import ml_dtypes
+
+    if dtype.startswith(("int", "uint")):
+        return rng.integers(0, 4, size=shape).astype(dtype)
+    x = rng.standard_normal(shape, dtype=np.float32) * np.float32(0.02)
+    if name.endswith(".weight") and any(h in name.lower() for h in _NORM_HINTS) and len(shape) == 1:
+        x += np.float32(1.0)
+    np_dtype = {"bfloat16": ml_dtypes.bfloat16, "float16": np.float16,
+                "float32": np.float32}.get(dtype)
+    if np_dtype is None:
+        raise ValueError(f"{name}: unsupported dtype {dtype!r}")
+    return x.astype(np_dtype)
+
+
+def make(name: str, out: Path) -> Path:
+    from safetensors.numpy import save_file
+
+    mod = _module(name)
+    config = json.loads(json.dumps(mod.CONFIG))  # a deep copy, JSON-clean
+    specs = mod.tensors(config)
+    seed = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "little")
+    rng = np.random.default_rng(seed)
+    arrays = {k: fill(k, tuple(shape), dtype, rng) for k, (shape, dtype) in sorted(specs.items())}
+    d = out / name
+    if d.exists():
+        shutil.rmtree(d)
+    d.mkdir(parents=True)
+    save_file(arrays, str(d / "model.safetensors"), metadata={"format": "pt"})
+    _write_json(d / "config.json", config)
+    _write_json(d / "generation_config.json",
+                {"bos_token_id": 1, "eos_token_id": 2, "do_sample": False})
+    for fname, content in _tokenizer_files().items():
+        _write_json(d / fname, content)
+    return d
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("names", nargs="*", help="fixtures to write (default: all)")
+    ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    args = ap.parse_args(argv)
+    for n in args.names or available():
+        d = make(n, args.out)
+        size = sum(f.stat().st_size for f in d.iterdir())
+        print(f"{n:24s} {size / 1024:8.1f} KB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
