@@ -33,7 +33,7 @@ ASAN_SKIP = larger_than_its_address_space
 ASAN_ENV = LD_PRELOAD="$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libstdc++.so)" \
 	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 
-.PHONY: all deps fuzz-deps build test test-asan fuzz demo bench bench-deps clean
+.PHONY: all deps fuzz-deps build test test-installed test-asan fuzz demo bench bench-deps clean
 
 all: build
 
@@ -51,6 +51,7 @@ deps:
 	    [ setup.py -nt $(DEPS_STAMP) ] || ! (cd / && $(PY) -c "import mlxq, os, sys; \
 	    sys.exit(os.path.realpath(os.path.dirname(mlxq.__file__)) != \
 	    os.path.realpath('$(CURDIR)/mlxq'))" 2>/dev/null); then \
+		echo "make deps: installing mlxq and its test dependencies (MLX and mlx-lm as the oracle; the first run may take a minute or two)"; \
 		$(PIP) install "setuptools>=77" wheel "numpy>=1.24" && \
 		$(PIP) install --no-build-isolation -e ".[test]" && \
 		mkdir -p $(dir $(DEPS_STAMP)) && touch $(DEPS_STAMP); \
@@ -75,6 +76,12 @@ build:
 test: deps build
 	$(PY) -m pytest -q
 
+# What users install: the sdist and the wheel built from it (python -m build), installed
+# into a fresh venv outside the checkout, and the suite run against that package (see
+# tools/test_installed.py), plus `mlxq --help`, `mlxq demo` and the installed doctests.
+test-installed: deps
+	$(PY) tools/test_installed.py
+
 # The sanitizer build lives apart from the in-place one: build/asan/mlxq holds the package's
 # Python files plus the instrumented _core, and pytest runs from build/asan so that this
 # package, not the source tree's, is the one imported (checked first).
@@ -87,9 +94,10 @@ test-asan: deps
 		$$(pkg-config --libs json-c) -o $(ASAN_DIR)/st_io_test
 	$(ASAN_DIR)/st_io_test $(ASAN_DIR)/scratch
 	MLXQ_SANITIZE=1 $(PY) setup.py -q build_ext -b $(ASAN_DIR) -t $(ASAN_DIR)/tmp -j 2
-	@cp mlxq/*.py $(ASAN_DIR)/mlxq/
+	@tar cf - --exclude=__pycache__ --exclude='*.so' mlxq | tar xf - -C $(ASAN_DIR)
 	cd $(ASAN_DIR) && $(ASAN_ENV) $(PY) -c \
-		"import mlxq._core as c, sys; sys.exit('$(ASAN_DIR)/mlxq/' not in c.__file__)"
+		"import mlxq._core as c, mlxq.conversion as v, sys; \
+		sys.exit(not all('$(ASAN_DIR)/mlxq/' in m.__file__ for m in (c, v)))"
 	cd $(ASAN_DIR) && $(ASAN_ENV) $(PY) -m pytest -q -p no:cacheprovider \
 		--rootdir=$(CURDIR)/$(ASAN_DIR) -c /dev/null --doctest-modules \
 		--ignore=$(CURDIR)/$(ASAN_DIR)/mlxq/__main__.py \

@@ -85,12 +85,9 @@ def _paths(args: argparse.Namespace, parser: argparse.ArgumentParser) -> tuple[s
 
 def _convert(args: argparse.Namespace) -> int:
     from ._argnames import command_line
-    from ._threads import set_num_threads
     from .conversion import convert
 
     src, dst = _paths(args, args.parser)
-    if args.threads is not None:
-        set_num_threads(args.threads)
     with command_line(_CONVERT_FLAGS):
         result = convert(
             src, dst, quantize=args.quantize, q_group_size=args.q_group_size,
@@ -101,7 +98,8 @@ def _convert(args: argparse.Namespace) -> int:
             q_method=args.q_method, imatrix=args.imatrix, imatrix_arch=args.imatrix_arch,
             target_bpw=args.target_bpw, revision=args.revision,
             keep_source=args.keep_source, disk_budget=args.disk_budget,
-            upload_repo=args.upload_repo, trust_remote_code=args.trust_remote_code)
+            upload_repo=args.upload_repo, trust_remote_code=args.trust_remote_code,
+            threads=args.threads)
         if args.report:
             print(result.report_table())
         if not args.quiet:

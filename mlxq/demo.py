@@ -73,6 +73,11 @@ def run_convert_demo(work_dir: str | None = None, out: TextIO | None = None) -> 
     out = out if out is not None else sys.stdout
     own = work_dir is None
     root = tempfile.mkdtemp(prefix="mlxq-demo-") if own else work_dir
+    if own:
+        print(f"mlxq demo: working in {root} (a temporary folder, removed at the end; "
+              "--dir DIR keeps the models)", file=out)
+    else:
+        print(f"mlxq demo: working in {root} (kept afterwards)", file=out)
     try:
         os.makedirs(root, exist_ok=True)
         src = os.path.join(root, "tiny-llama-hf")
@@ -105,10 +110,13 @@ def run_convert_demo(work_dir: str | None = None, out: TextIO | None = None) -> 
         ref = os.path.join(root, "tiny-llama-mlx_lm-4bit")
         if os.path.exists(ref):
             shutil.rmtree(ref)
+        print("\nmlx_lm.convert of the same model, for reference (the first run of MLX on "
+              "a machine compiles its CPU kernels, which may take a minute) ...", file=out,
+              flush=True)
         with contextlib.redirect_stdout(io.StringIO()):
             mlx_lm_convert(src, ref, quantize=True)
         # (timings against mlx-lm are benchmarks/bench_convert.py's job, on a 1.3 GB model)
-        print(f"\nmlx_lm.convert of the same model, for reference: {ref}", file=out)
+        print(f"mlx_lm.convert's folder: {ref}", file=out)
         same = compare_checkpoints(dst, ref, check_config=True, check_index=True)
         print(f"identical to mlx_lm.convert (tensors, config.json, index): "
               f"{'yes' if same.matches else 'NO'}", file=out)

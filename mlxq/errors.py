@@ -152,7 +152,18 @@ class MlxqMemoryError(MlxqError, MemoryError):
 
 class MissingDependencyError(MlxqError, ImportError):
     """An optional dependency that this operation needs is not installed; the message says
-    which ``pip install`` brings it."""
+    which ``pip install`` brings it (:func:`install_hint`)."""
+
+
+def install_hint(extra: str, package: str) -> str:
+    """How to install an optional dependency, in commands that work wherever mlxq came
+    from: the extra from a package index, the same from a checkout, or the plain package.
+
+    >>> install_hint("hub", "huggingface_hub")
+    "pip install 'mlxq[hub]' (from a checkout of mlxq: pip install '.[hub]'), or pip install huggingface_hub"
+    """
+    return (f"pip install 'mlxq[{extra}]' (from a checkout of mlxq: pip install "
+            f"'.[{extra}]'), or pip install {package}")
 
 
 class HubErrorKind(str, enum.Enum):

@@ -6,8 +6,8 @@ tokenizer, index, the same set ``mlx_lm.convert --hf-path`` downloads), reads ev
 safetensors header with two ranged requests at most, and downloads and deletes shards one at a
 time while keeping count of the bytes they hold. :func:`download_order` plans which shard to
 fetch next so that outputs complete early and shards are deleted as soon as no pending output
-needs them. Everything goes through the real ``huggingface_hub`` client (``pip install
-mlxq[hub]``): its endpoint (``HF_ENDPOINT``), token (``HF_TOKEN`` or ``huggingface-cli
+needs them. Everything goes through the real ``huggingface_hub`` client (the ``hub``
+extra, ``pip install 'mlxq[hub]'``): its endpoint (``HF_ENDPOINT``), token (``HF_TOKEN`` or ``huggingface-cli
 login``), retries and resumable downloads.
 
 Planning needs no network::
@@ -47,6 +47,7 @@ from .errors import (
     HubRevisionNotFoundError,
     InvalidArgumentError,
     MissingDependencyError,
+    install_hint,
     MlxqIOError,
     SafetensorsError,
 )
@@ -137,8 +138,8 @@ def _hub() -> ModuleType:
         from huggingface_hub import constants, errors, utils  # noqa: F401 (the submodules used)
     except ImportError:
         raise MissingDependencyError(
-            "reading from the Hugging Face Hub needs huggingface_hub: pip install mlxq[hub]"
-        ) from None
+            "reading from the Hugging Face Hub needs huggingface_hub: "
+            + install_hint("hub", "huggingface_hub")) from None
     return huggingface_hub
 
 

@@ -50,6 +50,7 @@ from .errors import (
     MlxqIOError,
     ShapeMismatchError,
     UnknownEnumValueError,
+    install_hint,
 )
 
 __all__ = ["Imatrix", "ImatrixEntry", "ImportanceMap", "read_imatrix", "load_importance"]
@@ -390,8 +391,8 @@ def _tensor_name_map(arch: str, n_blocks: int):
         import gguf
     except ImportError:
         raise MissingDependencyError(
-            "mapping llama.cpp tensor names to MLX layers needs the gguf package "
-            "(pip install 'mlxq[imatrix]' or pip install gguf)"
+            "mapping llama.cpp tensor names to MLX layers needs the gguf package: "
+            + install_hint("imatrix", "gguf")
         ) from None
     by_name = {v: k for k, v in gguf.MODEL_ARCH_NAMES.items()}
     if arch not in by_name:

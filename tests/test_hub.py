@@ -376,7 +376,9 @@ def test_without_huggingface_hub_the_error_says_what_to_install(monkeypatch, tmp
     for name in [m for m in sys.modules if m.split(".")[0] == "huggingface_hub"]:
         monkeypatch.delitem(sys.modules, name)
     monkeypatch.setitem(sys.modules, "huggingface_hub", None)
-    with pytest.raises(errors.MissingDependencyError, match=r"pip install mlxq\[hub\]") as info:
+    with pytest.raises(errors.MissingDependencyError, match=r"pip install 'mlxq\[hub\]' \(from "
+                       r"a checkout of mlxq: pip install '\.\[hub\]'\), or pip install "
+                       r"huggingface_hub") as info:
         HubSource(REPO, staging_dir=tmp_path)
     assert isinstance(info.value, ImportError)
 

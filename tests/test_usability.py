@@ -256,12 +256,15 @@ def test_a_missing_path_does_not_exist_in_every_command(tmp_path, capsys, comman
 
 # ---- 5. flags that do nothing ----------------------------------------------------------------
 
-def test_quantize_that_quantizes_no_layer_says_so(hf, tmp_path, capsys):
-    code, out, err = run(capsys, "convert", hf, tmp_path / "out", "-q", "--q-group-size", "48")
+def test_quantize_that_quantizes_no_layer_says_so(tmp_path, capsys):
+    narrow = make_checkpoint(str(tmp_path / "narrow"), layers=1, hidden=64, intermediate=96,
+                             vocab=32)
+    code, out, err = run(capsys, "convert", narrow, tmp_path / "out", "-q", "--q-group-size",
+                         "128")
     assert code == 0
     assert err.splitlines() == ["mlxq convert: warning: -q quantized no layer: "
-                                "--q-group-size 48 divides the last axis of no weight matrix "
-                                "(widths 64, 128)"]
+                                "--q-group-size 128 divides the last axis of no weight matrix "
+                                "(widths 64, 96)"]
     assert "  0 layers quantized" in out.splitlines()
 
 

@@ -37,6 +37,7 @@ Quantization(group_size=64, bits=4, mode=<QuantMode.AFFINE: 'affine'>)
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
@@ -45,11 +46,12 @@ import sys
 import time
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Optional, TextIO, Union
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional, TextIO, Union
 
 from .._argnames import arg
 from .._progress import human_bytes, human_time
-from ..errors import InvalidArgumentError, MlxqError, MlxqIOError, MlxqWarning
+from ..errors import ArgumentTypeError, InvalidArgumentError, MlxqError, MlxqIOError
+from ..errors import MlxqWarning, OutOfRangeError
 from ..errors import UnknownEnumValueError
 from .options import CONVERSION_DTYPES, MODE_DEFAULTS, QUANT_RECIPES, Options, QuantPredicate
 
@@ -135,6 +137,8 @@ class ConvertResult:
     quantize: bool = False
     allocation: Optional[Any] = None  # target_bpw: conversion.quality.Allocation
     source_peak_bytes: Optional[int] = None  # from the Hub: most source bytes on disk at once
+    #: FP8 weights of the source made dense (mlx-lm dequantizes them with or without -d)
+    fp8_dequantized: int = 0
 
     def summary(self) -> str:
         """What was written, how fast, and what happened to the layers.
@@ -162,6 +166,8 @@ class ConvertResult:
                          "kept")
         if self.dequantized_layers:
             parts.append(f"{_count(self.dequantized_layers, 'layer')} dequantized")
+        if self.fp8_dequantized:
+            parts.append(f"{_count(self.fp8_dequantized, 'FP8 weight')} dequantized")
         if parts:
             lines.append("  " + ", ".join(parts))
         if self.source_peak_bytes is not None:
@@ -212,6 +218,35 @@ def _check_source(src: Path, raw: Any) -> Optional[str]:
     return None
 
 
+@contextlib.contextmanager
+def _not_a_local_folder_either(src: Path) -> Iterator[None]:
+    """A source that is not a local folder was taken for a Hub repository id (as mlx-lm
+    takes it); when the Hub cannot be reached, does not have it, or cannot be asked
+    (huggingface_hub missing), the error says both readings failed, since ``smal`` for a
+    folder ``small`` reads as either, and suggests a folder with a close name."""
+    from ..errors import HubNetworkError, HubRepoNotFoundError, MissingDependencyError
+
+    try:
+        yield
+    except (HubRepoNotFoundError, HubNetworkError, MissingDependencyError) as e:
+        import difflib
+
+        parent = src.parent if str(src.parent) else Path(".")
+        try:
+            names = [n for n in os.listdir(parent) if (parent / n).is_dir()]
+        except OSError:
+            names = []
+        close = difflib.get_close_matches(src.name, names, n=1, cutoff=0.75)
+        shown = os.path.join(os.fspath(src.parent), close[0]) if close and str(
+            src.parent) not in ("", ".") else (close[0] if close else None)
+        hint = f" (did you mean the folder {shown}?)" if shown else ""
+        msg = (f"{src}: no local folder of that name exists{hint}, and as a Hugging Face Hub "
+               f"repository id it could not be read: {e.message}")
+        if isinstance(e, MissingDependencyError):
+            raise MissingDependencyError(msg) from None
+        raise type(e)(msg, repo_id=e.repo_id, filename=e.filename) from None
+
+
 def _check_destination(src: Path, dst: Path, hub: bool = False) -> None:
     if os.path.lexists(dst):
         raise InvalidArgumentError(
@@ -225,6 +260,69 @@ def _check_destination(src: Path, dst: Path, hub: bool = False) -> None:
     if not hub and dst.resolve().is_relative_to(src.resolve()):
         raise InvalidArgumentError(f"cannot save to {dst}: it is inside the source folder "
                                    f"{src}, which mlxq only reads")
+
+
+#: The types convert()'s arguments take, by kind (checked before anything else, so that a
+#: wrong type is named at the door rather than failing deep inside planning).
+_FLAG_ARGS = ("quantize", "dequantize", "report", "quiet", "allow_requantize",
+              "allow_unknown_architecture", "keep_source", "trust_remote_code")
+_INT_ARGS = ("q_group_size", "q_bits")
+_STR_ARGS = ("q_mode", "q_method")
+_OPTIONAL_STR_ARGS = ("dtype", "imatrix_arch", "revision", "upload_repo")
+_PATH_ARGS = ("hf_path", "mlx_path", "imatrix")
+_SIZE_ARGS = ("max_shard_size", "disk_budget")
+
+
+def _check_types(values: dict[str, Any]) -> dict[str, Any]:
+    """Each argument of :func:`convert` of the type it takes, or ArgumentTypeError naming
+    it (``q_bits='4'`` to a Python caller, as ``--q-bits`` would be refused on the command
+    line). Integers of other integral types (``numpy.int64``) come back as ``int``."""
+    import numbers
+
+    def refuse(name: str, expected: str) -> None:
+        v = values[name]
+        raise ArgumentTypeError(f"{arg(name, v)}: expected {expected}, got "
+                                f"{type(v).__name__}", key=name)
+
+    def is_int(v: Any) -> bool:
+        return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+    out = dict(values)
+    for name in _FLAG_ARGS:
+        v = values[name]
+        if not isinstance(v, bool) and type(v).__name__ != "bool_":  # numpy's bool too
+            refuse(name, "True or False")
+        out[name] = bool(v)
+    for name in _INT_ARGS:
+        v = values[name]
+        if v is not None:
+            if not is_int(v):
+                refuse(name, "an int or None")
+            out[name] = int(v)
+    for name in _STR_ARGS:
+        if not isinstance(values[name], str):
+            refuse(name, "a str")
+    for name in _OPTIONAL_STR_ARGS:
+        if values[name] is not None and not isinstance(values[name], str):
+            refuse(name, "a str or None")
+    for name in _PATH_ARGS:
+        v = values[name]
+        if (v is not None or name != "imatrix") and not isinstance(v, (str, os.PathLike)):
+            refuse(name, "a path (str or os.PathLike)")
+    for name in _SIZE_ARGS:
+        v = values[name]
+        if v is not None and not is_int(v) and not isinstance(v, str):
+            refuse(name, "a number of bytes or a size such as '5GB'")
+    v = values["target_bpw"]
+    if v is not None and (not isinstance(v, numbers.Real) or isinstance(v, bool)):
+        refuse("target_bpw", "a number of bits per weight or None")
+    v = values["token"]
+    if v is not None and not isinstance(v, (str, bool)):
+        refuse("token", "a Hub token (str), True, False or None")
+    v = values["stream"]
+    if v is not None and not callable(getattr(v, "write", None)):
+        refuse("stream", "a text stream with a write() method or None")
+    return out
 
 
 def _check_options(opts: Options) -> None:
@@ -246,6 +344,13 @@ def _check_options(opts: Options) -> None:
                                        f"{arg('q_mode', opts.q_mode)}")
     if qp is not None and not opts.quantize:
         raise InvalidArgumentError(f"{arg('quant_predicate', qp)} needs {arg('quantize')}")
+    if opts.quantize:
+        # mx.quantize takes only some group sizes and bits per mode, whatever the model: a
+        # group size it cannot take is refused before anything is read (mlx-lm would fail
+        # at the first layer, or, where no width divides by it, write a 16-bit model that
+        # claims to be quantized)
+        _refuse_global_params(opts, *_global_params(opts),
+                              check_bits=opts.target_bpw is None)
 
 
 def _flags_without_effect(opts: Options, quantize_given_mode: bool) -> list[str]:
@@ -272,12 +377,21 @@ def _check_global_params(plan: Any, opts: Options) -> None:
     """The global group size and bits, where a layer is quantized with them, must be ones
     MLX's ``quantize`` takes in that mode; the error names the argument that set them (not
     the first layer the kernel would have refused)."""
+    gs, bits, mode = _global_params(opts)
+    if any(u.kind == "quantize" and (u.group_size, u.bits, u.mode) == (gs, bits, mode)
+           for u in plan.units.values()):
+        _refuse_global_params(opts, gs, bits, mode)
+
+
+def _refuse_global_params(opts: Options, gs: int, bits: int, mode: str, *,
+                          check_bits: bool = True) -> None:
+    """OutOfRangeError naming the argument (or the mode whose default it is) unless MLX's
+    ``quantize`` takes ``(gs, bits)`` in ``mode``; ``check_bits=False`` checks the group
+    size only (``target_bpw`` chooses the bits)."""
     from ..quant import check_params
 
-    gs, bits, mode = _global_params(opts)
-    if not any(u.kind == "quantize" and (u.group_size, u.bits, u.mode) == (gs, bits, mode)
-               for u in plan.units.values()):
-        return
+    if not check_bits:
+        bits = MODE_DEFAULTS[mode][1]
     try:
         check_params(mode, gs, bits)
     except MlxqError as e:
@@ -328,12 +442,42 @@ def _size(name: str, value: Union[int, str]) -> int:
 
 
 def _warn(msg: str) -> None:
-    # stacklevel 3: the warning points at the code that called convert()
-    warnings.warn(msg, MlxqWarning, stacklevel=3)
+    # stacklevel 4 (here, convert, its threads wrapper): the warning points at the code
+    # that called convert()
+    warnings.warn(msg, MlxqWarning, stacklevel=4)
 
 
 # ---- the conversion ----------------------------------------------------------------------
 
+def _threads_for_the_call(fn: Callable[..., ConvertResult]) -> Callable[..., ConvertResult]:
+    """``convert(..., threads=n)``: the kernels use ``n`` threads for this call only (as
+    :func:`mlxq.set_num_threads` would, restored afterwards, also on error)."""
+    import functools
+
+    @functools.wraps(fn)
+    def call(*args: Any, **kw: Any) -> ConvertResult:
+        n = kw.get("threads")
+        if n is None:
+            return fn(*args, **kw)
+        import numbers
+
+        from .._threads import get_num_threads, set_num_threads
+
+        if isinstance(n, bool) or not isinstance(n, numbers.Integral):
+            raise ArgumentTypeError(f"{arg('threads', n)}: expected an int (at least 1) or "
+                                    f"None, got {type(n).__name__}", key="threads")
+        if n < 1:
+            raise OutOfRangeError(f"{arg('threads', n)} must be at least 1", key="threads")
+        saved = get_num_threads()
+        set_num_threads(int(n))
+        try:
+            return fn(*args, **kw)
+        finally:
+            set_num_threads(saved)
+    return call
+
+
+@_threads_for_the_call
 def convert(hf_path: PathLike, mlx_path: PathLike = "mlx_model", *, quantize: bool = False,
             q_group_size: Optional[int] = None, q_bits: Optional[int] = None,
             q_mode: str = "affine", quant_predicate: Union[str, QuantPredicate, None] = None,
@@ -346,7 +490,7 @@ def convert(hf_path: PathLike, mlx_path: PathLike = "mlx_model", *, quantize: bo
             revision: Optional[str] = None, keep_source: bool = False,
             disk_budget: Union[int, str, None] = None, token: Any = None,
             upload_repo: Optional[str] = None,
-            trust_remote_code: bool = False) -> ConvertResult:
+            trust_remote_code: bool = False, threads: Optional[int] = None) -> ConvertResult:
     """Converts the Hugging Face (or MLX, AWQ, GPTQ, MXFP4) checkpoint folder ``hf_path``
     into an MLX checkpoint folder ``mlx_path``, like ``mlx_lm.convert(hf_path, mlx_path,
     ...)``.
@@ -367,13 +511,15 @@ def convert(hf_path: PathLike, mlx_path: PathLike = "mlx_model", *, quantize: bo
     bias chosen for the least error, docs/methods.md), ``imatrix`` (a llama.cpp importance
     matrix weighting each layer's columns; ``imatrix_arch`` its architecture name when the
     model_type does not give it) and ``target_bpw`` (bits per layer from 2/3/4/5/6/8 for at
-    most this many bits per weight, the whole model counted as mlx-lm does).
+    most this many bits per weight, the whole model counted as mlx-lm does); ``threads``
+    (kernel threads for this call only, as :func:`mlxq.set_num_threads`; default: the
+    current setting, ``MLXQ_NUM_THREADS`` or all cores).
 
     ``hf_path`` may also be a Hugging Face Hub repository (``ORG/NAME``; a local folder
     that exists always wins, as in mlx-lm), at ``revision``: it is converted with bounded
     disk, each shard downloaded, converted and deleted (``keep_source``: kept, in
     huggingface_hub's cache; ``disk_budget``: the most source bytes held at once; ``token``:
-    a Hub token, default huggingface_hub's). Needs ``pip install mlxq[hub]``.
+    a Hub token, default huggingface_hub's). Needs huggingface_hub (the ``hub`` extra).
 
     Warnings are :class:`~mlxq.errors.MlxqWarning` (filter them with :mod:`warnings`):
     quantization arguments without ``quantize``, ``quantize`` that quantized no layer,
@@ -394,6 +540,18 @@ def convert(hf_path: PathLike, mlx_path: PathLike = "mlx_model", *, quantize: bo
         HubError (and its subclasses): a Hub repository that cannot be read.
         Errors of the kernels, with ``.layer`` set to the layer being quantized.
     """
+    a = _check_types(dict(
+        hf_path=hf_path, mlx_path=mlx_path, quantize=quantize, q_group_size=q_group_size,
+        q_bits=q_bits, q_mode=q_mode, dtype=dtype, dequantize=dequantize,
+        max_shard_size=max_shard_size, report=report, quiet=quiet, stream=stream,
+        allow_requantize=allow_requantize, allow_unknown_architecture=allow_unknown_architecture,
+        q_method=q_method, imatrix=imatrix, imatrix_arch=imatrix_arch, target_bpw=target_bpw,
+        revision=revision, keep_source=keep_source, disk_budget=disk_budget, token=token,
+        upload_repo=upload_repo, trust_remote_code=trust_remote_code))
+    quantize, dequantize, report, quiet = a["quantize"], a["dequantize"], a["report"], a["quiet"]
+    q_group_size, q_bits, keep_source = a["q_group_size"], a["q_bits"], a["keep_source"]
+    allow_requantize = a["allow_requantize"]
+    allow_unknown_architecture = a["allow_unknown_architecture"]
     src_p, dst_p = Path(os.fspath(hf_path)), Path(os.fspath(mlx_path))
     out = stream if stream is not None else sys.stderr
     if upload_repo is not None:
@@ -460,8 +618,15 @@ def convert(hf_path: PathLike, mlx_path: PathLike = "mlx_model", *, quantize: bo
             _warn(f"{arg('quantize')} quantized no layer: "
                   f"{_nothing_quantized_reason(widths, opts)}")
         if dequantize and not plan.counts["dequantize"]:
-            _warn(f"{arg('dequantize')} had nothing to do: {hub_repo or src_p} has no "
-                  "quantized layers")
+            if plan.counts["fp8"]:
+                n = plan.counts["fp8"]
+                _warn(f"{arg('dequantize')} had nothing to do: the {_count(n, 'FP8 weight')} "
+                      f"of {hub_repo or src_p} {'is' if n == 1 else 'are'} dequantized with "
+                      f"or without it (as mlx_lm.convert does), and it has no MLX-quantized "
+                      "layers")
+            else:
+                _warn(f"{arg('dequantize')} had nothing to do: {hub_repo or src_p} has no "
+                      "quantized layers")
         log.info("converting %s (%s, %d tensors, %s) into %s", hub_repo or src_p,
                  plan.family.module, len(plan.outputs), human_bytes(plan.total_size), dst_p)
         return plan
@@ -504,10 +669,12 @@ def convert(hf_path: PathLike, mlx_path: PathLike = "mlx_model", *, quantize: bo
             for r in staging.removed:
                 _warn(f"removed {r}, left by an earlier run that was killed")
             work = tmp / ".mlxq-source"
-            source = HubCheckpoint(hub_repo, revision, work / "small", work / "shards",
-                                   keep=keep_source, token=token)
+            with _not_a_local_folder_either(src_p):
+                source = HubCheckpoint(hub_repo, revision, work / "small", work / "shards",
+                                       keep=keep_source, token=token)
             try:
-                plan = planned(source)
+                with _not_a_local_folder_either(src_p):
+                    plan = planned(source)
                 sums = write(plan, source, tmp,
                              lambda ex, bar: run_scheduled(plan, source, ex.run_unit, budget,
                                                            bar.set_status))
@@ -528,7 +695,7 @@ def convert(hf_path: PathLike, mlx_path: PathLike = "mlx_model", *, quantize: bo
     result = ConvertResult(
         dst=str(dst_p), tensors=len(plan.outputs), quantized_layers=plan.counts["quantize"],
         kept_quantized_layers=stored if fmt is None else 0,
-        dequantized_layers=plan.counts["dequantize"],
+        dequantized_layers=plan.counts["dequantize"], fp8_dequantized=plan.counts["fp8"],
         bits_per_weight=plan.total_size * 8 / max(plan.total_parameters, 1),
         bytes_read=plan.bytes_read, bytes_written=plan.total_size,
         seconds=time.monotonic() - t0, architecture=plan.family.module, report=reports,
@@ -540,5 +707,6 @@ def convert(hf_path: PathLike, mlx_path: PathLike = "mlx_model", *, quantize: bo
 
 
 def _warn_side_file(msg: str) -> None:
-    # called from copy_side_files inside convert(): stacklevel 4 reaches convert's caller
-    warnings.warn(msg, MlxqWarning, stacklevel=4)
+    # called from copy_side_files inside convert() (inside its threads wrapper):
+    # stacklevel 5 reaches convert's caller
+    warnings.warn(msg, MlxqWarning, stacklevel=5)

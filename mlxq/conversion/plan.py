@@ -143,12 +143,14 @@ def make_plan(src: SourceCheckpoint, opts: Options) -> Plan:
             "rules (no sanitize step, natural-sort parameter order, the generic rule for "
             "what to quantize); mlx_lm.load cannot load such a model anyway")
     requantized: list = []
+    fp8_weights = 0
     if src.external is not None:
         weights, ext_block = external_tensors(src, opts.allow_requantize, requantized)
         config["quantization"] = ext_block
     else:
         prepared = prepare(src.tensors, config, family, opts)
         weights, config = prepared.weights, prepared.config
+        fp8_weights = prepared.fp8_weights
         warnings.extend(prepared.notes)
     block = config.get("quantization")
     base = _sanitize(family, weights, config)
@@ -175,7 +177,9 @@ def make_plan(src: SourceCheckpoint, opts: Options) -> Plan:
     block = dict(block) if block is not None else None
     units: dict[str, Unit] = {}
     owner: set[str] = set()
-    counts = {"quantize": 0, "kept": 0, "dequantize": 0}
+    # fp8: FP8 weights of the source made dense, as mlx-lm's sanitize (or its load) does
+    # whatever the flags
+    counts = {"quantize": 0, "kept": 0, "dequantize": 0, "fp8": fp8_weights}
 
     if opts.dequantize:
         for path, layer in stored.items():

@@ -45,6 +45,7 @@ class Prepared:
     config: dict[str, Any]
     kind: Optional[str] = None         # "fp8" | "compressed-tensors" | None
     requantized: int = 0               # packed layers dequantized to be quantized again
+    fp8_weights: int = 0               # FP8 weights made dense (here or by the sanitize)
     notes: list[str] = dataclasses.field(default_factory=list)
 
 
@@ -99,6 +100,7 @@ def _fp8(out: Prepared, qc: Mapping[str, Any], family: Any) -> None:
             raise FormatError(f"{n} is {w[n].dtype}, but it has an FP8 scale ({n}{suffix}); an "
                               "FP8 weight is float8_e4m3fn", key=n)
     have = set(scaled)
+    out.fp8_weights = len(scaled)
     for n, t in w.items():
         if t.dtype in _FP8 and n not in have:
             raise FormatError(f"{n} is float8 (E4M3) but has no {n}{suffix} beside it to say "
