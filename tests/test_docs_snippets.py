@@ -162,7 +162,11 @@ def test_every_snippet_of_the_page_runs(page, workdir, request):
 @pytest.mark.parametrize("key", sorted(LISTINGS))
 def test_a_listed_module_is_the_packages_own(key):
     block = next(b for b in page_blocks(key[0]) if _starts(b, key))
-    with open(os.path.join(ROOT, LISTINGS[key]), encoding="utf-8") as f:
+    import mlxq
+
+    # the package under test's own file (the source tree's, or the installed wheel's)
+    where = os.path.dirname(os.path.dirname(os.path.abspath(mlxq.__file__)))
+    with open(os.path.join(where, LISTINGS[key]), encoding="utf-8") as f:
         source = f.read()
 
     def body(text: str) -> str:  # the code after the module docstring
