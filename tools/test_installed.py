@@ -55,8 +55,14 @@ def _ignore(folder: str, names: list[str]) -> set[str]:
 
 def build(work: Path) -> Path:
     dist = work / "dist"
-    # from outside the checkout: its build/ folder would shadow the `build` package
-    _run([sys.executable, "-m", "build", "--outdir", dist, ROOT], cwd=work)
+    # from outside the checkout: its build/ folder would shadow the `build` package. Its
+    # long log is shown only when the build fails.
+    cmd = [sys.executable, "-m", "build", "--outdir", str(dist), str(ROOT)]
+    print("+", " ".join(cmd), flush=True)
+    r = subprocess.run(cmd, cwd=work, capture_output=True, text=True)
+    if r.returncode:
+        print(r.stdout[-20000:], r.stderr[-20000:], sep="\n", file=sys.stderr)
+        raise subprocess.CalledProcessError(r.returncode, cmd)
     wheels = glob.glob(str(dist / "mlxq-*.whl"))
     if len(wheels) != 1:
         raise SystemExit(f"expected one wheel in {dist}, found {wheels}")
