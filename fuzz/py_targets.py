@@ -11,7 +11,7 @@ exception (``KeyError``, ``TypeError``, ``RecursionError``, ...) is a bug, and s
   detection;
 - ``index``: the bytes are ``model.safetensors.index.json`` beside two real shards,
   opened with ``mlxq.shards.open_shards``;
-- ``external``: the bytes are JSON given to ``mlxq.external.detect``, whose format then
+- ``external``: the bytes are JSON given to ``mlxq.formats.external.detect``, whose format then
   groups a fixed list of tensor names.
 
 Run under libFuzzer with atheris (``make fuzz``: ``python fuzz/py_fuzz.py TARGET ...``), and
@@ -99,7 +99,7 @@ def _specs():
 
 
 def config(data: bytes) -> None:
-    from mlxq import external
+    from mlxq.formats import external
     from mlxq.conversion.hfconfig import load_config
     from mlxq.models import family_for
     from mlxq.stored import stored_layers
@@ -142,7 +142,7 @@ _NAMES = ["model.layers.0.self_attn.q_proj.qweight", "model.layers.0.self_attn.q
 
 
 def external(data: bytes) -> None:
-    from mlxq import external as ext
+    from mlxq.formats import external as ext
 
     try:
         try:

@@ -74,7 +74,7 @@ _FORMAT_NAMES = {"awq": "AWQ", "gptq": "GPTQ", "mxfp4": "MXFP4",
 
 def _source_format(source: Any) -> Optional[str]:
     """The other producer's quantized format the source's layers come in, if any: AWQ,
-    GPTQ or MXFP4 (mlxq.external), or compressed-tensors' packed INT layers, which the
+    GPTQ or MXFP4 (mlxq.formats.external), or compressed-tensors' packed INT layers, which the
     converter keeps as MLX layers (mlxq.conversion.prequant)."""
     if getattr(source, "external", None) is not None:
         return source.external.name
