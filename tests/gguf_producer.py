@@ -70,14 +70,18 @@ def _quantize(x: np.ndarray, qt: Q) -> np.ndarray:
         return x.astype(np.float32)
     if qt == Q.F16:
         return x.astype(np.float16)
+    if qt == Q.BF16:
+        return x.astype(ml_dtypes.bfloat16).view(np.uint8)
     if qt == Q.Q4_K:
         return quantize_q4_k(x.astype(np.float32))
     return gguf.quants.quantize(x.astype(np.float32), qt)
 
 
 def hf_to_gguf(model_type: str, dst: Path, qtype: Callable[[str, tuple], Q] = f32_only,
-               src: Optional[Path] = None, chat_template: Optional[str] = None) -> Path:
-    """``tests/fixtures/hf/<model_type>`` (or ``src``) as a GGUF file at ``dst``."""
+               src: Optional[Path] = None, chat_template: Optional[str] = None,
+               split_max_tensors: int = 0) -> Path:
+    """``tests/fixtures/hf/<model_type>`` (or ``src``) as a GGUF file at ``dst`` (with
+    ``split_max_tensors``, a split set whose first file is returned)."""
     src = Path(src or ROOT / model_type)
     cfg = json.loads((src / "config.json").read_text())
     arch = ARCH[model_type]
@@ -96,7 +100,7 @@ def hf_to_gguf(model_type: str, dst: Path, qtype: Callable[[str, tuple], Q] = f3
             experts.setdefault(key, []).append((int(parts[5]), w.pop(name)))
     for key, lst in experts.items():
         w[key] = np.stack([a for _, a in sorted(lst, key=lambda p: p[0])])
-    writer = gguf.GGUFWriter(str(dst), arch)
+    writer = gguf.GGUFWriter(str(dst), arch, split_max_tensors=split_max_tensors)
     writer.add_block_count(n_layers)
     writer.add_context_length(cfg.get("max_position_embeddings", 2048))
     writer.add_embedding_length(cfg["hidden_size"])
@@ -112,6 +116,7 @@ def hf_to_gguf(model_type: str, dst: Path, qtype: Callable[[str, tuple], Q] = f3
         writer.add_expert_count(cfg["num_experts"])
         writer.add_expert_used_count(cfg["num_experts_per_tok"])
         writer.add_expert_feed_forward_length(cfg["moe_intermediate_size"])
+        writer.add_expert_weights_norm(cfg.get("norm_topk_prob", True))
     if arch in ("gemma2", "gemma3"):
         writer.add_sliding_window(cfg["sliding_window"])
         if arch == "gemma2":
@@ -159,6 +164,8 @@ def hf_to_gguf(model_type: str, dst: Path, qtype: Callable[[str, tuple], Q] = f3
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
     writer.close()
+    if split_max_tensors:
+        return dst.with_name(dst.stem + "-00001-of-" + f"{len(list(dst.parent.glob(dst.stem + '-*-of-*.gguf'))):05d}.gguf")
     return dst
 
 

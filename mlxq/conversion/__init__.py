@@ -245,8 +245,8 @@ def _check_source(src: Path, raw: Any) -> Optional[str]:
     if not src.is_dir():
         from ..formats.gguf import detect
 
-        if detect(src):
-            return None
+        if src.name.endswith(".gguf") or detect(src):
+            return None  # a GGUF file (read and checked by mlxq.formats.gguf)
         raise InvalidArgumentError(f"{src}: not a folder (give a checkpoint folder with "
                                    "config.json and model*.safetensors, or a GGUF file)")
     return None
