@@ -32,7 +32,7 @@ The 4-bit codes of a ggml block are stored element ``j`` in the low nibble and e
 nibble first, so the codes are reordered within the block (the values are not touched).
 
 >>> import numpy as np
->>> d = np.float16(0.5).view(np.uint8)                      # one Q4_0 block: d = 0.5,
+>>> d = np.array([0.5], np.float16).view(np.uint8)           # one Q4_0 block: d = 0.5,
 >>> block = np.concatenate([d, np.arange(16, dtype=np.uint8) | 0x90])   # q_j = j, q_j+16 = 9
 >>> wq, scales, biases = q4_0_to_mlx(block.reshape(1, 18))
 >>> hex(int(wq[0, 0])), float(scales[0, 0]), float(biases[0, 0])
