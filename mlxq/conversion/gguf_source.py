@@ -89,13 +89,19 @@ class _Info:
 class _Parts:
     """The reader behind the lazy tensors of a GGUF file: each GGUF tensor is seen as up to
     three virtual tensors (``NAME#weight``/``#scales``/``#biases`` for an exact type, kept
-    quantized; ``NAME#dense`` for its float values), each read a row block at a time."""
+    quantized; ``NAME#dense`` for its float values), each read a row block at a time with
+    one ``pread``. A tensor of llama's permuted Q/K rows is read whole heads at a time and
+    its rows put back in Hugging Face's order (:func:`hf_rows`): quantized blocks move as
+    they are. The last block's conversion is kept, so the triple's three parts cost one
+    read."""
 
-    def __init__(self, gf: fmt.GgufFile, float_dtype: np.dtype):
-        self.gf, self.path, self.float_dtype = gf, str(gf.path), float_dtype
+    def __init__(self, gf: fmt.GgufFile):
+        self.gf, self.path = gf, str(gf.path)
         self._infos: dict[str, tuple[_Info, np.dtype]] = {}
+        self._heads: dict[str, int] = {}
+        self._last: Optional[tuple[tuple[str, int, int], Any]] = None
 
-    def add(self, name: str, part: str) -> str:
+    def add(self, name: str, part: str, heads: Optional[int] = None) -> str:
         t = self.gf.tensors[name]
         lead = t.shape[:-1]
         if part == "dense":
@@ -108,8 +114,17 @@ class _Parts:
             else:
                 dt = np.dtype(np.uint8) if mode == "mxfp4" else np.dtype(np.float16)
                 shape = lead + (t.ncols // gs,)
+        if heads is not None:
+            if len(t.shape) != 2 and not (len(t.shape) == 1 and part == "dense"):
+                raise FormatError(f"{t.path}: {name} is {list(t.shape)}; llama's Q/K "
+                                  "projections are matrices or bias vectors", key=name)
+            rows = t.ncols if len(t.shape) == 1 else t.nrows
+            if rows % (2 * heads):
+                raise FormatError(f"{t.path}: {name} has {rows} rows, which do not split "
+                                  f"into {heads} heads of even size", key=name)
+            self._heads[name] = heads
         key = f"{name}#{part}"
-        self._infos[key] = (_Info(shape, int(np.prod(shape, dtype=np.int64)) * dt.itemsize), dt)
+        self._infos[key] = (_Info(shape, t.nbytes), dt)
         return key
 
     def info(self, key: str) -> _Info:
@@ -118,28 +133,55 @@ class _Parts:
     def dtype(self, key: str) -> np.dtype:
         return self._infos[key][1]
 
+    def _converted(self, name: str, r0: int, r1: int, dense: bool) -> Any:
+        k = (name + ("#dense" if dense else ""), r0, r1)
+        if self._last is not None and self._last[0] == k:
+            return self._last[1]
+        t = self.gf.tensors[name]
+        if len(t.shape) == 1:  # a bias vector: one row of ncols values
+            raw = self.gf.read_raw(name, 0, 1)
+        else:
+            raw = self.gf.read_raw(name, r0, r1)
+        if dense:
+            dt = fmt.plain_dtype(t.type)
+            got: Any = (raw.view(dt) if dt is not None else fmt.dequantize_rows(raw, t),)
+        else:
+            got = fmt.to_mlx(raw, t.type)
+        self._last = (k, got)
+        return got
+
     def read_rows(self, key: str, start: int, out: np.ndarray) -> np.ndarray:
         name, _, part = key.partition("#")
         t = self.gf.tensors[name]
-        raw = self.gf.read_raw(name, start, start + out.shape[0])
-        if part == "dense":
-            dt = fmt.plain_dtype(t.type)
-            out[...] = raw.view(dt) if dt is not None else fmt.dequantize_rows(raw, t)
+        n = out.shape[0]
+        which = 0 if part == "dense" else ("weight", "scales", "biases").index(part)
+        heads = self._heads.get(name)
+        if heads is None or n == 0:
+            out[...] = self._converted(name, start, start + n, part == "dense")[which]
             return out
-        arrays = fmt.to_mlx(raw, t.type)
-        out[...] = arrays[("weight", "scales", "biases").index(part)]
+        if len(t.shape) == 1:  # a permuted bias: its values are the rows
+            vec = self._converted(name, 0, 1, True)[0].reshape(-1)
+            out[...] = vec[hf_rows(t.ncols, heads)].reshape(1, -1)
+            return out
+        d = t.nrows // heads
+        h0, h1 = start // d, -(-(start + n) // d)
+        got = self._converted(name, h0 * d, h1 * d, part == "dense")[which]
+        order = hf_rows(t.nrows, heads)[start:start + n] - h0 * d
+        out[...] = got[order]
         return out
 
 
-def _unpermute(t: graph.Tensor, n_head: int) -> graph.Tensor:
-    """The inverse of llama.cpp's ``LlamaModel.permute`` on the rows: a GGUF row
-    ``h * d + 2 * i + j`` is the Hugging Face row ``h * d + j * d / 2 + i``."""
-    rows = t.shape[0]
-    if rows % (2 * n_head):
-        raise FormatError(f"{rows} rows do not split into {n_head} heads of even size")
-    rest = t.shape[1:]
-    return (t.reshape((n_head, rows // n_head // 2, 2) + rest).swapaxes(1, 2)
-            .reshape(t.shape))
+def hf_rows(rows: int, heads: int) -> np.ndarray:
+    """For each Hugging Face row of llama's q/k projection, its GGUF row: the inverse of
+    llama.cpp's ``LlamaModel.permute`` (``reshape(heads, 2, d/2).swapaxes(1, 2)``), under
+    which GGUF row ``h*d + 2i + j`` holds Hugging Face row ``h*d + j*d/2 + i``.
+
+    >>> hf_rows(8, 1).tolist()
+    [0, 2, 4, 6, 1, 3, 5, 7]
+    """
+    d = rows // heads
+    g = np.arange(rows).reshape(heads, d // 2, 2)      # GGUF rows by (head, i, j)
+    return g.swapaxes(1, 2).reshape(rows)              # in HF order (head, j, i)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -196,7 +238,7 @@ class GgufCheckpoint:
         family = family_for(self.config)
         self.family = family
         names = _name_map(arch, family, self.config)
-        parts = _Parts(self.gf, self.float_dtype)
+        parts = _Parts(self.gf)
         self.tensors: dict[str, graph.Tensor] = {}
         self.reports: list[GgufTensorReport] = []
         block: dict[str, Any] = {}
@@ -211,6 +253,9 @@ class GgufCheckpoint:
                 raise FormatError(
                     f"{path}: tensor {gname!r} has no counterpart in mlx-lm's "
                     f"{family.module} model (llama.cpp architecture {arch!r})", key=gname)
+            permuted = None
+            if arch in _PERMUTED and base.endswith((".attn_q", ".attn_k")):
+                permuted = heads if base.endswith(".attn_q") else kv_heads
             keep = fmt.exact_in_mlx(t) and leaf == "weight"
             if keep and requested is not None:
                 bits, gs, mode = fmt.EXACT[t.type]
@@ -219,19 +264,18 @@ class GgufCheckpoint:
             if keep:
                 bits, gs, mode = fmt.EXACT[t.type]
                 ks = ["weight", "scales"] + (["biases"] if mode == "affine" else [])
-                out = {f"{hf}.{k}": graph.Source(parts, parts.add(gname, k)) for k in ks}
+                out = {f"{hf}.{k}": graph.Source(parts, parts.add(gname, k, permuted))
+                       for k in ks}
                 entry = {"group_size": gs, "bits": bits}
                 if mode != "affine":
                     entry["mode"] = mode
                 block[hf] = entry
                 action = "kept"
             else:
-                dense = graph.Source(parts, parts.add(gname, "dense"))
+                dense = graph.Source(parts, parts.add(gname, "dense", permuted))
                 out = {f"{hf}.{leaf}": dense}
                 action = "dense" if fmt.plain_dtype(t.type) is not None else "dequantized"
             for k, v in out.items():
-                if arch in _PERMUTED and base.endswith((".attn_q", ".attn_k")):
-                    v = _unpermute(v, heads if base.endswith(".attn_q") else kv_heads)
                 if arch in _NORM_SHIFTED and gname.endswith("norm.weight"):
                     v = v.astype(np.float32) - 1.0
                 self.tensors[k] = v
