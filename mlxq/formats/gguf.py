@@ -439,10 +439,17 @@ def _blocks(raw: np.ndarray, type_size: int) -> np.ndarray:
 
 def _pack_nibbles(qs: np.ndarray) -> np.ndarray:
     """ggml's 16 bytes of a 32-element 4-bit block (element j low, j + 16 high nibble of
-    byte j) -> MLX's order (elements 2k, 2k + 1 in byte k, low first), as uint32 words."""
-    e = np.concatenate([qs & 0x0F, qs >> 4], axis=-1)          # [rows, nb, 32] in order
-    packed = e[..., 0::2] | (e[..., 1::2] << 4)                 # [rows, nb, 16]
-    return np.ascontiguousarray(packed).reshape(qs.shape[0], -1).view("<u4")
+    byte j) -> MLX's order (elements 2k, 2k + 1 in byte k, low first), as uint32 words.
+
+    Byte pairs are taken as little-endian uint16 ``p = b[2k] | b[2k+1] << 8``: MLX's byte k
+    is ``(p & 0x0F) | (p >> 4 & 0xF0)`` (the two low nibbles) and byte 8 + k is
+    ``(p >> 4 & 0x0F) | (p >> 8 & 0xF0)`` (the two high nibbles)."""
+    rows = qs.shape[0]
+    p = np.ascontiguousarray(qs).view("<u2")                    # [rows, nb, 8]
+    out = np.empty(p.shape[:-1] + (16,), np.uint8)
+    out[..., :8] = (p & 0x0F) | ((p >> 4) & 0xF0)
+    out[..., 8:] = ((p >> 4) & 0x0F) | ((p >> 8) & 0xF0)
+    return out.reshape(rows, -1).view("<u4")
 
 
 def _half(b: np.ndarray, at: int) -> np.ndarray:
