@@ -10,10 +10,11 @@ APT_PACKAGES = libjson-c-dev pkg-config
 FUZZ_APT_PACKAGES = clang libclang-rt-14-dev
 
 # `make fuzz`: seconds of fuzzing the C header parser (FUZZ_TIME) and each Python target
-# (FUZZ_PY_TIME: the pread reader, config.json, the index, external-format detection).
+# (FUZZ_PY_TIME: the pread reader, config.json, the index, external-format detection, the
+# GGUF header parser and reader).
 FUZZ_TIME ?= 60
 FUZZ_PY_TIME ?= 20
-FUZZ_PY_TARGETS = reader config index external
+FUZZ_PY_TARGETS = reader config index external gguf
 FUZZ_DIR = build/fuzz
 FUZZ_BIN = $(FUZZ_DIR)/st_header_fuzz
 FUZZ_SRC = fuzz/st_header_fuzz.c src/st_header.c src/common.c
@@ -113,7 +114,7 @@ fuzz: fuzz-deps $(FUZZ_BIN) build
 		fuzz-out/corpus fuzz/corpus/st_header
 	@for t in $(FUZZ_PY_TARGETS); do \
 		mkdir -p fuzz-out/py_$$t; \
-		dict=; [ $$t = reader ] || dict=-dict=fuzz/py_json.dict; \
+		dict=; [ $$t = reader ] || [ $$t = gguf ] || dict=-dict=fuzz/py_json.dict; \
 		echo "fuzzing the Python target $$t for $(FUZZ_PY_TIME) s"; \
 		$(PY) fuzz/py_fuzz.py $$t -max_total_time=$(FUZZ_PY_TIME) -timeout=10 \
 			-rss_limit_mb=2048 $$dict -artifact_prefix=fuzz-out/py_$$t- -print_final_stats=1 \

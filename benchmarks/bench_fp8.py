@@ -30,7 +30,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 import mlxq  # noqa: E402
-from mlxq import compressed_tensors as ct  # noqa: E402
+from mlxq.formats import compressed_tensors as ct  # noqa: E402
 from bench_kernels import best_time  # noqa: E402  (same timing)
 
 try:

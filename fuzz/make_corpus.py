@@ -4,7 +4,7 @@
   tests/test_io_validation.py. Names say what the parser must do: ok-* parse, bad-* fail.
   Files starting with 'F' are whole file images; the others are bare header JSON.
 - fuzz/corpus/py_<target>/: seeds for the Python targets in fuzz/py_targets.py (reader,
-  config, index, external), replayed by tests/test_fuzz_targets.py.
+  config, index, external, gguf), replayed by tests/test_fuzz_targets.py.
 
     python3 fuzz/make_corpus.py
 """
@@ -109,6 +109,43 @@ LLAMA = {"model_type": "llama", "hidden_size": 64, "intermediate_size": 128,
          "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
          "torch_dtype": "bfloat16"}
 
+def gguf_file(meta: dict, tensors: list[tuple[str, list[int], int, bytes]]) -> bytes:
+    """A GGUF v3 file image: metadata (str, int as u32, float as f32, list of str) and
+    tensors (name, ggml dims, ggml type, data), data aligned to 32."""
+    def s(x: str) -> bytes:
+        b = x.encode()
+        return struct.pack("<Q", len(b)) + b
+    out = b"GGUF" + struct.pack("<IQQ", 3, len(tensors), len(meta))
+    for k, v in meta.items():
+        out += s(k)
+        if isinstance(v, str):
+            out += struct.pack("<I", 8) + s(v)
+        elif isinstance(v, float):
+            out += struct.pack("<If", 6, v)
+        elif isinstance(v, list):
+            out += struct.pack("<IIQ", 9, 8, len(v)) + b"".join(s(x) for x in v)
+        else:
+            out += struct.pack("<II", 4, v)
+    offset, blobs = 0, b""
+    for name, dims, ttype, data in tensors:
+        out += s(name) + struct.pack(f"<I{len(dims)}QIQ", len(dims), *dims, ttype, offset)
+        pad = -len(data) % 32
+        blobs += data + b"\0" * pad
+        offset += len(data) + pad
+    return out + b"\0" * (-len(out) % 32) + blobs
+
+
+_GGUF_META = {"general.architecture": "llama", "llama.block_count": 1,
+              "llama.embedding_length": 32, "llama.feed_forward_length": 32,
+              "llama.attention.head_count": 2, "llama.attention.head_count_kv": 2,
+              "llama.attention.layer_norm_rms_epsilon": 1e-5, "llama.rope.freq_base": 10000.0,
+              "tokenizer.ggml.model": "gpt2", "tokenizer.ggml.tokens": ["a", "b"]}
+_Q4_0_ROW = struct.pack("<e", 0.5) + bytes(range(16))  # one 32-element block
+_GGUF_TENSORS = [("token_embd.weight", [32, 2], 2, _Q4_0_ROW * 2),
+                 ("output_norm.weight", [32], 0, struct.pack("<32f", *range(32))),
+                 ("blk.0.attn_q.weight", [32, 32], 8, (struct.pack("<e", 0.25) + bytes(32)) * 32),
+                 ("blk.0.ffn_down.weight", [32, 32], 39, (b"\x7f" + bytes(16)) * 32)]
+
 PY_SEEDS: dict[str, dict[str, bytes | str]] = {
     "reader": {
         "two-tensors.st": st_file({"__metadata__": {"format": "pt"},
@@ -142,6 +179,11 @@ PY_SEEDS: dict[str, dict[str, bytes | str]] = {
                                                  "desc_act": False, "sym": True, "checkpoint_format": "gptq"}}),
         "mxfp4.json": js({"quantization_config": {"quant_method": "mxfp4"}}),
         "nested.json": js({"text_config": {"quantization_config": {"quant_method": "gptq", "bits": 8}}}),
+    },
+    "gguf": {
+        "llama.gguf": gguf_file(_GGUF_META, _GGUF_TENSORS),
+        "no-tensors.gguf": gguf_file({"general.architecture": "qwen3"}, []),
+        "aligned-64.gguf": gguf_file({"general.alignment": 64, **_GGUF_META}, _GGUF_TENSORS[:2]),
     },
 }
 

@@ -20,7 +20,9 @@ with atheris.instrument_imports(include=["mlxq"]):
     import mlxq  # noqa: F401
     import mlxq.conversion  # noqa: F401
     import mlxq.models  # noqa: F401
-    import mlxq.external  # noqa: F401
+    import mlxq.formats.external  # noqa: F401
+    import mlxq.formats.gguf  # noqa: F401
+    import mlxq.conversion.gguf_source  # noqa: F401
     import mlxq.shards  # noqa: F401
     import mlxq.stored  # noqa: F401
 

@@ -11,8 +11,11 @@ exception (``KeyError``, ``TypeError``, ``RecursionError``, ...) is a bug, and s
   detection;
 - ``index``: the bytes are ``model.safetensors.index.json`` beside two real shards,
   opened with ``mlxq.shards.open_shards``;
-- ``external``: the bytes are JSON given to ``mlxq.external.detect``, whose format then
-  groups a fixed list of tensor names.
+- ``external``: the bytes are JSON given to ``mlxq.formats.external.detect``, whose format then
+  groups a fixed list of tensor names;
+- ``gguf``: the bytes are a ``.gguf`` file: its header parsed (``mlxq.formats.gguf``), every
+  tensor's first row read and turned into MLX's arrays or floats, and the model's config,
+  names and tokenizer worked out as ``mlxq convert model.gguf`` does.
 
 Run under libFuzzer with atheris (``make fuzz``: ``python fuzz/py_fuzz.py TARGET ...``), and
 over seeds plus hypothesis-generated inputs in the test suite (tests/test_fuzz_targets.py).
@@ -99,7 +102,7 @@ def _specs():
 
 
 def config(data: bytes) -> None:
-    from mlxq import external
+    from mlxq.formats import external
     from mlxq.conversion.hfconfig import load_config
     from mlxq.models import family_for
     from mlxq.stored import stored_layers
@@ -142,7 +145,7 @@ _NAMES = ["model.layers.0.self_attn.q_proj.qweight", "model.layers.0.self_attn.q
 
 
 def external(data: bytes) -> None:
-    from mlxq import external as ext
+    from mlxq.formats import external as ext
 
     try:
         try:
@@ -160,8 +163,28 @@ def external(data: bytes) -> None:
         pass
 
 
+def gguf(data: bytes) -> None:
+    from mlxq.conversion.gguf_source import GgufCheckpoint
+    from mlxq.formats import gguf as fmt
+
+    path = _folder("gguf") / "model.gguf"
+    path.write_bytes(data)
+    try:
+        with fmt.GgufFile(path) as f:
+            for t in f.tensors.values():
+                raw = f.read_raw(t.name, 0, min(t.nrows, 1))
+                if fmt.exact_in_mlx(t, raw):
+                    fmt.to_mlx(raw, t.type)
+                fmt.dequantize_rows(raw, t)
+        with GgufCheckpoint(path) as src:
+            for t in src.tensors.values():
+                t.rows(0, min(t.nrows, 1))
+    except MlxqError:
+        pass
+
+
 TARGETS: dict[str, Callable[[bytes], None]] = {
-    "reader": reader, "config": config, "index": index, "external": external}
+    "reader": reader, "config": config, "index": index, "external": external, "gguf": gguf}
 
 CORPUS = Path(__file__).resolve().parent / "corpus"
 

@@ -12,11 +12,13 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from . import errors
+from . import _moved, errors
 from .errors import *  # noqa: F401,F403 - every public exception and MlxqWarning, as mlxq.X
 from .errors import __all__ as _error_names
 
 __version__ = "0.1.0"
+
+_moved.install()  # mlxq.awq, mlxq.fp8, ... -> mlxq.formats.* with a DeprecationWarning
 
 # Everything else is imported on first use (PEP 562): ``import mlxq`` stays cheap, and so
 # do the commands that need none of it (``mlxq --help``, ``mlxq inspect``): numpy's
@@ -52,21 +54,19 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "safetensors_metadata": (".io", "safetensors_metadata"),
     "save_checkpoint": (".io", "save_checkpoint"),
     "save_safetensors": (".io", "save_safetensors"),
-    # other producers' quantized checkpoints: AutoAWQ, GPTQ, gpt-oss MXFP4 (docs/awq.md,
-    # docs/gptq.md, docs/mxfp4-checkpoints.md)
-    "external": (".external", None),
-    "AwqLoadConfig": (".awq", "AwqLoadConfig"),
-    "transform_awq_weights": (".awq", "transform_awq_weights"),
-    "unpack_awq_weights": (".awq", "unpack_awq_weights"),
-    "GptqConfig": (".gptq", "GptqConfig"),
-    "transform_gptq_weights": (".gptq", "transform_gptq_weights"),
-    "transform_mxfp4_weights": (".mxfp4_checkpoint", "transform_mxfp4_weights"),
-    # pre-quantized sources: float8 checkpoints and compressed-tensors
-    # (docs/source-formats.md)
-    "compressed_tensors": (".compressed_tensors", None),
-    "fp8": (".fp8", None),
-    "dequantize_fp8_block": (".fp8", "dequantize_fp8_block"),
-    "dequantize_fp8_scaled": (".fp8", "dequantize_fp8_scaled"),
+    # other producers' formats, one module each in mlxq.formats: AutoAWQ, GPTQ, gpt-oss
+    # MXFP4 (docs/awq.md, docs/gptq.md, docs/mxfp4-checkpoints.md), float8 checkpoints and
+    # compressed-tensors (docs/source-formats.md); mlxq.external, mlxq.fp8 and
+    # mlxq.compressed_tensors are their old, deprecated paths (mlxq._moved)
+    "formats": (".formats", None),
+    "AwqLoadConfig": (".formats.awq", "AwqLoadConfig"),
+    "transform_awq_weights": (".formats.awq", "transform_awq_weights"),
+    "unpack_awq_weights": (".formats.awq", "unpack_awq_weights"),
+    "GptqConfig": (".formats.gptq", "GptqConfig"),
+    "transform_gptq_weights": (".formats.gptq", "transform_gptq_weights"),
+    "transform_mxfp4_weights": (".formats.mxfp4_checkpoint", "transform_mxfp4_weights"),
+    "dequantize_fp8_block": (".formats.fp8", "dequantize_fp8_block"),
+    "dequantize_fp8_scaled": (".formats.fp8", "dequantize_fp8_scaled"),
 }
 
 

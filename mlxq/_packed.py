@@ -1,6 +1,6 @@
 """What the AutoAWQ and GPTQ converters share: dtype resolution, biases from zeros, regrouping.
 
-Private; the public names live in mlxq.awq, mlxq.gptq and mlxq.external.
+Private; the public names live in mlxq.formats.awq, mlxq.formats.gptq and mlxq.formats.external.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ import pytest
 
 import mlxq
 from mlxq import errors
-from mlxq.awq import AwqLoadConfig, awq_output_dtype, transform_awq_weights, unpack_awq_weights
+from mlxq.formats.awq import AwqLoadConfig, awq_output_dtype, transform_awq_weights, unpack_awq_weights
 from producers import awq_checkpoint, awq_dequant, awq_pack, mlx_unpack
 from support import BF16, assert_bits_equal
 

@@ -13,9 +13,9 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import mlxq
-from mlxq import compressed_tensors as ct
+from mlxq.formats import compressed_tensors as ct
 from mlxq import errors
-from mlxq.compressed_tensors import Route
+from mlxq.formats.compressed_tensors import Route
 from support import BF16, assert_bits_equal, to_mx, to_np
 
 mx = pytest.importorskip("mlx.core")

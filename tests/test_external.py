@@ -1,4 +1,4 @@
-"""mlxq.external: format detection and the per-group interface the converter drives."""
+"""mlxq.formats.external: format detection and the per-group interface the converter drives."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 
 import mlxq
 from mlxq import errors
-from mlxq.external import AwqFormat, GptqFormat, Mxfp4Format, detect
+from mlxq.formats.external import AwqFormat, GptqFormat, Mxfp4Format, detect
 from producers import awq_checkpoint, gptq_checkpoint, mxfp4_checkpoint
 from support import BF16, assert_bits_equal
 

@@ -1,4 +1,4 @@
-"""FP8 (E4M3) checkpoint dequantization: mlxq.fp8 against mlx-lm's `dequant`, run live.
+"""FP8 (E4M3) checkpoint dequantization: mlxq.formats.fp8 against mlx-lm's `dequant`, run live.
 
 The oracles, all executed by MLX:
 - the families' own `sanitize` (deepseek_v3, deepseek_v32, minimax, mimo_v2_flash) on a
@@ -22,7 +22,7 @@ from hypothesis import given, settings, strategies as st
 
 import mlxq
 from mlxq import errors
-from mlxq.fp8 import Fp8Config, dequantize_fp8_block, dequantize_fp8_scaled
+from mlxq.formats.fp8 import Fp8Config, dequantize_fp8_block, dequantize_fp8_scaled
 from support import BF16, assert_bits_equal, to_mx, to_np
 
 mx = pytest.importorskip("mlx.core")

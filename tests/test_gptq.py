@@ -8,7 +8,7 @@ import pytest
 
 import mlxq
 from mlxq import errors
-from mlxq.gptq import GptqConfig, RequantizeReport, gptq_output_dtype, transform_gptq_weights
+from mlxq.formats.gptq import GptqConfig, RequantizeReport, gptq_output_dtype, transform_gptq_weights
 from producers import gptq_checkpoint, gptq_dequant, mlx_unpack, stream_pack
 from support import BF16, assert_bits_equal
 

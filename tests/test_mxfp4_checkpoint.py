@@ -8,7 +8,7 @@ import pytest
 
 import mlxq
 from mlxq import errors
-from mlxq.mxfp4_checkpoint import transform_mxfp4_weights
+from mlxq.formats.mxfp4_checkpoint import transform_mxfp4_weights
 from producers import mxfp4_checkpoint, mxfp4_dequant
 from support import assert_bits_equal
 

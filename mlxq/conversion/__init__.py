@@ -71,15 +71,17 @@ log = logging.getLogger(__name__)
 
 #: What the external formats' layers become, for the summary.
 _FORMAT_NAMES = {"awq": "AWQ", "gptq": "GPTQ", "mxfp4": "MXFP4",
-                 "compressed-tensors": "compressed-tensors"}
+                 "compressed-tensors": "compressed-tensors", "gguf": "GGUF"}
 
 
 def _source_format(source: Any) -> Optional[str]:
     """The other producer's quantized format the source's layers come in, if any: AWQ,
-    GPTQ or MXFP4 (mlxq.external), or compressed-tensors' packed INT layers, which the
+    GPTQ or MXFP4 (mlxq.formats.external), or compressed-tensors' packed INT layers, which the
     converter keeps as MLX layers (mlxq.conversion.prequant)."""
     if getattr(source, "external", None) is not None:
         return source.external.name
+    if getattr(source, "source_format", None) is not None:
+        return source.source_format
     qc = source.quantization_config() if hasattr(source, "quantization_config") else None
     method = qc.get("quant_method") if isinstance(qc, dict) else None
     return "compressed-tensors" if method == "compressed-tensors" else None
@@ -139,6 +141,9 @@ class ConvertResult:
     source_peak_bytes: Optional[int] = None  # from the Hub: most source bytes on disk at once
     #: FP8 weights of the source made dense (mlx-lm dequantizes them with or without -d)
     fp8_dequantized: int = 0
+    #: from a GGUF file: what became of each of its tensors
+    #: (:class:`mlxq.conversion.gguf_source.GgufTensorReport`)
+    gguf_tensors: list = dataclasses.field(default_factory=list)
 
     def summary(self) -> str:
         """What was written, how fast, and what happened to the layers.
@@ -159,8 +164,9 @@ class ConvertResult:
             parts.append(f"{_count(self.repacked_layers, 'layer')} repacked ({fmt} -> MLX, "
                          "values unchanged)")
         if self.requantized:
-            parts.append(f"{_count(len(self.requantized), 'layer')} re-quantized "
-                         "(act-order GPTQ)")
+            why = "from GGUF blocks MLX cannot hold" if self.source_format == "gguf" else \
+                "act-order GPTQ"
+            parts.append(f"{_count(len(self.requantized), 'layer')} re-quantized ({why})")
         if self.kept_quantized_layers:
             parts.append(f"{_count(self.kept_quantized_layers, 'already quantized layer')} "
                          "kept")
@@ -170,6 +176,7 @@ class ConvertResult:
             parts.append(f"{_count(self.fp8_dequantized, 'FP8 weight')} dequantized")
         if parts:
             lines.append("  " + ", ".join(parts))
+        lines.extend(_gguf_lines(self.gguf_tensors))
         if self.source_peak_bytes is not None:
             lines.append(f"  source shards on disk at most {human_bytes(self.source_peak_bytes)} "
                          "at once (downloaded, converted, deleted)")
@@ -178,7 +185,8 @@ class ConvertResult:
             lines.append(f"  {arg('target_bpw', a.target)}: {a.mix()}; "
                          f"{a.bits_per_weight:.3f} bits per weight")
         for r in self.requantized:
-            lines.append(f"  re-quantized (act-order GPTQ) {r.layer}: {r.error}")
+            why = f"{r.source_type} -> MLX" if hasattr(r, "source_type") else "act-order GPTQ"
+            lines.append(f"  re-quantized ({why}) {r.layer}: {r.error}")
         return "\n".join(lines)
 
     def report_table(self) -> str:
@@ -202,8 +210,36 @@ class ConvertResult:
 
 # ---- checks of the arguments -----------------------------------------------------------------
 
+@dataclasses.dataclass(frozen=True)
+class GgufRequantized:
+    """A GGUF tensor of a block type MLX cannot hold (or asked to be quantized differently),
+    dequantized and quantized again: the error it added against the GGUF's values."""
+
+    layer: str
+    source_type: str      # the ggml type (``"Q4_K"``)
+    error: "QuantError"
+
+
+def _gguf_lines(tensors: list) -> list[str]:
+    """The summary's account of a GGUF source's tensors, by what became of them."""
+    if not tensors:
+        return []
+    lines = []
+    for action, text in (("kept", "kept bit-exact (MLX's quantized layout)"),
+                         ("dequantized", "dequantized (no exact MLX layout)"),
+                         ("dense", "plain floats")):
+        types = {}
+        for t in tensors:
+            if t.action == action:
+                types[t.type] = types.get(t.type, 0) + 1
+        if types:
+            mix = ", ".join(f"{k} {v}" for k, v in sorted(types.items()))
+            lines.append(f"  GGUF tensors {text}: {sum(types.values())} ({mix})")
+    return lines
+
+
 def _check_source(src: Path, raw: Any) -> Optional[str]:
-    """The Hub repository ``src`` names (None: a local folder, checked)."""
+    """The Hub repository ``src`` names (None: a local folder or GGUF file, checked)."""
     if not os.path.lexists(src):
         from ..hub import looks_like_repo_id
 
@@ -213,8 +249,12 @@ def _check_source(src: Path, raw: Any) -> Optional[str]:
                                        "Face Hub repository ORG/NAME)")
         return os.fspath(raw)
     if not src.is_dir():
+        from ..formats.gguf import detect
+
+        if src.name.endswith(".gguf") or detect(src):
+            return None  # a GGUF file (read and checked by mlxq.formats.gguf)
         raise InvalidArgumentError(f"{src}: not a folder (give a checkpoint folder with "
-                                   "config.json and model*.safetensors)")
+                                   "config.json and model*.safetensors, or a GGUF file)")
     return None
 
 
@@ -601,7 +641,7 @@ def convert(hf_path: PathLike, mlx_path: PathLike = "mlx_model", *, quantize: bo
         if quantize:
             _check_global_params(plan, opts)
         stored = plan.counts["kept"] if not dequantize else 0
-        if stored and quantize:
+        if stored and quantize and fmt != "gguf":  # (a GGUF's kept tensors: in the summary)
             if fmt is None:
                 _warn(f"{_count(stored, 'layer')} {'is' if stored == 1 else 'are'} already "
                       "quantized and kept as they are (as mlx_lm.convert does); dequantize "
@@ -636,7 +676,8 @@ def convert(hf_path: PathLike, mlx_path: PathLike = "mlx_model", *, quantize: bo
         try:
             writers = ShardWriters(tmp, plan.shards)
             try:
-                ex = _execute.Executor(plan, writers.put, progress.update, report=report)
+                ex = _execute.Executor(plan, writers.put, progress.update,
+                                       report=report or gguf_quantize)
                 run(ex, progress)
                 # the bar ends on the figure the summary reports (updates are throttled)
                 progress.update(len(plan.outputs), plan.total_size, force=True)
@@ -647,7 +688,10 @@ def convert(hf_path: PathLike, mlx_path: PathLike = "mlx_model", *, quantize: bo
         finally:
             progress.close()  # before any warning below, which would break the bar
         (tmp / "config.json").write_text(plan.config_out, encoding="utf-8")
-        copy_side_files(source.folder, tmp, _warn_side_file)
+        if hasattr(source, "write_side_files"):  # a GGUF: its tokenizer, from its metadata
+            source.write_side_files(tmp)
+        else:
+            copy_side_files(source.folder, tmp, _warn_side_file)
         card = MODEL_CARD if hub_repo is None else hub_model_card(source.model_card(),
                                                                    hub_repo)
         (tmp / "README.md").write_text(card, encoding="utf-8")
@@ -655,8 +699,17 @@ def convert(hf_path: PathLike, mlx_path: PathLike = "mlx_model", *, quantize: bo
 
     staging = StagingDir(dst_p)
     source_peak = None
+    gguf = hub_repo is None and not src_p.is_dir()
+    gguf_quantize = gguf and quantize
+    if gguf:
+        from .gguf_source import GgufCheckpoint
+        from .prequant import _requested
+
+        opened: Any = GgufCheckpoint(src_p, _requested(opts), opts.dtype)
+    elif hub_repo is None:
+        opened = SourceCheckpoint(src_p)
     if hub_repo is None:
-        with SourceCheckpoint(src_p) as source:
+        with opened as source:
             plan = planned(source)
             with staging as tmp:
                 for r in staging.removed:
@@ -684,14 +737,23 @@ def convert(hf_path: PathLike, mlx_path: PathLike = "mlx_model", *, quantize: bo
             shutil.rmtree(work)
 
     reports = [LayerReport(p, gs, bits, mode, s.result()) for p, gs, bits, mode, s in sums]
+    requantized = list(plan.requantized)
+    gguf_tensors: list = []
+    if gguf:
+        gguf_tensors = list(source.reports)
+        from_blocks = {r.name[: -len(".weight")]: r.type for r in gguf_tensors
+                       if r.action == "dequantized" and r.name.endswith(".weight")}
+        requantized = [GgufRequantized(r.layer, from_blocks[r.layer], r.error)
+                       for r in reports if r.layer in from_blocks]
+        if not report:
+            reports, sums = [], []
     total = None
     if reports:
         acc = _Sums()
         for *_, s in sums:
             acc.merge(s)
         total = acc.result()
-    requantized = list(plan.requantized)
-    repacked = max(stored - len(requantized), 0) if fmt is not None else 0
+    repacked = max(stored - (0 if gguf else len(requantized)), 0) if fmt is not None else 0
     result = ConvertResult(
         dst=str(dst_p), tensors=len(plan.outputs), quantized_layers=plan.counts["quantize"],
         kept_quantized_layers=stored if fmt is None else 0,
@@ -701,7 +763,7 @@ def convert(hf_path: PathLike, mlx_path: PathLike = "mlx_model", *, quantize: bo
         seconds=time.monotonic() - t0, architecture=plan.family.module, report=reports,
         report_total=total, requantized=requantized, repacked_layers=repacked,
         source_format=fmt, quantize=quantize, allocation=plan.allocation,
-        source_peak_bytes=source_peak)
+        source_peak_bytes=source_peak, gguf_tensors=gguf_tensors)
     log.info("wrote %s: %d tensors in %.2f s", dst_p, result.tensors, result.seconds)
     return result
 

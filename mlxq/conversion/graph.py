@@ -920,7 +920,7 @@ class _Fp8Block(Tensor):
     def _rows(self, r0: int, r1: int) -> np.ndarray:
         from .. import _core
         from .._dtypes import code_of
-        from ..fp8 import _codes
+        from ..formats.fp8 import _codes
 
         b0 = self.block[0]
         s0, s1 = r0 // b0, -(-r1 // b0)

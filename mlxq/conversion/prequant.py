@@ -76,7 +76,7 @@ def prepare(weights: Mapping[str, graph.Tensor], config: dict[str, Any], family:
 # ---- FP8 -----------------------------------------------------------------------------------
 
 def _fp8(out: Prepared, qc: Mapping[str, Any], family: Any) -> None:
-    from ..fp8 import Fp8Config, dequantize_fp8_scaled
+    from ..formats.fp8 import Fp8Config, dequantize_fp8_scaled
 
     cfg = Fp8Config.from_dict(qc)
     out.kind = "fp8"
@@ -169,8 +169,8 @@ def _requested(opts: Options) -> Optional[tuple[int, int, str]]:
 
 def _compressed_tensors(out: Prepared, qc: Mapping[str, Any], family: Any,
                         opts: Options) -> None:
-    from .. import compressed_tensors as ct
-    from ..fp8 import dequantize_fp8_scaled
+    from ..formats import compressed_tensors as ct
+    from ..formats.fp8 import dequantize_fp8_scaled
 
     cfg = ct.parse_config(qc)
     cfg.validate()

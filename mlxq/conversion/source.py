@@ -49,7 +49,7 @@ class SourceCheckpoint:
         folder: the folder.
         config: ``config.json`` as mlx-lm's ``load_config`` reads it.
         tensors: every checkpoint tensor by name, lazy.
-        external: the other producer's format (:mod:`mlxq.external`), or None.
+        external: the other producer's format (:mod:`mlxq.formats.external`), or None.
     """
 
     def __init__(self, folder: Path):
@@ -90,7 +90,7 @@ class SourceCheckpoint:
             return None
         if isinstance(qc, Mapping) and qc.get("quant_method") in ("fp8", "compressed-tensors"):
             return None  # undone lazily before sanitize (mlxq.conversion.prequant)
-        from .. import external
+        from ..formats import external
 
         return external.detect(dict(self.config))
 

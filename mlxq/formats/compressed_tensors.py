@@ -43,10 +43,10 @@ from typing import Any, Literal, Mapping, Optional
 
 import numpy as np
 
-from . import _core
-from ._dtypes import bfloat16, code_of, float_dtype
-from ._packed import mlx_group_size, regroup
-from .errors import (
+from .. import _core
+from .._dtypes import bfloat16, code_of, float_dtype
+from .._packed import mlx_group_size, regroup
+from ..errors import (
     ArgumentTypeError,
     DivisibilityError,
     OutOfRangeError,
@@ -58,7 +58,7 @@ from .errors import (
     UnsupportedFormatError,
 )
 from .fp8 import Rows, _rows
-from .quant import Impl, _as_array, _impl_code, astype, dequantize
+from ..quant import Impl, _as_array, _impl_code, astype, dequantize
 
 __all__ = [
     "AffineTriple",
@@ -90,8 +90,8 @@ class Route(str, enum.Enum):
 
     DENSE = "dense"              #: not quantized on disk: nothing to undo
     PACKED_INT = "packed-int"    #: pack-quantized INT: :func:`to_mlx_affine`
-    FP8_SCALED = "fp8-scaled"    #: float-quantized FP8, per tensor/channel: mlxq.fp8
-    FP8_BLOCK = "fp8-block"      #: float-quantized FP8, block or group scales: mlxq.fp8
+    FP8_SCALED = "fp8-scaled"    #: float-quantized FP8, per tensor/channel: mlxq.formats.fp8
+    FP8_BLOCK = "fp8-block"      #: float-quantized FP8, block or group scales: mlxq.formats.fp8
     MXFP4 = "mxfp4"              #: mxfp4-pack-quantized: :func:`to_mlx_mxfp4`
 
 

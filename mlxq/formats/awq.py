@@ -30,9 +30,9 @@ from typing import Any, Mapping, Optional, Union
 
 import numpy as np
 
-from . import _core
-from ._dtypes import float_dtype
-from ._packed import (
+from .. import _core
+from .._dtypes import float_dtype
+from .._packed import (
     biases_from_zeros,
     cast_generated,
     is_float,
@@ -44,8 +44,8 @@ from ._packed import (
     word_code,
     WORD_DTYPES,
 )
-from .config import PerLayerQuantization, Quantization, _int_field
-from .errors import (
+from ..config import PerLayerQuantization, Quantization, _int_field
+from ..errors import (
     ArgumentTypeError,
     DivisibilityError,
     InvalidArgumentError,
@@ -290,7 +290,7 @@ def transform_awq_weights(
         UnknownEnumValueError: a version other than ``"gemm"``/``""``.
         OutOfRangeError: bits other than 4, group_size <= 0 or not a multiple of 32.
         InvalidArgumentError: a ``.g_idx`` tensor (a GPTQ act-order checkpoint; use
-            :func:`mlxq.gptq.transform_gptq_weights`).
+            :func:`mlxq.formats.gptq.transform_gptq_weights`).
         UnsupportedDtypeError: qweight/qzeros not int32/uint32, scales not floating.
         MissingKeyError: ``P.qweight`` without ``P.scales``.
         KeyCollisionError: ``P.qweight`` next to a stale ``P.weight`` or ``P.biases``.
@@ -304,7 +304,7 @@ def transform_awq_weights(
         if key.endswith(".g_idx"):
             raise InvalidArgumentError(
                 f"{key}: a g_idx tensor belongs to a GPTQ checkpoint, which AutoAWQ's layout "
-                "does not describe; convert it with mlxq.gptq.transform_gptq_weights",
+                "does not describe; convert it with mlxq.formats.gptq.transform_gptq_weights",
                 key=key,
             )
     prefixes = [k[: -len(".qweight")] for k in w if k.endswith(".qweight")]

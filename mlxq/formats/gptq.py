@@ -33,10 +33,10 @@ from typing import Any, Mapping, Optional, Union
 
 import numpy as np
 
-from . import _core
-from ._argnames import arg
-from ._dtypes import float_dtype
-from ._packed import (
+from .. import _core
+from .._argnames import arg
+from .._dtypes import float_dtype
+from .._packed import (
     biases_from_zeros,
     cast_generated,
     is_float,
@@ -48,8 +48,8 @@ from ._packed import (
     word_code,
     WORD_DTYPES,
 )
-from .config import PerLayerQuantization, Quantization, _int_field
-from .errors import (
+from ..config import PerLayerQuantization, Quantization, _int_field
+from ..errors import (
     ArgumentTypeError,
     DivisibilityError,
     InvalidArgumentError,
@@ -61,8 +61,8 @@ from .errors import (
     UnknownEnumValueError,
     UnsupportedDtypeError,
 )
-from .metrics import QuantError, quantization_error
-from .quant import astype, dequantize, quantize
+from ..metrics import QuantError, quantization_error
+from ..quant import astype, dequantize, quantize
 
 __all__ = [
     "GptqConfig",

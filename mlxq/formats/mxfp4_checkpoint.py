@@ -29,9 +29,9 @@ from typing import Mapping
 
 import numpy as np
 
-from ._packed import require_array, snapshot
-from .config import PerLayerQuantization, Quantization
-from .errors import (
+from .._packed import require_array, snapshot
+from ..config import PerLayerQuantization, Quantization
+from ..errors import (
     KeyCollisionError,
     MissingKeyError,
     RankMismatchError,

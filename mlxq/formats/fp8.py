@@ -20,7 +20,7 @@ size through bounded memory; every slice equals the same rows of the whole resul
 >>> import numpy as np, mlxq
 >>> w = np.full((2, 3), 0x38, np.uint8)            # E4M3 0x38 = 1.0
 >>> s = np.array([[0.5]], np.float32)              # one 128x128 block
->>> mlxq.fp8.dequantize_fp8_block(w, s).astype(np.float32)
+>>> mlxq.formats.fp8.dequantize_fp8_block(w, s).astype(np.float32)
 array([[0.5, 0.5, 0.5],
        [0.5, 0.5, 0.5]], dtype=float32)
 """
@@ -33,9 +33,9 @@ from typing import Any, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
-from . import _core
-from ._dtypes import bfloat16, code_of, float_dtype
-from .errors import (
+from .. import _core
+from .._dtypes import bfloat16, code_of, float_dtype
+from ..errors import (
     ArgumentTypeError,
     InvalidArgumentError,
     OutOfRangeError,
@@ -45,7 +45,7 @@ from .errors import (
     UnknownEnumValueError,
     UnsupportedDtypeError,
 )
-from .quant import Impl, _as_array, _impl_code
+from ..quant import Impl, _as_array, _impl_code
 
 __all__ = [
     "DEFAULT_BLOCK_SIZE",
@@ -218,7 +218,7 @@ def dequantize_fp8_block(
     >>> import numpy as np, mlxq
     >>> w = np.zeros((200, 130), np.uint8); w[130, 129] = 0x40     # E4M3 0x40 = 2.0
     >>> s = np.array([[1, 2], [3, 4]], np.float32)
-    >>> out = mlxq.fp8.dequantize_fp8_block(w, s, rows=(128, 200))
+    >>> out = mlxq.formats.fp8.dequantize_fp8_block(w, s, rows=(128, 200))
     >>> out.shape, float(out[2, 129])
     ((72, 130), 8.0)
     """
@@ -291,7 +291,7 @@ def dequantize_fp8_scaled(
     >>> import numpy as np, mlxq
     >>> w = np.array([[0x38, 0xB8], [0x40, 0x7F]], np.uint8)       # 1, -1, 2, NaN
     >>> s = np.array([[0.25], [2.0]], np.float32)                  # per output channel
-    >>> mlxq.fp8.dequantize_fp8_scaled(w, s, np.float32)
+    >>> mlxq.formats.fp8.dequantize_fp8_scaled(w, s, np.float32)
     array([[ 0.25, -0.25],
            [ 4.  ,   nan]], dtype=float32)
     """

@@ -31,8 +31,8 @@ from typing import Any, Iterable, Mapping, Optional
 import numpy as np
 
 from .awq import AwqLoadConfig, awq_output_dtype, transform_awq_weights
-from .config import PerLayerQuantization, Quantization
-from .errors import ArgumentTypeError, ParseError, UnknownEnumValueError
+from ..config import PerLayerQuantization, Quantization
+from ..errors import ArgumentTypeError, ParseError, UnknownEnumValueError
 from .gptq import GptqConfig, gptq_output_dtype, transform_gptq_weights
 from .mxfp4_checkpoint import MXFP4_QUANTIZATION, transform_mxfp4_weights
 
@@ -91,7 +91,7 @@ class ExternalFormat(abc.ABC):
 
 
 class AwqFormat(ExternalFormat):
-    """AutoAWQ GEMM checkpoints (:mod:`mlxq.awq`)."""
+    """AutoAWQ GEMM checkpoints (:mod:`mlxq.formats.awq`)."""
 
     name = "awq"
     _anchor = ".qweight"
@@ -116,7 +116,7 @@ class AwqFormat(ExternalFormat):
 
 
 class GptqFormat(ExternalFormat):
-    """GPTQ checkpoints, v1 and v2 (:mod:`mlxq.gptq`)."""
+    """GPTQ checkpoints, v1 and v2 (:mod:`mlxq.formats.gptq`)."""
 
     name = "gptq"
     _anchor = ".qweight"
@@ -141,7 +141,7 @@ class GptqFormat(ExternalFormat):
 
 
 class Mxfp4Format(ExternalFormat):
-    """gpt-oss style MXFP4 checkpoints (:mod:`mlxq.mxfp4_checkpoint`)."""
+    """gpt-oss style MXFP4 checkpoints (:mod:`mlxq.formats.mxfp4_checkpoint`)."""
 
     name = "mxfp4"
     _anchor = "_blocks"

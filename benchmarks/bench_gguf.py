@@ -1,0 +1,150 @@
+"""GGUF -> MLX folder: mlxq's converter against MLX's own GGUF reader plus a Python
+conversion loop, measured in the same run, each in a fresh process (time and peak RSS).
+
+    python benchmarks/bench_gguf.py [--layers 8 --hidden 2048] [--type Q4_0]
+
+The input is a llama-shaped GGUF written with the ``gguf`` package (matrices in ``--type``,
+norms F32; random weights: only the sizes matter), in llama.cpp's layout.
+
+  mlxq        ``mlxq.convert(model.gguf, out)``: kept Q4_0/Q4_1/Q8_0 blocks repacked into
+              MLX's layout, a row block at a time, written as the MLX folder
+  mx.load     ``mx.load(model.gguf)`` (the whole file into memory, the same triples), then a
+              Python loop renaming to Hugging Face names and undoing llama's Q/K row order,
+              then ``mx.save_safetensors``: the smallest hand-written converter on MLX
+
+Rates are GGUF bytes per second; peak memory is the process's maximum resident set
+(``ru_maxrss``) minus that of a process that only imported the same modules. The ratio is the
+peer's time over mlxq's (above 1: mlxq is faster) and the peer's extra memory over mlxq's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+
+MAKE = """
+import numpy as np, gguf, sys
+from gguf import GGMLQuantizationType as Q
+path, layers, hidden, qt = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), Q[sys.argv[4]]
+rng = np.random.default_rng(0)
+w = gguf.GGUFWriter(path, "llama")
+heads = hidden // 64
+w.add_block_count(layers); w.add_context_length(2048); w.add_embedding_length(hidden)
+w.add_feed_forward_length(hidden * 4); w.add_head_count(heads); w.add_head_count_kv(heads)
+w.add_layer_norm_rms_eps(1e-5); w.add_rope_freq_base(10000.0)
+vocab = 32000
+w.add_tokenizer_model("gpt2"); w.add_tokenizer_pre("default")
+w.add_token_list([f"t{i}" for i in range(vocab)]); w.add_token_scores([0.0] * vocab)
+w.add_token_types([1] * vocab); w.add_bos_token_id(1); w.add_eos_token_id(2)
+def mat(name, rows, cols):
+    x = rng.standard_normal((rows, cols), dtype=np.float32) * 0.02
+    w.add_tensor(name, gguf.quants.quantize(x, qt), raw_dtype=qt)
+mat("token_embd.weight", vocab, hidden)
+w.add_tensor("output_norm.weight", np.ones(hidden, np.float32))
+mat("output.weight", vocab, hidden)
+for i in range(layers):
+    for n in ("attn_q", "attn_k", "attn_v", "attn_output"):
+        mat(f"blk.{i}.{n}.weight", hidden, hidden)
+    mat(f"blk.{i}.ffn_gate.weight", hidden * 4, hidden)
+    mat(f"blk.{i}.ffn_up.weight", hidden * 4, hidden)
+    mat(f"blk.{i}.ffn_down.weight", hidden, hidden * 4)
+    for n in ("attn_norm", "ffn_norm"):
+        w.add_tensor(f"blk.{i}.{n}.weight", np.ones(hidden, np.float32))
+w.write_header_to_file(); w.write_kv_data_to_file(); w.write_tensors_to_file(); w.close()
+"""
+
+PRELUDE = """
+import resource, sys, time, json
+sys.path.insert(0, ROOT)
+import mlxq, mlxq.conversion, mlx.core as mx
+from transformers import PreTrainedTokenizerFast  # imported in both and the baseline: mlxq builds the tokenizer with it
+"""
+
+MLXQ = """
+t = time.perf_counter()
+mlxq.convert(SRC, DST, quiet=True)
+t = time.perf_counter() - t
+"""
+
+PEER = """
+import gguf, numpy as np
+t = time.perf_counter()
+arrays, meta = mx.load(SRC, return_metadata=True)
+layers = int(np.array(meta["llama.block_count"]))
+heads = int(np.array(meta["llama.attention.head_count"]))
+tmap = gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA, layers)
+names = {}
+for i in range(layers):
+    for hf in ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
+               "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj", "input_layernorm",
+               "post_attention_layernorm"):
+        names[tmap.get_name(f"model.layers.{i}.{hf}")] = f"model.layers.{i}.{hf}"
+names.update({"token_embd": "model.embed_tokens", "output_norm": "model.norm",
+              "output": "lm_head"})
+out = {}
+for k, v in arrays.items():
+    base, leaf = k.rsplit(".", 1)
+    hf = names[base]
+    if hf.endswith(("q_proj", "k_proj")):  # llama.cpp's row order undone
+        r = v.shape[0]
+        v = v.reshape(heads, r // heads // 2, 2, -1).swapaxes(1, 2).reshape(r, -1)
+    out[f"{hf}.{leaf}"] = v
+import os
+os.makedirs(DST)
+mx.save_safetensors(os.path.join(DST, "model.safetensors"), out, metadata={"format": "mlx"})
+t = time.perf_counter() - t
+"""
+
+REPORT = """
+print(json.dumps({"seconds": t, "rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}))
+"""
+
+BASE = """
+t = 0.0
+"""
+
+
+def run(body: str, src: str, dst: str) -> dict:
+    code = f"ROOT = {ROOT!r}\nSRC = {src!r}\nDST = {dst!r}\n" + PRELUDE + body + REPORT
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, env={**os.environ, "PYTHONPATH": ROOT})
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--layers", type=int, default=8)
+    ap.add_argument("--hidden", type=int, default=2048)
+    ap.add_argument("--type", default="Q4_0", choices=["Q4_0", "Q4_1", "Q8_0"])
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-gguf-") as tmp:
+        src = os.path.join(tmp, "model.gguf")
+        subprocess.run([sys.executable, "-c", MAKE, src, str(args.layers), str(args.hidden),
+                        args.type], check=True)
+        size = os.path.getsize(src)
+        print(f"GGUF {args.type}: {args.layers} layers, hidden {args.hidden}, "
+              f"{size / 2**20:.0f} MiB")
+        base = run(BASE, src, os.path.join(tmp, "base"))["rss"]
+        rows = {}
+        for name, body in (("mlxq", MLXQ), ("mx.load", PEER)):
+            r = run(body, src, os.path.join(tmp, name.replace(".", "_")))
+            extra = max(r["rss"] - base, 0)
+            rows[name] = (r["seconds"], extra)
+            print(f"  {name:<9} {size / r['seconds'] / 2**20:8.1f} MiB/s {r['seconds']:7.2f} s"
+                  f"   peak +{extra / 2**20:7.1f} MiB")
+        (tm, mm), (tp, mp) = rows["mlxq"], rows["mx.load"]
+        print(f"  mlxq vs mx.load + loop: {tp / tm:.2f}x the speed, "
+              f"{mp / max(mm, 1):.2f}x less memory")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,661 @@
+"""A llama.cpp GGUF file (or split set) as a conversion source (docs/gguf.md).
+
+:class:`GgufCheckpoint` looks like a :class:`~mlxq.conversion.source.SourceCheckpoint` to the
+planner: a ``config.json`` dict (built from the GGUF metadata), and every tensor under the
+Hugging Face name mlx-lm's family expects, lazy, read a row block at a time. On the way it
+undoes what llama.cpp's ``convert_hf_to_gguf.py`` did to the Hugging Face checkpoint:
+
+- **names**: the ``gguf`` package's own tensor-name map (``gguf.TensorNameMap``, the table
+  llama.cpp converts with) is applied to every module path of mlx-lm's model for the family
+  and inverted, so each GGUF name goes back to the one Hugging Face name llama.cpp would
+  have made it from; stacked experts (``ffn_*_exps``, llama.cpp's merged
+  ``mlp.experts.<proj>``) are mlx-lm's ``switch_mlp.<proj>``;
+- **llama's Q/K rows**: llama.cpp reorders the rows of ``q_proj``/``k_proj`` (weights and
+  biases) of llama-style attention for its interleaved rotary embedding; the reverse
+  reorder is a permutation of whole rows, so quantized blocks move untouched;
+- **Gemma's norms**: llama.cpp stores ``1 + w`` for every ``*norm.weight`` of gemma2/gemma3
+  (its RMSNorm multiplies by the weight itself); ``w`` is restored (in float32);
+- **llama.cpp-only tensors**: ``rope_freqs`` (llama 3's rope factors) and phi3's
+  ``rope_factors_long``/``_short`` become the config's ``rope_scaling``, not tensors;
+- **DeepSeek's MLA**: llama.cpp splits ``kv_b_proj`` into ``k_b`` (transposed) and ``v_b``:
+  exactly deepseek_v3's ``embed_q`` and ``unembed_out`` (kept as they are); deepseek_v2,
+  whose mlx-lm model keeps ``kv_b_proj``, gets it back, dequantized.
+
+Each tensor of a type with an exact MLX layout (Q4_0, Q4_1, Q8_0, MXFP4:
+:mod:`mlxq.formats.gguf`) becomes MLX's quantized triple and gets its own entry in the
+``quantization`` block; the rest are dequantized (the ``gguf`` package's reference
+dequantizers) to the model's float dtype, and ``-q`` quantizes them as any dense layer. With
+``-q`` and explicit parameters (``--q-bits``, ``--q-group-size``, ``--q-mode``) that differ from
+a tensor's own, the user's choice wins: that tensor is dequantized and quantized again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+from collections import Counter
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Optional
+
+import numpy as np
+
+from .._dtypes import bfloat16
+from ..errors import FormatError, MissingDependencyError, ParseError, UnsupportedFormatError
+from ..formats import gguf as fmt
+from . import graph
+
+__all__ = ["ARCHITECTURES", "GgufCheckpoint", "GgufTensorReport"]
+
+log = logging.getLogger("mlxq")
+
+#: llama.cpp's ``general.architecture`` -> mlx-lm's ``model_type`` (deepseek2 is
+#: deepseek_v3 when the file has DeepSeek-V3's expert-bias routing, else deepseek_v2)
+ARCHITECTURES: dict[str, str] = {
+    "llama": "llama", "qwen2": "qwen2", "qwen3": "qwen3", "qwen3moe": "qwen3_moe",
+    "gemma2": "gemma2", "gemma3": "gemma3_text", "phi3": "phi3", "deepseek2": "deepseek_v2",
+}
+
+#: the Hugging Face class each model_type's config names
+_HF_CLASS = {"llama": "LlamaForCausalLM", "qwen2": "Qwen2ForCausalLM",
+             "qwen3": "Qwen3ForCausalLM", "qwen3_moe": "Qwen3MoeForCausalLM",
+             "gemma2": "Gemma2ForCausalLM", "gemma3_text": "Gemma3ForCausalLM",
+             "phi3": "Phi3ForCausalLM", "deepseek_v2": "DeepseekV2ForCausalLM",
+             "deepseek_v3": "DeepseekV3ForCausalLM"}
+
+# llama.cpp permutes the Q/K rows of these architectures (convert_hf_to_gguf.py's
+# LlamaModel.permute: its rope is GPT-J style, Hugging Face's llama rotates halves)
+_PERMUTED = ("llama",)
+# llama.cpp stores 1 + w for every norm weight of these (Gemma's RMSNorm scales by 1 + w)
+_NORM_SHIFTED = ("gemma2", "gemma3")
+_CONFIG_TENSORS = ("rope_freqs.weight", "rope_factors_long.weight", "rope_factors_short.weight")
+
+
+def _f32(v: Any) -> float:
+    """A float32 metadata value as the decimal its writer most likely had (1e-06, not
+    9.999999974752427e-07)."""
+    return float(str(np.float32(v)))
+
+
+# ---- tensors ---------------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class _Info:
+    shape: tuple[int, ...]
+    nbytes: int
+
+
+class _Parts:
+    """The reader behind the lazy tensors of a GGUF file: each GGUF tensor is seen as up to
+    three virtual tensors (``NAME#weight``/``#scales``/``#biases`` for an exact type, kept
+    quantized; ``NAME#dense`` for its float values), each read a row block at a time with
+    one ``pread``. A tensor of llama's permuted Q/K rows is read whole heads at a time and
+    its rows put back in Hugging Face's order (:func:`hf_rows`): quantized blocks move as
+    they are. The last block's conversion is kept, so the triple's three parts cost one
+    read."""
+
+    def __init__(self, gf: fmt.GgufFile):
+        self.gf, self.path = gf, str(gf.path)
+        self._infos: dict[str, tuple[_Info, np.dtype]] = {}
+        self._heads: dict[str, int] = {}
+        self._last: Optional[tuple[tuple[str, int, int], Any]] = None
+
+    def add(self, name: str, part: str, heads: Optional[int] = None) -> str:
+        t = self.gf.tensors[name]
+        lead = t.shape[:-1]
+        if part == "dense":
+            dt = fmt.plain_dtype(t.type) or np.dtype(np.float32)
+            shape = t.shape
+        else:
+            bits, gs, mode = fmt.EXACT[t.type]
+            if part == "weight":
+                dt, shape = np.dtype(np.uint32), lead + (t.ncols * bits // 32,)
+            else:
+                dt = np.dtype(np.uint8) if mode == "mxfp4" else np.dtype(np.float16)
+                shape = lead + (t.ncols // gs,)
+        if heads is not None:
+            if len(t.shape) != 2 and not (len(t.shape) == 1 and part == "dense"):
+                raise FormatError(f"{t.path}: {name} is {list(t.shape)}; llama's Q/K "
+                                  "projections are matrices or bias vectors", key=name)
+            rows = t.ncols if len(t.shape) == 1 else t.nrows
+            if rows % (2 * heads):
+                raise FormatError(f"{t.path}: {name} has {rows} rows, which do not split "
+                                  f"into {heads} heads of even size", key=name)
+            self._heads[name] = heads
+        key = f"{name}#{part}"
+        self._infos[key] = (_Info(shape, t.nbytes), dt)
+        return key
+
+    def info(self, key: str) -> _Info:
+        return self._infos[key][0]
+
+    def dtype(self, key: str) -> np.dtype:
+        return self._infos[key][1]
+
+    def _converted(self, name: str, r0: int, r1: int, dense: bool) -> Any:
+        k = (name + ("#dense" if dense else ""), r0, r1)
+        if self._last is not None and self._last[0] == k:
+            return self._last[1]
+        t = self.gf.tensors[name]
+        if len(t.shape) == 1:  # a bias vector: one row of ncols values
+            raw = self.gf.read_raw(name, 0, 1)
+        else:
+            raw = self.gf.read_raw(name, r0, r1)
+        if dense:
+            dt = fmt.plain_dtype(t.type)
+            got: Any = (raw.view(dt) if dt is not None else fmt.dequantize_rows(raw, t),)
+        else:
+            got = fmt.to_mlx(raw, t.type)
+        self._last = (k, got)
+        return got
+
+    def read_rows(self, key: str, start: int, out: np.ndarray) -> np.ndarray:
+        name, _, part = key.partition("#")
+        t = self.gf.tensors[name]
+        n = out.shape[0]
+        which = 0 if part == "dense" else ("weight", "scales", "biases").index(part)
+        heads = self._heads.get(name)
+        if heads is None or n == 0:
+            out[...] = self._converted(name, start, start + n, part == "dense")[which]
+            return out
+        if len(t.shape) == 1:  # a permuted bias: its values are the rows
+            vec = self._converted(name, 0, 1, True)[0].reshape(-1)
+            out[...] = vec[hf_rows(t.ncols, heads)].reshape(1, -1)
+            return out
+        d = t.nrows // heads
+        h0, h1 = start // d, -(-(start + n) // d)
+        got = self._converted(name, h0 * d, h1 * d, part == "dense")[which]
+        order = hf_rows(t.nrows, heads)[start:start + n] - h0 * d
+        out[...] = got[order]
+        return out
+
+
+def hf_rows(rows: int, heads: int) -> np.ndarray:
+    """For each Hugging Face row of llama's q/k projection, its GGUF row: the inverse of
+    llama.cpp's ``LlamaModel.permute`` (``reshape(heads, 2, d/2).swapaxes(1, 2)``), under
+    which GGUF row ``h*d + 2i + j`` holds Hugging Face row ``h*d + j*d/2 + i``.
+
+    >>> hf_rows(8, 1).tolist()
+    [0, 2, 4, 6, 1, 3, 5, 7]
+    """
+    d = rows // heads
+    g = np.arange(rows).reshape(heads, d // 2, 2)      # GGUF rows by (head, i, j)
+    return g.swapaxes(1, 2).reshape(rows)              # in HF order (head, j, i)
+
+
+@dataclasses.dataclass(frozen=True)
+class GgufTensorReport:
+    """What became of one GGUF tensor: ``kept`` (its blocks are MLX's quantized triple, bit
+    for bit), ``dense`` (plain floats) or ``dequantized`` (a block type MLX cannot hold, or
+    one the user asked to quantize differently)."""
+
+    gguf_name: str
+    name: str          # the Hugging Face parameter name
+    type: str          # the ggml type
+    action: str
+
+
+# ---- the source ------------------------------------------------------------------------------
+
+class GgufCheckpoint:
+    """A GGUF model opened as a conversion source (see the module docstring).
+
+    ``requested``: the quantization parameters ``-q`` asks for explicitly (``(group_size,
+    bits, mode)``), if any; tensors of another exact type are dequantized for them."""
+
+    external = None
+    source_format = "gguf"
+
+    def __init__(self, path: Path, requested: Optional[tuple[int, int, str]] = None,
+                 dtype: Optional[str] = None):
+        self.gf = fmt.GgufFile(path)
+        try:
+            self._open(Path(path), requested, dtype)
+        except BaseException:
+            self.gf.close()
+            raise
+
+    def _open(self, path: Path, requested: Optional[tuple[int, int, str]],
+              dtype: Optional[str]) -> None:
+        from ..models import family_for
+
+        self.path = path
+        self.folder = path.parent
+        meta = self.gf.metadata
+        arch = meta.get("general.architecture")
+        if arch not in ARCHITECTURES:
+            raise UnsupportedFormatError(
+                f"{path}: llama.cpp architecture {arch!r} is not one mlxq converts from GGUF; "
+                f"supported: {', '.join(ARCHITECTURES)}", key="general.architecture")
+        self.arch = arch
+        tensors = self.gf.tensors
+        self.config = _config(arch, meta, tensors, path)
+        self.float_dtype = _float_dtype(tensors, dtype)
+        self.config["torch_dtype"] = {np.dtype(np.float16): "float16",
+                                      np.dtype(bfloat16): "bfloat16",
+                                      np.dtype(np.float32): "float32"}[self.float_dtype]
+        family = family_for(self.config)
+        self.family = family
+        names = _name_map(arch, family, self.config)
+        parts = _Parts(self.gf)
+        self.tensors: dict[str, graph.Tensor] = {}
+        self.reports: list[GgufTensorReport] = []
+        block: dict[str, Any] = {}
+        heads = self.config["num_attention_heads"]
+        kv_heads = self.config.get("num_key_value_heads", heads)
+        for gname, t in tensors.items():
+            if gname in _CONFIG_TENSORS:
+                continue  # read into the config's rope_scaling
+            base, dot, leaf = gname.rpartition(".")
+            hf = names.get(base)
+            if hf is None or leaf not in ("weight", "bias"):
+                raise FormatError(
+                    f"{path}: tensor {gname!r} has no counterpart in mlx-lm's "
+                    f"{family.module} model (llama.cpp architecture {arch!r})", key=gname)
+            permuted = None
+            if arch in _PERMUTED and base.endswith((".attn_q", ".attn_k")):
+                permuted = heads if base.endswith(".attn_q") else kv_heads
+            keep = fmt.exact_in_mlx(t) and leaf == "weight"
+            if keep and requested is not None:
+                bits, gs, mode = fmt.EXACT[t.type]
+                keep = requested == (gs, bits, mode)  # the user's choice wins
+            out: dict[str, graph.Tensor]
+            if keep:
+                bits, gs, mode = fmt.EXACT[t.type]
+                ks = ["weight", "scales"] + (["biases"] if mode == "affine" else [])
+                out = {f"{hf}.{k}": graph.Source(parts, parts.add(gname, k, permuted))
+                       for k in ks}
+                entry = {"group_size": gs, "bits": bits}
+                if mode != "affine":
+                    entry["mode"] = mode
+                block[hf] = entry
+                action = "kept"
+            else:
+                dense = graph.Source(parts, parts.add(gname, "dense", permuted))
+                out = {f"{hf}.{leaf}": dense}
+                action = "dense" if fmt.plain_dtype(t.type) is not None else "dequantized"
+            for k, v in out.items():
+                if arch in _NORM_SHIFTED and gname.endswith("norm.weight"):
+                    v = v.astype(np.float32) - 1.0
+                self.tensors[k] = v
+            self.reports.append(GgufTensorReport(gname, f"{hf}.{leaf}", t.type, action))
+        if arch == "deepseek2":
+            _deepseek_attention(self.tensors, self.config, family, block)
+        # built now, so that a vocabulary transformers cannot read fails before any writing
+        self.tokenizer = build_tokenizer(meta)
+        if block:
+            order = family.order_for(self.config)
+            block = dict(sorted(block.items(), key=lambda kv: order.key(kv[0] + ".weight")))
+            kinds = Counter((e["group_size"], e["bits"], e.get("mode", "affine"))
+                            for e in block.values())
+            (gs, bits, mode), _ = kinds.most_common(1)[0]
+            glob: dict[str, Any] = {"group_size": gs, "bits": bits}
+            if mode != "affine":
+                glob["mode"] = mode
+            self.config["quantization"] = {**glob, **block}
+
+    # the SourceCheckpoint interface the planner and convert() use
+    def quantization_config(self) -> Any:
+        return None
+
+    @property
+    def files(self) -> list[Path]:
+        return list(self.gf.files)
+
+    def model_card(self) -> Optional[Path]:
+        return None
+
+    def write_side_files(self, dst: Path) -> list[str]:
+        """The tokenizer files and chat template (from ``tokenizer.ggml.*``) and
+        ``generation_config.json``."""
+        before = set(os.listdir(dst))
+        self.tokenizer.save_pretrained(str(dst))
+        written = sorted(set(os.listdir(dst)) - before)
+        gen = {k: self.config[k] for k in ("bos_token_id", "eos_token_id")
+               if k in self.config}
+        (dst / "generation_config.json").write_text(json.dumps(gen, indent=2) + "\n",
+                                                    encoding="utf-8")
+        return written + ["generation_config.json"]
+
+    def close(self) -> None:
+        self.gf.close()
+
+    def __enter__(self) -> "GgufCheckpoint":
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        self.close()
+
+
+def _float_dtype(tensors: Mapping[str, fmt.GgufTensor], dtype: Optional[str]) -> np.dtype:
+    """The model's float dtype: ``--dtype`` if given; else bfloat16 or float16 when the
+    file's weight matrices are stored so; else float16 when any is quantized (the dtype of
+    ggml's block scales, which the kept triples keep); else float32."""
+    if dtype in ("float16", "bfloat16", "float32"):
+        return np.dtype({"float16": np.float16, "bfloat16": bfloat16,
+                         "float32": np.float32}[dtype])
+    types = Counter(t.type for t in tensors.values() if len(t.shape) >= 2)
+    if types.get("BF16", 0) > types.get("F16", 0):
+        return np.dtype(bfloat16)
+    if types.get("F16") or any(k not in ("F32", "F64") for k in types):
+        return np.dtype(np.float16)
+    return np.dtype(np.float32)
+
+
+# ---- names -----------------------------------------------------------------------------------
+
+def _module_paths(tree: tuple, prefix: str, n_layers: int) -> Iterable[str]:
+    for name, children, is_list in tree:
+        path = f"{prefix}{name}"
+        if is_list:
+            for i in range(n_layers):
+                if children:
+                    yield from _module_paths(children, f"{path}.{i}.", n_layers)
+        elif children:
+            yield from _module_paths(children, path + ".", n_layers)
+        else:
+            yield path
+
+
+def _name_map(arch: str, family: Any, config: Mapping[str, Any]) -> dict[str, str]:
+    """GGUF base name (``blk.0.attn_q``) -> Hugging Face module path, by mapping every
+    module path of mlx-lm's model with gguf's ``TensorNameMap`` (as llama.cpp's converter
+    maps them) and inverting. mlx-lm's stacked experts ``switch_mlp.<proj>`` are looked up
+    as llama.cpp's merged ``experts.<proj>``; deepseek_v3's ``embed_q``/``unembed_out``
+    as the ``k_b_proj``/``v_b_proj`` llama.cpp splits ``kv_b_proj`` into."""
+    g = fmt._gguf()
+    enum = {v: k for k, v in g.MODEL_ARCH_NAMES.items()}[arch]
+    n = int(config["num_hidden_layers"])
+    tmap = g.get_tensor_name_map(enum, n)
+    order = family.order_for(config)
+    out: dict[str, str] = {}
+    for path in _module_paths(order._parsed, "", n):
+        probe = path.replace(".switch_mlp.", ".experts.")
+        probe = probe.replace(".embed_q", ".k_b_proj").replace(".unembed_out", ".v_b_proj")
+        gname = tmap.get_name(probe)
+        if gname is not None:
+            out.setdefault(gname, path)
+    return out
+
+
+# ---- config.json -----------------------------------------------------------------------------
+
+def _config(arch: str, meta: Mapping[str, Any], tensors: Mapping[str, fmt.GgufTensor],
+            path: Path) -> dict[str, Any]:
+    """mlx-lm's config.json for the model, from llama.cpp's metadata (``<arch>.*`` keys)."""
+
+    def get(key: str, default: Any = None, kind: type = int) -> Any:
+        v = meta.get(f"{arch}.{key}", default)
+        if v is None:
+            if default is None:
+                raise FormatError(f"{path}: metadata {arch}.{key} is missing; llama.cpp writes "
+                                  f"it for every {arch} model", key=f"{arch}.{key}")
+            return default
+        ok = (isinstance(v, (int, float)) and not isinstance(v, bool)) if kind is float else \
+            isinstance(v, kind) and (kind is bool or not isinstance(v, bool))
+        if not ok or (kind is int and v < 0):
+            raise ParseError(f"{path}: metadata {arch}.{key} is {v!r:.60}, not "
+                             f"{'a non-negative integer' if kind is int else kind.__name__}",
+                             key=f"{arch}.{key}")
+        return _f32(v) if kind is float else v
+
+    model_type = ARCHITECTURES[arch]
+    if arch == "deepseek2" and (meta.get(f"{arch}.expert_gating_func") == 2 or any(
+            n.endswith(".exp_probs_b.bias") for n in tensors)):
+        model_type = "deepseek_v3"
+    emb = tensors.get("token_embd.weight")
+    if emb is None or len(emb.shape) != 2:
+        raise FormatError(f"{path}: no 2-D token_embd.weight (the token embeddings)",
+                          key="token_embd.weight")
+    hidden = get("embedding_length")
+    if emb.shape[1] != hidden:
+        raise FormatError(f"{path}: token_embd.weight is {list(emb.shape)} but "
+                          f"{arch}.embedding_length is {hidden}", key="token_embd.weight")
+    heads = get("attention.head_count")
+    if heads == 0:
+        raise FormatError(f"{path}: {arch}.attention.head_count is 0",
+                          key=f"{arch}.attention.head_count")
+    layers = get("block_count")
+    present = {int(n.split(".")[1]) for n in tensors if n.startswith("blk.")
+               and n.split(".")[1].isdigit()}
+    if present and (max(present) >= layers or len(present) != layers):
+        raise FormatError(f"{path}: {arch}.block_count is {layers} but the file has tensors "
+                          f"of blocks {min(present)}..{max(present)} ({len(present)} blocks)",
+                          key=f"{arch}.block_count")
+    c: dict[str, Any] = {
+        "architectures": [_HF_CLASS[model_type]],
+        "model_type": model_type,
+        "hidden_size": hidden,
+        "num_hidden_layers": layers,
+        "intermediate_size": get("feed_forward_length", 0),
+        "num_attention_heads": heads,
+        "num_key_value_heads": get("attention.head_count_kv", heads),
+        "max_position_embeddings": get("context_length", 2048),
+        "rms_norm_eps": get("attention.layer_norm_rms_epsilon", 1e-6, float),
+        "rope_theta": get("rope.freq_base", 10000.0, float),
+        "vocab_size": emb.shape[0],
+        "tie_word_embeddings": "output.weight" not in tensors,
+    }
+    key_len = meta.get(f"{arch}.attention.key_length")
+    if key_len is not None and arch != "deepseek2":
+        c["head_dim"] = get("attention.key_length")
+    for k, hf in (("tokenizer.ggml.bos_token_id", "bos_token_id"),
+                  ("tokenizer.ggml.eos_token_id", "eos_token_id"),
+                  ("tokenizer.ggml.padding_token_id", "pad_token_id")):
+        if isinstance(meta.get(k), int):
+            c[hf] = meta[k]
+    scaling = meta.get(f"{arch}.rope.scaling.type")
+    if scaling not in (None, "none"):
+        factor = get("rope.scaling.factor", 1.0, float)
+        rs: dict[str, Any] = {"type": scaling, "factor": factor}
+        orig = meta.get(f"{arch}.rope.scaling.original_context_length")
+        if orig is not None:
+            rs["original_max_position_embeddings"] = get("rope.scaling.original_context_length")
+        c["rope_scaling"] = rs
+    if "rope_freqs.weight" in tensors:
+        c["rope_scaling"] = _llama3_rope(tensors["rope_freqs.weight"], c, meta, arch, path)
+    extra = _ARCH_CONFIG.get(arch)
+    if extra is not None:
+        extra(c, get, meta, tensors, path)
+    return c
+
+
+def _read_floats(t: fmt.GgufTensor) -> np.ndarray:
+    """A small float tensor's values (the rope factor vectors)."""
+    from ..formats.gguf import GgufFile  # noqa: F401 - the reader owns the file
+
+    if t.type != "F32" or len(t.shape) != 1:
+        raise FormatError(f"{t.path}: {t.name} is {t.type} {list(t.shape)}, not a float32 "
+                          "vector", key=t.name)
+    with open(t.path, "rb") as f:
+        f.seek(t.offset)
+        return np.frombuffer(f.read(t.nbytes), "<f4").copy()
+
+
+def _llama3_rope(t: fmt.GgufTensor, c: Mapping[str, Any], meta: Mapping[str, Any], arch: str,
+                 path: Path) -> dict[str, Any]:
+    """Llama 3's rope_scaling from the per-frequency factors llama.cpp computed from it
+    (``rope_freqs``; LlamaModel.generate_extra_tensors): ``factor`` is the largest factor;
+    ``low_freq_factor``, ``high_freq_factor`` and ``original_max_position_embeddings`` are
+    Meta's published values, checked by recomputing every factor."""
+    got = _read_floats(t)
+    head_dim = c.get("head_dim", c["hidden_size"] // c["num_attention_heads"])
+    dim = meta.get(f"{arch}.rope.dimension_count", head_dim)
+    base = c["rope_theta"]
+    factor = float(got.max())
+    for low, high, orig in ((1.0, 4.0, 8192),):
+        freqs = 1.0 / (base ** (np.arange(0, dim, 2, dtype=np.float32) / dim))
+        low_wl, high_wl = orig / low, orig / high
+        want = []
+        for f in freqs.tolist():
+            wl = 2 * np.pi / f
+            if wl < high_wl:
+                want.append(1.0)
+            elif wl > low_wl:
+                want.append(factor)
+            else:
+                s = (orig / wl - low) / (high - low)
+                want.append(1 / ((1 - s) / factor + s))
+        if len(want) == len(got) and np.allclose(np.float32(want), got, rtol=1e-5, atol=0):
+            return {"factor": _f32(factor), "low_freq_factor": low, "high_freq_factor": high,
+                    "original_max_position_embeddings": orig, "rope_type": "llama3"}
+    raise UnsupportedFormatError(f"{path}: rope_freqs.weight holds rope factors that are not "
+                                 "Llama 3's (factor, 1, 4, 8192): mlxq cannot say which "
+                                 "rope_scaling made them", key="rope_freqs.weight")
+
+
+def _qwen3moe(c: dict, get: Any, meta: Mapping[str, Any], tensors: Mapping[str, Any],
+              path: Path) -> None:
+    c["num_experts"] = get("expert_count")
+    c["num_experts_per_tok"] = get("expert_used_count")
+    c["moe_intermediate_size"] = get("expert_feed_forward_length")
+    c["decoder_sparse_step"] = 1
+    c["mlp_only_layers"] = []
+    c["norm_topk_prob"] = bool(meta.get("qwen3moe.expert_weights_norm", True))
+
+
+def _gemma(c: dict, get: Any, meta: Mapping[str, Any], tensors: Mapping[str, Any],
+           path: Path) -> None:
+    arch = "gemma2" if c["model_type"] == "gemma2" else "gemma3"
+    head_dim = c.setdefault("head_dim", c["hidden_size"] // c["num_attention_heads"])
+    # llama.cpp's attention scale: 1/sqrt(hidden/heads) for the 27B models (46 layers in
+    # Gemma 2, 62 in Gemma 3), 1/sqrt(head_dim) otherwise: query_pre_attn_scalar
+    big = c["num_hidden_layers"] == (46 if arch == "gemma2" else 62)
+    c["query_pre_attn_scalar"] = c["hidden_size"] // c["num_attention_heads"] if big else head_dim
+    c["sliding_window"] = get("attention.sliding_window", 4096)
+    c["hidden_activation"] = "gelu_pytorch_tanh"
+    if arch == "gemma2":
+        c["attn_logit_softcapping"] = get("attn_logit_softcapping", 50.0, float)
+        c["final_logit_softcapping"] = get("final_logit_softcapping", 30.0, float)
+    else:
+        # llama.cpp's gemma3: every 6th layer global, local layers at rope base 10000
+        c["sliding_window_pattern"] = get("attention.sliding_window_pattern", 6)
+        c["rope_local_base_freq"] = 10000.0
+        if "rope_scaling" in c:
+            c["rope_scaling"] = {"rope_type": c["rope_scaling"]["type"],
+                                 "factor": c["rope_scaling"]["factor"]}
+
+
+def _phi3(c: dict, get: Any, meta: Mapping[str, Any], tensors: Mapping[str, Any],
+          path: Path) -> None:
+    head_dim = c.pop("head_dim", None) or c["hidden_size"] // c["num_attention_heads"]
+    rot = meta.get("phi3.rope.dimension_count", head_dim)
+    if rot != head_dim:
+        c["partial_rotary_factor"] = rot / head_dim
+    orig = meta.get("phi3.rope.scaling.original_context_length")
+    if orig is not None:
+        c["original_max_position_embeddings"] = orig
+    sw = meta.get("phi3.attention.sliding_window")
+    if isinstance(sw, int) and sw > 0:
+        c["sliding_window"] = sw
+    if "rope_factors_long.weight" in tensors:
+        c["rope_scaling"] = {
+            "type": "longrope",
+            "long_factor": [_f32(v) for v in _read_floats(tensors["rope_factors_long.weight"])],
+            "short_factor": [_f32(v) for v in _read_floats(
+                tensors.get("rope_factors_short.weight", tensors["rope_factors_long.weight"]))],
+        }
+    c.pop("rope_scaling", None) if c.get("rope_scaling", {}).get("type") == "none" else None
+
+
+def _deepseek2(c: dict, get: Any, meta: Mapping[str, Any], tensors: Mapping[str, Any],
+               path: Path) -> None:
+    rope = get("rope.dimension_count")
+    key_len = get("attention.key_length_mla", 0) or get("attention.key_length")
+    c["kv_lora_rank"] = get("attention.kv_lora_rank")
+    q_lora = get("attention.q_lora_rank", 0)
+    c["q_lora_rank"] = q_lora or None
+    c["qk_rope_head_dim"] = rope
+    c["qk_nope_head_dim"] = key_len - rope
+    c["v_head_dim"] = get("attention.value_length_mla", 0) or get("attention.value_length")
+    c["n_routed_experts"] = get("expert_count")
+    c["n_shared_experts"] = get("expert_shared_count", 0)
+    c["num_experts_per_tok"] = get("expert_used_count")
+    c["moe_intermediate_size"] = get("expert_feed_forward_length")
+    c["first_k_dense_replace"] = get("leading_dense_block_count", 0)
+    c["moe_layer_freq"] = 1
+    c["routed_scaling_factor"] = get("expert_weights_scale", 1.0, float)
+    c["norm_topk_prob"] = bool(meta.get("deepseek2.expert_weights_norm", False))
+    c["n_group"] = get("expert_group_count", 1)
+    c["topk_group"] = get("expert_group_used_count", 1)
+    c["topk_method"] = "noaux_tc" if c["model_type"] == "deepseek_v3" else "greedy"
+    c["scoring_func"] = "sigmoid" if c["model_type"] == "deepseek_v3" else "softmax"
+    c["num_key_value_heads"] = c["num_attention_heads"]
+    rs = c.get("rope_scaling")
+    if rs is not None and rs["type"] == "yarn":
+        mult = meta.get("deepseek2.rope.scaling.yarn_log_multiplier")
+        rs.update({"beta_fast": 32, "beta_slow": 1, "mscale": 1.0,
+                   "mscale_all_dim": _f32(mult / 0.1) if mult else 0.0})
+
+
+_ARCH_CONFIG = {"qwen3moe": _qwen3moe, "gemma2": _gemma, "gemma3": _gemma, "phi3": _phi3,
+                "deepseek2": _deepseek2}
+
+
+def _deepseek_attention(w: dict[str, graph.Tensor], c: Mapping[str, Any], family: Any,
+                        block: dict[str, Any]) -> None:
+    """deepseek_v2's mlx-lm model keeps ``kv_b_proj``: rebuilt from llama.cpp's ``k_b``
+    (``[heads, kv_lora_rank, qk_nope]``, the key half transposed) and ``v_b`` (``[heads,
+    v_head_dim, kv_lora_rank]``), dense (the key half's blocks run along another axis)."""
+    if family.module != "deepseek_v2":
+        return
+    heads = c["num_attention_heads"]
+    for i in range(c["num_hidden_layers"]):
+        p = f"model.layers.{i}.self_attn"
+        kb, vb = f"{p}.embed_q", f"{p}.unembed_out"
+        if f"{kb}.weight" not in w and f"{kb}.scales" not in w:
+            continue
+        halves = []
+        for q in (kb, vb):
+            if f"{q}.scales" in w:
+                e = block.pop(q)
+                t = graph.dequantize(w.pop(f"{q}.weight"), w.pop(f"{q}.scales"),
+                                     w.pop(f"{q}.biases", None), e["group_size"], e["bits"],
+                                     e.get("mode", "affine"), dtype=np.float32)
+            else:
+                t = w.pop(f"{q}.weight").astype(np.float32)
+            halves.append(t)
+        k = halves[0].reshape(heads, c["kv_lora_rank"], c["qk_nope_head_dim"]).swapaxes(1, 2)
+        v = halves[1].reshape(heads, c["v_head_dim"], c["kv_lora_rank"])
+        w[f"{p}.kv_b_proj.weight"] = graph.concatenate([k, v], axis=1).reshape(
+            heads * (c["qk_nope_head_dim"] + c["v_head_dim"]), c["kv_lora_rank"])
+
+
+# ---- the tokenizer ---------------------------------------------------------------------------
+
+def build_tokenizer(meta: Mapping[str, Any]) -> Any:
+    """The tokenizer (transformers' ``PreTrainedTokenizerFast``, with the chat template) of
+    the vocabulary in ``tokenizer.ggml.*``, built by transformers' own GGUF tokenizer
+    conversion (``convert_gguf_tokenizer``). Needs transformers 5 (installed with mlx-lm)."""
+    try:
+        from transformers import PreTrainedTokenizerFast
+        from transformers.integrations.gguf.gguf_tokenizer_mapping import (
+            GGUF_TOKENIZER_MAPPING,
+            convert_gguf_tokenizer,
+        )
+    except ImportError:
+        raise MissingDependencyError(
+            "writing the tokenizer of a GGUF model needs transformers 5 (its GGUF tokenizer "
+            "conversion; it comes with mlx-lm): pip install 'transformers>=5'") from None
+    if "tokenizer.ggml.tokens" not in meta:
+        raise FormatError("the GGUF file has no tokenizer.ggml.tokens: no tokenizer to write",
+                          key="tokenizer.ggml.tokens")
+    grouped = {group: {name: meta[f"tokenizer.{key}"] for key, name in renames.items()
+                       if f"tokenizer.{key}" in meta}
+               for group, renames in GGUF_TOKENIZER_MAPPING.items()}
+    tok, cfg = grouped["tokenizer"], grouped["tokenizer_config"]
+    if tok.get("tokenizer_type") == "llama":
+        cfg.setdefault("add_bos_token", True)  # llama.cpp's default for sentencepiece
+    tokens = tok["tokens"]
+    for name, key in (("bos_token", "bos_token_id"), ("eos_token", "eos_token_id"),
+                      ("unk_token", "unknown_token_id"), ("pad_token", "padding_token_id")):
+        i = meta.get(f"tokenizer.ggml.{key}")
+        if isinstance(i, int) and 0 <= i < len(tokens):
+            cfg[name] = tokens[i]
+    try:
+        backend, extra = convert_gguf_tokenizer(meta["general.architecture"], tok)
+    except (ValueError, KeyError, TypeError) as e:
+        raise UnsupportedFormatError(f"transformers cannot build a tokenizer from this GGUF's "
+                                     f"tokenizer.ggml.* ({e})", key="tokenizer.ggml.model") from None
+    return PreTrainedTokenizerFast(tokenizer_object=backend, **cfg, **extra)

@@ -1,0 +1,200 @@
+"""GGUF files written the way llama.cpp's ``convert_hf_to_gguf.py`` lays them out, from the
+transformers-built checkpoints in tests/fixtures/hf/ — with the ``gguf`` package's writer,
+name map and quantizers, never with mlxq.
+
+The layout steps (read in llama.cpp's converter and gguf-py, written anew here):
+
+- names: ``gguf.TensorNameMap`` maps each Hugging Face module to its GGUF name;
+  per-expert weights are stacked into ``ffn_{gate,up,down}_exps`` ``[E, out, in]``;
+- llama: the rows of ``q_proj``/``k_proj`` are permuted for ggml's interleaved rope
+  (per head: ``reshape(heads, 2, d/2, ...).swapaxes(1, 2)``, KV heads for ``k_proj``);
+- gemma2/gemma3: every ``*norm.weight`` is stored as ``1 + w`` (float32);
+- 1-D tensors (norms, biases) are float32; matrices take the type ``qtype(name, shape)``
+  chooses (quantized by ``gguf.quants.quantize``);
+- metadata: ``general.architecture``, the ``<arch>.*`` hyperparameters, and a gpt2-style
+  tokenizer (the fixture's word-level vocabulary as ``tokenizer.ggml.tokens``).
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+from typing import Callable, Optional
+
+import ml_dtypes
+import numpy as np
+
+import gguf
+from gguf import GGMLQuantizationType as Q
+
+ROOT = Path(__file__).resolve().parent / "fixtures" / "hf"
+
+ARCH = {"llama": "llama", "mistral": "llama", "qwen2": "qwen2", "qwen3": "qwen3",
+        "qwen3_moe": "qwen3moe", "gemma2": "gemma2", "gemma3_text": "gemma3", "phi3": "phi3"}
+
+
+def read_safetensors(path: Path) -> dict[str, np.ndarray]:
+    """A safetensors file's arrays (bf16 through ml_dtypes)."""
+    data = Path(path).read_bytes()
+    (n,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8:8 + n])
+    dts = {"BF16": ml_dtypes.bfloat16, "F16": np.float16, "F32": np.float32}
+    out = {}
+    for name, e in header.items():
+        if name == "__metadata__":
+            continue
+        b, end = e["data_offsets"]
+        out[name] = np.frombuffer(data[8 + n + b: 8 + n + end], dts[e["dtype"]]).reshape(
+            e["shape"])
+    return out
+
+
+def llama_permute(w: np.ndarray, heads: int) -> np.ndarray:
+    return w.reshape(heads, 2, w.shape[0] // heads // 2, *w.shape[1:]).swapaxes(1, 2).reshape(
+        w.shape)
+
+
+def f32_only(name: str, shape: tuple) -> Q:
+    return Q.F32
+
+
+def everything(qt: Q) -> Callable[[str, tuple], Q]:
+    """Every matrix whose rows are whole blocks in ``qt``, the rest F32."""
+    bs = gguf.GGML_QUANT_SIZES[qt][0]
+    return lambda name, shape: qt if len(shape) >= 2 and shape[-1] % bs == 0 else Q.F32
+
+
+def _quantize(x: np.ndarray, qt: Q) -> np.ndarray:
+    if qt == Q.F32:
+        return x.astype(np.float32)
+    if qt == Q.F16:
+        return x.astype(np.float16)
+    if qt == Q.BF16:
+        return x.astype(ml_dtypes.bfloat16).view(np.uint8)
+    if qt == Q.Q4_K:
+        return quantize_q4_k(x.astype(np.float32))
+    return gguf.quants.quantize(x.astype(np.float32), qt)
+
+
+def hf_to_gguf(model_type: str, dst: Path, qtype: Callable[[str, tuple], Q] = f32_only,
+               src: Optional[Path] = None, chat_template: Optional[str] = None,
+               split_max_tensors: int = 0) -> Path:
+    """``tests/fixtures/hf/<model_type>`` (or ``src``) as a GGUF file at ``dst`` (with
+    ``split_max_tensors``, a split set whose first file is returned)."""
+    src = Path(src or ROOT / model_type)
+    cfg = json.loads((src / "config.json").read_text())
+    arch = ARCH[model_type]
+    enum = {v: k for k, v in gguf.MODEL_ARCH_NAMES.items()}[arch]
+    n_layers = cfg["num_hidden_layers"]
+    tmap = gguf.get_tensor_name_map(enum, n_layers)
+    w = read_safetensors(src / "model.safetensors")
+    heads, kv = cfg["num_attention_heads"], cfg.get("num_key_value_heads",
+                                                   cfg["num_attention_heads"])
+    # stack experts as llama.cpp's converter merges them
+    experts: dict[str, list] = {}
+    for name in sorted(w):
+        parts = name.split(".")
+        if ".mlp.experts." in name and parts[5].isdigit():
+            key = ".".join(parts[:5] + parts[6:])
+            experts.setdefault(key, []).append((int(parts[5]), w.pop(name)))
+    for key, lst in experts.items():
+        w[key] = np.stack([a for _, a in sorted(lst, key=lambda p: p[0])])
+    writer = gguf.GGUFWriter(str(dst), arch, split_max_tensors=split_max_tensors)
+    writer.add_block_count(n_layers)
+    writer.add_context_length(cfg.get("max_position_embeddings", 2048))
+    writer.add_embedding_length(cfg["hidden_size"])
+    writer.add_feed_forward_length(cfg.get("intermediate_size", 0))
+    writer.add_head_count(heads)
+    writer.add_head_count_kv(kv)
+    writer.add_layer_norm_rms_eps(cfg.get("rms_norm_eps", 1e-6))
+    writer.add_rope_freq_base(cfg.get("rope_theta", 10000.0))
+    if "head_dim" in cfg and arch != "phi3":
+        writer.add_key_length(cfg["head_dim"])
+        writer.add_value_length(cfg["head_dim"])
+    if arch == "qwen3moe":
+        writer.add_expert_count(cfg["num_experts"])
+        writer.add_expert_used_count(cfg["num_experts_per_tok"])
+        writer.add_expert_feed_forward_length(cfg["moe_intermediate_size"])
+        writer.add_expert_weights_norm(cfg.get("norm_topk_prob", True))
+    if arch in ("gemma2", "gemma3"):
+        writer.add_sliding_window(cfg["sliding_window"])
+        if arch == "gemma2":
+            writer.add_attn_logit_softcapping(cfg["attn_logit_softcapping"])
+            writer.add_final_logit_softcapping(cfg["final_logit_softcapping"])
+        else:
+            writer.add_uint32(f"{arch}.attention.sliding_window_pattern",
+                              cfg["sliding_window_pattern"])
+    if arch == "phi3":
+        writer.add_rope_dimension_count(int(cfg["hidden_size"] // heads *
+                                            cfg.get("partial_rotary_factor", 1.0)))
+        writer.add_uint32("phi3.rope.scaling.original_context_length",
+                          cfg.get("original_max_position_embeddings", 4096))
+    tok = json.loads((src / "tokenizer.json").read_text())
+    vocab = sorted(tok["model"]["vocab"].items(), key=lambda kv_: kv_[1])
+    tokens = [t for t, _ in vocab]
+    tokens += [f"<unused{i}>" for i in range(len(tokens), cfg["vocab_size"])]
+    writer.add_tokenizer_model("gpt2")
+    writer.add_tokenizer_pre("default")
+    writer.add_token_list(tokens)
+    writer.add_token_types([3 if t.startswith("<") and t.endswith(">") else 1 for t in tokens])
+    writer.add_token_scores([0.0] * len(tokens))
+    writer.add_bos_token_id(cfg.get("bos_token_id", 1))
+    writer.add_eos_token_id(cfg.get("eos_token_id", 2))
+    if chat_template is not None:
+        writer.add_chat_template(chat_template)
+    for name in sorted(w):
+        if name.endswith("rotary_emb.inv_freq"):
+            continue
+        x = np.asarray(w[name]).astype(np.float32)
+        base, leaf = name.rsplit(".", 1)
+        if arch == "llama" and base.endswith(("q_proj", "k_proj")):
+            x = llama_permute(x, heads if base.endswith("q_proj") else kv)
+        if arch in ("gemma2", "gemma3") and name.endswith("norm.weight"):
+            x = x + 1
+        gname = tmap.get_name(base)
+        assert gname is not None, name
+        qt = Q.F32 if x.ndim < 2 else qtype(f"{gname}.{leaf}", x.shape)
+        data = _quantize(x, qt)
+        if qt in (Q.F32, Q.F16):
+            writer.add_tensor(f"{gname}.{leaf}", data)
+        else:
+            writer.add_tensor(f"{gname}.{leaf}", data, raw_dtype=qt)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    if split_max_tensors:
+        return dst.with_name(dst.stem + "-00001-of-" + f"{len(list(dst.parent.glob(dst.stem + '-*-of-*.gguf'))):05d}.gguf")
+    return dst
+
+
+def quantize_q4_k(x: np.ndarray) -> np.ndarray:
+    """A plain Q4_K quantizer (gguf.quants has only Q4_K's dequantizer): per 256-element
+    super-block, eight 32-element sub-blocks with a 6-bit scale and min relative to the
+    f16 ``d``/``dmin``; value = d*sc*q - dmin*m. Layout as ggml's block_q4_K: d, dmin,
+    12 bytes of packed (sc, m), 128 bytes of nibbles (per 64 elements: the first 32 in the
+    low nibbles, the next 32 in the high nibbles)."""
+    rows = x.reshape(-1, 256)
+    sub = rows.reshape(-1, 8, 32)
+    lo = np.minimum(sub.min(-1), 0)
+    hi = sub.max(-1)
+    scale = (hi - lo) / 15
+    mins = -lo
+    d = (scale.max(-1) / 63).astype(np.float16)
+    dmin = (mins.max(-1) / 63).astype(np.float16)
+    df, dmf = d.astype(np.float32)[:, None], dmin.astype(np.float32)[:, None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        sc = np.clip(np.nan_to_num(np.rint(scale / df)), 0, 63).astype(np.uint8)
+        m = np.clip(np.nan_to_num(np.rint(mins / dmf)), 0, 63).astype(np.uint8)
+        step = (df * sc)[..., None]
+        q = np.clip(np.nan_to_num(np.rint((sub + (dmf * m)[..., None]) / step)), 0, 15)
+    q = q.astype(np.uint8).reshape(-1, 4, 2, 32)
+    qs = (q[:, :, 0] | (q[:, :, 1] << 4)).reshape(-1, 128)
+    packed = np.zeros((rows.shape[0], 12), np.uint8)
+    packed[:, 0:4] = (sc[:, 0:4] & 63) | ((sc[:, 4:8] >> 4) << 6)
+    packed[:, 4:8] = (m[:, 0:4] & 63) | ((m[:, 4:8] >> 4) << 6)
+    packed[:, 8:12] = (sc[:, 4:8] & 0xF) | ((m[:, 4:8] & 0xF) << 4)
+    out = np.concatenate([d.view(np.uint8).reshape(-1, 2), dmin.view(np.uint8).reshape(-1, 2),
+                          packed, qs], axis=1)
+    return out.reshape(*x.shape[:-1], x.shape[-1] // 256 * 144)

@@ -1,0 +1,454 @@
+"""GGUF in: llama.cpp files converted into the MLX folder mlx_lm.convert writes for the model.
+
+Inputs are made by the gguf package (its writer, name map and quantizers: tests/gguf_producer.py)
+from the transformers-built checkpoints of tests/fixtures/hf/; the oracles are MLX's own GGUF
+reader (``mx.load``) for the blocks kept quantized, gguf's reference dequantizers for the rest,
+and the HF -> mlxq conversion of the same checkpoint for the round trip.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+gguf = pytest.importorskip("gguf")
+from gguf import GGMLQuantizationType as Q  # noqa: E402
+
+import mlxq  # noqa: E402
+from mlxq import errors  # noqa: E402
+from mlxq.formats import gguf as fmt  # noqa: E402
+
+import gguf_producer as gp  # noqa: E402
+
+mx = pytest.importorskip("mlx.core")
+
+ARCHS = ["llama", "qwen2", "qwen3", "qwen3_moe", "gemma2", "gemma3_text", "phi3"]
+PROMPT = [[1, 5, 9, 20, 33, 7, 64, 3]]
+
+
+def tensors_of(folder: Path) -> dict[str, np.ndarray]:
+    out = {}
+    for f in sorted(folder.glob("model*.safetensors")):
+        for k, v in mx.load(str(f)).items():
+            out[k] = np.array(v.view(mx.uint16) if v.dtype == mx.bfloat16 else v)
+    return out
+
+
+def raw_file(path: Path, tensors: dict, types: dict, metadata: dict | None = None) -> Path:
+    """A GGUF of raw tensors (``types``: name -> ggml type; data already in that type)."""
+    w = gguf.GGUFWriter(str(path), "llama")
+    for k, v in (metadata or {}).items():
+        w.add_uint32(k, v)
+    for name, data in tensors.items():
+        qt = types[name]
+        if qt in (Q.F32, Q.F16):
+            w.add_tensor(name, data)
+        else:
+            w.add_tensor(name, data, raw_dtype=qt)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return path
+
+
+# ---- the header parser -------------------------------------------------------------------
+
+def test_the_header_is_what_gguf_reader_reads(tmp_path):
+    p = gp.hf_to_gguf("qwen3", tmp_path / "m.gguf", gp.everything(Q.Q4_0))
+    h = fmt.read_header(p)
+    r = gguf.GGUFReader(str(p))
+    assert [t.name for t in h.tensors] == [t.name for t in r.tensors]
+    for ours, theirs in zip(h.tensors, r.tensors):
+        assert ours.shape == tuple(int(d) for d in reversed(theirs.shape.tolist()))
+        assert ours.ggml_type == int(theirs.tensor_type)
+        assert ours.offset == int(theirs.data_offset)
+        assert ours.nbytes == int(theirs.n_bytes)
+    for key, field in r.fields.items():
+        if key.startswith("GGUF."):
+            continue
+        want = field.contents()
+        got = h.metadata[key]
+        if isinstance(want, float):
+            assert np.float32(got) == np.float32(want), key
+        elif isinstance(want, list) and want and isinstance(want[0], float):
+            assert np.array_equal(np.float32(got), np.float32(want)), key
+        else:
+            assert got == want, key
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory) -> Path:
+    return gp.hf_to_gguf("llama", tmp_path_factory.mktemp("gguf") / "llama.gguf",
+                         gp.everything(Q.Q8_0))
+
+
+def _first_tensor_type_offset(data: bytes) -> int:
+    """Byte offset of the first tensor's ggml type field (found by walking the header)."""
+    import io
+
+    f = io.BytesIO(data)
+    c = fmt._Cursor(f, len(data), "x")
+    c.take(4, "m")
+    c.unpack("<I", "v")
+    n_t = c.unpack("<Q", "t")[0]
+    n_kv = c.unpack("<Q", "k")[0]
+    for _ in range(n_kv):
+        c.text("k")
+        (vt,) = c.unpack("<I", "t")
+        fmt._value(c, vt, "v")
+    assert n_t
+    c.text("name")
+    (nd,) = c.unpack("<I", "nd")
+    c.unpack(f"<{nd}Q", "dims")
+    return c.pos
+
+
+@pytest.mark.parametrize("cut", [0, 3, 8, 20, 100, 1000, -1])
+def test_a_truncated_file_is_a_format_error_and_nothing_is_written(small, tmp_path, cut):
+    data = small.read_bytes()
+    bad = tmp_path / "bad.gguf"
+    bad.write_bytes(data[:cut] if cut >= 0 else data[:-7])
+    with pytest.raises(errors.FormatError, match="truncated|past the end|not a GGUF"):
+        mlxq.convert(str(bad), str(tmp_path / "out"), quiet=True)
+    assert not (tmp_path / "out").exists()
+
+
+def test_wrong_magic_is_refused(small, tmp_path):
+    bad = tmp_path / "bad.gguf"
+    bad.write_bytes(b"GGML" + small.read_bytes()[4:])
+    with pytest.raises(errors.FormatError, match="not a GGUF file"):
+        fmt.read_header(bad)
+    with pytest.raises(errors.FormatError, match="not a GGUF file"):
+        mlxq.convert(str(bad), str(tmp_path / "out"), quiet=True)
+    (tmp_path / "bad.bin").write_bytes(b"GGML" + small.read_bytes()[4:])
+    with pytest.raises(errors.InvalidArgumentError, match="not a folder"):
+        mlxq.convert(str(tmp_path / "bad.bin"), str(tmp_path / "out"), quiet=True)
+
+
+def test_an_unknown_tensor_type_names_the_tensor_and_does_not_drop_the_rest(small, tmp_path):
+    data = bytearray(small.read_bytes())
+    at = _first_tensor_type_offset(bytes(data))
+    data[at:at + 4] = struct.pack("<I", 9999)
+    bad = tmp_path / "bad.gguf"
+    bad.write_bytes(bytes(data))
+    first = fmt.read_header(small).tensors[0].name
+    with pytest.raises(errors.UnknownEnumValueError, match=f"{first}.*ggml type 9999") as e:
+        mlxq.convert(str(bad), str(tmp_path / "out"), quiet=True)
+    assert e.value.key == first
+    assert not (tmp_path / "out").exists()
+
+
+def test_tensor_data_past_the_end_is_refused(small, tmp_path):
+    data = bytearray(small.read_bytes())
+    at = _first_tensor_type_offset(bytes(data)) + 4
+    data[at:at + 8] = struct.pack("<Q", 1 << 40)
+    bad = tmp_path / "bad.gguf"
+    bad.write_bytes(bytes(data))
+    with pytest.raises(errors.FormatError, match="past the end of the file"):
+        fmt.read_header(bad)
+
+
+def test_impossible_counts_are_refused_before_allocating(small, tmp_path):
+    data = bytearray(small.read_bytes())
+    data[16:24] = struct.pack("<Q", 1 << 62)  # metadata count
+    bad = tmp_path / "bad.gguf"
+    bad.write_bytes(bytes(data))
+    with pytest.raises(errors.FormatError, match="impossible"):
+        fmt.read_header(bad)
+
+
+def test_inconsistent_metadata_is_refused(tmp_path):
+    p = gp.hf_to_gguf("qwen2", tmp_path / "m.gguf")
+    data = bytearray(p.read_bytes())
+    key = b"qwen2.block_count"
+    at = data.index(key) + len(key) + 4  # after the value type
+    data[at:at + 4] = struct.pack("<I", 5)
+    p.write_bytes(bytes(data))
+    with pytest.raises(errors.FormatError, match="block_count is 5"):
+        mlxq.convert(str(p), str(tmp_path / "out"), quiet=True)
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_architecture_mlxq_does_not_convert_is_refused_with_the_list(tmp_path):
+    w = gguf.GGUFWriter(str(tmp_path / "m.gguf"), "rwkv7")
+    w.add_tensor("token_embd.weight", np.zeros((8, 64), np.float32))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    with pytest.raises(errors.UnsupportedFormatError, match="rwkv7.*supported: llama, qwen2"):
+        mlxq.convert(str(tmp_path / "m.gguf"), str(tmp_path / "out"), quiet=True)
+
+
+# ---- exact blocks: mx.load is the oracle ---------------------------------------------------
+
+def _edge_rows(rng, cols: int) -> np.ndarray:
+    x = rng.standard_normal((6, cols)).astype(np.float32)
+    x[1] = 0
+    x[2, ::3] = 1e4
+    x[3] *= 1e-6
+    x[4, :32] = -7.5
+    return x
+
+
+@pytest.mark.parametrize("qt", [Q.Q4_0, Q.Q4_1, Q.Q8_0])
+def test_kept_blocks_are_bit_for_bit_what_mx_load_gives(tmp_path, qt):
+    rng = np.random.default_rng(int(qt))
+    x = np.concatenate([_edge_rows(rng, 256), rng.standard_normal((9, 256)).astype(np.float32)])
+    data = gguf.quants.quantize(x, qt)
+    p = raw_file(tmp_path / "t.gguf", {"a.weight": data}, {"a.weight": qt})
+    want = mx.load(str(p))
+    h = fmt.read_header(p)
+    t = h.tensors[0]
+    with fmt.GgufFile(p) as f:
+        got = fmt.to_mlx(f.read_raw("a.weight", 0, t.nrows), t.type)
+    for arr, key in zip(got, ("weight", "scales", "biases")):
+        ref = np.array(want[f"a.{key}"])
+        assert arr.dtype == ref.dtype and arr.shape == ref.shape
+        assert np.array_equal(arr.view(np.uint8), ref.view(np.uint8)), key
+
+
+def test_mxfp4_blocks_are_mlx_mxfp4_with_the_same_codes_and_exponents(tmp_path):
+    rng = np.random.default_rng(3)
+    blocks = rng.integers(0, 256, size=(8, 8 * 17), dtype=np.uint8)
+    b = blocks.reshape(8, 8, 17)
+    b[..., 0] = rng.integers(100, 150, size=(8, 8))  # exponents (255 has no MLX value)
+    b[0, 0, 0], b[0, 1, 0] = 0, 254
+    with np.errstate(over="ignore"):
+        want = gguf.quants.dequantize(blocks, Q.MXFP4)
+    wq, scales = fmt.mxfp4_to_mlx(blocks)
+    got = np.array(mx.dequantize(mx.array(wq), mx.array(scales), mode="mxfp4", group_size=32,
+                                 bits=4, dtype=mx.float32))
+    assert np.array_equal(got, want)
+
+
+@pytest.mark.parametrize("qt", [Q.Q4_K, Q.Q6_K, Q.Q2_K])
+def test_k_quants_dequantize_to_what_mx_load_gives(tmp_path, qt):
+    rng = np.random.default_rng(int(qt))
+    bs, ts = gguf.GGML_QUANT_SIZES[qt]
+    raw = rng.integers(0, 256, size=(4, 512 // bs * ts), dtype=np.uint8)
+    # keep the f16 super-block scales finite and moderate (random bytes could be NaN)
+    blocks = raw.reshape(4, -1, ts)
+    at = {Q.Q4_K: [0, 2], Q.Q6_K: [ts - 2], Q.Q2_K: [ts - 4, ts - 2]}[qt]
+    for a in at:
+        blocks[..., a:a + 2] = np.frombuffer(np.float16(0.01).tobytes(), np.uint8)
+    p = raw_file(tmp_path / "t.gguf", {"a.weight": raw}, {"a.weight": qt})
+    ref = np.array(mx.load(str(p))["a.weight"])
+    t = fmt.read_header(p).tensors[0]
+    got = fmt.dequantize_rows(raw, t)
+    assert np.array_equal(got, gguf.quants.dequantize(raw, qt))
+    if qt != Q.Q4_K:
+        assert np.array_equal(got.astype(np.float16), ref)
+        return
+    # MLX's GGUF reader (gguflib) scales both 32-element halves of each 64-element Q4_K
+    # chunk with the first half's scale and min; llama.cpp (ggml's dequantize_row_q4_K,
+    # gguf.quants) gives each sub-block its own. mlxq follows llama.cpp: the first halves
+    # agree with mx.load, the second ones do not.
+    halves = got.astype(np.float16).reshape(4, -1, 2, 32)
+    assert np.array_equal(halves[:, :, 0], ref.reshape(4, -1, 2, 32)[:, :, 0])
+    assert not np.array_equal(halves[:, :, 1], ref.reshape(4, -1, 2, 32)[:, :, 1])
+
+
+# ---- whole models ------------------------------------------------------------------------
+
+def _convert(src: Path, dst: Path, **kw) -> "mlxq.conversion.ConvertResult":
+    return mlxq.convert(str(src), str(dst), quiet=True, **kw)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_round_trip_hf_to_gguf_to_mlx_equals_hf_to_mlx(tmp_path, arch):
+    """BF16 matrices and F32 norms, in llama.cpp's layout (llama's permuted rows, Gemma's
+    1 + w norms, stacked experts): the same tensors, bit for bit, as converting the
+    Hugging Face checkpoint itself."""
+    g = gp.hf_to_gguf(arch, tmp_path / "m.gguf", gp.everything(Q.BF16))
+    _convert(g, tmp_path / "from-gguf")
+    mlxq.convert(str(gp.ROOT / arch), str(tmp_path / "from-hf"), quiet=True)
+    a, b = tensors_of(tmp_path / "from-gguf"), tensors_of(tmp_path / "from-hf")
+    assert sorted(a) == sorted(b)
+    for k in a:
+        assert a[k].dtype == b[k].dtype and np.array_equal(a[k], b[k]), k
+    # the same model in the config's terms
+    ca = json.loads((tmp_path / "from-gguf" / "config.json").read_text())
+    cb = json.loads((tmp_path / "from-hf" / "config.json").read_text())
+    for key in ("model_type", "hidden_size", "num_hidden_layers", "num_attention_heads",
+                "num_key_value_heads", "intermediate_size", "vocab_size", "torch_dtype",
+                "rms_norm_eps", "rope_theta", "tie_word_embeddings"):
+        if key in cb:
+            assert ca.get(key) == cb[key], key
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_round_trip_with_q_quantizes_as_from_hf(tmp_path, arch):
+    g = gp.hf_to_gguf(arch, tmp_path / "m.gguf", gp.everything(Q.BF16))
+    _convert(g, tmp_path / "from-gguf", quantize=True)
+    mlxq.convert(str(gp.ROOT / arch), str(tmp_path / "from-hf"), quiet=True, quantize=True)
+    a, b = tensors_of(tmp_path / "from-gguf"), tensors_of(tmp_path / "from-hf")
+    assert sorted(a) == sorted(b)
+    for k in a:
+        assert np.array_equal(a[k], b[k]), k
+    qa = json.loads((tmp_path / "from-gguf" / "config.json").read_text())["quantization"]
+    qb = json.loads((tmp_path / "from-hf" / "config.json").read_text())["quantization"]
+    assert qa == qb
+
+
+def _logits(folder: Path) -> np.ndarray:
+    from mlx_lm import load
+
+    model, _ = load(str(folder))
+    return np.array(model(mx.array(PROMPT)).astype(mx.float32))
+
+
+@pytest.mark.parametrize("arch", ["llama", "qwen3_moe", "gemma3_text", "phi3"])
+@pytest.mark.parametrize("qt,tol", [(Q.Q8_0, 0.05), (Q.Q4_0, 0.5), (Q.Q4_1, 0.5)])
+def test_kept_blocks_load_in_mlx_lm_and_match_the_float_model(tmp_path, arch, qt, tol):
+    g = gp.hf_to_gguf(arch, tmp_path / "m.gguf", gp.everything(qt))
+    r = _convert(g, tmp_path / "mlx")
+    assert r.repacked_layers > 0 and not r.requantized
+    kept = [t for t in r.gguf_tensors if t.action == "kept"]
+    assert kept and all(t.type == qt.name for t in kept)
+    # (float32: MLX's CPU gather_mm of unquantized experts takes nothing else)
+    mlxq.convert(str(gp.ROOT / arch), str(tmp_path / "ref"), quiet=True, dtype="float32")
+    got, want = _logits(tmp_path / "mlx"), _logits(tmp_path / "ref")
+    assert np.abs(got - want).max() < tol * np.abs(want).max()
+    # every kept triple is mx.load's, moved to its Hugging Face name
+    ours = tensors_of(tmp_path / "mlx")
+    theirs = {k: np.array(v) for k, v in mx.load(str(g)).items()}
+    names = {t.gguf_name[: -len(".weight")]: t.name[: -len(".weight")] for t in kept}
+    for gname, hf in names.items():
+        if arch == "llama" and gname.endswith(("attn_q", "attn_k")):
+            continue  # rows reordered (the next test)
+        for leaf in ("weight", "scales", "biases"):
+            assert np.array_equal(ours[f"{hf}.{leaf}"], theirs[f"{gname}.{leaf}"]), hf
+
+
+def test_llama_q_and_k_rows_are_reordered_as_whole_blocks(tmp_path):
+    g = gp.hf_to_gguf("llama", tmp_path / "m.gguf", gp.everything(Q.Q4_0))
+    _convert(g, tmp_path / "mlx")
+    cfg = json.loads((gp.ROOT / "llama" / "config.json").read_text())
+    ours = tensors_of(tmp_path / "mlx")
+    theirs = {k: np.array(v) for k, v in mx.load(str(g)).items()}
+    for proj, heads in (("q", cfg["num_attention_heads"]), ("k", cfg["num_key_value_heads"])):
+        for leaf in ("weight", "scales", "biases"):
+            t = theirs[f"blk.0.attn_{proj}.{leaf}"]
+            d = t.shape[0] // heads
+            undone = t.reshape(heads, d // 2, 2, -1).swapaxes(1, 2).reshape(t.shape)
+            assert np.array_equal(ours[f"model.layers.0.self_attn.{proj}_proj.{leaf}"], undone)
+
+
+def test_explicit_q_parameters_win_and_the_requantize_is_reported(tmp_path):
+    g = gp.hf_to_gguf("qwen3", tmp_path / "m.gguf", gp.everything(Q.Q8_0))
+    r = _convert(g, tmp_path / "mlx", quantize=True, q_bits=4, q_group_size=64)
+    assert r.repacked_layers == 0
+    assert r.requantized and all(x.source_type == "Q8_0" for x in r.requantized)
+    assert all(x.error.rmse > 0 for x in r.requantized)
+    assert "re-quantized (Q8_0 -> MLX)" in r.summary()
+    q = json.loads((tmp_path / "mlx" / "config.json").read_text())["quantization"]
+    assert q["group_size"] == 64 and q["bits"] == 4
+    assert all(v == {"group_size": 64, "bits": 4, "mode": "affine"} for k, v in q.items()
+               if isinstance(v, dict))
+
+
+def test_plain_q_keeps_the_gguf_blocks(tmp_path):
+    g = gp.hf_to_gguf("qwen3", tmp_path / "m.gguf", gp.everything(Q.Q8_0))
+    r = _convert(g, tmp_path / "mlx", quantize=True)
+    assert r.repacked_layers > 0 and not r.requantized
+
+
+def test_dequantize_gives_a_float_folder_of_the_gguf_values(tmp_path):
+    g = gp.hf_to_gguf("qwen2", tmp_path / "m.gguf", gp.everything(Q.Q4_1))
+    r = _convert(g, tmp_path / "mlx", dequantize=True)
+    assert r.dequantized_layers > 0
+    cfg = json.loads((tmp_path / "mlx" / "config.json").read_text())
+    assert "quantization" not in cfg
+    ours = tensors_of(tmp_path / "mlx")
+    theirs = mx.load(str(g))
+    w = mx.dequantize(theirs["blk.1.ffn_up.weight"], theirs["blk.1.ffn_up.scales"],
+                      theirs["blk.1.ffn_up.biases"], group_size=32, bits=4)
+    assert np.array_equal(ours["model.layers.1.mlp.up_proj.weight"], np.array(w))
+
+
+def test_k_quant_tensors_are_dequantized_and_q_requantizes_them_with_their_error(tmp_path):
+    # a model whose MLP rows are 256 wide: Q4_K for those, Q8_0 for the rest
+    def qtype(name, shape):
+        return Q.Q4_K if shape[-1] % 256 == 0 else Q.Q8_0
+    src = tmp_path / "hf"
+    _widen_mlp(gp.ROOT / "llama", src)
+    g = gp.hf_to_gguf("llama", tmp_path / "m.gguf", qtype, src=src)
+    r = _convert(g, tmp_path / "float")
+    deq = [t for t in r.gguf_tensors if t.action == "dequantized"]
+    assert deq and {t.type for t in deq} == {"Q4_K"}
+    ours = tensors_of(tmp_path / "float")
+    rd = {t.name: t for t in gguf.GGUFReader(str(g)).tensors}
+    want = gguf.quants.dequantize(np.array(rd["blk.0.ffn_down.weight"].data), Q.Q4_K)
+    assert np.array_equal(ours["model.layers.0.mlp.down_proj.weight"],
+                          want.astype(np.float16))
+    r = _convert(g, tmp_path / "q", quantize=True)
+    assert {x.layer for x in r.requantized} == {t.name[: -len(".weight")] for t in deq}
+    assert all(x.source_type == "Q4_K" and x.error.rmse > 0 for x in r.requantized)
+    assert r.repacked_layers > 0
+
+
+def _widen_mlp(src: Path, dst: Path) -> None:
+    """The llama fixture with intermediate_size 256 (the down projection's rows then hold
+    whole K-quant super-blocks): the MLP weights tiled, a checkpoint written with numpy."""
+    import shutil
+
+    shutil.copytree(src, dst)
+    cfg = json.loads((dst / "config.json").read_text())
+    cfg["intermediate_size"] = 256
+    (dst / "config.json").write_text(json.dumps(cfg))
+    w = gp.read_safetensors(src / "model.safetensors")
+    for k in list(w):
+        if ".mlp.gate_proj" in k or ".mlp.up_proj" in k:
+            w[k] = np.concatenate([w[k], w[k] * 0.5], axis=0)
+        elif ".mlp.down_proj" in k:
+            w[k] = np.concatenate([w[k], w[k] * 0.5], axis=1)
+    header, blobs, off = {}, [], 0
+    for k in sorted(w):
+        b = np.ascontiguousarray(w[k].astype(gp.ml_dtypes.bfloat16)).tobytes()
+        header[k] = {"dtype": "BF16", "shape": list(w[k].shape), "data_offsets": [off, off + len(b)]}
+        blobs.append(b)
+        off += len(b)
+    hb = json.dumps(header).encode()
+    (dst / "model.safetensors").write_bytes(struct.pack("<Q", len(hb)) + hb + b"".join(blobs))
+
+
+def test_a_split_set_converts_as_the_single_file(tmp_path):
+    one = gp.hf_to_gguf("qwen3", tmp_path / "one.gguf", gp.everything(Q.Q8_0))
+    (tmp_path / "split").mkdir()
+    first = gp.hf_to_gguf("qwen3", tmp_path / "split" / "m.gguf", gp.everything(Q.Q8_0),
+                          split_max_tensors=10)
+    assert first.name.endswith("-00001-of-00003.gguf"), first
+    _convert(one, tmp_path / "a")
+    _convert(first, tmp_path / "b")
+    a, b = tensors_of(tmp_path / "a"), tensors_of(tmp_path / "b")
+    assert sorted(a) == sorted(b) and all(np.array_equal(a[k], b[k]) for k in a)
+    (sorted((tmp_path / "split").glob("*-00002-*"))[0]).unlink()
+    with pytest.raises(errors.MlxqIOError, match="00002-of-00003"):
+        _convert(first, tmp_path / "c")
+
+
+def test_the_tokenizer_and_chat_template_come_from_the_metadata(tmp_path):
+    tmpl = "{% for m in messages %}{{ m['content'] }}{% endfor %}"
+    g = gp.hf_to_gguf("qwen3", tmp_path / "m.gguf", chat_template=tmpl)
+    _convert(g, tmp_path / "mlx")
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(tmp_path / "mlx"))
+    assert tok.chat_template == tmpl
+    vocab = json.loads((gp.ROOT / "qwen3" / "tokenizer.json").read_text())["model"]["vocab"]
+    assert all(tok.convert_tokens_to_ids(t) == i for t, i in vocab.items())
+    cfg = json.loads((tmp_path / "mlx" / "config.json").read_text())
+    assert (cfg["bos_token_id"], cfg["eos_token_id"]) == (1, 2)
+
+
+def test_the_input_file_is_not_modified(tmp_path):
+    g = gp.hf_to_gguf("gemma2", tmp_path / "m.gguf", gp.everything(Q.Q4_0))
+    before = g.read_bytes()
+    _convert(g, tmp_path / "mlx", quantize=True)
+    assert g.read_bytes() == before
