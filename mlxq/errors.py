@@ -43,6 +43,8 @@ __all__ = [
     "UnsupportedFormatError",
     "SafetensorsError",
     "MlxqIOError",
+    "OutsideSourceError",
+    "SourceChangedError",
     "MlxqMemoryError",
     "MissingDependencyError",
     "HubError",
@@ -51,6 +53,7 @@ __all__ = [
     "HubAccessError",
     "HubFileNotFoundError",
     "HubNetworkError",
+    "HubIntegrityError",
     "DiskBudgetError",
     "MlxqWarning",
 ]
@@ -146,6 +149,19 @@ class MlxqIOError(MlxqError, OSError):
     """The operating system refused a file operation."""
 
 
+class OutsideSourceError(MlxqIOError, PermissionError):
+    """A file of a source folder is a symlink (or lies under one) that leads outside the
+    folder, and outside the ``blobs/`` folder of the Hugging Face cache the folder belongs
+    to. Refused before anything is read through it; the message names the link and where
+    it leads."""
+
+
+class SourceChangedError(MlxqIOError):
+    """A source file changed while it was being read (its size, modification time or inode
+    is not what it was when it was opened): the output would mix old and new bytes, so
+    nothing is written."""
+
+
 class MlxqMemoryError(MlxqError, MemoryError):
     """An allocation failed."""
 
@@ -163,6 +179,7 @@ class HubErrorKind(str, enum.Enum):
     ACCESS = "access"  # gated or private, and no token (or the wrong one)
     FILE_NOT_FOUND = "file-not-found"
     NETWORK = "network"  # connection refused or dropped, timeout, 5xx, truncated download
+    INTEGRITY = "integrity"  # an answer that contradicts what the Hub announced
     HTTP = "http"  # any other answer the Hub refused the request with
 
 
@@ -209,6 +226,15 @@ class HubNetworkError(HubError, ConnectionError):
     """The connection failed, timed out or was cut, or the Hub is unavailable (5xx)."""
 
     kind = HubErrorKind.NETWORK
+
+
+class HubIntegrityError(HubError, ValueError):
+    """An answer of the Hub (or of what stands between it and mlxq) that cannot be trusted:
+    a downloaded file whose sha256 (or git blob id) is not the one the listing announced, a
+    listing naming a path outside the repository, a ranged request answered with something
+    else than the range. Nothing downloaded with it is kept."""
+
+    kind = HubErrorKind.INTEGRITY
 
 
 class DiskBudgetError(MlxqError, ValueError):

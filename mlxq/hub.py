@@ -607,11 +607,14 @@ class HubSource:
                                    "header length")
         first = self._read_range(filename, 0, min(f.size, _HEADER_PROBE) - 1)
         n = int.from_bytes(first[:8], "little")
+        # the length is the file's first 8 bytes: not quoted (it may be no safetensors file)
         if n > _HEADER_LIMIT:
-            raise SafetensorsError(f"{where}: header length {n} is over the 100 MB limit")
+            raise SafetensorsError(f"{where}: not a safetensors file (the header length in "
+                                   "its first 8 bytes is over the 100 MB limit)")
         if 8 + n > f.size:
-            raise SafetensorsError(f"{where}: file is truncated inside the header ({f.size} "
-                                   f"bytes, header needs {8 + n})")
+            raise SafetensorsError(f"{where}: file is truncated inside the header, or not a "
+                                   f"safetensors file (it has {f.size} bytes, fewer than its "
+                                   "first 8 say the header has)")
         header = first[8:8 + n]
         if len(header) < n:
             header += self._read_range(filename, len(first), 8 + n - 1)

@@ -393,16 +393,51 @@ def test_the_no_replace_rename_without_renameat2(tmp_path, monkeypatch):
     assert os.listdir(tmp_path / "b") == ["f"] and os.path.isdir(tmp_path / "c")
 
 
-# ---- 6. side files --------------------------------------------------------------------------
+# ---- 6. symlinks: one rule for every file --------------------------------------------------
 
-def test_a_side_file_symlink_outside_the_source_is_not_followed(bases, tmp_path, capsys):
-    src = corpus.BY_NAME["side/symlink-outside-source"].build(bases, tmp_path)
+@pytest.mark.parametrize("case,flags", cases("link"))
+def test_a_symlink_leaving_the_source_is_refused_whatever_file_it_stands_for(
+        case, flags, bases, tmp_path, capsys):
+    check_case(case, flags, bases, tmp_path, capsys)
+
+
+@pytest.mark.parametrize("name", [c.name for c in corpus.CASES
+                                  if c.rule == "link" and not c.ok])
+def test_nothing_is_read_through_a_link_that_leaves_the_source(name, bases, tmp_path,
+                                                               monkeypatch, capsys):
+    """The link is refused before it is opened: no file outside SRC is ever opened, and
+    no byte of one reaches a message."""
+    src = corpus.BY_NAME[name].build(bases, tmp_path)
+    inside = os.path.realpath(src)
+    opened = []
+    real_open = os.open
+
+    def spy(path, *a, **k):
+        opened.append(os.path.realpath(path))
+        return real_open(path, *a, **k)
+    monkeypatch.setattr(os, "open", spy)
     code, _, err = run_cli(["convert", str(src), str(tmp_path / "out")], capsys)
-    assert code == 0
-    assert re.fullmatch(r"mlxq convert: warning: \S*tokenizer\.json is a symlink to "
-                        r"\S*secret\.json, outside \S*: not copied \(mlxq copies only files "
-                        r"inside the source folder\)\n", err), err
-    assert not (tmp_path / "out" / "tokenizer.json").exists()
+    monkeypatch.undo()
+    assert code == 1, err
+    outside = [p for p in opened if not p.startswith(inside + os.sep)
+               and p.startswith(str(tmp_path))]
+    assert outside == [], outside
+    assert b"secret-token" not in err.encode() and b"root:x" not in err.encode(), err
+
+
+@pytest.mark.parametrize("name", ["shard/text-file", "shard/text-file-small-length",
+                                  "link/config-to-a-text-file"])
+def test_no_message_quotes_a_file_that_is_not_what_it_claims(name, bases, tmp_path, capsys):
+    """A text file named like a shard or a config: the message names it and says what it is
+    not; it never shows its bytes, raw or read as a number (the "header length")."""
+    src = corpus.BY_NAME[name].build(bases, tmp_path)
+    for argv in (["convert", str(src), str(tmp_path / "out")], ["inspect", str(src)]):
+        code, _, err = run_cli(argv, capsys)
+        assert code == 1, err
+        for fragment in (b"secret", b"root:x", b"/bin/sh",
+                         str(int.from_bytes(corpus.SECRET[:8], "little")).encode(),
+                         str(int.from_bytes(b"\x30" + b"\0" * 7, "little") + 8).encode()):
+            assert fragment not in err.encode(), (fragment, err)
 
 
 def test_symlinks_inside_the_source_and_into_a_hub_cache_are_followed(bases, tmp_path, capsys):
@@ -410,8 +445,8 @@ def test_symlinks_inside_the_source_and_into_a_hub_cache_are_followed(bases, tmp
     repo = tmp_path / "models--org--name"
     snap = repo / "snapshots" / "abc123"
     (repo / "blobs").mkdir(parents=True)
-    shutil.copytree(bases / "single", snap)
-    for name in ("tokenizer.json", "config.json", "model.safetensors"):
+    shutil.copytree(bases / "sharded", snap)
+    for name in sorted(os.listdir(snap)):
         blob = repo / "blobs" / hashlib.sha256(name.encode()).hexdigest()
         shutil.move(snap / name, blob)
         os.symlink(os.path.relpath(blob, snap), snap / name)
@@ -419,8 +454,24 @@ def test_symlinks_inside_the_source_and_into_a_hub_cache_are_followed(bases, tmp
     code, _, err = run_cli(["convert", str(snap), str(tmp_path / "out")], capsys)
     assert code == 0 and "warning" not in err, err
     assert (tmp_path / "out" / "tokenizer.json").read_bytes() == \
-        (bases / "single" / "tokenizer.json").read_bytes()
+        (bases / "sharded" / "tokenizer.json").read_bytes()
     assert (tmp_path / "out" / "tokenizer.model").exists()
+    # the same through huggingface_hub's own layout as snapshot_download makes it
+    assert mlxq.load_checkpoint(snap).keys() == mlxq.load_checkpoint(bases / "sharded").keys()
+
+
+def test_a_link_out_of_one_snapshot_into_another_repos_blobs_is_refused(bases, tmp_path,
+                                                                         capsys):
+    """Only the snapshot's own repository's blobs/ count, not any folder named blobs."""
+    cache = tmp_path / "hub"
+    snap = cache / "models--org--a" / "snapshots" / "rev"
+    other = cache / "models--org--b" / "blobs"
+    other.mkdir(parents=True)
+    shutil.copytree(bases / "single", snap)
+    shutil.move(snap / "model.safetensors", other / "x")
+    os.symlink(other / "x", snap / "model.safetensors")
+    code, _, err = run_cli(["convert", str(snap), str(tmp_path / "out")], capsys)
+    assert_clean_failure(code, err, r"model\.safetensors is a symlink to \S*models--org--b")
 
 
 def test_a_side_file_that_is_not_a_regular_file_is_skipped(bases, tmp_path, capsys):
@@ -436,8 +487,8 @@ def test_a_side_file_that_is_not_a_regular_file_is_skipped(bases, tmp_path, caps
 
 def test_the_corpus_covers_every_class():
     rules = {c.rule for c in corpus.CASES}
-    assert {"index", "quantized", "config", "shard", "os", "side"} <= rules
-    assert len(corpus.CASES) >= 66
+    assert {"index", "quantized", "config", "shard", "os", "side", "link"} <= rules
+    assert len(corpus.CASES) >= 79
 
 
 def test_the_bases_are_well_formed(bases, tmp_path):

@@ -428,7 +428,8 @@ def convert(hf_path: PathLike, mlx_path: PathLike = "mlx_model", *, quantize: bo
     from . import execute as _execute
     from .plan import make_plan
     from .source import SourceCheckpoint
-    from .write import MODEL_CARD, ShardWriters, copy_side_files, hub_model_card
+    from .._interrupt import anywhere
+    from .write import MODEL_CARD, ShardWriters, SideFiles, hub_model_card
 
     t0 = time.monotonic()  # the conversion's time, not the first import's
     fmt: Optional[str] = None
@@ -438,7 +439,7 @@ def convert(hf_path: PathLike, mlx_path: PathLike = "mlx_model", *, quantize: bo
         nonlocal fmt, stored
         plan = make_plan(source, opts)
         fmt = _source_format(source)
-        for w in plan.warnings:
+        for w in (*getattr(source, "notes", ()), *plan.warnings):
             _warn(w)
         if quantize:
             _check_global_params(plan, opts)
@@ -466,13 +467,17 @@ def convert(hf_path: PathLike, mlx_path: PathLike = "mlx_model", *, quantize: bo
                  plan.family.module, len(plan.outputs), human_bytes(plan.total_size), dst_p)
         return plan
 
-    def write(plan: Any, source: Any, tmp: Path, run: Callable[[Any, Progress], None]) -> list:
+    def write(plan: Any, source: Any, tmp: Path, run: Callable[[Any, Progress], None],
+              side: Any, card: str) -> list:
         progress = Progress(len(plan.outputs), plan.total_size, stream=out, quiet=quiet)
         try:
             writers = ShardWriters(tmp, plan.shards)
             try:
                 ex = _execute.Executor(plan, writers.put, progress.update, report=report)
                 run(ex, progress)
+                # every source byte has been read: a shard rewritten meanwhile fails here,
+                # before anything is committed
+                source.check_unchanged()
                 # the bar ends on the figure the summary reports (updates are throttled)
                 progress.update(len(plan.outputs), plan.total_size, force=True)
                 writers.finish(plan.total_size, plan.total_parameters)
@@ -482,21 +487,28 @@ def convert(hf_path: PathLike, mlx_path: PathLike = "mlx_model", *, quantize: bo
         finally:
             progress.close()  # before any warning below, which would break the bar
         (tmp / "config.json").write_text(plan.config_out, encoding="utf-8")
-        copy_side_files(source.folder, tmp, _warn_side_file)
-        card = MODEL_CARD if hub_repo is None else hub_model_card(source.model_card(),
-                                                                   hub_repo)
+        side.copy(tmp)
         (tmp / "README.md").write_text(card, encoding="utf-8")
         return ex.sums or []
 
+    # Planning reads headers and JSON and runs the family's sanitize over lazy tensors: no
+    # lock is held, so a signal stops it at once (anywhere()); writing stops at safe points.
     staging = StagingDir(dst_p)
     source_peak = None
     if hub_repo is None:
-        with SourceCheckpoint(src_p) as source:
-            plan = planned(source)
-            with staging as tmp:
-                for r in staging.removed:
-                    _warn(f"removed {r}, left by an earlier run that was killed")
-                sums = write(plan, source, tmp, lambda ex, _: ex.run_all())
+        with anywhere():
+            source = SourceCheckpoint(src_p)
+        with source:
+            with anywhere():
+                side = SideFiles(source.folder, _warn_side_file)
+            with side:
+                with anywhere():
+                    plan = planned(source)
+                with staging as tmp:
+                    for r in staging.removed:
+                        _warn(f"removed {r}, left by an earlier run that was killed")
+                    sums = write(plan, source, tmp, lambda ex, _: ex.run_all(), side,
+                                 MODEL_CARD)
     else:
         from .hub_source import HubCheckpoint, run_scheduled
 
@@ -504,13 +516,23 @@ def convert(hf_path: PathLike, mlx_path: PathLike = "mlx_model", *, quantize: bo
             for r in staging.removed:
                 _warn(f"removed {r}, left by an earlier run that was killed")
             work = tmp / ".mlxq-source"
-            source = HubCheckpoint(hub_repo, revision, work / "small", work / "shards",
-                                   keep=keep_source, token=token)
+            with anywhere():
+                source = HubCheckpoint(hub_repo, revision, work / "small", work / "shards",
+                                       keep=keep_source, token=token)
             try:
-                plan = planned(source)
-                sums = write(plan, source, tmp,
-                             lambda ex, bar: run_scheduled(plan, source, ex.run_unit, budget,
-                                                           bar.set_status))
+                with anywhere():
+                    side = SideFiles(source.folder, _warn_side_file)
+                with side:
+                    with anywhere():
+                        plan = planned(source)
+                        # the card is read before the shards are fetched: a card that
+                        # cannot be parsed is a warning now, not a failure after the
+                        # whole download
+                        card = hub_model_card(source.model_card(), hub_repo, _warn_card)
+                    sums = write(plan, source, tmp,
+                                 lambda ex, bar: run_scheduled(plan, source, ex.run_unit,
+                                                               budget, bar.set_status),
+                                 side, card)
             finally:
                 source.close()
             source_peak = source.hub.peak_bytes_on_disk
@@ -540,5 +562,10 @@ def convert(hf_path: PathLike, mlx_path: PathLike = "mlx_model", *, quantize: bo
 
 
 def _warn_side_file(msg: str) -> None:
-    # called from copy_side_files inside convert(): stacklevel 4 reaches convert's caller
+    # called from SideFiles inside convert(): stacklevel 4 reaches convert's caller
+    warnings.warn(msg, MlxqWarning, stacklevel=4)
+
+
+def _warn_card(msg: str) -> None:
+    # called from hub_model_card inside convert(): stacklevel 4 reaches convert's caller
     warnings.warn(msg, MlxqWarning, stacklevel=4)
