@@ -443,6 +443,18 @@ def _config_layers_not_int(b: Path, w: Path) -> Path:
     return edit_config(copy(b, "single", w), lambda c: c.update(num_hidden_layers="2"))
 
 
+def _config_count(base: str, path: tuple[str, ...], value: int = 10**9
+                  ) -> Callable[[Path, Path], Path]:
+    """A config count (at ``path``, nested configs included) far beyond the tensors."""
+    def build(b: Path, w: Path) -> Path:
+        def f(cfg: dict) -> None:
+            for k in path[:-1]:
+                cfg = cfg.setdefault(k, {})
+            cfg[path[-1]] = value
+        return edit_config(copy(b, base, w), f)
+    return build
+
+
 # ---- safetensors shards ---------------------------------------------------------------------
 
 def _shard_truncated(b: Path, w: Path) -> Path:
@@ -710,6 +722,13 @@ CASES: list[Case] = [
     Case("config/quant-method-not-a-string", _config_quant_method_not_string, r"quant_method", P),
     Case("config/quantization-config-not-an-object", _config_quantization_config_not_object, r"quantization_config", P),
     Case("config/torch-dtype-float64", _config_torch_dtype_odd, ok=True),
+    # counts bound nothing until checked against the tensors: a 90 KB checkpoint cannot
+    # make a family loop a billion times
+    Case("config/layer-count-a-billion", _config_count("single", ("num_hidden_layers",)), r"'num_hidden_layers' is 1000000000, more than", F),
+    Case("config/moe-layer-count-a-billion", _config_count("moe", ("num_hidden_layers",)), r"'num_hidden_layers' is 1000000000, more than", F),
+    Case("config/expert-count-a-billion", _config_count("moe", ("num_local_experts",)), r"'num_local_experts' is 1000000000, more than", F),
+    Case("config/head-count-a-billion", _config_count("single", ("num_key_value_heads",)), r"'num_key_value_heads' is 1000000000", F),
+    Case("config/nested-layer-count", _config_count("single", ("text_config", "num_hidden_layers")), r"'text_config\.num_hidden_layers' is 1000000000", F),
     Case("config/layer-count-a-string", _config_layers_not_int, r"num_hidden_layers", P,
          flags=(("-q", "--quant-predicate", "mixed_3_6"),)),
     # shards

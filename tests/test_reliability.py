@@ -9,6 +9,7 @@ One test per rule, named after it; each corpus case is a parameter.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -151,6 +152,119 @@ def test_a_layer_group_size_follows_its_shapes_as_mlx_lm_load_reads_it(bases, tm
 def test_bad_config_values_are_typed_errors_naming_the_key(case, flags, bases, tmp_path,
                                                             capsys):
     check_case(case, flags, bases, tmp_path, capsys)
+
+
+# ---- 3b. counts a family loops over are bounded by the tensors -------------------------------
+
+FIXTURES = ROOT / "tests" / "fixtures" / "hf"
+
+
+def family_fixtures() -> list[Path]:
+    if not FIXTURES.is_dir():
+        return []
+    return sorted(d for d in FIXTURES.iterdir() if (d / "config.json").is_file()
+                  and json.loads((d / "config.json").read_text()).get("model_type")
+                  in mlxq.models.supported_model_types())
+
+
+class HostileConfig(dict):
+    """A config that answers a billion for the count ``hostile`` (of layers, experts or
+    heads) whenever a family asks for it, present in the file or not, nested configs too;
+    every count key asked for is recorded in ``asked``."""
+
+    def __init__(self, data, hostile: str | None = None, asked: set | None = None):
+        super().__init__(data)
+        self.hostile = hostile
+        self.asked = asked if asked is not None else set()
+
+    def _count(self, key) -> bool:
+        from mlxq.models.base import is_count_key
+        if isinstance(key, str) and is_count_key(key):
+            self.asked.add(key)
+            return key == self.hostile
+        return False
+
+    def __contains__(self, key) -> bool:
+        return self._count(key) or dict.__contains__(self, key)
+
+    def __getitem__(self, key):
+        if self._count(key):
+            return 10**9
+        v = dict.__getitem__(self, key)
+        return HostileConfig(v, self.hostile, self.asked) if isinstance(v, dict) else v
+
+    def get(self, key, default=None):
+        return self[key] if key in self else default
+
+
+class Deadline(Exception):
+    pass
+
+
+@contextlib.contextmanager
+def deadline(seconds: float):
+    def fire(*_):
+        raise Deadline(f"still running after {seconds} s")
+    old = signal.signal(signal.SIGALRM, fire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
+@pytest.mark.parametrize("folder", family_fixtures(), ids=lambda d: d.name)
+def test_no_family_loops_over_a_count_its_tensors_cannot_hold(folder):
+    """Every family's sanitize, run as the planner runs it, on its own checkpoint (made by
+    transformers) but with every count it reads set to a billion: the guard each family
+    inherits from Args refuses the count, naming it, before any loop runs (or the family
+    reads none and returns). Bypasses the planner's up-front check of the config's
+    counts, so a port that loops over a count it read any other way hangs here."""
+    from mlxq.conversion.plan import _sanitize
+    from mlxq.conversion.source import SourceCheckpoint
+    from mlxq.models.base import is_count_key
+
+    with SourceCheckpoint(folder) as src:
+        family = mlxq.models.family_for(src.config)
+        asked: set = set()
+        _sanitize(family, dict(src.tensors), HostileConfig(src.config, None, asked))
+        for key in sorted(asked):  # one count at a time: the others stay real
+            with deadline(20):
+                try:
+                    _sanitize(family, dict(src.tensors), HostileConfig(src.config, key))
+                except mlxq.errors.FormatError as e:
+                    if e.key == key:
+                        assert "1000000000, more than" in str(e), e
+                except mlxq.errors.MlxqError:
+                    pass  # refused for another reason first: also no loop
+
+
+@pytest.mark.parametrize("folder", family_fixtures(), ids=lambda d: d.name)
+def test_a_billion_in_any_count_of_any_family_is_refused_before_planning(folder, tmp_path):
+    src = tmp_path / "src"
+    shutil.copytree(folder, src)
+    cfg = json.loads((src / "config.json").read_text())
+    from mlxq.models.base import is_count_key
+
+    hit = []
+
+    def inflate(c: dict, prefix: str = "") -> None:
+        for k, v in c.items():
+            if isinstance(v, dict):
+                inflate(v, f"{prefix}{k}.")
+            elif isinstance(v, int) and not isinstance(v, bool) and is_count_key(k):
+                c[k] = 10**9
+                hit.append(prefix + k)
+    inflate(cfg)
+    if not hit:
+        pytest.skip("no count in this config")
+    (src / "config.json").write_text(json.dumps(cfg))
+    with deadline(20), pytest.raises(mlxq.errors.FormatError,
+                                     match="is 1000000000, more than this checkpoint") as e:
+        convert(src, tmp_path / "out", quiet=True)
+    assert e.value.key in hit
+    assert not (tmp_path / "out").exists()
 
 
 # ---- valid oddities convert, and mlx-lm loads the result ------------------------------------
@@ -312,6 +426,45 @@ def test_sigterm_and_sighup_clean_up_like_ctrl_c(sig, code, bases, tmp_path):
     assert [n for n in os.listdir(tmp_path) if n.startswith(".out.mlxq-")]  # staging exists
     p.send_signal(sig)
     _, err = p.communicate(timeout=30)
+    assert p.returncode == code, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "nothing was written" in lines[0], err
+    assert sorted(os.listdir(tmp_path)) == ["src"]
+
+
+# A sanitize stuck in a pure-Python loop (what a hostile count did before counts were
+# checked): the planning phase, where no lock is held and no safe point is ever reached.
+STUCK_PLANNING = """
+import sys, mlxq.conversion.plan as plan
+def stuck(*a, **k):
+    print("planning", flush=True)
+    n = 0
+    while True:
+        n += 1
+plan._sanitize = stuck
+from mlxq.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.parametrize("sig,code", [(signal.SIGTERM, 143), (signal.SIGHUP, 129),
+                                      (signal.SIGINT, 130)])
+def test_a_signal_stops_the_planning_phase_at_once(sig, code, bases, tmp_path):
+    """Planning (headers, JSON, the family's sanitize) holds no lock: a signal stops it
+    wherever it is, not at the next safe point (there is none in a sanitize loop)."""
+    src = corpus.copy(bases, "sharded", tmp_path)
+    p = subprocess.Popen([sys.executable, "-c", STUCK_PLANNING, "convert", str(src),
+                          str(tmp_path / "out"), "-q"], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True,
+                         env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    try:
+        assert p.stdout.readline().strip() == "planning"
+        p.send_signal(sig)
+        _, err = p.communicate(timeout=30)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
     assert p.returncode == code, err
     lines = err.strip().splitlines()
     assert len(lines) == 1 and "nothing was written" in lines[0], err
