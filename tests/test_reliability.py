@@ -546,6 +546,75 @@ def test_the_no_replace_rename_without_renameat2(tmp_path, monkeypatch):
     assert os.listdir(tmp_path / "b") == ["f"] and os.path.isdir(tmp_path / "c")
 
 
+# ---- 5b. files that change while they are read ----------------------------------------------
+
+def rewrite_in_place(path: Path) -> None:
+    """New bytes in the data section, same size, same inode (as an editor's in-place save or
+    a second download into the same file would)."""
+    data = bytearray(path.read_bytes())
+    data[-64:] = bytes(64)
+    with open(path, "r+b") as f:
+        f.write(data)
+
+
+def replace_under_its_name(path: Path) -> None:
+    """Another file with the same bytes renamed over it (a new inode)."""
+    tmp = path.with_name(path.name + ".new")
+    shutil.copyfile(path, tmp)
+    os.replace(tmp, path)
+
+
+@pytest.mark.parametrize("change", [rewrite_in_place, replace_under_its_name])
+@pytest.mark.parametrize("flags", [(), ("-q",)], ids=["plain", "q"])
+def test_a_shard_that_changes_while_read_fails_with_nothing_written(change, flags, bases,
+                                                                   tmp_path, monkeypatch,
+                                                                   capsys):
+    """The shards' size, times and inode at open are checked again after the last read:
+    a shard changed meanwhile fails the run (exit 1, the shard named), nothing is written.
+    (Without the check the output mixes tensors read before and after the change.)"""
+    from mlxq.io import SafetensorsReader
+
+    src = corpus.copy(bases, "sharded", tmp_path)
+    victim = src / corpus.shard_files(src)[0]
+    os.utime(victim, (1e9, 1e9))  # a time no rewrite now can land on
+    real = SafetensorsReader.read_rows
+    done = []
+
+    def read_rows(self, *a, **k):
+        out = real(self, *a, **k)
+        if not done:  # once the conversion has started reading: change the file under it
+            done.append(True)
+            change(victim)
+        return out
+    monkeypatch.setattr(SafetensorsReader, "read_rows", read_rows)
+    code, _, err = run_cli(["convert", str(src), str(tmp_path / "out"), *flags], capsys)
+    assert done
+    assert_clean_failure(code, err, rf"{re.escape(victim.name)}: changed while it was being "
+                         r"read \((it was modified|another file replaced it)\); nothing was "
+                         r"written")
+    assert sorted(os.listdir(tmp_path)) == ["src"]
+
+
+def test_a_side_file_that_changes_before_it_is_copied_fails(bases, tmp_path, monkeypatch,
+                                                            capsys):
+    """Side files are opened while planning and copied at the end: one rewritten between
+    is refused like a shard, not copied half old, half new."""
+    from mlxq.conversion import execute
+
+    src = corpus.copy(bases, "single", tmp_path)
+    tok = src / "tokenizer.json"
+    os.utime(tok, (1e9, 1e9))
+    real = execute.Executor.run_all
+
+    def run_all(self, *a, **k):
+        tok.write_text(tok.read_text().replace("{", "{ ", 1))
+        return real(self, *a, **k)
+    monkeypatch.setattr(execute.Executor, "run_all", run_all)
+    code, _, err = run_cli(["convert", str(src), str(tmp_path / "out")], capsys)
+    assert_clean_failure(code, err, r"tokenizer\.json: changed while it was being read")
+    assert sorted(os.listdir(tmp_path)) == ["src"]
+
+
 # ---- 6. symlinks: one rule for every file --------------------------------------------------
 
 @pytest.mark.parametrize("case,flags", cases("link"))
