@@ -267,6 +267,86 @@ def test_a_billion_in_any_count_of_any_family_is_refused_before_planning(folder,
     assert not (tmp_path / "out").exists()
 
 
+# ---- 3c. a claimed format the tensors do not have ------------------------------------------
+
+FALSE_CLAIMS = {
+    "awq": {"quant_method": "awq", "bits": 4, "group_size": 128, "version": "gemm",
+            "zero_point": True},
+    "gptq": {"quant_method": "gptq", "bits": 4, "group_size": 128, "desc_act": False,
+             "sym": True},
+    "mxfp4": {"quant_method": "mxfp4"},
+    "compressed-tensors": {"quant_method": "compressed-tensors", "format": "pack-quantized",
+                           "config_groups": {"group_0": {
+                               "targets": ["Linear"],
+                               "weights": {"num_bits": 4, "type": "int", "symmetric": True,
+                                           "strategy": "group", "group_size": 128}}}},
+}
+
+
+@pytest.mark.parametrize("flags", [(), ("-q",)], ids=["plain", "q"])
+@pytest.mark.parametrize("method", list(FALSE_CLAIMS))
+@pytest.mark.parametrize("where", ["top", "text_config"])
+def test_a_quantization_claim_the_tensors_contradict_is_dropped(method, flags, where, bases,
+                                                                 tmp_path, capsys):
+    """A dense checkpoint whose config claims AWQ/GPTQ/MXFP4/compressed-tensors: converted
+    as the dense checkpoint it is, exactly what mlx_lm.convert makes of it without the
+    claim, and a warning says the claim was dropped; the output's config.json never
+    declares a quantization its tensors do not have."""
+    from support import assert_same_folder, mlx_lm_convert
+
+    honest = corpus.copy(bases, "single", tmp_path)
+    claimed = tmp_path / "claimed"
+    shutil.copytree(honest, claimed)
+
+    def claim(c: dict) -> None:
+        (c if where == "top" else c.setdefault("text_config", {}))["quantization_config"] = \
+            FALSE_CLAIMS[method]
+    corpus.edit_config(claimed, claim)
+    code, _, err = run_cli(["convert", str(claimed), str(tmp_path / "out"), *flags], capsys)
+    assert code == 0, err
+    assert re.fullmatch(rf"mlxq convert: warning: config\.json's quantization_config says "
+                        rf"'{re.escape(method)}', but no tensor is in that format \(none ends "
+                        r"in [^)]+\): converted as the dense checkpoint it is, and the claim "
+                        r"is left out of the output's config\.json\n", err), err
+    cfg = json.loads((tmp_path / "out" / "config.json").read_text())
+    assert "quantization_config" not in json.dumps(cfg) or "-q" in flags
+    if "-q" not in flags:
+        assert "quantization" not in cfg
+    kw = {"quantize": True} if "-q" in flags else {}
+    mlx_lm_convert(honest, tmp_path / "ref", **kw)
+    if where == "text_config":  # the oracle's config keeps the empty text_config we added
+        ref_cfg = json.loads((tmp_path / "ref" / "config.json").read_text())
+        assert {k: v for k, v in cfg.items() if k != "text_config"} == ref_cfg
+        assert cfg["text_config"] == {}
+        from mlxq.testing import assert_checkpoints_equal
+        assert_checkpoints_equal(tmp_path / "out", tmp_path / "ref", check_config=False)
+    else:
+        assert_same_folder(tmp_path / "out", tmp_path / "ref")
+
+
+def test_a_claim_some_tensors_support_is_kept(tmp_path):
+    """The check is for claims no tensor supports: one AWQ layer among dense ones is an AWQ
+    checkpoint, converted as such (its block kept)."""
+    from mlxq.conversion.source import SourceCheckpoint
+
+    src = tmp_path / "src"
+    mlxq.synthetic.make_checkpoint(src, layers=1, hidden=128, intermediate=256, vocab=64)
+    cfg = json.loads((src / "config.json").read_text())
+    cfg["quantization_config"] = FALSE_CLAIMS["awq"]
+    (src / "config.json").write_text(json.dumps(cfg))
+    tensors = dict(mlxq.load_checkpoint(src))
+    w = tensors.pop("model.layers.0.mlp.down_proj.weight")
+    tensors.update({"model.layers.0.mlp.down_proj.qweight": np.zeros((256, 16), np.int32),
+                    "model.layers.0.mlp.down_proj.qzeros": np.zeros((2, 16), np.int32),
+                    "model.layers.0.mlp.down_proj.scales": np.ones((2, 128), w.dtype)})
+    for f in os.listdir(src):
+        if f.endswith(".safetensors") or f.endswith(".index.json"):
+            os.remove(src / f)
+    mlxq.save_safetensors(src / "model.safetensors", tensors)
+    with SourceCheckpoint(src) as s:
+        assert s.notes == [] and s.external is not None and s.external.name == "awq"
+
+
 # ---- valid oddities convert, and mlx-lm loads the result ------------------------------------
 
 @pytest.mark.parametrize("case,flags", [pytest.param(c, f, id=f"{c.name}[{' '.join(f) or 'plain'}]")
