@@ -14,6 +14,8 @@ Errors about one layer of a weight map carry ``.layer`` (the layer path, e.g.
 ``"model.layers.0.mlp.down_proj"``) and, when one tensor is at fault, ``.key`` (its full
 name); their message begins with the layer path.
 
+No message carries a token: each goes through :func:`mlxq._secrets.redact`.
+
 Warnings (something was done, but perhaps not what was meant) are issued through
 :mod:`warnings` with the category :class:`MlxqWarning`, so they can be filtered like any
 other (``warnings.simplefilter("error", mlxq.MlxqWarning)``, ``pytest -W
@@ -23,6 +25,8 @@ error::mlxq.MlxqWarning``).
 from __future__ import annotations
 
 import enum
+
+from ._secrets import redact
 
 __all__ = [
     "MlxqError",
@@ -71,7 +75,8 @@ class MlxqError(Exception):
     def __init__(self, message: str = "", *, layer: str | None = None, key: str | None = None):
         self.layer = layer
         self.key = key
-        self.message = f"{layer}: {message}" if layer is not None else message
+        # a token never travels in a message (mlxq._secrets): whatever was quoted into it
+        self.message = redact(f"{layer}: {message}" if layer is not None else message)
         super().__init__(self.message)
 
     def __str__(self) -> str:  # KeyError would otherwise repr() the message

@@ -37,6 +37,7 @@ from typing import Any, NoReturn, Union
 from . import _core
 from ._argnames import arg
 from ._interrupt import check
+from ._secrets import remember, scrub
 from ._progress import human_bytes
 from .errors import (
     DiskBudgetError,
@@ -267,6 +268,7 @@ def _map_error(e: BaseException, repo_id: str, filename: str | None, revision: s
 
 def _reraise(e: BaseException, repo_id: str, filename: str | None, revision: str,
              action: str) -> NoReturn:
+    scrub(e)  # the client's exceptions may quote a token (a server echoing the request)
     mapped = _map_error(e, repo_id, filename, revision, action)
     if mapped is e:
         raise e
@@ -445,6 +447,9 @@ class HubSource:
         self.retries = retries
         self.revision = revision
         self.token = token
+        # the token, given or the client's own, is never repeated in a message
+        remember(token if isinstance(token, str) else
+                 (hf.get_token() if token is None else None))
         self.staging_dir = Path(staging_dir)
         self._api = hf.HfApi(endpoint=endpoint, token=token)
         self.endpoint: str = self._api.endpoint
