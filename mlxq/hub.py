@@ -312,6 +312,12 @@ def _remote_file(entry: Any, repo_id: str, commit: str) -> RemoteFile:
     return RemoteFile(path, size, etag, lfs is not None)
 
 
+def _files_of(entries: Iterable[Any], repo_id: str, commit: str) -> Mapping[str, RemoteFile]:
+    """The files (not folders) of a tree listing, each checked by :func:`_remote_file`."""
+    return MappingProxyType({f.path: _remote_file(f, repo_id, commit)
+                             for f in entries if hasattr(f, "blob_id")})
+
+
 def _content_range_start(value: str | None) -> int | None:
     """The first byte of a ``Content-Range: bytes a-b/n`` header (None if unreadable)."""
     m = re.fullmatch(r"\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*", value or "")
@@ -463,11 +469,14 @@ class HubSource:
             entries = list(self._api.list_repo_tree(repo_id, revision=self.commit,
                                                     recursive=True))
         except Exception as e:
+            if _map_error(e, repo_id, None, rev, "list") is e and isinstance(
+                    e, (KeyError, TypeError, ValueError, AttributeError)):
+                # the client could not make entries of the answer: not a Hub listing
+                scrub(e)
+                raise HubIntegrityError(f"{repo_id}@{rev}: the repository's listing cannot be "
+                                        f"read ({type(e).__name__})", repo_id=repo_id) from e
             _reraise(e, repo_id, None, rev, "list the repository")
-        self.files: Mapping[str, RemoteFile] = MappingProxyType({
-            f.path: _remote_file(f, repo_id, self.commit)
-            for f in entries if hasattr(f, "blob_id")  # files, not folders
-        })
+        self.files: Mapping[str, RemoteFile] = _files_of(entries, repo_id, self.commit)
         self._lock = threading.Lock()
         self._held: dict[str, int] = {}
         self._peak = 0
