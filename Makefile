@@ -10,7 +10,8 @@ APT_PACKAGES = libjson-c-dev pkg-config
 FUZZ_APT_PACKAGES = clang libclang-rt-14-dev
 
 # `make fuzz`: seconds of fuzzing the C header parser (FUZZ_TIME) and each Python target
-# (FUZZ_PY_TIME: the pread reader, config.json, the index, external-format detection, the Hub's model card and tree listing).
+# (FUZZ_PY_TIME: the pread reader, config.json, the index, external-format detection, the
+# Hub's model card and tree listing).
 FUZZ_TIME ?= 60
 FUZZ_PY_TIME ?= 20
 FUZZ_PY_TARGETS = reader config index external card listing
