@@ -476,8 +476,10 @@ def convert(hf_path: PathLike, mlx_path: PathLike = "mlx_model", *, quantize: bo
                 ex = _execute.Executor(plan, writers.put, progress.update, report=report)
                 run(ex, progress)
                 # every source byte has been read: a shard rewritten meanwhile fails here,
-                # before anything is committed
-                source.check_unchanged()
+                # before anything is committed (every source kind that reads files has it)
+                unchanged = getattr(source, "check_unchanged", None)
+                if unchanged is not None:
+                    unchanged()
                 # the bar ends on the figure the summary reports (updates are throttled)
                 progress.update(len(plan.outputs), plan.total_size, force=True)
                 writers.finish(plan.total_size, plan.total_parameters)
