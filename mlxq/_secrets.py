@@ -30,8 +30,9 @@ _known: set[str] = set()
 
 def remember(secret: object) -> None:
     """Adds ``secret`` (a token given to mlxq) to what :func:`redact` hides. Strings
-    shorter than 4 characters are ignored: hiding them would garble ordinary text."""
-    if isinstance(secret, str) and len(secret.strip()) >= 4:
+    shorter than 8 characters are ignored: hiding them would garble ordinary text (and no
+    real token is that short)."""
+    if isinstance(secret, str) and len(secret.strip()) >= 8:
         with _lock:
             _known.add(secret.strip())
 
