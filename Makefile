@@ -11,10 +11,10 @@ FUZZ_APT_PACKAGES = clang libclang-rt-14-dev
 
 # `make fuzz`: seconds of fuzzing the C header parser (FUZZ_TIME) and each Python target
 # (FUZZ_PY_TIME: the pread reader, config.json, the index, external-format detection, the
-# GGUF header parser and reader).
+# GGUF header parser and reader, the Hub's model card and tree listing).
 FUZZ_TIME ?= 60
 FUZZ_PY_TIME ?= 20
-FUZZ_PY_TARGETS = reader config index external gguf
+FUZZ_PY_TARGETS = reader config index external gguf card listing
 FUZZ_DIR = build/fuzz
 FUZZ_BIN = $(FUZZ_DIR)/st_header_fuzz
 FUZZ_SRC = fuzz/st_header_fuzz.c src/st_header.c src/common.c

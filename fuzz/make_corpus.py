@@ -4,7 +4,7 @@
   tests/test_io_validation.py. Names say what the parser must do: ok-* parse, bad-* fail.
   Files starting with 'F' are whole file images; the others are bare header JSON.
 - fuzz/corpus/py_<target>/: seeds for the Python targets in fuzz/py_targets.py (reader,
-  config, index, external, gguf), replayed by tests/test_fuzz_targets.py.
+  config, index, external, gguf, card, listing), replayed by tests/test_fuzz_targets.py.
 
     python3 fuzz/make_corpus.py
 """
@@ -184,6 +184,21 @@ PY_SEEDS: dict[str, dict[str, bytes | str]] = {
         "llama.gguf": gguf_file(_GGUF_META, _GGUF_TENSORS),
         "no-tensors.gguf": gguf_file({"general.architecture": "qwen3"}, []),
         "aligned-64.gguf": gguf_file({"general.alignment": 64, **_GGUF_META}, _GGUF_TENSORS[:2]),
+    },
+    "card": {
+        "ok.md": "---\nlicense: mit\ntags:\n- text\nbase_model: a/b\n---\n# Title\nbody\n",
+        "no-front-matter.md": "# Just a title\n",
+        "bad-yaml.md": "---\nlicense: [unclosed\n  bad: : :\n---\n# t\n",
+        "list-front-matter.md": "---\n- a\n- b\n---\n",
+        "tags-not-a-list.md": "---\ntags: 5\nlanguage: [1, {a: b}]\n---\n",
+    },
+    "listing": {
+        "ok.json": js([{"type": "file", "oid": "a" * 40, "size": 10, "path": "config.json"},
+                       {"type": "file", "oid": "b" * 40, "size": 99, "path": "model.safetensors",
+                        "lfs": {"oid": "c" * 64, "size": 99, "pointerSize": 130}},
+                       {"type": "directory", "oid": "d" * 40, "size": 0, "path": "sub"}]),
+        "escape.json": js([{"type": "file", "oid": "a" * 40, "size": 1, "path": "../x.json"}]),
+        "bad-oid.json": js([{"type": "file", "oid": "zz", "size": -1, "path": "a.json"}]),
     },
 }
 

@@ -15,7 +15,11 @@ exception (``KeyError``, ``TypeError``, ``RecursionError``, ...) is a bug, and s
   groups a fixed list of tensor names;
 - ``gguf``: the bytes are a ``.gguf`` file: its header parsed (``mlxq.formats.gguf``), every
   tensor's first row read and turned into MLX's arrays or floats, and the model's config,
-  names and tokenizer worked out as ``mlxq convert model.gguf`` does.
+  names and tokenizer worked out as ``mlxq convert model.gguf`` does;
+- ``card``: the bytes are a Hub repository's ``README.md``, made into the output's model
+  card (``hub_model_card``, which must return a card whatever the front matter holds);
+- ``listing``: the bytes are a page of the Hub's tree listing (JSON), made into entries by
+  ``huggingface_hub`` and checked by ``mlxq.hub`` (paths, sizes, ids).
 
 Run under libFuzzer with atheris (``make fuzz``: ``python fuzz/py_fuzz.py TARGET ...``), and
 over seeds plus hypothesis-generated inputs in the test suite (tests/test_fuzz_targets.py).
@@ -105,6 +109,7 @@ def config(data: bytes) -> None:
     from mlxq.formats import external
     from mlxq.conversion.hfconfig import load_config
     from mlxq.models import family_for
+    from mlxq.models.base import check_config_counts
     from mlxq.stored import stored_layers
 
     d = _folder("config")
@@ -112,6 +117,7 @@ def config(data: bytes) -> None:
     try:
         cfg = load_config(d)
         fam = family_for(cfg, allow_unknown=True)
+        check_config_counts(cfg, _specs())
         stored_layers(_specs(), cfg.get("quantization"), lambda p: fam.in_features(p, cfg))
         mlxq.parse_quantization(cfg)
         external.detect(cfg)
@@ -183,8 +189,42 @@ def gguf(data: bytes) -> None:
         pass
 
 
+def card(data: bytes) -> None:
+    try:
+        from mlxq.conversion.write import hub_model_card
+        import huggingface_hub  # noqa: F401 - the card parser
+    except ImportError:  # pragma: no cover - mlxq[hub] not installed
+        return
+    path = _folder("card") / "README.md"
+    path.write_bytes(data)
+    try:
+        text = hub_model_card(path, "org/name", lambda _: None)
+    except MlxqError:
+        return
+    assert isinstance(text, str) and "base_model: org/name" in text
+
+
+def listing(data: bytes) -> None:
+    try:
+        from huggingface_hub.hf_api import RepoFile, RepoFolder
+    except ImportError:  # pragma: no cover - mlxq[hub] not installed
+        return
+    from mlxq.hub import _files_of
+
+    try:
+        page = json.loads(data.decode("utf-8"))
+        entries = [RepoFile(**e) if e.get("type") == "file" else RepoFolder(**e) for e in page]
+    except Exception:
+        return  # the client's own parse failed: HubSource reports that as HubIntegrityError
+    try:
+        _files_of(entries, "org/name", "0" * 40)
+    except MlxqError:
+        pass
+
+
 TARGETS: dict[str, Callable[[bytes], None]] = {
-    "reader": reader, "config": config, "index": index, "external": external, "gguf": gguf}
+    "reader": reader, "config": config, "index": index, "external": external, "gguf": gguf,
+    "card": card, "listing": listing}
 
 CORPUS = Path(__file__).resolve().parent / "corpus"
 

@@ -7,8 +7,16 @@ three signals only record themselves; :func:`check`, called where stopping is sa
 row blocks, while waiting for the writer), raises ``KeyboardInterrupt`` for SIGINT and
 :class:`Signalled` for the others, so the usual ``finally`` blocks clean up.
 
+Work that holds no lock another thread waits on — planning a conversion: reading headers
+and JSON, running a family's ``sanitize`` over lazy tensors — runs inside :func:`anywhere`
+(within :func:`deferred`): there a signal raises at once, wherever the main thread is, so
+no loop, however long a hostile config makes it, outlives a SIGTERM by more than an
+instant.
+
 >>> with deferred():
 ...     check()  # nothing pending: returns
+...     with anywhere():
+...         pass  # a signal here raises at once
 """
 
 from __future__ import annotations
@@ -18,9 +26,10 @@ import signal
 import threading
 from typing import Iterator, Optional
 
-__all__ = ["Signalled", "check", "deferred", "immediate"]
+__all__ = ["Signalled", "anywhere", "check", "deferred", "immediate"]
 
 _pending: Optional[int] = None
+_now = False  # inside anywhere(): the recording handler raises instead
 
 
 class Signalled(BaseException):
@@ -33,6 +42,8 @@ class Signalled(BaseException):
 
 def _record(signum: int, _frame: object) -> None:
     global _pending
+    if _now:
+        _raise(signum, _frame)
     if _pending is None:
         _pending = signum
 
@@ -76,6 +87,24 @@ def deferred():
     :func:`check` at its safe points (main thread only; elsewhere a no-op). A signal that
     arrives after the last check is dropped: the work finished."""
     return _handlers(_record)
+
+
+@contextlib.contextmanager
+def anywhere() -> Iterator[None]:
+    """Inside :func:`deferred`, a block where signals raise at once (a signal recorded
+    before it raises on entry): for code that leaves no lock held when interrupted. Outside
+    :func:`deferred` (or off the main thread) it changes nothing."""
+    global _now
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = _now
+    _now = True
+    try:
+        check()
+        yield
+    finally:
+        _now = before
 
 
 def immediate():

@@ -27,6 +27,7 @@ import warnings
 from typing import Iterator, Sequence
 
 from ._interrupt import Signalled, deferred, immediate
+from ._secrets import redact, remember, scrub
 from .errors import MlxqError, MlxqWarning
 
 _CONVERT_HELP = textwrap.dedent("""\
@@ -97,7 +98,7 @@ def _convert(args: argparse.Namespace) -> int:
             allow_unknown_architecture=args.allow_unknown_architecture,
             q_method=args.q_method, imatrix=args.imatrix, imatrix_arch=args.imatrix_arch,
             target_bpw=args.target_bpw, revision=args.revision,
-            keep_source=args.keep_source, disk_budget=args.disk_budget,
+            keep_source=args.keep_source, disk_budget=args.disk_budget, token=args.token,
             upload_repo=args.upload_repo, trust_remote_code=args.trust_remote_code,
             threads=args.threads)
         if args.report:
@@ -155,12 +156,43 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser whose usage errors show no token (an invalid value echoed back,
+    ``argument --q-bits: invalid int value: 'hf_...'``); subcommands' parsers are of the
+    same class."""
+
+    def error(self, message: str):  # type: ignore[override]
+        super().error(redact(message))
+
+
+def _unrecognized(extra: Sequence[str]) -> str:
+    """The unrecognized arguments for a usage error, without the values that follow an
+    unknown option: that option may well have been a mistyped ``--token`` (``--tokn
+    hf_...``), and its value a secret."""
+    shown, hidden = [], 0
+    after_option = False
+    for a in extra:
+        if a.startswith("-") and len(a) > 1:
+            name, eq, _ = a.partition("=")
+            shown.append(f"{name}=…" if eq else name)
+            hidden += bool(eq)
+            after_option = not eq
+        elif after_option:
+            shown.append("…")
+            hidden += 1
+            after_option = False
+        else:
+            shown.append(redact(a))
+    note = " (values after an unknown option are not shown)" if hidden else ""
+    return f"unrecognized arguments: {' '.join(shown)}{note}"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``mlxq`` argument parser; ``parser.commands`` maps each command to its own."""
     # the light module of the converter's choices: `mlxq --help` loads no numpy
     from .conversion.options import CONVERSION_DTYPES, MODE_DEFAULTS, QUANT_RECIPES
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="mlxq",
         description="Produce and consume Apple MLX's quantized weight formats, bit-identical "
         "to MLX, on any machine. 'mlxq COMMAND --help' explains each command.",
@@ -227,6 +259,10 @@ def build_parser() -> argparse.ArgumentParser:
     h.add_argument("--keep-source", action="store_true",
                    help="download into huggingface_hub's cache and keep the files (default: "
                    "each shard deleted once converted)")
+    h.add_argument("--token", "--hf-token", metavar="TOKEN", default=None,
+                   help="a Hugging Face token (default: huggingface_hub's, HF_TOKEN or the "
+                   "saved login; prefer those: a command line is visible to other users). "
+                   "Never printed")
     h.add_argument("--disk-budget", metavar="SIZE", default=None,
                    help="most source-shard bytes on disk at once, e.g. 20GB (default: what "
                    "the plan holds, usually the two largest shards)")
@@ -299,7 +335,7 @@ def _warning_printer(cmd: str):
     """``warnings.showwarning`` for a command: each warning one line on stderr, in the
     command's name (mlxq's own without a category, any other with its category's name)."""
     def show(message, category, filename, lineno, file=None, line=None) -> None:
-        text = " ".join(str(message).split())
+        text = redact(" ".join(str(message).split()))
         if not issubclass(category, MlxqWarning):
             text = f"{category.__name__}: {text}"
         try:
@@ -326,13 +362,18 @@ def _quiet_stdout() -> None:
         pass
 
 
+class _RedactingFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
+
+
 @contextlib.contextmanager
 def _command_logging(cmd: str, *, quiet: bool) -> Iterator[None]:
     """mlxq's own log warnings (a download tried again) as ``mlxq COMMAND: ...`` lines;
     huggingface_hub's (its retries, multi-line with URLs) only with ``MLXQ_DEBUG``: what
     they report ends in mlxq's one-line error if it does not recover."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter(f"{cmd}: %(message)s"))
+    handler.setFormatter(_RedactingFormatter(f"{cmd}: %(message)s"))
     handler.setLevel(logging.WARNING)
     ours, theirs = logging.getLogger("mlxq"), logging.getLogger("huggingface_hub")
     level = theirs.level
@@ -364,8 +405,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ``--quiet``)."""
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
+    remember(getattr(args, "token", None))  # never printed, whatever fails later
     if extra:  # with the command's own usage, not the top-level one
-        parser.commands[args.command].error(f"unrecognized arguments: {' '.join(extra)}")
+        parser.commands[args.command].error(_unrecognized(extra))
     cmd = f"mlxq {args.command}"
     try:
         # convert stops only at safe points (its writer thread holds locks); the other
@@ -380,13 +422,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             with _command_logging(cmd, quiet=getattr(args, "quiet", False)):
                 return args.func(args)
     except MlxqError as e:
-        print(f"{cmd}: error: {e}", file=sys.stderr)
+        print(f"{cmd}: error: {redact(str(e))}", file=sys.stderr)
         return 1
     except BrokenPipeError:
         _quiet_stdout()
         return 141  # as a shell reports a command ended by SIGPIPE
     except OSError as e:
-        print(f"{cmd}: error: {_os_error_line(e)}", file=sys.stderr)
+        print(f"{cmd}: error: {redact(_os_error_line(e))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"{cmd}: interrupted; nothing was written", file=sys.stderr)
@@ -400,7 +442,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except Exception as e:  # a bug: still one line, with a way to see more
         if os.environ.get("MLXQ_DEBUG"):
+            scrub(e)
             raise
-        print(f"{cmd}: internal error: {type(e).__name__}: {e} (this is a bug in mlxq; "
-              "MLXQ_DEBUG=1 shows the traceback)", file=sys.stderr)
+        print(f"{cmd}: internal error: {type(e).__name__}: {redact(str(e))} (this is a bug "
+              "in mlxq; MLXQ_DEBUG=1 shows the traceback)", file=sys.stderr)
         return 1

@@ -14,6 +14,8 @@ Errors about one layer of a weight map carry ``.layer`` (the layer path, e.g.
 ``"model.layers.0.mlp.down_proj"``) and, when one tensor is at fault, ``.key`` (its full
 name); their message begins with the layer path.
 
+No message carries a token: each goes through :func:`mlxq._secrets.redact`.
+
 Warnings (something was done, but perhaps not what was meant) are issued through
 :mod:`warnings` with the category :class:`MlxqWarning`, so they can be filtered like any
 other (``warnings.simplefilter("error", mlxq.MlxqWarning)``, ``pytest -W
@@ -23,6 +25,8 @@ error::mlxq.MlxqWarning``).
 from __future__ import annotations
 
 import enum
+
+from ._secrets import redact
 
 __all__ = [
     "MlxqError",
@@ -43,6 +47,8 @@ __all__ = [
     "UnsupportedFormatError",
     "SafetensorsError",
     "MlxqIOError",
+    "OutsideSourceError",
+    "SourceChangedError",
     "MlxqMemoryError",
     "MissingDependencyError",
     "HubError",
@@ -51,6 +57,7 @@ __all__ = [
     "HubAccessError",
     "HubFileNotFoundError",
     "HubNetworkError",
+    "HubIntegrityError",
     "DiskBudgetError",
     "MlxqWarning",
 ]
@@ -68,7 +75,8 @@ class MlxqError(Exception):
     def __init__(self, message: str = "", *, layer: str | None = None, key: str | None = None):
         self.layer = layer
         self.key = key
-        self.message = f"{layer}: {message}" if layer is not None else message
+        # a token never travels in a message (mlxq._secrets): whatever was quoted into it
+        self.message = redact(f"{layer}: {message}" if layer is not None else message)
         super().__init__(self.message)
 
     def __str__(self) -> str:  # KeyError would otherwise repr() the message
@@ -146,6 +154,19 @@ class MlxqIOError(MlxqError, OSError):
     """The operating system refused a file operation."""
 
 
+class OutsideSourceError(MlxqIOError, PermissionError):
+    """A file of a source folder is a symlink (or lies under one) that leads outside the
+    folder, and outside the ``blobs/`` folder of the Hugging Face cache the folder belongs
+    to. Refused before anything is read through it; the message names the link and where
+    it leads."""
+
+
+class SourceChangedError(MlxqIOError):
+    """A source file changed while it was being read (its size, modification time or inode
+    is not what it was when it was opened): the output would mix old and new bytes, so
+    nothing is written."""
+
+
 class MlxqMemoryError(MlxqError, MemoryError):
     """An allocation failed."""
 
@@ -174,6 +195,7 @@ class HubErrorKind(str, enum.Enum):
     ACCESS = "access"  # gated or private, and no token (or the wrong one)
     FILE_NOT_FOUND = "file-not-found"
     NETWORK = "network"  # connection refused or dropped, timeout, 5xx, truncated download
+    INTEGRITY = "integrity"  # an answer that contradicts what the Hub announced
     HTTP = "http"  # any other answer the Hub refused the request with
 
 
@@ -220,6 +242,15 @@ class HubNetworkError(HubError, ConnectionError):
     """The connection failed, timed out or was cut, or the Hub is unavailable (5xx)."""
 
     kind = HubErrorKind.NETWORK
+
+
+class HubIntegrityError(HubError, ValueError):
+    """An answer of the Hub (or of what stands between it and mlxq) that cannot be trusted:
+    a downloaded file whose sha256 (or git blob id) is not the one the listing announced, a
+    listing naming a path outside the repository, a ranged request answered with something
+    else than the range. Nothing downloaded with it is kept."""
+
+    kind = HubErrorKind.INTEGRITY
 
 
 class DiskBudgetError(MlxqError, ValueError):

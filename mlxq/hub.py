@@ -26,6 +26,7 @@ import logging
 import os
 import re
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -35,6 +36,8 @@ from typing import Any, NoReturn, Union
 
 from . import _core
 from ._argnames import arg
+from ._interrupt import check
+from ._secrets import remember, scrub
 from ._progress import human_bytes
 from .errors import (
     DiskBudgetError,
@@ -42,6 +45,7 @@ from .errors import (
     HubError,
     HubErrorKind,
     HubFileNotFoundError,
+    HubIntegrityError,
     HubNetworkError,
     HubRepoNotFoundError,
     HubRevisionNotFoundError,
@@ -96,6 +100,8 @@ _REPO_ID = re.compile(rf"(?:{_REPO_PART}/)?{_REPO_PART}")
 # whole header (huggingface_hub's get_safetensors_metadata asks for 100 kB for the same reason).
 _HEADER_PROBE = 100_000
 _HEADER_LIMIT = 100_000_000  # the safetensors reference parser's limit
+#: how many more times a ranged read cut inside its answer is tried (as http_backoff would)
+_RANGE_RETRIES = 4
 
 
 def looks_like_repo_id(s: str | os.PathLike) -> bool:
@@ -263,10 +269,94 @@ def _map_error(e: BaseException, repo_id: str, filename: str | None, revision: s
 
 def _reraise(e: BaseException, repo_id: str, filename: str | None, revision: str,
              action: str) -> NoReturn:
+    scrub(e)  # the client's exceptions may quote a token (a server echoing the request)
     mapped = _map_error(e, repo_id, filename, revision, action)
     if mapped is e:
         raise e
     raise mapped from e
+
+
+# ---- what the Hub's answers may be --------------------------------------------------------------
+
+_HEX = re.compile(r"[0-9a-f]+")
+
+
+def _safe_repo_path(path: object) -> bool:
+    """A path a repository can hold: relative, ``/``-separated, no empty, ``.`` or ``..``
+    component, no backslash or NUL. A listing naming anything else is not the Hub's (a
+    path like ``../x.json`` would be downloaded outside the folder it was meant for)."""
+    if not isinstance(path, str) or not path or path.startswith("/"):
+        return False
+    if "\\" in path or "\0" in path:
+        return False
+    return all(part not in ("", ".", "..") for part in path.split("/"))
+
+
+def _remote_file(entry: Any, repo_id: str, commit: str) -> RemoteFile:
+    """A tree entry as a :class:`RemoteFile`, checked: a safe path, a size, an id of the
+    form the Hub gives (64 hex digits of sha256 for LFS, 40 of a git blob id otherwise)."""
+    where = f"{repo_id}@{commit[:12]}"
+    path = getattr(entry, "path", None)
+    if not _safe_repo_path(path):
+        raise HubIntegrityError(f"{where}: the listing names {path!r:.200}, which is not a "
+                                "path inside a repository (absolute, '..', or empty parts)",
+                                repo_id=repo_id, filename=None)
+    lfs = getattr(entry, "lfs", None)
+    etag = lfs.sha256 if lfs is not None else getattr(entry, "blob_id", None)
+    size = getattr(entry, "size", None)
+    n = 64 if lfs is not None else 40
+    if (not isinstance(etag, str) or len(etag) != n or not _HEX.fullmatch(etag)
+            or isinstance(size, bool) or not isinstance(size, int) or size < 0):
+        raise HubIntegrityError(f"{where}: the listing's entry for {path!r} has no valid "
+                                f"{'sha256' if lfs is not None else 'git blob id'} or size",
+                                repo_id=repo_id, filename=path)
+    return RemoteFile(path, size, etag, lfs is not None)
+
+
+def _files_of(entries: Iterable[Any], repo_id: str, commit: str) -> Mapping[str, RemoteFile]:
+    """The files (not folders) of a tree listing, each checked by :func:`_remote_file`."""
+    return MappingProxyType({f.path: _remote_file(f, repo_id, commit)
+                             for f in entries if hasattr(f, "blob_id")})
+
+
+def _content_range_start(value: str | None) -> int | None:
+    """The first byte of a ``Content-Range: bytes a-b/n`` header (None if unreadable)."""
+    m = re.fullmatch(r"\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*", value or "")
+    return int(m.group(1)) if m else None
+
+
+def _take(r: Any, skip: int, want: int, where: str, repo_id: str, filename: str,
+          exact: bool) -> bytes:
+    """``want`` bytes of a streamed answer after its first ``skip``; at most ``want`` + one
+    chunk is ever held. With ``exact`` (a 206), an answer longer than ``want`` is refused."""
+    out = bytearray()
+    pos = 0
+    for chunk in r.iter_bytes():
+        if pos + len(chunk) <= skip:
+            pos += len(chunk)
+            continue
+        lo = max(skip - pos, 0)
+        pos += len(chunk)
+        out += chunk[lo:lo + want - len(out)]
+        if exact and pos - skip > want:
+            raise HubIntegrityError(f"{where}: asked for {want} bytes, the answer holds more",
+                                    repo_id=repo_id, filename=filename)
+        if len(out) >= want and not exact:
+            break  # the rest of a whole-file answer is never read
+    return bytes(out)
+
+
+def _digest(path: Path, f: RemoteFile) -> str:
+    """The file's sha256 (LFS) or git blob id (``sha1(b"blob N\\0" + content)``); each
+    chunk is a safe point for a deferred signal (a 5 GB shard takes seconds)."""
+    import hashlib
+
+    h = hashlib.sha256() if f.lfs else hashlib.sha1(b"blob %d\0" % os.path.getsize(path))
+    with open(path, "rb") as fh:
+        while chunk := fh.read(8 << 20):
+            h.update(chunk)
+            check()
+    return h.hexdigest()
 
 
 # ---- the source --------------------------------------------------------------------------------
@@ -364,6 +454,9 @@ class HubSource:
         self.retries = retries
         self.revision = revision
         self.token = token
+        # the token, given or the client's own, is never repeated in a message
+        remember(token if isinstance(token, str) else
+                 (hf.get_token() if token is None else None))
         self.staging_dir = Path(staging_dir)
         self._api = hf.HfApi(endpoint=endpoint, token=token)
         self.endpoint: str = self._api.endpoint
@@ -377,13 +470,14 @@ class HubSource:
             entries = list(self._api.list_repo_tree(repo_id, revision=self.commit,
                                                     recursive=True))
         except Exception as e:
+            if _map_error(e, repo_id, None, rev, "list") is e and isinstance(
+                    e, (KeyError, TypeError, ValueError, AttributeError)):
+                # the client could not make entries of the answer: not a Hub listing
+                scrub(e)
+                raise HubIntegrityError(f"{repo_id}@{rev}: the repository's listing cannot be "
+                                        f"read ({type(e).__name__})", repo_id=repo_id) from e
             _reraise(e, repo_id, None, rev, "list the repository")
-        self.files: Mapping[str, RemoteFile] = MappingProxyType({
-            f.path: RemoteFile(f.path, int(f.size),
-                               f.lfs.sha256 if f.lfs is not None else f.blob_id,
-                               f.lfs is not None)
-            for f in entries if hasattr(f, "blob_id")  # files, not folders
-        })
+        self.files: Mapping[str, RemoteFile] = _files_of(entries, repo_id, self.commit)
         self._lock = threading.Lock()
         self._held: dict[str, int] = {}
         self._peak = 0
@@ -440,9 +534,38 @@ class HubSource:
         dst = Path(dst_dir)
         out = {}
         for name in self.small_files:
-            out[name] = self._hf_download(name, dst)
+            out[name] = self._verified(name, self._hf_download(name, dst))
         self.small_bytes = sum(self.files[n].size for n in out)
         return out
+
+    def _verified(self, filename: str, path: Path) -> Path:
+        """``path`` (the download of ``filename``) if its content is what the listing
+        announced: the LFS sha256 for LFS files, the git blob id for the others. Otherwise
+        the file is removed (from the staging folder, or the cache blob and its link) and a
+        :class:`~mlxq.errors.HubIntegrityError` says so."""
+        f = self._file(filename)
+        got = _digest(path, f)
+        if got == f.etag:
+            return path
+        self._discard(filename, path)
+        what = "sha256" if f.lfs else "git blob id"
+        raise HubIntegrityError(
+            f"{self.repo_id}@{self.commit[:12]}: {filename}: the downloaded file's {what} is "
+            f"{got}, not the {f.etag} the Hub announced (tampered with or damaged on the "
+            "way); it was deleted and nothing made from it is kept", repo_id=self.repo_id,
+            filename=filename)
+
+    def _discard(self, filename: str, path: Path) -> None:
+        if self.cache:  # the blob the cache's snapshot links to, then the link
+            for p in (Path(os.path.realpath(path)), path):
+                try:
+                    p.unlink()
+                except FileNotFoundError:
+                    pass
+                except OSError as e:
+                    raise MlxqIOError(f"{p}: cannot delete: {e.strerror}") from None
+        else:
+            self.delete(filename)
 
     def download(self, filename: str, *,
                  on_bytes: Callable[[int], None] | None = None) -> Path:
@@ -457,10 +580,15 @@ class HubSource:
         current attempt has, in place of the client's progress bar (not called by a client
         whose ``hf_hub_download`` takes no ``tqdm_class``).
 
+        The file's content is then checked against the listing: its sha256 (LFS files, the
+        ``X-Linked-Etag`` the Hub also sends) or git blob id; a file that does not match is
+        deleted and refused.
+
         Raises:
             HubFileNotFoundError: no such file at the commit.
             HubAccessError: a gated repository without an accepted token.
             HubNetworkError: the connection failed and retries did not help.
+            HubIntegrityError: the file's content is not what the listing announced.
         """
         f = self._file(filename)
         with self._lock:
@@ -481,6 +609,9 @@ class HubSource:
                          filename, path.stat().st_size, f.size)
                 path = self._hf_download(filename, self.staging_dir, force=True,
                                          on_bytes=on_bytes)
+            # huggingface_hub checks the size, not the content: the sha256 the listing
+            # announced is checked before a byte of the file is used
+            path = self._verified(filename, path)
         except BaseException:
             if fresh:
                 with self._lock:
@@ -578,25 +709,60 @@ class HubSource:
 
     def _read_range(self, filename: str, start: int, end: int) -> bytes:
         """Bytes [start, end] of a file of the pinned commit, with one ranged GET (retried
-        by the client on connection errors and 5xx)."""
+        by the client on connection errors and 5xx). The answer is streamed and never read
+        past what was asked: a server that ignores the range (200 and the whole file) costs
+        the bytes up to ``end``, not the file; a 206 for another range, or longer than
+        asked, is refused."""
         hf = _hub()
         url = hf.hf_hub_url(self.repo_id, filename, revision=self.commit, endpoint=self.endpoint)
         headers = hf.utils.build_hf_headers(token=self.token)
         headers["Range"] = f"bytes={start}-{end}"
-        try:
-            r = hf.utils.http_backoff("GET", url, headers=headers,
-                                      timeout=hf.constants.HF_HUB_DOWNLOAD_TIMEOUT)
-            hf.utils.hf_raise_for_status(r)
-        except Exception as e:
-            _reraise(e, self.repo_id, filename, self.commit[:12], "read the safetensors header")
-        data = r.content
-        if r.status_code == 200:  # the server ignored the range and sent the whole file
-            data = data[start:end + 1]
-        if len(data) != end - start + 1:
+        where = f"{self.repo_id}@{self.commit[:12]}: {filename}"
+        want = end - start + 1
+        # the client retries what fails before the answer starts; a connection cut inside
+        # the body is retried here (the stream's own retry cannot resume a read in progress)
+        for attempt in range(_RANGE_RETRIES + 1):
+            try:
+                data = self._stream_range(url, headers, start, end, where, filename)
+                break
+            except HubError:
+                raise
+            except Exception as e:
+                if attempt < _RANGE_RETRIES and _is_network_error(e):
+                    log.info("%s: %s; reading it again", where, e)
+                    time.sleep(min(2 ** attempt, 8))
+                    continue
+                _reraise(e, self.repo_id, filename, self.commit[:12],
+                         "read the safetensors header")
+        if len(data) != want:
             raise HubNetworkError(
-                f"{self.repo_id}@{self.commit[:12]}: {filename}: asked for bytes {start}-{end}, "
-                f"got {len(data)} bytes", repo_id=self.repo_id, filename=filename)
+                f"{where}: asked for bytes {start}-{end}, got {len(data)} bytes",
+                repo_id=self.repo_id, filename=filename)
         return data
+
+    def _stream_range(self, url: str, headers: Mapping[str, str], start: int, end: int,
+                      where: str, filename: str) -> bytes:
+        hf = _hub()
+        with hf.utils.http_stream_backoff("GET", url, headers=dict(headers),
+                                          timeout=hf.constants.HF_HUB_DOWNLOAD_TIMEOUT,
+                                          retry_on_exceptions=()) as r:
+            hf.utils.hf_raise_for_status(r)
+            if r.status_code == 206:
+                got = _content_range_start(r.headers.get("Content-Range"))
+                if got != start:
+                    raise HubIntegrityError(
+                        f"{where}: asked for bytes {start}-{end}, the answer is another range "
+                        f"({r.headers.get('Content-Range')!r:.80})", repo_id=self.repo_id,
+                        filename=filename)
+                skip = 0
+            elif r.status_code == 200:  # the range was ignored: the whole file comes
+                skip = start
+            else:
+                raise HubIntegrityError(f"{where}: a ranged request was answered with status "
+                                        f"{r.status_code}", repo_id=self.repo_id,
+                                        filename=filename)
+            return _take(r, skip, end - start + 1, where, self.repo_id, filename,
+                         exact=r.status_code == 206)
 
     def read_header(self, filename: str) -> ShardHeader:
         """The safetensors header of one file, read with ranged requests (the first 100 kB,
@@ -608,11 +774,14 @@ class HubSource:
                                    "header length")
         first = self._read_range(filename, 0, min(f.size, _HEADER_PROBE) - 1)
         n = int.from_bytes(first[:8], "little")
+        # the length is the file's first 8 bytes: not quoted (it may be no safetensors file)
         if n > _HEADER_LIMIT:
-            raise SafetensorsError(f"{where}: header length {n} is over the 100 MB limit")
+            raise SafetensorsError(f"{where}: not a safetensors file (the header length in "
+                                   "its first 8 bytes is over the 100 MB limit)")
         if 8 + n > f.size:
-            raise SafetensorsError(f"{where}: file is truncated inside the header ({f.size} "
-                                   f"bytes, header needs {8 + n})")
+            raise SafetensorsError(f"{where}: file is truncated inside the header, or not a "
+                                   f"safetensors file (it has {f.size} bytes, fewer than its "
+                                   "first 8 say the header has)")
         header = first[8:8 + n]
         if len(header) < n:
             header += self._read_range(filename, len(first), 8 + n - 1)

@@ -101,7 +101,7 @@ def inspect_checkpoint(path: Union[str, "os.PathLike[str]"]) -> CheckpointInfo:
     config: Any = {}
     if p.is_dir():
         if os.path.lexists(p / "config.json"):
-            config = read_json(p / "config.json")
+            config = read_json(p / "config.json", within=p)
         shards = open_shards(p, SafetensorsReader, pattern="*.safetensors")
     else:
         shards = None

@@ -33,7 +33,7 @@ from typing import Any, Union
 import numpy as np
 
 from . import _core
-from ._files import open_regular
+from ._files import Identity, open_regular
 from .errors import (
     ArgumentTypeError,
     InvalidArgumentError,
@@ -234,7 +234,10 @@ class SafetensorsReader:
     process's resident set. A converter that must stay within a memory bound whatever the
     model size reads each tensor with ``pread`` into its own buffer instead, and drops it
     when done. Same validation as :class:`SafetensorsFile` (header rules, then the data
-    section must be exactly the size the header describes).
+    section must be exactly the size the header describes). ``within``: the source folder
+    ``path`` belongs to, whose symlink rule applies (:func:`mlxq._files.confine`).
+    :meth:`check_unchanged` says whether the file is still the one opened (size, times,
+    inode), for a reader that must not mix old and new bytes.
 
     >>> import numpy as np, mlxq, tempfile, os
     >>> tmp = tempfile.TemporaryDirectory()
@@ -246,11 +249,13 @@ class SafetensorsReader:
     >>> tmp.cleanup()
     """
 
-    def __init__(self, path: PathLike):
+    def __init__(self, path: PathLike, within: PathLike | None = None):
         self.path = os.fspath(path)
         self._fd = -1
-        self._fd = open_regular(self.path)  # non-blocking: a FIFO is refused, never waited on
+        # non-blocking: a FIFO is refused, never waited on
+        self._fd = open_regular(self.path, within)
         try:
+            self._identity = Identity.of(self._fd, self.path)
             self._parse()
         except BaseException:
             self.close()
@@ -263,11 +268,14 @@ class SafetensorsReader:
             raise SafetensorsError(f"{self.path}: file is {size} bytes, shorter than the "
                                    "8-byte header length")
         n = int.from_bytes(head, "little")
+        # the length is the file's first 8 bytes: not quoted (it may be no safetensors file)
         if n > 100_000_000:
-            raise SafetensorsError(f"{self.path}: header length {n} is over the 100 MB limit")
+            raise SafetensorsError(f"{self.path}: not a safetensors file (the header length "
+                                   "in its first 8 bytes is over the 100 MB limit)")
         if 8 + n > size:
-            raise SafetensorsError(f"{self.path}: file is truncated inside the header "
-                                   f"({size} bytes, header needs {8 + n})")
+            raise SafetensorsError(f"{self.path}: file is truncated inside the header, or not "
+                                   f"a safetensors file (it has {size} bytes, fewer than its "
+                                   "first 8 say the header has)")
         header = os.pread(self._fd, n, 8)
         try:
             infos, meta, data_start, data_size = _core.st_validate(header, True)
@@ -334,6 +342,12 @@ class SafetensorsReader:
                 raise SafetensorsError(f"{self.path}: file shrank while reading {name!r}",
                                        key=name)
             pos += got
+
+    def check_unchanged(self) -> None:
+        """Raises :class:`~mlxq.errors.SourceChangedError` if the file was modified or
+        replaced since it was opened (a no-op once closed)."""
+        if self._fd >= 0:
+            self._identity.check(self._fd)
 
     def close(self) -> None:
         if self._fd >= 0:

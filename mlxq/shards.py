@@ -16,7 +16,12 @@ One code path for every command that reads a folder (``convert``, ``inspect``, `
   ``*.safetensors`` for :func:`mlxq.load_checkpoint`), and no tensor may appear twice.
 
 Every shard must be a regular file (a directory or FIFO with a shard's name is refused
-without blocking). Files are opened by a caller-given ``open_file`` (pread reader or memory
+without blocking), and a shard, the index or a folder the index names that is a symlink
+leading outside the folder is refused before it is opened (:func:`mlxq._files.confine`:
+links inside the folder, and a Hugging Face cache snapshot's links into its ``blobs/``,
+are followed). Shard names in the index are plain file names: mlx-lm's ``load_model``
+reads ``model*.safetensors`` of the top folder only, so a shard in a subfolder is one it
+would never load. Files are opened by a caller-given ``open_file`` (pread reader or memory
 map), so the rules cannot differ between commands.
 
 >>> import numpy as np, mlxq, os, tempfile
@@ -36,7 +41,7 @@ import os
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Generic, Iterable, Mapping, Optional, TypeVar, Union
 
-from ._files import read_json
+from ._files import confine, read_json
 from .errors import (
     KeyCollisionError,
     MissingKeyError,
@@ -93,14 +98,14 @@ def _hidden(name: str) -> bool:
 
 def read_index(folder: PathLike) -> Optional[dict[str, str]]:
     """The validated ``weight_map`` of ``folder``'s index (tensor -> shard file name), or
-    None when the folder has no index. Shard names must be plain relative paths inside the
-    folder."""
+    None when the folder has no index. Shard names must be plain file names of the folder
+    (mlx-lm reads no shard from a subfolder)."""
     d = Path(os.fspath(folder))
     path = d / INDEX_FILE
     if not os.path.lexists(path):
         return None
     try:
-        index = read_json(path)
+        index = read_json(path, within=d)
     except ParseError as e:  # the index is part of the safetensors layout
         raise SafetensorsError(str(e)) from None
     wm = index.get("weight_map") if isinstance(index, dict) else None
@@ -115,6 +120,10 @@ def read_index(folder: PathLike) -> Optional[dict[str, str]]:
         if file.startswith("/") or ".." in parts or "\0" in file or "\\" in file:
             raise SafetensorsError(f"{path}: weight_map maps {name!r} to {file!r}, outside the "
                               "checkpoint folder", key=name)
+        if len(parts) != 1 or file in (".", ""):
+            raise SafetensorsError(f"{path}: weight_map maps {name!r} to {file!r}, a file in a "
+                                   "subfolder (mlx-lm's load_model reads model*.safetensors "
+                                   "of the top folder only)", key=name)
     return wm
 
 
@@ -141,7 +150,7 @@ def open_shards(folder: PathLike, open_file: Callable[[Path], H], *,
         if wm is not None:
             _open_indexed(shards, wm, open_file, names, listing is None)
         else:
-            _open_globbed(shards, pattern, open_file, names)
+            _open_globbed(shards, pattern, open_file, names, listing is None)
     except BaseException:
         shards.close()
         raise
@@ -175,6 +184,8 @@ def _open_indexed(shards: Shards[H], wm: Mapping[str, str], open_file: Callable[
             raise SafetensorsError(
                 f"{path}: missing, but {INDEX_FILE} maps {len(names)} "
                 f"tensor{'s' if len(names) > 1 else ''} to it ({shown})", key=names[0])
+        if on_disk:
+            confine(path, d)
         h = open_file(path)
         shards.handles.append(h)
         shards.files.append(path)
@@ -196,13 +207,15 @@ def _open_indexed(shards: Shards[H], wm: Mapping[str, str], open_file: Callable[
 
 
 def _open_globbed(shards: Shards[H], pattern: str, open_file: Callable[[Path], H],
-                  listing: list[str]) -> None:
+                  listing: list[str], on_disk: bool) -> None:
     d = shards.folder
     files = [n for n in listing if fnmatch.fnmatchcase(n, pattern) and not _hidden(n)]
     if not files:
         raise MissingKeyError(f"{d}: no {pattern} files", key=pattern)
     for n in files:
         path = d / n
+        if on_disk:
+            confine(path, d)
         h = open_file(path)
         shards.handles.append(h)
         shards.files.append(path)

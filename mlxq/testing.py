@@ -266,7 +266,8 @@ def assert_weights_equal(a: Mapping[str, np.ndarray], b: Mapping[str, np.ndarray
 def _load_json(path: str) -> Any:
     from ._files import read_json  # ParseError / MlxqIOError naming the file
 
-    return read_json(path)
+    # a checkpoint's JSON obeys its folder's symlink rule, like every file of the folder
+    return read_json(path, within=os.path.dirname(path) or ".")
 
 
 def _problems(n: int) -> str:

@@ -836,16 +836,17 @@ mlxq_status mlxq_st_parse(const void *file, size_t size, mlxq_st_header **out, m
     uint64_t n = 0;
     for (int i = 7; i >= 0; i--)
         n = n << 8 | b[i];
+    /* n is the file's first 8 bytes: never quoted, the file may be no safetensors file
+     * at all (a text file, a link's target) and its bytes stay out of messages */
     if (n > MLXQ_ST_MAX_HEADER)
         return mlxq_fail(err, MLXQ_EFORMAT,
-                         "header length %llu is over the %u-byte limit (not a safetensors "
-                         "file?)",
-                         (unsigned long long)n, MLXQ_ST_MAX_HEADER);
+                         "header length is over the %u-byte limit (not a safetensors file?)",
+                         MLXQ_ST_MAX_HEADER);
     if (n > size - 8)
         return mlxq_fail(err, MLXQ_EFORMAT,
-                         "file is truncated: its header needs %llu bytes but only %zu follow "
-                         "the length",
-                         (unsigned long long)n, size - 8);
+                         "file is truncated inside the header, or not a safetensors file "
+                         "(its header length says more than the %zu bytes that follow it)",
+                         size - 8);
     mlxq_st_header *h;
     mlxq_status st = mlxq_st_parse_header(b + 8, (size_t)n, &h, err);
     if (st)

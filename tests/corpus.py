@@ -443,6 +443,18 @@ def _config_layers_not_int(b: Path, w: Path) -> Path:
     return edit_config(copy(b, "single", w), lambda c: c.update(num_hidden_layers="2"))
 
 
+def _config_count(base: str, path: tuple[str, ...], value: int = 10**9
+                  ) -> Callable[[Path, Path], Path]:
+    """A config count (at ``path``, nested configs included) far beyond the tensors."""
+    def build(b: Path, w: Path) -> Path:
+        def f(cfg: dict) -> None:
+            for k in path[:-1]:
+                cfg = cfg.setdefault(k, {})
+            cfg[path[-1]] = value
+        return edit_config(copy(b, base, w), f)
+    return build
+
+
 # ---- safetensors shards ---------------------------------------------------------------------
 
 def _shard_truncated(b: Path, w: Path) -> Path:
@@ -467,7 +479,7 @@ def _shard_empty(b: Path, w: Path) -> Path:
 
 def _shard_broken_symlink(b: Path, w: Path) -> Path:
     src = copy(b, "single", w)
-    os.symlink(w / "nowhere.safetensors", src / "model-2.safetensors")
+    os.symlink("nowhere.safetensors", src / "model-2.safetensors")  # inside SRC, dangling
     return src
 
 
@@ -504,20 +516,142 @@ def _fifo_index(b: Path, w: Path) -> Path:
     return src
 
 
-# ---- side files -----------------------------------------------------------------------------
+# ---- symlinks: followed inside SRC only -----------------------------------------------------
 
-def _side_symlink_outside(b: Path, w: Path) -> Path:
+#: what the links of the link/ cases point at, outside SRC: no byte of it may reach the output
+#: or a message
+SECRET = b"root:x:0:0:secret-token-hf_SECRETSECRETSECRETSECRETSECRET:/root:/bin/sh\n"
+
+
+def _outside_file(w: Path, name: str = "outside.txt") -> Path:
+    f = w / name
+    f.write_bytes(SECRET)
+    return f
+
+
+def _link_shard_to_text(b: Path, w: Path) -> Path:
     src = copy(b, "single", w)
-    os.remove(src / "tokenizer.json")
-    secret = w / "secret.json"
-    secret.write_text('{"secret": true}')
-    os.symlink(secret, src / "tokenizer.json")
+    os.remove(src / "model.safetensors")
+    os.symlink(_outside_file(w), src / "model.safetensors")
     return src
 
+
+def _link_shard_to_other_model(b: Path, w: Path) -> Path:
+    # a shard borrowed from another model: valid weights, but not this folder's
+    src = copy(b, "single", w)
+    other = w / "other-model"
+    shutil.copytree(b / "single", other)
+    os.remove(src / "model.safetensors")
+    os.symlink(other / "model.safetensors", src / "model.safetensors")
+    return src
+
+
+def _link_indexed_shard_outside(b: Path, w: Path) -> Path:
+    src = copy(b, "sharded", w)
+    f = shard_files(src)[1]
+    shutil.move(src / f, w / f)
+    os.symlink(w / f, src / f)
+    return src
+
+
+def _link_config_outside(b: Path, w: Path) -> Path:
+    src = copy(b, "single", w)
+    shutil.move(src / "config.json", w / "config.json")
+    os.symlink(w / "config.json", src / "config.json")
+    return src
+
+
+def _link_config_to_text(b: Path, w: Path) -> Path:
+    src = copy(b, "single", w)
+    os.remove(src / "config.json")
+    os.symlink(_outside_file(w), src / "config.json")
+    return src
+
+
+def _link_generation_config_outside(b: Path, w: Path) -> Path:
+    src = copy(b, "single", w)
+    write_json(w / "generation_config.json", {"eos_token_id": 12345})
+    os.remove(src / "generation_config.json")
+    os.symlink(w / "generation_config.json", src / "generation_config.json")
+    return src
+
+
+def _link_index_outside(b: Path, w: Path) -> Path:
+    src = copy(b, "sharded", w)
+    shutil.move(src / INDEX, w / INDEX)
+    os.symlink(w / INDEX, src / INDEX)
+    return src
+
+
+def _link_index_folder_outside(b: Path, w: Path) -> Path:
+    # the index names a folder, and the folder is a link out of SRC
+    src = copy(b, "sharded", w)
+    f = shard_files(src)[0]
+    (w / "elsewhere").mkdir()
+    shutil.move(src / f, w / "elsewhere" / f)
+    os.symlink(w / "elsewhere", src / "sub")
+    idx = index_of(src)
+    idx["weight_map"] = {k: (f"sub/{v}" if v == f else v) for k, v in idx["weight_map"].items()}
+    write_json(src / INDEX, idx)
+    return src
+
+
+def _link_dir_of_shard_outside(b: Path, w: Path) -> Path:
+    # a link to a path inside SRC whose folder is itself a link out of SRC
+    src = copy(b, "single", w)
+    (w / "elsewhere").mkdir()
+    shutil.move(src / "model.safetensors", w / "elsewhere" / "model.safetensors")
+    os.symlink(w / "elsewhere", src / "weights")
+    os.symlink("weights/model.safetensors", src / "model.safetensors")
+    return src
+
+
+def _link_side_file_outside(b: Path, w: Path) -> Path:
+    src = copy(b, "single", w)
+    os.remove(src / "tokenizer.json")
+    target = w / "outside.json"
+    target.write_bytes(b'{"added_tokens": "' + SECRET.strip() + b'"}')
+    os.symlink(target, src / "tokenizer.json")
+    return src
+
+
+def _link_broken_outside(b: Path, w: Path) -> Path:
+    src = copy(b, "single", w)
+    os.symlink(w / "nowhere.safetensors", src / "model-2.safetensors")
+    return src
+
+
+def _link_inside_source(b: Path, w: Path) -> Path:
+    # links that stay inside SRC, through a folder of it, are followed
+    src = copy(b, "single", w)
+    (src / "store").mkdir()
+    shutil.move(src / "model.safetensors", src / "store" / "weights.bin.safetensors")
+    os.symlink("store/weights.bin.safetensors", src / "model.safetensors")
+    shutil.move(src / "tokenizer.json", src / "store" / "tok.json")
+    os.symlink(src / "store" / "tok.json", src / "tokenizer.json")
+    return src
+
+
+# ---- side files -----------------------------------------------------------------------------
 
 def _side_file_is_fifo(b: Path, w: Path) -> Path:
     src = copy(b, "single", w)
     os.mkfifo(src / "chat_template.jinja")
+    return src
+
+
+# ---- text where a safetensors file should be --------------------------------------------------
+
+def _shard_is_text(b: Path, w: Path) -> Path:
+    src = copy(b, "single", w)
+    (src / "model.safetensors").write_bytes(SECRET)
+    return src
+
+
+def _shard_is_short_text(b: Path, w: Path) -> Path:
+    # the first 8 bytes, read as a length, are small enough to look like one
+    src = copy(b, "single", w)
+    (src / "model.safetensors").write_bytes(b"\x30\x00\x00\x00\x00\x00\x00\x00" + SECRET)
     return src
 
 
@@ -526,6 +660,7 @@ def _side_file_is_fifo(b: Path, w: Path) -> Path:
 F = errors.FormatError
 P = errors.ParseError
 IA = errors.InvalidArgumentError
+OS = errors.OutsideSourceError
 
 CASES: list[Case] = [
     # the index is the source of truth
@@ -587,6 +722,13 @@ CASES: list[Case] = [
     Case("config/quant-method-not-a-string", _config_quant_method_not_string, r"quant_method", P),
     Case("config/quantization-config-not-an-object", _config_quantization_config_not_object, r"quantization_config", P),
     Case("config/torch-dtype-float64", _config_torch_dtype_odd, ok=True),
+    # counts bound nothing until checked against the tensors: a 90 KB checkpoint cannot
+    # make a family loop a billion times
+    Case("config/layer-count-a-billion", _config_count("single", ("num_hidden_layers",)), r"'num_hidden_layers' is 1000000000, more than", F),
+    Case("config/moe-layer-count-a-billion", _config_count("moe", ("num_hidden_layers",)), r"'num_hidden_layers' is 1000000000, more than", F),
+    Case("config/expert-count-a-billion", _config_count("moe", ("num_local_experts",)), r"'num_local_experts' is 1000000000, more than", F),
+    Case("config/head-count-a-billion", _config_count("single", ("num_key_value_heads",)), r"'num_key_value_heads' is 1000000000", F),
+    Case("config/nested-layer-count", _config_count("single", ("text_config", "num_hidden_layers")), r"'text_config\.num_hidden_layers' is 1000000000", F),
     Case("config/layer-count-a-string", _config_layers_not_int, r"num_hidden_layers", P,
          flags=(("-q", "--quant-predicate", "mixed_3_6"),)),
     # shards
@@ -594,13 +736,27 @@ CASES: list[Case] = [
     Case("shard/garbage-header", _shard_garbage, r"model\.safetensors", errors.SafetensorsError),
     Case("shard/empty-file", _shard_empty, r"model\.safetensors", errors.SafetensorsError),
     Case("shard/broken-symlink", _shard_broken_symlink, r"model-2\.safetensors", errors.MlxqIOError),
+    Case("shard/text-file", _shard_is_text, r"model\.safetensors.*not a safetensors file", errors.SafetensorsError),
+    Case("shard/text-file-small-length", _shard_is_short_text, r"model\.safetensors", errors.SafetensorsError),
     Case("shard/no-weights", _no_weights, r"model\*?\.safetensors", errors.MissingKeyError),
     Case("shard/pickles-only", _pickles_only, r"pytorch_model\.bin", F),
     Case("os/fifo-named-like-a-shard", _fifo_shard, r"model-2\.safetensors.*not a regular file", errors.MlxqIOError),
     Case("os/fifo-config", _fifo_config, r"config\.json.*not a regular file", errors.MlxqIOError),
     Case("os/fifo-index", _fifo_index, r"index\.json.*not a regular file", errors.MlxqIOError),
+    # symlinks leaving SRC are refused, whatever file they stand for
+    Case("link/shard-to-a-text-file", _link_shard_to_text, r"model\.safetensors is a symlink to \S*outside\.txt, outside", OS),
+    Case("link/shard-of-another-model", _link_shard_to_other_model, r"model\.safetensors is a symlink to \S*other-model", OS),
+    Case("link/indexed-shard-outside", _link_indexed_shard_outside, r"model-00002-of-\d+\.safetensors is a symlink", OS),
+    Case("link/config-outside", _link_config_outside, r"config\.json is a symlink", OS),
+    Case("link/config-to-a-text-file", _link_config_to_text, r"config\.json is a symlink", OS),
+    Case("link/generation-config-outside", _link_generation_config_outside, r"generation_config\.json is a symlink", OS),
+    Case("link/index-outside", _link_index_outside, r"index\.json is a symlink", OS),
+    Case("link/folder-named-by-the-index", _link_index_folder_outside, r"sub/model-00001-of-\d+\.safetensors.*subfolder", F),
+    Case("link/through-a-folder-link", _link_dir_of_shard_outside, r"model\.safetensors is a symlink to \S*elsewhere/model\.safetensors, outside", OS),
+    Case("link/side-file-outside", _link_side_file_outside, r"tokenizer\.json is a symlink to \S*outside\.json, outside", OS),
+    Case("link/broken-link-outside", _link_broken_outside, r"model-2\.safetensors is a symlink", OS),
+    Case("link/inside-the-source", _link_inside_source, ok=True),
     # side files
-    Case("side/symlink-outside-source", _side_symlink_outside, ok=True, flags=((),)),
     Case("side/fifo-side-file", _side_file_is_fifo, ok=True, flags=((),)),
 ]
 

@@ -24,7 +24,12 @@ Endpoints (the paths and headers the real Hub answers with):
 
 Faults, per server: :meth:`HubServer.drop_connection` (close the socket once a given byte of
 a file has been reached, once or every time), :meth:`HubServer.missing` (404 for a file),
-:meth:`HubServer.gate` and :meth:`HubServer.hide` (401 for a repo). Every request is logged
+:meth:`HubServer.gate` and :meth:`HubServer.hide` (401 for a repo). Misbehaviours of a
+server that cannot be trusted: :meth:`HubServer.ignore_ranges` (a ranged request answered
+200 with the whole file), :meth:`HubServer.tamper` (a file served with other bytes than the
+sha256 its listing announces), :meth:`HubServer.list_extra` (a listing naming paths no
+repository can hold, ``../x.json`` or ``/etc/x.json``), :meth:`HubServer.echo_token` (error
+answers that quote the request's ``Authorization`` header back). Every request is logged
 (:attr:`HubServer.log`): kind, file, byte range, bytes sent, whether it was cut.
 
 Pointing the client at it: see :func:`point_client_at`.
@@ -205,6 +210,10 @@ class HubServer:
         self._stalls: dict[tuple[str, str], Stall] = {}
         self._stopping = False
         self._missing: dict[tuple[str, str], bool] = {}  # -> still listed in the tree
+        self._whole: set[tuple[str, str | None]] = set()  # ranges ignored (None: every file)
+        self._tampered: dict[tuple[str, str], int] = {}  # -> offset of the flipped byte
+        self._extra: dict[str, list[dict[str, Any]]] = {}  # repo -> raw tree entries
+        self._echo: set[str] = set()  # repos whose errors quote the Authorization header
         self._log: list[dict[str, Any]] = []  # live records, updated while answering
         self._lock = threading.Lock()
         self._httpd: ThreadingHTTPServer | None = None
@@ -311,6 +320,33 @@ class HubServer:
         """Make ``repo_id`` private: every request about it answers 401 ``RepoNotFound``,
         as the Hub does for a private repository when the caller is not authenticated."""
         self._repos[repo_id].hidden = True
+
+    def ignore_ranges(self, repo_id: str, filename: str | None = None) -> None:
+        """Answer ranged requests for ``filename`` (every file: None) with 200 and the whole
+        file, as a proxy or CDN that ignores ``Range`` does."""
+        self._whole.add((repo_id, filename))
+
+    def tamper(self, repo_id: str, filename: str, *, offset: int = -1) -> None:
+        """Serve ``filename`` with the byte at ``offset`` (negative: from the end) flipped,
+        while the listing, ``ETag`` and ``X-Linked-Etag`` still announce the true sha256."""
+        self._tampered[(repo_id, filename)] = offset
+
+    def list_extra(self, repo_id: str, path: str, *, size: int = 10,
+                   lfs: bool = False) -> None:
+        """Add an entry for ``path`` (any string, ``../evil.json`` included) to the tree
+        and the model info of ``repo_id``, with a well-formed id; its content is never
+        served (404)."""
+        oid = hashlib.sha1(path.encode()).hexdigest()
+        entry: dict[str, Any] = {"type": "file", "oid": oid, "size": size, "path": path}
+        if lfs:
+            entry["lfs"] = {"oid": hashlib.sha256(path.encode()).hexdigest(), "size": size,
+                            "pointerSize": 130}
+        self._extra.setdefault(repo_id, []).append(entry)
+
+    def echo_token(self, repo_id: str) -> None:
+        """Error answers about ``repo_id`` quote the request's ``Authorization`` header in
+        their message (``X-Error-Message``), as a careless server or proxy might."""
+        self._echo.add(repo_id)
 
     # ---- log -----------------------------------------------------------------------------
 
@@ -421,6 +457,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _error(self, status: int, code: str, message: str,
                headers: dict[str, str] | None = None) -> None:
+        if self._log.get("repo_id") in self.hub._echo:
+            message += f" (you sent Authorization: {self.headers.get('Authorization')})"
         self._json({"error": message}, status,
                    {"X-Error-Code": code, "X-Error-Message": message, **(headers or {})})
 
@@ -515,6 +553,7 @@ class _Handler(BaseHTTPRequestHandler):
                     s["lfs"] = {"sha256": e.lfs_sha256, "size": e.size,
                                 "pointerSize": e.pointer_size}
             siblings.append(s)
+        siblings += [{"rfilename": x["path"]} for x in self.hub._extra.get(repo_id, [])]
         ns = repo_id.split("/")[0] if "/" in repo_id else None
         self._json({"_id": commit.sha[:24], "id": repo_id, "modelId": repo_id, "author": ns,
                     "sha": commit.sha, "lastModified": _DATE, "createdAt": _DATE,
@@ -541,6 +580,8 @@ class _Handler(BaseHTTPRequestHandler):
                 "oid": hashlib.sha1(f"{commit.sha}\0{d}".encode()).hexdigest()}
                for d in dirs if under(d)]
         out += [e.tree_json() for p, e in files.items() if under(p)]
+        if not prefix:  # extra (hostile) entries: listed as they are, at the top
+            out += [dict(x) for x in self.hub._extra.get(repo_id, [])]
         return sorted(out, key=lambda d: d["path"])
 
     def _tree(self, repo_id: str, revision: str, path: str, query: dict[str, list[str]],
@@ -585,6 +626,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _resolve(self, repo_id: str, revision: str, filename: str) -> None:
         self._log["kind"] = "resolve"
         self._log["filename"] = filename
+        self._log["repo_id"] = repo_id
         found = self._lookup(repo_id, revision, files=True)
         if found is None:
             return
@@ -615,6 +657,8 @@ class _Handler(BaseHTTPRequestHandler):
         start, end = 0, e.size - 1
         status = 200
         rng = self.headers.get("Range")
+        if (repo_id, e.path) in self.hub._whole or (repo_id, None) in self.hub._whole:
+            rng = None  # a server that ignores ranges: 200, the whole file
         if rng is not None:
             parsed = _parse_range(rng, e.size)
             if parsed is None:
@@ -636,6 +680,9 @@ class _Handler(BaseHTTPRequestHandler):
         cut = self.hub._take_drop(repo_id, e.path, start, end) if e.size else None
         stall = self.hub._take_stall(repo_id, e.path, start, end) if e.size else None
         stop = end + 1 if cut is None else cut
+        flip = self.hub._tampered.get((repo_id, e.path))
+        if flip is not None and flip < 0:
+            flip += e.size
         with open(e.source, "rb") as f:
             f.seek(start)
             pos = start
@@ -650,6 +697,10 @@ class _Handler(BaseHTTPRequestHandler):
                 chunk = f.read(min(_CHUNK, limit - pos))
                 if not chunk:
                     break
+                if flip is not None and pos <= flip < pos + len(chunk):
+                    b = bytearray(chunk)
+                    b[flip - pos] ^= 0xFF
+                    chunk = bytes(b)
                 self._log["bytes_sent"] += len(chunk)
                 self.wfile.write(chunk)
                 pos += len(chunk)

@@ -626,7 +626,8 @@ def convert(hf_path: PathLike, mlx_path: PathLike = "mlx_model", *, quantize: bo
     from . import execute as _execute
     from .plan import make_plan
     from .source import SourceCheckpoint
-    from .write import MODEL_CARD, ShardWriters, copy_side_files, hub_model_card
+    from .._interrupt import anywhere
+    from .write import MODEL_CARD, ShardWriters, SideFiles, hub_model_card
 
     t0 = time.monotonic()  # the conversion's time, not the first import's
     fmt: Optional[str] = None
@@ -636,7 +637,7 @@ def convert(hf_path: PathLike, mlx_path: PathLike = "mlx_model", *, quantize: bo
         nonlocal fmt, stored
         plan = make_plan(source, opts)
         fmt = _source_format(source)
-        for w in plan.warnings:
+        for w in (*getattr(source, "notes", ()), *plan.warnings):
             _warn(w)
         if quantize:
             _check_global_params(plan, opts)
@@ -671,7 +672,8 @@ def convert(hf_path: PathLike, mlx_path: PathLike = "mlx_model", *, quantize: bo
                  plan.family.module, len(plan.outputs), human_bytes(plan.total_size), dst_p)
         return plan
 
-    def write(plan: Any, source: Any, tmp: Path, run: Callable[[Any, Progress], None]) -> list:
+    def write(plan: Any, source: Any, tmp: Path, run: Callable[[Any, Progress], None],
+              side: Any, card: str) -> list:
         progress = Progress(len(plan.outputs), plan.total_size, stream=out, quiet=quiet)
         try:
             writers = ShardWriters(tmp, plan.shards)
@@ -679,6 +681,11 @@ def convert(hf_path: PathLike, mlx_path: PathLike = "mlx_model", *, quantize: bo
                 ex = _execute.Executor(plan, writers.put, progress.update,
                                        report=report or gguf_quantize)
                 run(ex, progress)
+                # every source byte has been read: a shard rewritten meanwhile fails here,
+                # before anything is committed (every source kind that reads files has it)
+                unchanged = getattr(source, "check_unchanged", None)
+                if unchanged is not None:
+                    unchanged()
                 # the bar ends on the figure the summary reports (updates are throttled)
                 progress.update(len(plan.outputs), plan.total_size, force=True)
                 writers.finish(plan.total_size, plan.total_parameters)
@@ -691,12 +698,12 @@ def convert(hf_path: PathLike, mlx_path: PathLike = "mlx_model", *, quantize: bo
         if hasattr(source, "write_side_files"):  # a GGUF: its tokenizer, from its metadata
             source.write_side_files(tmp)
         else:
-            copy_side_files(source.folder, tmp, _warn_side_file)
-        card = MODEL_CARD if hub_repo is None else hub_model_card(source.model_card(),
-                                                                   hub_repo)
+            side.copy(tmp)
         (tmp / "README.md").write_text(card, encoding="utf-8")
         return ex.sums or []
 
+    # Planning reads headers and JSON and runs the family's sanitize over lazy tensors: no
+    # lock is held, so a signal stops it at once (anywhere()); writing stops at safe points.
     staging = StagingDir(dst_p)
     source_peak = None
     gguf = hub_repo is None and not src_p.is_dir()
@@ -705,16 +712,25 @@ def convert(hf_path: PathLike, mlx_path: PathLike = "mlx_model", *, quantize: bo
         from .gguf_source import GgufCheckpoint
         from .prequant import _requested
 
-        opened: Any = GgufCheckpoint(src_p, _requested(opts), opts.dtype)
+        with anywhere():
+            opened: Any = GgufCheckpoint(src_p, _requested(opts), opts.dtype)
     elif hub_repo is None:
-        opened = SourceCheckpoint(src_p)
+        with anywhere():
+            opened = SourceCheckpoint(src_p)
     if hub_repo is None:
         with opened as source:
-            plan = planned(source)
-            with staging as tmp:
-                for r in staging.removed:
-                    _warn(f"removed {r}, left by an earlier run that was killed")
-                sums = write(plan, source, tmp, lambda ex, _: ex.run_all())
+            with anywhere():
+                # a GGUF writes its own side files (its tokenizer, from its metadata)
+                side = (contextlib.nullcontext() if hasattr(source, "write_side_files")
+                        else SideFiles(source.folder, _warn_side_file))
+            with side:
+                with anywhere():
+                    plan = planned(source)
+                with staging as tmp:
+                    for r in staging.removed:
+                        _warn(f"removed {r}, left by an earlier run that was killed")
+                    sums = write(plan, source, tmp, lambda ex, _: ex.run_all(), side,
+                                 MODEL_CARD)
     else:
         from .hub_source import HubCheckpoint, run_scheduled
 
@@ -722,15 +738,23 @@ def convert(hf_path: PathLike, mlx_path: PathLike = "mlx_model", *, quantize: bo
             for r in staging.removed:
                 _warn(f"removed {r}, left by an earlier run that was killed")
             work = tmp / ".mlxq-source"
-            with _not_a_local_folder_either(src_p):
+            with anywhere(), _not_a_local_folder_either(src_p):
                 source = HubCheckpoint(hub_repo, revision, work / "small", work / "shards",
                                        keep=keep_source, token=token)
             try:
-                with _not_a_local_folder_either(src_p):
-                    plan = planned(source)
-                sums = write(plan, source, tmp,
-                             lambda ex, bar: run_scheduled(plan, source, ex.run_unit, budget,
-                                                           bar.set_status))
+                with anywhere():
+                    side = SideFiles(source.folder, _warn_side_file)
+                with side:
+                    with anywhere(), _not_a_local_folder_either(src_p):
+                        plan = planned(source)
+                        # the card is read before the shards are fetched: a card that
+                        # cannot be parsed is a warning now, not a failure after the
+                        # whole download
+                        card = hub_model_card(source.model_card(), hub_repo, _warn_card)
+                    sums = write(plan, source, tmp,
+                                 lambda ex, bar: run_scheduled(plan, source, ex.run_unit,
+                                                               budget, bar.set_status),
+                                 side, card)
             finally:
                 source.close()
             source_peak = source.hub.peak_bytes_on_disk
@@ -769,6 +793,12 @@ def convert(hf_path: PathLike, mlx_path: PathLike = "mlx_model", *, quantize: bo
 
 
 def _warn_side_file(msg: str) -> None:
-    # called from copy_side_files inside convert() (inside its threads wrapper):
-    # stacklevel 5 reaches convert's caller
+    # called from SideFiles inside convert() (inside its threads wrapper): stacklevel 5
+    # reaches convert's caller
+    warnings.warn(msg, MlxqWarning, stacklevel=5)
+
+
+def _warn_card(msg: str) -> None:
+    # called from hub_model_card inside convert() (inside its threads wrapper): stacklevel
+    # 5 reaches convert's caller
     warnings.warn(msg, MlxqWarning, stacklevel=5)

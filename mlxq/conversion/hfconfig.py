@@ -3,7 +3,8 @@
 - reading (``load_config``): transformers tags non-finite floats (``{"__float__": "NaN"}``),
   which mlx-lm decodes; ``generation_config.json``'s ``eos_token_id`` is copied in when
   truthy; the file must be a regular file holding a JSON object with a string
-  ``model_type`` (mlx-lm picks the architecture by it);
+  ``model_type`` (mlx-lm picks the architecture by it); both files obey the source
+  folder's symlink rule (:func:`mlxq._files.confine`) before a byte of either is used;
 - writing (``config_text``): ``save_config``'s output — ``_name_or_path`` and
   ``vision_config`` dropped, ``quantization`` mirrored into ``quantization_config``, keys
   sorted, ``indent=4``, non-finite floats tagged again.
@@ -25,7 +26,7 @@ import os
 from pathlib import Path
 from typing import Any, Mapping
 
-from .._files import is_regular, read_json
+from .._files import confine, is_regular, read_json
 from ..errors import MissingKeyError, ParseError
 
 __all__ = ["config_text", "load_config"]
@@ -65,7 +66,7 @@ def load_config(src: Path) -> dict[str, Any]:
     if not os.path.lexists(path):
         raise MissingKeyError(f"{src}: no config.json; a Hugging Face checkpoint folder has "
                               "one next to its weights", key="config.json")
-    config = _decode_floats(read_json(path))
+    config = _decode_floats(read_json(path, within=src))
     if not isinstance(config, dict):
         raise ParseError(f"{path}: expected a JSON object, got {type(config).__name__}")
     mt = config.get("model_type")
@@ -76,9 +77,10 @@ def load_config(src: Path) -> dict[str, Any]:
         raise ParseError(f"{path}: 'model_type' must be a string, got {mt!r:.60}",
                          key="model_type")
     gen = src / "generation_config.json"
-    if is_regular(gen):
+    # the link rule first: a generation config outside the folder is refused, not merged
+    if os.path.lexists(gen) and is_regular(confine(gen, src)):
         try:
-            gc = read_json(gen)
+            gc = read_json(gen, within=src)
         except ParseError:
             gc = {}  # mlx-lm ignores an unreadable generation config too
         if isinstance(gc, dict) and (eos := gc.get("eos_token_id", False)):

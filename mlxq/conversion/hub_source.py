@@ -62,6 +62,10 @@ class _PendingReader:
             raise InvariantViolationError(f"{self.path}: read before it was downloaded")
         return self._reader.read_rows(name, start, out)
 
+    def check_unchanged(self) -> None:
+        if self._reader is not None:
+            self._reader.check_unchanged()
+
     def close(self) -> None:
         if self._reader is not None:
             self._reader.close()
@@ -93,6 +97,7 @@ class HubCheckpoint(SourceCheckpoint):
                                    listing=sorted(set(self.hub.files) | set(files)))
         try:
             self.tensors = {name: graph.Source(r, name) for name, r in self._shards.where.items()}
+            self.notes: list[str] = []
             self.external = self._detect_external()
         except BaseException:
             self.close()
@@ -104,6 +109,10 @@ class HubCheckpoint(SourceCheckpoint):
     def model_card(self) -> Optional[Path]:
         card = self.folder / "README.md"
         return card if card.is_file() else None
+
+    def check_unchanged(self) -> None:
+        for r in self._readers.values():
+            r.check_unchanged()
 
     def close(self) -> None:
         for r in getattr(self, "_readers", {}).values():
@@ -150,6 +159,7 @@ def run_scheduled(plan: Any, ckpt: HubCheckpoint, run_unit: Callable[[str], None
         for i in step.ready:
             run_unit(keys[i])
         for f in step.delete:
+            ckpt._readers[f].check_unchanged()  # after its last read, before it goes
             ckpt._readers[f].close()
             ckpt.hub.delete(f)
     if status is not None:

@@ -38,7 +38,7 @@ from ..errors import (
 )
 from ..io import _count_parameters
 from ..models import Family, family_for, supported_model_types
-from ..models.base import config_int
+from ..models.base import check_config_counts, config_int, counts_bounded_by
 from ..models.common import Weights
 from ..stored import stored_layers
 from ..tensorspec import TensorSpec
@@ -118,7 +118,9 @@ def _quant_specs(path: str, spec: TensorSpec, gs: int, bits: int, mode: str
 def _sanitize(family: Family, weights: Mapping[str, graph.Tensor],
               config: Mapping[str, Any]) -> dict[str, graph.Tensor]:
     try:
-        out = family.sanitize(Weights(weights), config)
+        # config counts the port loops over must fit these tensors (mlxq.models.common)
+        with counts_bounded_by(weights):
+            out = family.sanitize(Weights(weights), config)
     except MlxqError:
         raise
     except KeyError as e:  # a port that indexes a plain dict: still name the tensor
@@ -142,6 +144,8 @@ def make_plan(src: SourceCheckpoint, opts: Options) -> Plan:
             f"(mlxq knows {len(supported_model_types())} types): converting with generic "
             "rules (no sanitize step, natural-sort parameter order, the generic rule for "
             "what to quantize); mlx_lm.load cannot load such a model anyway")
+    # counts of layers, experts, heads bound nothing until checked against the tensors
+    check_config_counts(config, src.tensors)
     requantized: list = []
     fp8_weights = 0
     if src.external is not None:

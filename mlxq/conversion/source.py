@@ -25,6 +25,14 @@ __all__ = ["SourceCheckpoint"]
 
 _PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 
+#: quant_method -> the tensor name endings only that format's quantized layers have
+_FORMAT_TENSORS: dict[str, tuple[str, ...]] = {
+    "awq": (".qweight",),
+    "gptq": (".qweight",),
+    "mxfp4": ("_blocks",),
+    "compressed-tensors": (".weight_packed", ".weight_scale"),
+}
+
 
 def _refuse_other_weights(src: Path) -> None:
     names = sorted(os.listdir(src))
@@ -57,10 +65,11 @@ class SourceCheckpoint:
         self.config: dict[str, Any] = load_config(folder)
         if not os.path.lexists(folder / INDEX_FILE) and not glob.glob(str(folder / MODEL_PATTERN)):
             _refuse_other_weights(folder)
-        self._shards = open_shards(folder, SafetensorsReader)
+        self._shards = open_shards(folder, lambda p: SafetensorsReader(p, within=folder))
         try:
             self.tensors: dict[str, graph.Tensor] = {
                 name: graph.Source(r, name) for name, r in self._shards.where.items()}
+            self.notes: list[str] = []
             self.external = self._detect_external()
         except BaseException:
             self.close()
@@ -84,7 +93,38 @@ class SourceCheckpoint:
                                text.get("quantization_config") if isinstance(text, Mapping)
                                else None)
 
+    def check_unchanged(self) -> None:
+        """Raises :class:`~mlxq.errors.SourceChangedError` if a shard was modified or
+        replaced since it was opened (call it after the last read)."""
+        for h in self._shards.handles:
+            h.check_unchanged()
+
+    def _drop_false_claim(self) -> None:
+        """A ``quantization_config`` naming another producer's format (AWQ, GPTQ, MXFP4,
+        compressed-tensors) on a checkpoint that holds no tensor of that format is false:
+        its tensors are dense. mlx-lm would carry the claim into the output's config (as a
+        ``quantization`` block no layer has); mlxq converts the tensors as the dense ones
+        they are, drops the claim, and says so (``notes``, warned by ``convert``), so no
+        written config contradicts its weights."""
+        qc = self.quantization_config()
+        if self.config.get("quantization") is not None or not isinstance(qc, Mapping):
+            return
+        method = qc.get("quant_method")
+        marks = _FORMAT_TENSORS.get(method) if isinstance(method, str) else None
+        if marks is None or any(n.endswith(marks) for n in self.tensors):
+            return
+        self.config.pop("quantization_config", None)
+        text = self.config.get("text_config")
+        if isinstance(text, Mapping) and "quantization_config" in text:
+            self.config["text_config"] = {k: v for k, v in text.items()
+                                          if k != "quantization_config"}
+        self.notes.append(
+            f"config.json's quantization_config says {method!r}, but no tensor is in that "
+            f"format (none ends in {' or '.join(marks)}): converted as the dense checkpoint "
+            "it is, and the claim is left out of the output's config.json")
+
     def _detect_external(self) -> Any:
+        self._drop_false_claim()
         qc = self.quantization_config()
         if self.config.get("quantization") is not None or not qc:
             return None

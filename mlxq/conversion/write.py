@@ -17,13 +17,14 @@ from typing import Any, Callable, Optional, Sequence, Union
 
 import numpy as np
 
-from .._files import read_bytes
+from .._files import Identity, open_regular
 from .._interrupt import check
 from ..errors import InvalidArgumentError, MlxqIOError
 from ..io import INDEX_FILE, SafetensorsWriter, shard_file_names
 from ..tensorspec import TensorSpec
 
-__all__ = ["ShardWriters", "copy_side_files", "hub_model_card", "parse_size", "MODEL_CARD"]
+__all__ = ["ShardWriters", "SideFiles", "copy_side_files", "hub_model_card", "parse_size",
+           "MODEL_CARD"]
 
 # Tokenizer files carried over. mlx-lm re-saves the tokenizer with transformers'
 # save_pretrained; the files it reads back are these, copied byte for byte here.
@@ -196,49 +197,71 @@ class ShardWriters:
         self._bg.__exit__(exc_type, None, None)
 
 
-def _inside(path: str, root: str) -> bool:
-    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+class SideFiles:
+    """The tokenizer files, ``*.py`` and ``generation_config.json`` of a source folder
+    (mlx-lm's set), opened when the conversion is planned and copied byte for byte once
+    its shards are written. Opening first means that what can refuse them does so before
+    the expensive work: a symlink leading outside the folder is an
+    :class:`~mlxq.errors.OutsideSourceError` (the folder's one link rule,
+    :func:`mlxq._files.confine`: its target could be any file of this machine, such as
+    ``/etc/hostname``, which would travel with the model), an unreadable file an
+    :class:`~mlxq.errors.MlxqIOError`. Anything that is not a regular file is skipped with
+    a warning. A file that changes between opening and copying is a
+    :class:`~mlxq.errors.SourceChangedError`. Close with :meth:`close` (or ``with``)."""
 
+    def __init__(self, src: Path, warn: Callable[[str], None]):
+        self.files: list[tuple[str, int, Identity]] = []
+        try:
+            for pattern in _TOKENIZER_PATTERNS + _COPY_PATTERNS:
+                for f in sorted(glob.glob(str(src / pattern))):
+                    name = os.path.basename(f)
+                    if name in ("config.json",) or any(n == name for n, _, _ in self.files):
+                        continue
+                    try:
+                        fd = open_regular(f, within=src)
+                    except MlxqIOError as e:
+                        if "not a regular file" not in str(e):
+                            raise
+                        warn(f"{e}: not copied")
+                        continue
+                    self.files.append((name, fd, Identity.of(fd, f)))
+        except BaseException:
+            self.close()
+            raise
 
-def _side_file_roots(src: Path) -> list[str]:
-    """Where a side file's symlink may lead: inside SRC, or, when SRC is a Hugging Face
-    cache snapshot (``.../models--ORG--NAME/snapshots/REV``), that repo's ``blobs`` folder,
-    where the cache keeps the files its snapshot links to."""
-    real = os.path.realpath(src)
-    roots = [real]
-    if os.path.basename(os.path.dirname(real)) == "snapshots":
-        roots.append(os.path.join(os.path.dirname(os.path.dirname(real)), "blobs"))
-    return roots
+    def copy(self, tmp: Path) -> list[str]:
+        """Copies every file into ``tmp``; returns their names."""
+        for name, fd, ident in self.files:
+            with open(tmp / name, "xb") as out:
+                pos = 0
+                while True:
+                    try:
+                        b = os.pread(fd, 1 << 20, pos)
+                    except OSError as e:
+                        raise MlxqIOError(f"{ident.path}: cannot read: {e.strerror}") from None
+                    if not b:
+                        break
+                    out.write(b)
+                    pos += len(b)
+            ident.check(fd)
+        return [name for name, _, _ in self.files]
+
+    def close(self) -> None:
+        for _, fd, _ in self.files:
+            os.close(fd)
+        self.files = []
+
+    def __enter__(self) -> "SideFiles":
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        self.close()
 
 
 def copy_side_files(src: Path, tmp: Path, warn: Callable[[str], None]) -> list[str]:
-    """Copies the tokenizer files, ``*.py`` and ``generation_config.json`` (mlx-lm's set).
-    A symlink leading outside SRC is not followed (its target could be any file on this
-    machine, such as ``/etc/hostname``, which would then travel with the model), nor is
-    anything that is not a regular file; both are skipped with a warning."""
-    copied = []
-    roots = _side_file_roots(src)
-    for pattern in _TOKENIZER_PATTERNS + _COPY_PATTERNS:
-        for f in sorted(glob.glob(str(src / pattern))):
-            name = os.path.basename(f)
-            if name in ("config.json",) or (tmp / name).exists():
-                continue
-            if os.path.islink(f):
-                target = os.path.realpath(f)
-                if not any(_inside(target, r) for r in roots):
-                    warn(f"{f} is a symlink to {target}, outside {src}: not copied (mlxq "
-                         "copies only files inside the source folder)")
-                    continue
-            try:
-                data = read_bytes(f)
-            except MlxqIOError as e:
-                if "not a regular file" not in str(e):
-                    raise
-                warn(f"{e}: not copied")
-                continue
-            (tmp / name).write_bytes(data)
-            copied.append(name)
-    return copied
+    """:class:`SideFiles` of ``src`` opened and copied into ``tmp`` at once."""
+    with SideFiles(src, warn) as files:
+        return files.copy(tmp)
 
 
 # mlx-lm's create_model_card for a local source: huggingface_hub's template card with
@@ -255,21 +278,51 @@ tags:
 
 
 
-def hub_model_card(readme: Optional[Path], repo_id: str) -> str:
+def hub_model_card(readme: Optional[Path], repo_id: str,
+                   warn: Optional[Callable[[str], None]] = None) -> str:
     """mlx-lm's ``create_model_card`` for a Hub source: the repository's card (its front
     matter kept), library ``mlx``, the text-generation pipeline tag, the ``mlx`` tag,
     ``base_model: ORG/NAME``, and an empty body. (mlx-lm fails on a repository without a
-    card; mlxq starts from the template card then.)"""
+    card; mlxq starts from the template card then.) A card whose YAML front matter does not
+    parse, or holds values of the wrong kind (``tags: 5``), is replaced by the template card
+    and ``warn`` hears why (without quoting the card: the YAML parser's message does).
+
+    >>> print(hub_model_card(None, "org/name"))
+    ---
+    language: en
+    base_model: org/name
+    library_name: mlx
+    pipeline_tag: text-generation
+    tags:
+    - mlx
+    ---
+    <BLANKLINE>
+    """
     from huggingface_hub import ModelCard, ModelCardData
 
-    card = ModelCard.load(readme) if readme is not None else \
-        ModelCard.from_template(ModelCardData(language="en"))
-    card.data.library_name = "mlx"
-    card.data.pipeline_tag = "text-generation"
-    if card.data.tags is None:
-        card.data.tags = ["mlx"]
-    elif "mlx" not in card.data.tags:
-        card.data.tags += ["mlx"]
-    card.data.base_model = repo_id
-    card.text = ""
-    return str(card)
+    def template() -> Any:
+        return ModelCard.from_template(ModelCardData(language="en"))
+
+    def finish(card: Any) -> str:
+        card.data.library_name = "mlx"
+        card.data.pipeline_tag = "text-generation"
+        if card.data.tags is None:
+            card.data.tags = ["mlx"]
+        elif "mlx" not in card.data.tags:
+            card.data.tags += ["mlx"]
+        card.data.base_model = repo_id
+        card.text = ""
+        return str(card)
+
+    if readme is None:
+        return finish(template())
+    try:
+        card = ModelCard.load(readme)
+        if card.data.tags is not None and not isinstance(card.data.tags, list):
+            raise TypeError("tags is not a list")
+        return finish(card)
+    except Exception as e:  # yaml.YAMLError, ValueError, TypeError: whatever the card holds
+        if warn is not None:
+            warn(f"{repo_id}: the model card's metadata (README.md's YAML front matter) "
+                 f"cannot be read ({type(e).__name__}); the card is written without it")
+        return finish(template())

@@ -29,14 +29,18 @@ The generic rules every family shares (``quantize_model``, ``nn.quantize``,
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import dataclasses
+import math
 import re
-from typing import Any, Callable, Iterable, Mapping, Optional, Sequence, Union
+from typing import Any, Callable, Iterable, Iterator, Mapping, Optional, Sequence, Union
 
 from .._sort import natural_key
 from ..errors import FormatError, MissingKeyError, ParseError
 
-__all__ = ["Family", "Order", "Config", "Weights", "config_int"]
+__all__ = ["Family", "Order", "Config", "Weights", "check_config_counts", "check_count",
+           "config_int", "counts_bounded_by", "is_count_key"]
 
 Config = Mapping[str, Any]
 Weights = dict  # name -> mlxq.conversion.graph.Tensor
@@ -45,6 +49,96 @@ QuantPredicate = Callable[[str, Config], Union[bool, dict]]
 # Parameter order inside one leaf module: nn.Linear assigns weight then bias;
 # QuantizedLinear assigns weight, scales, biases, then bias.
 _PARAM_ORDER = {"weight": 0, "scales": 1, "biases": 2, "global_scale": 3, "bias": 4}
+
+
+# ---- counts against tensors ------------------------------------------------------------------
+
+_COUNT_KEY = re.compile(r"(?:^|_)(?:num|n)_(?:\w+_)?(?:layers?|experts?|heads?)$")
+
+
+def is_count_key(key: str) -> bool:
+    """Whether a config key names a count of layers, experts or heads, which a sanitize
+    may loop over (``num_hidden_layers``, ``n_layer``, ``n_routed_experts``,
+    ``moe_num_experts``, ``num_key_value_heads``, ...).
+
+    >>> [k for k in ("num_hidden_layers", "n_layer", "moe_num_experts", "hidden_size",
+    ...              "num_experts_per_tok", "max_position_embeddings") if is_count_key(k)]
+    ['num_hidden_layers', 'n_layer', 'moe_num_experts']
+    """
+    return _COUNT_KEY.search(key) is not None
+
+
+class _Bound:
+    """What the tensors of one sanitize call can hold (computed on first use)."""
+
+    def __init__(self, weights: Mapping[str, Any]):
+        self._weights = weights
+        self._n: Optional[int] = None
+        self._dim = 0
+
+    def limits(self) -> tuple[int, int]:
+        if self._n is None:
+            dim = 0
+            for t in self._weights.values():
+                shape = tuple(getattr(t, "shape", ()) or ())
+                if shape and math.prod(shape) > 0:
+                    dim = max(dim, max(shape))
+            self._n, self._dim = len(self._weights), dim
+        return self._n, self._dim
+
+
+_BOUND: contextvars.ContextVar[Optional[_Bound]] = contextvars.ContextVar("mlxq_count_bound",
+                                                                           default=None)
+
+
+@contextlib.contextmanager
+def counts_bounded_by(weights: Mapping[str, Any]) -> Iterator[None]:
+    """Inside the block, counts read by :class:`Args` and ``config_int`` must fit
+    ``weights`` (see the module docstring). The planner runs every sanitize in one."""
+    token = _BOUND.set(_Bound(weights))
+    try:
+        yield
+    finally:
+        _BOUND.reset(token)
+
+
+def check_count(key: str, value: int) -> int:
+    """``value`` (the config's ``key``, a count) if the tensors in scope can hold it (no
+    bound outside :func:`counts_bounded_by`); else a FormatError naming the key. Families
+    that read a count another way than :class:`Args` call it before looping."""
+    bound = _BOUND.get()
+    if bound is None:
+        return value
+    n, dim = bound.limits()
+    if value > max(n, dim):
+        raise FormatError(f"config.json: {key!r} is {value}, more than this checkpoint's "
+                          f"tensors can hold ({n} tensor{'s' if n != 1 else ''}, none with a "
+                          f"dimension above {dim})", key=key)
+    return value
+
+
+
+def check_config_counts(config: Config, weights: Mapping[str, Any]) -> None:
+    """Every count of layers, experts or heads anywhere in ``config`` (nested configs
+    included, such as ``text_config.num_hidden_layers``) checked by :func:`check_count`
+    against ``weights``: the planner's first step, so that no family, whichever way it reads
+    a count, loops over one its checkpoint cannot hold. The error names the key's path.
+
+    >>> check_config_counts({"text_config": {"num_hidden_layers": 10**6}}, {"w": [0]})
+    Traceback (most recent call last):
+    ...
+    mlxq.errors.FormatError: config.json: 'text_config.num_hidden_layers' is 1000000, more than this checkpoint's tensors can hold (1 tensor, none with a dimension above 0)
+    """
+    with counts_bounded_by(weights):
+        stack: list[tuple[str, Any]] = [("", config)]
+        while stack:  # iterative: the config's depth is bounded, the walk need not recurse
+            prefix, c = stack.pop()
+            for k, v in c.items():
+                if isinstance(v, Mapping):
+                    stack.append((f"{prefix}{k}.", v))
+                elif (isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool)
+                      and is_count_key(k)):
+                    check_count(f"{prefix}{k}", v)
 
 
 def config_int(config: Config, key: str, default: Optional[int] = None) -> int:
@@ -58,6 +152,8 @@ def config_int(config: Config, key: str, default: Optional[int] = None) -> int:
     if isinstance(v, bool) or not isinstance(v, int) or v < 0:
         raise ParseError(f"config.json: {key!r} must be a non-negative integer, got "
                          f"{v!r:.60}", key=key)
+    if key in config and is_count_key(key):
+        check_count(key, v)
     return v
 
 

@@ -4,6 +4,25 @@ dict whose missing keys are typed errors, and the sanitize steps many families r
 >>> args = Args({"num_hidden_layers": 2}, tie_word_embeddings=True, num_hidden_layers=REQUIRED)
 >>> args.tie_word_embeddings, args.num_hidden_layers
 (True, 2)
+
+**Counts are checked against the tensors.** A sanitize loops over config counts (``for l in
+range(args.num_hidden_layers)``, ``for e in range(args.num_experts)``); a 90 KB checkpoint
+whose config says ``num_hidden_layers: 10**9`` would keep such a loop busy for hours. While
+the planner runs a family's sanitize (inside :func:`counts_bounded_by`), every count read
+through :class:`Args` or :func:`mlxq.models.base.config_int` — a key naming layers, experts
+or heads (:func:`is_count_key`) — must be at most what the checkpoint's tensors can hold: the
+number of tensors, or the largest dimension of a non-empty tensor (a stacked expert axis, a
+width that heads divide), whichever is larger. Every real checkpoint satisfies it (each layer
+and each unstacked expert has a tensor of its own); a larger count is a
+:class:`~mlxq.errors.FormatError` naming the key, raised before the loop starts, and no loop
+over a checked count runs longer than the input is large.
+
+>>> import numpy as np
+>>> with counts_bounded_by({"w": np.zeros((4, 8))}):
+...     Args({"num_hidden_layers": 10**9}).num_hidden_layers
+Traceback (most recent call last):
+...
+mlxq.errors.FormatError: config.json: 'num_hidden_layers' is 1000000000, more than this checkpoint's tensors can hold (1 tensor, none with a dimension above 8)
 """
 
 from __future__ import annotations
@@ -13,10 +32,11 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from ..errors import FormatError, MissingKeyError, ParseError
 from . import mx
+from .base import check_count, counts_bounded_by, is_count_key
 
-__all__ = ["Args", "REQUIRED", "Weights", "dequantize_fp8_weights", "drop", "drop_layers_from",
-           "fp8_dequant", "move_conv_axis", "split_kv_b_proj",
-           "stack_experts"]
+__all__ = ["Args", "REQUIRED", "Weights", "check_count", "counts_bounded_by",
+           "dequantize_fp8_weights", "drop", "drop_layers_from", "fp8_dequant",
+           "is_count_key", "move_conv_axis", "split_kv_b_proj", "stack_experts"]
 
 
 class _Required:
@@ -59,6 +79,8 @@ class Args:
         if want_int and (isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 0):
             raise ParseError(f"config.json: {key!r} must be a non-negative integer, got "
                              f"{v!r:.60}", key=key)
+        if isinstance(v, numbers.Integral) and not isinstance(v, bool) and is_count_key(key):
+            check_count(key, int(v))
         return v
 
 
