@@ -34,6 +34,8 @@ SKIP = {
         "downloads a real model from the Hugging Face Hub: no network in the tests",
     ("docs/families.md", "python -m pytest"):
         "runs parts of this suite itself, for a <type> the reader fills in",
+    ("docs/gguf.md", "pip install"):
+        "installs packages into the interpreter running the tests",
     ("docs/methods.md", "llama-imatrix"):
         "llama.cpp's own tool, not installed here (the page's Python reads an importance "
         "matrix in its format, written for the tests with the gguf package)",
@@ -107,7 +109,29 @@ def examples(tmp_path_factory) -> str:
     (oss / "config.json").write_text('{"model_type": "gpt_oss", "quantization_config": '
                                      '{"quant_method": "mxfp4"}}')
     _imatrix(str(d / "imatrix.gguf"), mlxq.load_checkpoint(d / "Llama-3.2-1B"))
+    _gguf_examples(d)
     return str(d)
+
+
+def _gguf_examples(d) -> None:
+    """docs/gguf.md's files: the llama stand-in as llama.cpp lays it out, in Q4_0, Q8_0 and,
+    for the Q4_K_M name, a mix of types like such a file's: Q8_0 embeddings and output
+    (kept exactly) and Q5_0 matrices (a type MLX's layout cannot hold, so dequantized and,
+    with -q, re-quantized, as a Q4_K_M file's K-quant matrices are; the stand-in's 64-wide
+    rows are narrower than a K-quant block). Written by the gguf package
+    (tests/gguf_producer.py)."""
+    pytest.importorskip("gguf")
+    from gguf import GGMLQuantizationType as Q
+    from gguf_producer import everything, hf_to_gguf
+
+    hf_to_gguf("llama", d / "model-Q4_0.gguf", everything(Q.Q4_0))
+    hf_to_gguf("llama", d / "model-Q8_0.gguf", everything(Q.Q8_0))
+
+    def mix(name: str, shape: tuple) -> Q:
+        if name in ("token_embd.weight", "output.weight"):
+            return everything(Q.Q8_0)(name, shape)
+        return everything(Q.Q5_0)(name, shape)
+    hf_to_gguf("llama", d / "model-Q4_K_M.gguf", mix)
 
 
 @pytest.fixture
