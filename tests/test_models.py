@@ -135,7 +135,7 @@ def test_every_family_module_is_registered_once():
     types = [t for f in FAMILIES.values() for t in f.model_types]
     assert len(types) == len(set(types)) == len(supported_model_types())
     for fam in FAMILIES.values():
-        mod = importlib.import_module(f"mlxq.models.{fam.module}")
+        mod = importlib.import_module(f"mlxq.models.{fam.python_module}")
         assert mod.FAMILY is fam
 
 

@@ -225,6 +225,18 @@ class Family:
     def name(self) -> str:
         return self.module
 
+    @property
+    def python_module(self) -> str:
+        """The name of mlxq's module for this family: mlx-lm's module name with ``-`` spelt
+        ``_``. mlx-lm imports its modules by name (``importlib``), so a few have hyphens
+        (``lille-130m``, ``nemotron-nas``, ``lfm2-vl``) that a Python module name cannot
+        have; ``module`` keeps mlx-lm's spelling (the name ``_get_classes`` routes to).
+
+        >>> Family("nemotron-nas", ("nemotron-nas",)).python_module
+        'nemotron_nas'
+        """
+        return self.module.replace("-", "_")
+
     def order_for(self, config: Config) -> Order:
         """The parameter order of mlx-lm's model for this config."""
         return self.order(config) if callable(self.order) else self.order
