@@ -35,6 +35,7 @@ from ..errors import (
     KeyCollisionError,
     MlxqError,
     UnknownEnumValueError,
+    UnsupportedFormatError,
 )
 from ..io import _count_parameters
 from ..models import Family, family_for, supported_model_types
@@ -220,6 +221,9 @@ def make_plan(src: SourceCheckpoint, opts: Options) -> Plan:
             entry = predicate(path, dense.spec)
             if not entry:
                 continue
+            why = family.unquantizable_reason(path)
+            if why is not None:
+                raise UnsupportedFormatError(f"cannot be quantized: {why}", layer=path)
             if isinstance(entry, Mapping):
                 block[path] = dict(entry)
             elif fine_grained:
@@ -360,7 +364,8 @@ def _predicate(opts: Options, family: Family, config: Mapping[str, Any],
 
         rec = recipe(qp)
         location, layers = layer_layout({n: t.spec for n, t in base.items()})
-        num_layers = config_int(config, "num_hidden_layers", 0) or layers or 0
+        num_layers = (family.layer_count(config) if family.layer_count is not None
+                      else config_int(config, "num_hidden_layers", 0) or layers or 0)
 
         def mixed(path: str, spec: TensorSpec) -> dict:
             # mlx-lm's mixed_quant_predicate_builder records q_group_size as given (None

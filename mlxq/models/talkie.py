@@ -1,0 +1,29 @@
+"""mlx-lm's ``models/talkie.py`` (Talkie 13B): weightless RMS norms, learned gains
+(``head_gain.head_g``, ``attn_gain``/``mlp_gain``/``embed_skip`` ``.a_g``,
+``lm_head_gain.w_g``) and an output projection that is a bare parameter ``lm_head`` (no
+``.weight``, so never quantized). The sanitize drops precomputed rotary tables (any name
+containing ``rotary`` or ending in ``cos``/``sin``)."""
+
+from __future__ import annotations
+
+from .base import Family, Order
+from .common import Weights
+
+
+def sanitize(weights: Weights, config) -> Weights:
+    # Remove precomputed rotary buffers if present
+    return Weights({
+        k: v
+        for k, v in weights.items()
+        if "rotary" not in k and not k.endswith(("cos", "sin"))
+    })
+
+
+FAMILY = Family(
+    "talkie", ("talkie",), sanitize,
+    Order("model(embed blocks*(attn(attn_query attn_key attn_value attn_resid head_gain(head_g)) "
+          "attn_gain(a_g) mlp(mlp_gate mlp_linear mlp_resid) mlp_gain(a_g) embed_skip(a_g))) "
+          "lm_head lm_head_gain(w_g)"),
+    widths={"attn.attn_query": "hidden", "attn.attn_key": "hidden", "attn.attn_value": "hidden",
+            "mlp.mlp_gate": "hidden", "mlp.mlp_linear": "hidden",
+            "mlp.mlp_resid": "intermediate_size"})
