@@ -153,6 +153,9 @@ def make_plan(src: SourceCheckpoint, opts: Options) -> Plan:
         warnings.extend(prepared.notes)
     block = config.get("quantization")
     base = _sanitize(family, weights, config)
+    # a tensor mlx-lm's model has no parameter for, named as the checkpoint has it (before
+    # quantization adds its scales)
+    family.check_parameters(base, config)
 
     # dtype: mlx-lm's convert: --dtype, else torch_dtype, else text_config.dtype
     dtype = opts.dtype

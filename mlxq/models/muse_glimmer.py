@@ -2,7 +2,13 @@
 attention output (``self_attn.gate_proj``), four norms a block. The sanitize drops the
 vision tower, adapter and projection, and moves the language model's names
 (``language_model.model.``, ``language_model.lm_head.``, ``model.language_model.``) to
-``model.`` / ``lm_head.``; an ``lm_head`` exists unless the embeddings are tied."""
+``model.`` / ``lm_head.``; an ``lm_head`` exists unless the embeddings are tied.
+
+transformers' ``MuseGlimmerForConditionalGeneration`` saves the vision modules under
+``model.`` (``model.vision_tower.*``, ...), which mlx-lm's sanitize leaves in place, so that
+mlx-lm fails to load its own conversion ("parameters not in model"). mlxq drops them too,
+as the sanitize means to (a text-only port), and writes the folder mlx-lm writes for the
+same checkpoint without them."""
 
 from __future__ import annotations
 
@@ -20,6 +26,10 @@ def sanitize(weights: Weights, config) -> Weights:
     for k, v in weights.items():
         # Drop the vision tower — this is a text-only port.
         if k.startswith(("vision_tower", "vision_adapter", "vision_projection")):
+            continue
+        # (mlxq) ... and where transformers saves it, which mlx-lm's sanitize misses
+        if k.startswith(("model.vision_tower.", "model.vision_adapter.",
+                         "model.vision_projection.")):
             continue
         # Meta/MLX nest the text tower under language_model.*
         if k.startswith("language_model.model."):
