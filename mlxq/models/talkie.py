@@ -2,7 +2,13 @@
 (``head_gain.head_g``, ``attn_gain``/``mlp_gain``/``embed_skip`` ``.a_g``,
 ``lm_head_gain.w_g``) and an output projection that is a bare parameter ``lm_head`` (no
 ``.weight``, so never quantized). The sanitize drops precomputed rotary tables (any name
-containing ``rotary`` or ending in ``cos``/``sin``)."""
+containing ``rotary`` or ending in ``cos``/``sin``).
+
+The publisher's code (``talkie-lm/talkie``'s ``model.py``, and its MLX converter) names the
+embedding and the blocks ``embed.*`` / ``blocks.*``; mlx-lm's model has them under
+``model.``, and its sanitize does not move them, so ``mlx_lm.convert`` refuses the
+publisher's checkpoints ("parameters not in model"). mlxq moves them, and writes the folder
+mlx-lm writes for the same checkpoint under its own names."""
 
 from __future__ import annotations
 
@@ -11,6 +17,11 @@ from .common import Weights
 
 
 def sanitize(weights: Weights, config) -> Weights:
+    # (mlxq) the publisher's names, without the model. that mlx-lm's names have
+    weights = Weights({
+        (f"model.{k}" if k.startswith(("embed.", "blocks.")) else k): v
+        for k, v in weights.items()
+    })
     # Remove precomputed rotary buffers if present
     return Weights({
         k: v
