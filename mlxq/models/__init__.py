@@ -83,6 +83,8 @@ def families_table() -> str:
             rules.append("cast_predicate")
         if f.not_quantized:
             rules.append("bare-parameter router")
+        if f.unquantizable:
+            rules.append("-q refused (mlx-lm's fails)")
         rules += [f"{s} source" for s in sorted(f.source_formats)]
         types = ", ".join(f"`{t}`" for t in f.model_types)
         rows.append(f"| {name} | {types} | {', '.join(rules) or '-'} |")
