@@ -18,7 +18,9 @@ def sanitize(weights: Weights, config) -> Weights:
     args = Args(config, num_layers=32, num_local_experts=4)
     if "transformer.h.0.moe.mlp.0.fc1.weight" not in weights:
         return weights
-    for l in range(args.num_layers):
+    # (mlxq) a layer past the number of tensors has none to stack: bounded by it, so that a
+    # config's absurd num_layers cannot stall the loop
+    for l in range(min(args.num_layers, len(weights))):
         prefix = f"transformer.h.{l}"
         for n in ["fc1", "fc2"]:
             for k in ["weight", "scales", "biases", "bias"]:
