@@ -56,6 +56,8 @@ MLX_LM_XFAIL: dict[str, tuple] = {
     "bitnet_bf16": (None, ValueError, r"Missing \d+ parameters"),  # BitLinear's weight_scale
     "muse_glimmer": (None, ValueError, _NOT_IN_MODEL),
     "nanochat_hf": (None, ValueError, _NOT_IN_MODEL),
+    # NVIDIA's linear_attn / linear_mlp, mlx-lm's linear
+    "nemotron_nas_linear": (None, ValueError, _NOT_IN_MODEL),
     "olmo_hf": (None, TypeError, r"missing 5 required positional arguments: 'd_model'"),
     "talkie": (None, ValueError, _NOT_IN_MODEL),
 }

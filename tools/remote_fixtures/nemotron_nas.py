@@ -66,7 +66,10 @@ def tensors(config):
     for n, block in enumerate(config["block_configs"]):
         p = f"model.layers.{n}"
         attn, ffn = block["attention"], block["ffn"]
-        if not attn["no_op"]:
+        if attn["replace_with_linear"]:  # DeciLMLinearAttention
+            t.update({f"{p}.input_layernorm.weight": ((h,), BF16),
+                      f"{p}.self_attn.linear_attn.weight": ((h, h), BF16)})
+        elif not attn["no_op"]:
             kv = heads // attn["n_heads_in_group"]
             t.update({
                 f"{p}.input_layernorm.weight": ((h,), BF16),
@@ -75,7 +78,10 @@ def tensors(config):
                 f"{p}.self_attn.v_proj.weight": ((kv * hd, h), BF16),
                 f"{p}.self_attn.o_proj.weight": ((h, heads * hd), BF16),
             })
-        if not ffn["no_op"]:
+        if ffn["replace_with_linear"]:  # DeciLMLinearMLP
+            t.update({f"{p}.post_attention_layernorm.weight": ((h,), BF16),
+                      f"{p}.mlp.linear_mlp.weight": ((h, h), BF16)})
+        elif not ffn["no_op"]:
             i = _ffn_width(ffn["ffn_mult"], h)
             t.update({
                 f"{p}.post_attention_layernorm.weight": ((h,), BF16),
