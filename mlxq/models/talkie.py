@@ -12,16 +12,22 @@ mlx-lm writes for the same checkpoint under its own names."""
 
 from __future__ import annotations
 
+from ..errors import KeyCollisionError
 from .base import Family, Order
 from .common import Weights
 
 
 def sanitize(weights: Weights, config) -> Weights:
     # (mlxq) the publisher's names, without the model. that mlx-lm's names have
-    weights = Weights({
-        (f"model.{k}" if k.startswith(("embed.", "blocks.")) else k): v
-        for k, v in weights.items()
-    })
+    moved, origin = Weights(), {}
+    for k, v in weights.items():
+        name = f"model.{k}" if k.startswith(("embed.", "blocks.")) else k
+        if name in moved:
+            raise KeyCollisionError(f"{origin[name]} and {k} would both be {name}: the "
+                                    "checkpoint mixes the publisher's names and mlx-lm's",
+                                    key=name)
+        moved[name], origin[name] = v, k
+    weights = moved
     # Remove precomputed rotary buffers if present
     return Weights({
         k: v
