@@ -367,8 +367,7 @@ def _predicate(opts: Options, family: Family, config: Mapping[str, Any],
 
         rec = recipe(qp)
         location, layers = layer_layout({n: t.spec for n, t in base.items()})
-        num_layers = (family.layer_count(config) if family.layer_count is not None
-                      else config_int(config, "num_hidden_layers", 0) or layers or 0)
+        num_layers = config_int(config, "num_hidden_layers", 0) or layers or 0
 
         def mixed(path: str, spec: TensorSpec) -> dict:
             # mlx-lm's mixed_quant_predicate_builder records q_group_size as given (None

@@ -12,15 +12,9 @@ only ``--dtype`` conversions are written."""
 from __future__ import annotations
 
 from .base import Family, Order
-from .common import REQUIRED, Args
 
 MLP = "mlp(gate_proj down_proj up_proj)"
 NORMS = "input_layernorm post_attention_layernorm"
-
-
-def layer_count(config) -> int:
-    """``len(model.layers)``: the ``layers`` property adds the KV-reuse blocks."""
-    return Args(config, num_layers=REQUIRED).num_layers
 
 
 FAMILY = Family(
@@ -31,7 +25,6 @@ FAMILY = Family(
         f"{MLP} {NORMS}) "
         f"kv_reuse_layers*(self_attn(q_proj out_proj q_norm) {MLP} {NORMS}) "
         "output_norm)"),
-    layer_count=layer_count,
     unquantizable={r"\.self_attn\.qkv_proj$": (
         "mlx-lm's FusedLinear.to_quantized takes no mode argument, so nn.quantize fails "
         "on it (TypeError): mlx_lm.convert cannot quantize afm7 models, nor mlx_lm.load "

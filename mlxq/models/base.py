@@ -221,10 +221,6 @@ class Family:
     #: or whose layers its model holds as they are ("bitnet": packed ternary BitLinear);
     #: for the others mlxq undoes them before sanitize (mlxq.conversion.prequant)
     source_formats: frozenset = frozenset()
-    #: ``len(model.layers)``, which mlx-lm's mixed recipes read, where the config's
-    #: ``num_hidden_layers`` does not give it (afm7's ``layers`` property adds its
-    #: KV-reuse blocks); None: ``num_hidden_layers``, else the count the names show
-    layer_count: Optional[Callable[[Config], int]] = None
     #: regex (searched in the layer path) -> why: modules whose ``to_quantized`` fails in
     #: mlx-lm's ``nn.quantize`` (afm7's FusedLinear); quantizing one is refused, as
     #: mlx_lm.convert fails on it
