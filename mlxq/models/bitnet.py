@@ -12,6 +12,8 @@ has no code for)."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 from ..errors import FormatError
@@ -35,11 +37,9 @@ def sanitize(weights: Weights, config) -> Weights:
 
 
 def _check_packed(weights: Weights) -> None:
-    """mlx-lm's ``BitLinear.weight`` is uint8 ``[ceil(out/4), in]``: load_weights refuses
-    any other dtype or a row count that is not a quarter of ``out`` (a bf16 ``[out, in]``
-    weight is four times too tall)."""
-    import re
-
+    """mlx-lm's ``BitLinear.weight`` is uint8 ``[ceil(out/4), in]``: ``load_weights``
+    refuses any other (a bf16 ``[out, in]`` weight is four times too tall), so does mlxq,
+    before quantization would take it for a Linear."""
     for k, v in weights.items():
         if not k.endswith(".weight") or not re.search(PROJ, k[: -len(".weight")]):
             continue
@@ -50,11 +50,14 @@ def _check_packed(weights: Weights) -> None:
                 "so mlx_lm.load would refuse this checkpoint", key=k)
 
 
+def _bitlinears(*names: str) -> str:
+    return " ".join(f"{n}({BITLINEAR})" for n in names)
+
+
 def _order(config) -> Order:
     tied = Args(config, tie_word_embeddings=True).tie_word_embeddings
-    proj = lambda name: f"{name}({BITLINEAR})"  # noqa: E731
-    attn = " ".join(proj(p) for p in ("q_proj", "k_proj", "v_proj", "o_proj"))
-    mlp = " ".join(proj(p) for p in ("gate_proj", "down_proj", "up_proj"))
+    attn = _bitlinears("q_proj", "k_proj", "v_proj", "o_proj")
+    mlp = _bitlinears("gate_proj", "down_proj", "up_proj")
     return Order(f"model(embed_tokens layers*(self_attn({attn} attn_sub_norm) "
                  f"mlp({mlp} ffn_sub_norm) input_layernorm post_attention_layernorm) norm)"
                  + ("" if tied else " lm_head"))
