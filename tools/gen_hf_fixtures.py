@@ -251,8 +251,9 @@ SPECS.update({
     "olmo_hf": ("olmo", {}),
     # transformers' NanoChat (the nanochat-students/* releases)
     "nanochat_hf": ("nanochat", {}),
-    # Youtu-LLM: transformers' port of the remote code (model_type "youtu"); the remote-code
-    # release's config named it youtu_llm (see fix_values), which mlx-lm routes
+    # Youtu-LLM: transformers' port of the remote code (model_type "youtu"); mlx-lm routes
+    # youtu_llm, the name of the remote-code release (tencent/Youtu-LLM-2B, loaded with
+    # trust_remote_code; vLLM's port is youtu_llm.py too), see fix_values
     "youtu_llm": ("youtu", {"num_key_value_heads": 4, "kv_lora_rank": 32, "q_lora_rank": 48,
                             "qk_rope_head_dim": 16, "qk_nope_head_dim": 16,
                             "v_head_dim": 16}),
@@ -365,6 +366,7 @@ _HUB_LAYER_TYPES = {"granitemoehybrid": {"linear_attention": "mamba",
 
 # model_type values transformers 5 writes where the family's releases say another
 # (fam-dense): Youtu-LLM shipped with remote code as youtu_llm before transformers took it in
+# as youtu (a type mlx-lm 0.32.2 has no module for)
 _HUB_MODEL_TYPES = {"youtu_llm": "youtu_llm"}
 
 
