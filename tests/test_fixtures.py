@@ -15,6 +15,10 @@ from mlxq._dtypes import bfloat16, float8_e4m3fn
 
 ROOT = Path(__file__).parent / "fixtures" / "hf"
 FIXTURES = sorted(p.parent.relative_to(ROOT).as_posix() for p in ROOT.rglob("config.json"))
+# Fixtures tools/gen_remote_fixtures.py writes from tools/remote_fixtures/<name>.py (types only
+# a publisher's remote code defines); the others are transformers'.
+REMOTE_DIR = Path(__file__).resolve().parent.parent / "tools" / "remote_fixtures"
+REMOTE = sorted(p.stem for p in REMOTE_DIR.glob("*.py") if not p.stem.startswith("_"))
 FP8 = [f for f in FIXTURES if f.startswith("fp8/")]
 CT = [f for f in FIXTURES if f.startswith("compressed_tensors/")]
 
@@ -46,9 +50,36 @@ def test_every_fixture_folder_has_a_config():
 def test_config_names_model_type_and_bf16(name):
     cfg = _config(name)
     assert isinstance(cfg.get("model_type"), str) and cfg["model_type"]
+    if name in REMOTE:  # the publisher's keys, which test_remote_fixture_is_its_description checks
+        return
     assert cfg.get("architectures"), "transformers writes the architecture"
     # real Hub checkpoints are bf16 and say so under the key mlx-lm reads
     assert cfg.get("torch_dtype") == "bfloat16"
+
+
+def _remote(name):
+    """The description module tools/remote_fixtures/<name>.py."""
+    import importlib
+    import sys
+
+    tools = str(REMOTE_DIR.parent)
+    if tools not in sys.path:
+        sys.path.append(tools)
+    return importlib.import_module(f"remote_fixtures.{name}")
+
+
+@pytest.mark.parametrize("name", REMOTE)
+def test_remote_fixture_is_its_description(name):
+    """The committed folder holds exactly the config and the tensors (names, shapes, dtypes)
+    its description in tools/remote_fixtures/ states."""
+    mod = _remote(name)
+    assert _config(name) == json.loads(json.dumps(mod.CONFIG))
+    tensors = mlxq.load_checkpoint(ROOT / name)
+    want = mod.tensors(mod.CONFIG)
+    assert sorted(tensors) == sorted(want)
+    for k, (shape, dtype) in want.items():
+        assert tensors[k].shape == tuple(shape), k
+        assert tensors[k].dtype.name == dtype, k
 
 
 @pytest.mark.parametrize("name", FIXTURES)
@@ -119,14 +150,16 @@ def test_compressed_tensors_pack_quantized_layout(name):
 
 def test_fixtures_stay_small():
     total = sum(p.stat().st_size for p in ROOT.rglob("*") if p.is_file())
-    assert total < 20 * 2**20
+    # about 150 KB a folder: the 73 types of mlx-lm 0.32.2 first supported took 17.4 MiB,
+    # the dense and smaller families' 30 folders 4 MiB more
+    assert total < 24 * 2**20
 
 
 def test_every_bf16_fixture_has_transformers_logits():
     import numpy as np
 
     for name in FIXTURES:
-        if "/" in name:
+        if "/" in name or name in REMOTE:  # transformers cannot run the publishers' models
             continue
         logits = np.load(ROOT / "logits" / f"{name}.npy")
         assert logits.dtype == np.float32 and logits.ndim >= 2 and np.isfinite(logits).all(), name

@@ -135,7 +135,7 @@ def test_every_family_module_is_registered_once():
     types = [t for f in FAMILIES.values() for t in f.model_types]
     assert len(types) == len(set(types)) == len(supported_model_types())
     for fam in FAMILIES.values():
-        mod = importlib.import_module(f"mlxq.models.{fam.module}")
+        mod = importlib.import_module(f"mlxq.models.{fam.python_module}")
         assert mod.FAMILY is fam
 
 
@@ -210,11 +210,19 @@ def test_a_fixture_sanitizes_orders_and_quantizes_like_mlx_lm(folder):
 
     from mlxq.conversion.source import SourceCheckpoint
 
-    config, model, raw, want = _mlx_lm_view(folder)
-    params = {k for k, _ in tree_flatten(model.parameters())}
+    try:
+        config, model, raw, want = _mlx_lm_view(folder)
+    except (TypeError, ValueError) as e:  # mlx-lm cannot build a model for this config
+        pytest.skip(f"mlx-lm cannot build a model for this layout: {type(e).__name__}: {e}")
+    shapes = {k: v.shape for k, v in tree_flatten(model.parameters())}
+    params = set(shapes)
     if not set(want) <= params:  # mlx-lm cannot load its own sanitize of this layout
         pytest.skip(f"mlx-lm's sanitize leaves {sorted(set(want) - params)[:2]} (not parameters "
                     "of its model): a layout mlx-lm cannot convert")
+    wrong = sorted(k for k in want if tuple(want[k].shape) != tuple(shapes[k]))
+    if wrong:  # load_weights refuses the shapes
+        pytest.skip(f"mlx-lm's model cannot load {wrong[0]} {tuple(want[wrong[0]].shape)}: a "
+                    "layout mlx-lm cannot convert")
     fam = family_for(config)
     with SourceCheckpoint(folder) as src:
         got = fam.sanitize(dict(src.tensors), src.config)

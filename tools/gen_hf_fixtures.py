@@ -15,7 +15,8 @@ FP8 block checkpoints as DeepSeek-V3/MiniMax-M2/Qwen3-FP8 ship them, and a compr
 Needs a separate environment with torch (CI does not install it)::
 
     python3 -m venv /tmp/venv-fixtures
-    /tmp/venv-fixtures/bin/pip install torch==2.13.0 transformers==5.24.0 numpy safetensors ml_dtypes
+    /tmp/venv-fixtures/bin/pip install torch==2.13.0 transformers==5.25.0 accelerate numpy safetensors ml_dtypes
+    # (accelerate: transformers' BitNet quantizer, which reads the packed bitnet fixture back)
     /tmp/venv-fixtures/bin/python tools/gen_hf_fixtures.py            # all, into tests/fixtures/hf
     /tmp/venv-fixtures/bin/python tools/gen_hf_fixtures.py llama qwen3 # some
     /tmp/venv-fixtures/bin/python tools/gen_hf_fixtures.py --out DIR --logits DIR2
@@ -115,7 +116,6 @@ SPECS: dict[str, tuple[str, dict[str, Any]]] = {
     "cohere": ("cohere", {}),
     "cohere2": ("cohere2", {"num_hidden_layers": 2,
                             "layer_types": ["sliding_attention", "full_attention"]}),
-    "olmo": ("olmo", {}),
     "olmo2": ("olmo2", {}),
     "olmo3": ("olmo3", {"layer_types": ["sliding_attention", "full_attention"]}),
     "granite": ("granite", {"embedding_multiplier": 12.0, "logits_scaling": 8.0,
@@ -142,10 +142,8 @@ SPECS: dict[str, tuple[str, dict[str, Any]]] = {
     "internlm3": ("internlm3", {}),
     "helium": ("helium", {}),
     "apertus": ("apertus", {}),
-    "bitnet": ("bitnet", {}),
     "nemotron": ("nemotron", {}),
     "ministral3": ("ministral3", {}),
-    "nanochat": ("nanochat", {}),
     "iquestcoder": ("iquestcoder", {}),
     # --- mixture of experts -----------------------------------------------------------------
     "mixtral": ("mixtral", EXPERT_FFN),
@@ -241,6 +239,25 @@ SPECS: dict[str, tuple[str, dict[str, Any]]] = {
     "bailing_hybrid": ("bailing_hybrid", {**MLA, "layer_group_size": 2,
                                           "linear_head_dim": 16, "linear_num_heads": 4}),
 }
+
+# --- fam-dense: the dense and smaller families (bitnet, muse_glimmer, olmo, nanochat, youtu_llm)
+# Layouts mlx-lm cannot convert are kept as the faithful inputs they are (the tests record
+# mlx-lm's error); the layouts it converts of olmo and nanochat are publishers' own
+# (tools/remote_fixtures/).
+SPECS.update({
+    # BitNet b1.58's bf16 master weights (microsoft/bitnet-b1.58-2B-4T-bf16), unpacked
+    "bitnet_bf16": ("bitnet", {"tie_word_embeddings": True}),
+    # transformers' OLMo (the allenai/OLMo-*-hf releases, model_type "olmo")
+    "olmo_hf": ("olmo", {}),
+    # transformers' NanoChat (the nanochat-students/* releases)
+    "nanochat_hf": ("nanochat", {}),
+    # Youtu-LLM: transformers' port of the remote code (model_type "youtu"); mlx-lm routes
+    # youtu_llm, the name of the remote-code release (tencent/Youtu-LLM-2B, loaded with
+    # trust_remote_code; vLLM's port is youtu_llm.py too), see fix_values
+    "youtu_llm": ("youtu", {"num_key_value_heads": 4, "kv_lora_rank": 32, "q_lora_rank": 48,
+                            "qk_rope_head_dim": 16, "qk_nope_head_dim": 16,
+                            "v_head_dim": 16}),
+})
 
 # Top-level keys real Hub checkpoints carry that transformers 5 moves, renames or drops; they
 # are added to the config.json transformers wrote (never replacing a key it wrote, except
@@ -347,9 +364,16 @@ _HUB_LAYER_TYPES = {"granitemoehybrid": {"linear_attention": "mamba",
                                          "full_attention": "attention"}}
 
 
+# model_type values transformers 5 writes where the family's releases say another
+# (fam-dense): Youtu-LLM shipped with remote code as youtu_llm before transformers took it in
+# as youtu (a type mlx-lm 0.32.2 has no module for)
+_HUB_MODEL_TYPES = {"youtu_llm": "youtu_llm"}
+
+
 def fix_values(name: str, cfg: dict[str, Any]) -> dict[str, Any]:
     """``{"__float__": "Infinity"}`` (transformers 5's JSON for inf) becomes the plain
-    ``Infinity`` older writers emit; layer_types get the Hub's vocabulary where it differs."""
+    ``Infinity`` older writers emit; layer_types get the Hub's vocabulary where it differs;
+    a model_type the family's releases spell otherwise gets their spelling."""
     def walk(v: Any) -> Any:
         if isinstance(v, dict):
             if set(v) == {"__float__"}:
@@ -363,6 +387,8 @@ def fix_values(name: str, cfg: dict[str, Any]) -> dict[str, Any]:
     if name in _HUB_LAYER_TYPES and "layer_types" in cfg:
         m = _HUB_LAYER_TYPES[name]
         cfg["layer_types"] = [m.get(k, k) for k in cfg["layer_types"]]
+    if name in _HUB_MODEL_TYPES:
+        cfg["model_type"] = _HUB_MODEL_TYPES[name]
     return cfg
 
 
@@ -467,6 +493,8 @@ def make_fixture(name: str, out: Path, logits_dir: Path | None) -> Path:
 
     if name in VARIANTS:
         return make_variant(name, out)
+    if name in BUILDERS:
+        return BUILDERS[name](name, out, logits_dir)
     model_type, overrides = SPECS[name]
     d = out / name
     model = build_fixture(name, model_type, overrides, d)
@@ -614,6 +642,122 @@ def make_variant(name: str, out: Path) -> Path:
     return d
 
 
+# --- fam-dense: fixtures with a builder of their own ---------------------------------------
+
+def _save_logits(model: Any, name: str, logits_dir: Path | None) -> None:
+    """transformers' logits for ``PROMPT``, as float32 (computed in float32, but in the
+    model's own dtype for a quantized model, which refuses ``.float()``)."""
+    import torch
+
+    if logits_dir is None:
+        return
+    logits_dir.mkdir(parents=True, exist_ok=True)
+    m = (model if getattr(model, "hf_quantizer", None) else model.float()).eval()
+    with torch.no_grad():
+        logits = m(torch.tensor([PROMPT])).logits[0].float().numpy()
+    np.save(logits_dir / f"{name}.npy", logits)
+
+
+# microsoft/bitnet-b1.58-2B-4T's quantization_config
+BITNET_QUANTIZATION_CONFIG = {"linear_class": "autobitlinear", "quant_method": "bitnet",
+                              "quantization_mode": "offline"}
+
+
+def make_bitnet_packed(name: str, out: Path, logits_dir: Path | None) -> Path:
+    """BitNet b1.58 as microsoft/bitnet-b1.58-2B-4T ships it: every projection of a block
+    is ternary, packed by transformers' own ``pack_weights`` (four 2-bit codes a uint8,
+    code + 1, rows ``i``, ``i + rows/4``, ... of a byte's column), with a one-element bf16
+    ``weight_scale`` that multiplies the output (``autobitlinear``, offline). The ternary
+    codes are BitNet's absmean quantization of transformers' bf16 weights: scale =
+    mean(|W|), codes = clamp(round(W / scale), -1, 1). The tool checks that transformers
+    loads the result back (unpacking it) to exactly those codes."""
+    import torch
+    from safetensors.torch import load_file, save_file
+    from transformers import AutoModelForCausalLM
+    from transformers.integrations.bitnet import pack_weights
+
+    d = out / name
+    build_fixture(name, "bitnet", {"tie_word_embeddings": True}, d)
+    st = d / "model.safetensors"
+    src = load_file(str(st))
+    dst: dict[str, Any] = {}
+    codes: dict[str, Any] = {}
+    proj = re.compile(r"\.(self_attn\.[qkvo]_proj|mlp\.(gate|up|down)_proj)\.weight$")
+    for k in sorted(src):
+        t = src[k]
+        if not proj.search(k):
+            dst[k] = t
+            continue
+        w = t.float()
+        scale = w.abs().mean().clamp(min=1e-5)
+        q = (w / scale).round().clamp(-1, 1)
+        codes[k] = q.clone()
+        dst[k] = pack_weights(q.clone())
+        dst[k[: -len("weight")] + "weight_scale"] = scale.reshape(1).to(torch.bfloat16)
+    save_file(dst, str(st), metadata={"format": "pt"})
+    cfg = json.loads((d / "config.json").read_text())
+    cfg["quantization_config"] = BITNET_QUANTIZATION_CONFIG
+    _write_json(d / "config.json", cfg)
+    model = AutoModelForCausalLM.from_pretrained(str(d), dtype=torch.bfloat16)
+    got = dict(model.named_parameters())
+    for k, q in codes.items():
+        if not torch.equal(got[k].float(), q):
+            raise AssertionError(f"{k}: transformers unpacks other codes than were packed")
+    _save_logits(model, name, logits_dir)
+    return d
+
+
+# Muse Glimmer: text tower at the shared tiny sizes, one sliding-window (RoPE) and one global
+# (NoPE) layer, the 64-wide MLP of the secondary families; the smallest vision tower,
+# adapter and projection transformers builds
+MUSE_TEXT = {"vocab_size": VOCAB, "hidden_size": H, "intermediate_size": SECONDARY_MLP,
+             "num_hidden_layers": 2, "layer_types": ["sliding_attention", "full_attention"],
+             "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 16,
+             "max_position_embeddings": 256, "sliding_window": 16,
+             "bos_token_id": 1, "eos_token_id": 2, "pad_token_id": 0}
+MUSE_VISION = {"num_hidden_layers": 1, "hidden_size": 32, "intermediate_size": 64,
+               "num_attention_heads": 2, "patch_size": 2, "pos_emb_height": 4,
+               "pos_emb_width": 4}
+
+
+def make_muse_glimmer(name: str, out: Path, logits_dir: Path | None) -> Path:
+    """Muse Glimmer as transformers' ``MuseGlimmerForConditionalGeneration`` saves it:
+    ``model.language_model.*``, ``model.vision_tower.*``, ``model.vision_adapter.*``,
+    ``model.vision_projection.*`` and ``lm_head``, the text settings under ``text_config``."""
+    import torch
+    from transformers import AutoConfig, AutoModelForImageTextToText
+
+    cfg = AutoConfig.for_model("muse_glimmer", text_config=MUSE_TEXT, vision_config=MUSE_VISION,
+                               out_hidden_size=H, projector_hidden_size=H,
+                               image_token_id=100, video_token_id=101)
+    torch.manual_seed(0)
+    model = AutoModelForImageTextToText.from_config(cfg, dtype=torch.float32)
+    _perturb(model, 1)
+    model = model.to(torch.bfloat16)
+    model.config.dtype = torch.bfloat16
+    d = out / name
+    if d.exists():
+        shutil.rmtree(d)
+    model.save_pretrained(d, safe_serialization=True)
+    (d / "generation_config.json").unlink(missing_ok=True)
+    saved = json.loads((d / "config.json").read_text())
+    saved.pop("transformers_version", None)
+    saved.update(hub_keys(name, saved, set()))
+    _write_json(d / "config.json", saved)
+    _write_json(d / "generation_config.json",
+                {"bos_token_id": 1, "eos_token_id": 2, "do_sample": False})
+    for fname, content in _tokenizer_files().items():
+        _write_json(d / fname, content)
+    _save_logits(model, name, logits_dir)
+    return d
+
+
+BUILDERS: dict[str, Callable[[str, Path, Path | None], Path]] = {
+    "bitnet": make_bitnet_packed,
+    "muse_glimmer": make_muse_glimmer,
+}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("names", nargs="*", help="fixtures to write (default: all)")
@@ -626,7 +770,7 @@ def main(argv: list[str] | None = None) -> int:
 
     transformers.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
-    names = args.names or [*SPECS, *VARIANTS]
+    names = args.names or [*SPECS, *VARIANTS, *BUILDERS]
     failed = []
     for n in names:
         try:

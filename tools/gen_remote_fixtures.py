@@ -55,7 +55,7 @@ def fill(name: str, shape: tuple[int, ...], dtype: str, rng: np.random.Generator
     import ml_dtypes
 
     if dtype.startswith(("int", "uint")):
-        return rng.integers(0, 4, size=shape).astype(dtype)
+        return np.asarray(rng.integers(0, 4, size=shape).astype(dtype))
     x = rng.standard_normal(shape, dtype=np.float32) * np.float32(0.02)
     if name.endswith(".weight") and any(h in name.lower() for h in _NORM_HINTS) and len(shape) == 1:
         x += np.float32(1.0)
@@ -63,7 +63,7 @@ def fill(name: str, shape: tuple[int, ...], dtype: str, rng: np.random.Generator
                 "float32": np.float32}.get(dtype)
     if np_dtype is None:
         raise ValueError(f"{name}: unsupported dtype {dtype!r}")
-    return x.astype(np_dtype)
+    return np.asarray(x.astype(np_dtype))  # a 0-d shape gives a numpy scalar otherwise
 
 
 def make(name: str, out: Path) -> Path:

@@ -35,6 +35,7 @@ from ..errors import (
     KeyCollisionError,
     MlxqError,
     UnknownEnumValueError,
+    UnsupportedFormatError,
 )
 from ..io import _count_parameters
 from ..models import Family, family_for, supported_model_types
@@ -158,6 +159,9 @@ def make_plan(src: SourceCheckpoint, opts: Options) -> Plan:
         warnings.extend(prepared.notes)
     block = config.get("quantization")
     base = _sanitize(family, weights, config)
+    # a tensor mlx-lm's model has no parameter for, named as the checkpoint has it (before
+    # quantization adds its scales)
+    family.check_parameters(base, config)
 
     # dtype: mlx-lm's convert: --dtype, else torch_dtype, else text_config.dtype
     dtype = opts.dtype
@@ -228,6 +232,9 @@ def make_plan(src: SourceCheckpoint, opts: Options) -> Plan:
             entry = predicate(path, dense.spec)
             if not entry:
                 continue
+            why = family.unquantizable_reason(path)
+            if why is not None:
+                raise UnsupportedFormatError(f"cannot be quantized: {why}", layer=path)
             if isinstance(entry, Mapping):
                 block[path] = dict(entry)
             elif fine_grained:

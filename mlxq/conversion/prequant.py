@@ -8,6 +8,8 @@ expects, lazily (docs/source-formats.md):
   dequantizes here, before sanitize, bit for bit as ``dequant`` would (block sizes other
   than 128 included), drops activation scales, and the output config loses the now-false
   FP8 ``quantization_config``.
+- **BitNet** (``quant_method: "bitnet"``): packed ternary layers, kept as they are by the
+  ``bitnet`` family, whose model holds them (``BitLinear``); refused for other families.
 - **compressed-tensors** ``pack-quantized`` INT (Kimi-K2-Thinking) and
   ``mxfp4-pack-quantized``: kept as MLX affine / mxfp4 layers exactly as mlx-lm's remap
   (deepseek_v3 ``sanitize``) keeps them, for any family; the config gets
@@ -65,6 +67,14 @@ def prepare(weights: Mapping[str, graph.Tensor], config: dict[str, Any], family:
         _fp8(out, qc, family)
     elif config.get("quantization") is None and method == "compressed-tensors":
         _compressed_tensors(out, qc, family, opts)
+    elif (config.get("quantization") is None and method == "bitnet"
+          and "bitnet" not in getattr(family, "source_formats", ())):
+        # mlx-lm's load_model turns every other family's Linear layers into BitLinear
+        # (bitnet_quantize); mlxq keeps packed ternary layers only where the model itself
+        # is made of them
+        raise UnsupportedFormatError(
+            f"BitNet-packed layers (quant_method 'bitnet') in a {family.module} checkpoint: "
+            "mlxq converts them only for model_type 'bitnet'")
     stray = sorted(n for n, t in out.weights.items() if t.dtype in _FP8)
     if stray and out.kind is None and "fp8" not in getattr(family, "source_formats", ()):
         raise FormatError(f"{stray[0]} is float8 (E4M3) but config.json's quantization_config "

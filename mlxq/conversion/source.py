@@ -128,8 +128,11 @@ class SourceCheckpoint:
         qc = self.quantization_config()
         if self.config.get("quantization") is not None or not qc:
             return None
-        if isinstance(qc, Mapping) and qc.get("quant_method") in ("fp8", "compressed-tensors"):
-            return None  # undone lazily before sanitize (mlxq.conversion.prequant)
+        if isinstance(qc, Mapping) and qc.get("quant_method") in ("fp8", "compressed-tensors",
+                                                                  "bitnet"):
+            # undone lazily before sanitize, or (bitnet) kept as the family's model holds
+            # it (mlxq.conversion.prequant)
+            return None
         from ..formats import external
 
         return external.detect(dict(self.config))

@@ -23,7 +23,8 @@ _NOT_FAMILIES = frozenset({"base", "common", "mx", "generic"})
 
 def _load() -> dict[str, Family]:
     """Every module of this package is a family (one per mlx-lm ``models/<name>.py``, the
-    same name) with a ``FAMILY``: adding a family is adding its module."""
+    same name, a hyphen spelt ``_``: :attr:`Family.python_module`) with a ``FAMILY``:
+    adding a family is adding its module."""
     import pkgutil
 
     fams = {}
@@ -31,7 +32,7 @@ def _load() -> dict[str, Family]:
         if info.name.startswith("_") or info.name in _NOT_FAMILIES:
             continue
         fam = importlib.import_module(f"{__name__}.{info.name}").FAMILY
-        if fam.module != info.name:
+        if fam.python_module != info.name:
             raise RuntimeError(f"mlxq/models/{info.name}.py declares family {fam.module!r}")
         fams[fam.module] = fam
     return fams
@@ -82,6 +83,8 @@ def families_table() -> str:
             rules.append("cast_predicate")
         if f.not_quantized:
             rules.append("bare-parameter router")
+        if f.unquantizable:
+            rules.append("-q refused (mlx-lm's fails)")
         rules += [f"{s} source" for s in sorted(f.source_formats)]
         types = ", ".join(f"`{t}`" for t in f.model_types)
         rows.append(f"| {name} | {types} | {', '.join(rules) or '-'} |")

@@ -313,13 +313,30 @@ class Family:
     #: the generic fallback for model types mlx-lm does not know (opt-in)
     generic: bool = False
     #: pre-quantized source formats the family's own sanitize undoes, as mlx-lm's does
-    #: ("fp8": block E4M3 with 128x128 scales; "compressed-tensors": INT4 pack-quantized);
+    #: ("fp8": block E4M3 with 128x128 scales; "compressed-tensors": INT4 pack-quantized),
+    #: or whose layers its model holds as they are ("bitnet": packed ternary BitLinear);
     #: for the others mlxq undoes them before sanitize (mlxq.conversion.prequant)
     source_formats: frozenset = frozenset()
+    #: regex (searched in the layer path) -> why: modules whose ``to_quantized`` fails in
+    #: mlx-lm's ``nn.quantize`` (afm7's FusedLinear); quantizing one is refused, as
+    #: mlx_lm.convert fails on it
+    unquantizable: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
     @property
     def name(self) -> str:
         return self.module
+
+    @property
+    def python_module(self) -> str:
+        """The name of mlxq's module for this family: mlx-lm's module name with ``-`` spelt
+        ``_``. mlx-lm imports its modules by name (``importlib``), so a few have hyphens
+        (``lille-130m``, ``nemotron-nas``, ``lfm2-vl``) that a Python module name cannot
+        have; ``module`` keeps mlx-lm's spelling (the name ``_get_classes`` routes to).
+
+        >>> Family("nemotron-nas", ("nemotron-nas",)).python_module
+        'nemotron_nas'
+        """
+        return self.module.replace("-", "_")
 
     def order_for(self, config: Config) -> Order:
         """The parameter order of mlx-lm's model for this config."""
@@ -339,6 +356,10 @@ class Family:
         if not linear_like(path, spec):
             return False
         return not any(re.search(p, path) for p in self.not_quantized)
+
+    def unquantizable_reason(self, path: str) -> Optional[str]:
+        """Why mlx-lm cannot quantize the module at ``path`` (None: it can)."""
+        return next((why for p, why in self.unquantizable.items() if re.search(p, path)), None)
 
     def casts(self, name: str) -> bool:
         """Whether ``--dtype`` applies to parameter ``name`` (``cast_predicate``)."""
