@@ -228,7 +228,10 @@ def test_no_family_loops_over_a_count_its_tensors_cannot_hold(folder):
     with SourceCheckpoint(folder) as src:
         family = mlxq.models.family_for(src.config)
         asked: set = set()
-        _sanitize(family, dict(src.tensors), HostileConfig(src.config, None, asked))
+        try:
+            _sanitize(family, dict(src.tensors), HostileConfig(src.config, None, asked))
+        except mlxq.errors.MlxqError as e:  # a layout mlx-lm cannot load either (xfail ones)
+            pytest.skip(f"mlxq refuses this checkpoint as it is: {e}")
         for key in sorted(asked):  # one count at a time: the others stay real
             with deadline(20):
                 try:
