@@ -15,7 +15,7 @@ FP8 block checkpoints as DeepSeek-V3/MiniMax-M2/Qwen3-FP8 ship them, and a compr
 Needs a separate environment with torch (CI does not install it)::
 
     python3 -m venv /tmp/venv-fixtures
-    /tmp/venv-fixtures/bin/pip install torch==2.13.0 transformers==5.24.0 numpy safetensors ml_dtypes
+    /tmp/venv-fixtures/bin/pip install torch==2.13.0 transformers==5.25.0 numpy safetensors ml_dtypes
     /tmp/venv-fixtures/bin/python tools/gen_hf_fixtures.py            # all, into tests/fixtures/hf
     /tmp/venv-fixtures/bin/python tools/gen_hf_fixtures.py llama qwen3 # some
     /tmp/venv-fixtures/bin/python tools/gen_hf_fixtures.py --out DIR --logits DIR2
