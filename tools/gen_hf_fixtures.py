@@ -366,6 +366,61 @@ def fix_values(name: str, cfg: dict[str, Any]) -> dict[str, Any]:
     return cfg
 
 
+
+# --- fam-moe: large MoE / MLA flagships ------------------------------------------------------
+# The fixtures of mlx-lm's MoE/MLA flagship modules transformers can build (the others are
+# described in tools/remote_fixtures/). README.md lists what is changed and why.
+SPECS.update({
+    # Kimi-Linear-48B-A3B: no query LoRA (q_lora_rank null), KDA layer then MLA layer, the
+    # first layer dense
+    "kimi_linear": ("kimi_linear", {**MLA, "num_hidden_layers": 2, "q_lora_rank": None,
+                                    "linear_attn_config": {"kda_layers": [1],
+                                                           "full_attn_layers": [2],
+                                                           "head_dim": 16, "num_heads": 4,
+                                                           "short_conv_kernel_size": 4},
+                                    "linear_head_dim": 16, "linear_num_heads": 4}),
+})
+
+#: transformers classes for fixtures AutoModelForCausalLM does not map
+MODEL_CLASSES: dict[str, str] = {}
+
+
+def _kimi_linear_renames(cfg: dict[str, Any], names: set[str]) -> dict[str, str]:
+    """transformers 5.25 saves Kimi-Linear's dense layers under ``block_sparse_moe.`` (the
+    reverse of its load-time renaming of the release's MoE blocks to ``mlp.``); the release
+    names a dense layer's MLP ``mlp.``, as Moonshot's modeling_kimi.py does."""
+    out = {}
+    for i, kind in enumerate(cfg["mlp_layer_types"]):
+        if kind != "dense":
+            continue
+        for proj in ("gate_proj", "up_proj", "down_proj"):
+            old = f"model.layers.{i}.block_sparse_moe.{proj}.weight"
+            if old in names:
+                out[old] = f"model.layers.{i}.mlp.{proj}.weight"
+    return out
+
+
+#: tensor names transformers saves differently from the release: fixture -> (config, names)
+#: -> {old: new}
+TENSOR_RENAMES: dict[str, Callable[[dict[str, Any], set[str]], dict[str, str]]] = {
+    "kimi_linear": _kimi_linear_renames,
+}
+
+
+def rename_tensors(name: str, d: Path, cfg: dict[str, Any]) -> None:
+    """Applies ``TENSOR_RENAMES[name]`` to the saved ``model.safetensors`` (same bytes)."""
+    fn = TENSOR_RENAMES.get(name)
+    if fn is None:
+        return
+    from safetensors.torch import load_file, save_file
+
+    st = d / "model.safetensors"
+    tensors = load_file(str(st))
+    renames = fn(cfg, set(tensors))
+    save_file({renames.get(k, k): v for k, v in tensors.items()}, str(st),
+              metadata={"format": "pt"})
+
+
 # ------------------------------------------------------------------------------------------
 
 def _tokenizer_files() -> dict[str, Any]:
@@ -437,7 +492,12 @@ def build_fixture(name: str, model_type: str, overrides: dict[str, Any], d: Path
 
     cfg = build_config(model_type, overrides)
     torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_config(cfg, dtype=torch.float32)
+    if name in MODEL_CLASSES:
+        import transformers
+
+        model = getattr(transformers, MODEL_CLASSES[name])._from_config(cfg, dtype=torch.float32)
+    else:
+        model = AutoModelForCausalLM.from_config(cfg, dtype=torch.float32)
     _perturb(model, 1)
     model = model.to(torch.bfloat16)
     model.config.dtype = torch.bfloat16
@@ -455,6 +515,7 @@ def build_fixture(name: str, model_type: str, overrides: dict[str, Any], d: Path
         tensor_names = set(f.keys())
     saved.update(hub_keys(name, saved, tensor_names))
     _write_json(cfg_path, saved)
+    rename_tensors(name, d, saved)
     _write_json(d / "generation_config.json",
                 {"bos_token_id": 1, "eos_token_id": 2, "do_sample": False})
     for fname, content in _tokenizer_files().items():
