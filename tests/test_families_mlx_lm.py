@@ -45,8 +45,16 @@ def fixtures() -> list[Path]:
     if not FIXTURES.is_dir():
         return []
     return sorted(d for d in FIXTURES.iterdir() if (d / "config.json").is_file()
-                  and json.loads((d / "config.json").read_text()).get("model_type")
-                  in mlxq.models.supported_model_types())
+                  and has_family(json.loads((d / "config.json").read_text())))
+
+
+def has_family(config: dict) -> bool:
+    """Whether mlxq routes this config to a family (by model_type and architectures)."""
+    try:
+        mlxq.models.family_for(config)
+    except mlxq.errors.UnknownEnumValueError:
+        return False
+    return True
 
 
 CASES = [pytest.param(d, name, id=f"{d.name}-{name}") for d in fixtures() for name in FLAGS]

@@ -161,17 +161,23 @@ FIXTURES = Path(os.environ.get("MLXQ_HF_FIXTURES",
                                Path(__file__).resolve().parent / "fixtures" / "hf"))
 
 
-def _model_type(d):
-    import json
-
-    return json.loads((d / "config.json").read_text()).get("model_type")
-
-
 def fixture_dirs(supported=True):
     if not FIXTURES.is_dir():
         return []
     return sorted(d for d in FIXTURES.iterdir() if (d / "config.json").is_file()
-                  and (_model_type(d) in supported_model_types()) == supported)
+                  and _has_family(d) == supported)
+
+
+def _has_family(d):
+    import json
+
+    from mlxq.errors import UnknownEnumValueError
+
+    try:
+        family_for(json.loads((d / "config.json").read_text()))
+    except UnknownEnumValueError:
+        return False
+    return True
 
 
 @pytest.mark.parametrize("folder", fixture_dirs(supported=False), ids=lambda d: d.name)

@@ -379,7 +379,22 @@ SPECS.update({
                                                            "head_dim": 16, "num_heads": 4,
                                                            "short_conv_kernel_size": 4},
                                     "linear_head_dim": 16, "linear_num_heads": 4}),
+    # Ling 2.5 (BailingMoeV3ForCausalLM, model_type bailing_hybrid): transformers 5.25's
+    # BailingHybrid is this architecture (KDA + gated MLA, sigmoid-routed MoE); mlx-lm routes
+    # the pair to its bailing_moe_v3 module
+    "bailing_moe_v3": ("bailing_hybrid", {**MLA, "layer_group_size": 2,
+                                          "linear_head_dim": 16, "linear_num_heads": 4}),
 })
+# Ling 2.5 configs state the shared expert's width (mlx-lm's default is 512)
+FAMILY_KEYS["bailing_moe_v3"] = lambda c, t: {
+    **FAMILY_KEYS["bailing_hybrid"](c, t),
+    "moe_shared_expert_intermediate_size": c["moe_intermediate_size"]}
+
+#: config values the release has in another form than transformers writes: fixture -> keys
+CONFIG_FIXES: dict[str, dict[str, Any]] = {
+    # the Hub release's class (its remote code); transformers 5.25 names it BailingHybrid
+    "bailing_moe_v3": {"architectures": ["BailingMoeV3ForCausalLM"]},
+}
 
 #: transformers classes for fixtures AutoModelForCausalLM does not map
 MODEL_CLASSES: dict[str, str] = {}
@@ -400,10 +415,21 @@ def _kimi_linear_renames(cfg: dict[str, Any], names: set[str]) -> dict[str, str]
     return out
 
 
+def _bailing_v3_renames(cfg: dict[str, Any], names: set[str]) -> dict[str, str]:
+    """transformers 5.25 saves every attention output projection as ``attention.dense`` (the
+    reverse of its load-time renaming of the MLA layers' ``dense``); the release's KDA layers
+    name theirs ``o_proj`` (vLLM's BailingMoeV3, which keeps the reference names, and
+    mlx-lm's BailingKDA)."""
+    return {f"model.layers.{i}.attention.dense.weight": f"model.layers.{i}.attention.o_proj.weight"
+            for i, kind in enumerate(cfg["layer_types"]) if kind == "linear_attention"
+            and f"model.layers.{i}.attention.dense.weight" in names}
+
+
 #: tensor names transformers saves differently from the release: fixture -> (config, names)
 #: -> {old: new}
 TENSOR_RENAMES: dict[str, Callable[[dict[str, Any], set[str]], dict[str, str]]] = {
     "kimi_linear": _kimi_linear_renames,
+    "bailing_moe_v3": _bailing_v3_renames,
 }
 
 
@@ -509,6 +535,7 @@ def build_fixture(name: str, model_type: str, overrides: dict[str, Any], d: Path
     saved = json.loads(cfg_path.read_text())
     saved.pop("transformers_version", None)
     saved = fix_values(name, saved)
+    saved.update(CONFIG_FIXES.get(name, {}))
     from safetensors import safe_open
 
     with safe_open(str(d / "model.safetensors"), "np") as f:

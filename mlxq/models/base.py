@@ -220,6 +220,9 @@ class Family:
     #: ("fp8": block E4M3 with 128x128 scales; "compressed-tensors": INT4 pack-quantized);
     #: for the others mlxq undoes them before sanitize (mlxq.conversion.prequant)
     source_formats: frozenset = frozenset()
+    #: ``(model_type, architecture)`` pairs mlx-lm's ``MODEL_ARCHITECTURE_REMAPPING`` sends
+    #: here whatever family the ``model_type`` alone names
+    architectures: tuple[tuple[str, str], ...] = ()
 
     @property
     def name(self) -> str:
