@@ -265,3 +265,66 @@ def test_a_ministral3_fp8_release_gives_the_folder_of_its_dequantized_copy(flags
     mlx_lm_convert(write_folder(MINISTRAL, tmp_path / "copy", dense, cfg), tmp_path / "ref",
                    **FLAGS[flags])
     assert_same_folder(tmp_path / "mlxq", tmp_path / "ref")
+
+
+# ---- Mistral Small 4: per-tensor FP8, fused experts with one scale per expert ---------------
+
+MISTRAL4 = ROOT / "mistral4"
+
+
+def mistral4_fp8_variant(dst: Path) -> tuple[Path, dict]:
+    """The mistral4 fixture as transformers' fine-grained FP8 without blocks writes it: each
+    Linear's E4M3 ``weight`` with a scalar float32 ``weight_scale_inv`` and a static
+    ``activation_scale``; the fused experts (``mlp.experts.gate_up_proj`` / ``down_proj``,
+    ``[E, out, in]``) in E4M3 with ``{name}_scale_inv`` of shape ``[E, 1, 1]`` and an
+    ``{name}_activation_scale``. Router, embeddings and output head stay bf16."""
+    w = {k: np.array(v) for k, v in mlxq.load_checkpoint(MISTRAL4).items()}
+    out = {}
+    for k, v in w.items():
+        if fp8_linear(k, v.shape):
+            codes, scale = quantize_blocks(v, v.shape)
+            out[k], out[k + "_scale_inv"] = codes, scale.reshape(())
+            out[k[: -len(".weight")] + ".activation_scale"] = np.array(0.0625, np.float32)
+        elif k.endswith(("mlp.experts.gate_up_proj", "mlp.experts.down_proj")):
+            per = [quantize_blocks(e, e.shape) for e in v]
+            out[k] = np.stack([c for c, _ in per])
+            out[k + "_scale_inv"] = np.stack([s for _, s in per]).reshape(-1, 1, 1)
+            out[k + "_activation_scale"] = np.full((v.shape[0], 1, 1), 0.125, np.float32)
+        else:
+            out[k] = v
+    cfg = json.loads((MISTRAL4 / "config.json").read_text())
+    cfg["quantization_config"] = {"quant_method": "fp8", "activation_scheme": "static",
+                                  "weight_block_size": None, "dequantize": False,
+                                  "modules_to_not_convert": ["lm_head", "mlp.gate"]}
+    return write_folder(MISTRAL4, dst, out, cfg), out
+
+
+def test_mistral4_dequantizes_per_tensor_and_per_expert_fp8_itself():
+    from mlxq.models import family_for
+
+    cfg = json.loads((MISTRAL4 / "config.json").read_text())
+    assert "fp8-scaled" in family_for(cfg).source_formats
+
+
+@pytest.mark.parametrize("flags", sorted(FLAGS))
+def test_a_mistral4_fp8_release_gives_mlx_lms_folder(flags, tmp_path):
+    src, tensors = mistral4_fp8_variant(tmp_path / "src")
+    assert tensors["model.layers.1.mlp.experts.gate_up_proj_scale_inv"].shape[1:] == (1, 1)
+    convert(src, tmp_path / "mlxq", quiet=True, **FLAGS[flags])
+    mlx_lm_convert(src, tmp_path / "ref", **FLAGS[flags])
+    assert_same_folder(tmp_path / "mlxq", tmp_path / "ref")
+
+
+def test_mistral4_fp8_experts_are_decoded_before_scaling(tmp_path):
+    """The independent formula agrees with mlxq's sanitize on the fused experts: E4M3
+    decoded, times the expert's scale in float32, rounded once to bfloat16."""
+    from mlxq.conversion.source import SourceCheckpoint
+    from mlxq.models import family_for
+
+    src, tensors = mistral4_fp8_variant(tmp_path / "src")
+    with SourceCheckpoint(src) as ck:
+        got = family_for(ck.config).sanitize(dict(ck.tensors), ck.config)
+        g = got["model.layers.1.mlp.switch_mlp.down_proj.weight"].numpy()
+    k = "model.layers.1.mlp.experts.down_proj"
+    want = np.stack([dequantize(c, s) for c, s in zip(tensors[k], tensors[k + "_scale_inv"])])
+    np.testing.assert_array_equal(g.view(np.uint16), want.view(np.uint16))

@@ -384,6 +384,9 @@ SPECS.update({
     # the pair to its bailing_moe_v3 module
     "bailing_moe_v3": ("bailing_hybrid", {**MLA, "layer_group_size": 2,
                                           "linear_head_dim": 16, "linear_num_heads": 4}),
+    # Mistral Small 4 (text): MLA, DeepSeek-V3 MoE with a softmax router, first layer dense
+    "mistral4": ("mistral4", {"num_key_value_heads": 4, "num_hidden_layers": 2, "head_dim": 32,
+                              "qk_nope_head_dim": 16, "first_k_dense_replace": 1}),
 })
 # Ling 2.5 configs state the shared expert's width (mlx-lm's default is 512)
 FAMILY_KEYS["bailing_moe_v3"] = lambda c, t: {
@@ -397,7 +400,7 @@ CONFIG_FIXES: dict[str, dict[str, Any]] = {
 }
 
 #: transformers classes for fixtures AutoModelForCausalLM does not map
-MODEL_CLASSES: dict[str, str] = {}
+MODEL_CLASSES: dict[str, str] = {"mistral4": "Mistral4ForCausalLM"}
 
 
 def _kimi_linear_renames(cfg: dict[str, Any], names: set[str]) -> dict[str, str]:

@@ -84,7 +84,11 @@ def _fp8(out: Prepared, qc: Mapping[str, Any], family: Any) -> None:
         raise UnsupportedFormatError(
             "FP8 with ue8m0 scales over 32x32 blocks (which mlx-lm keeps packed as mxfp8) "
             "is not supported yet")
-    handled = "fp8" in getattr(family, "source_formats", ()) and cfg.block_size == (128, 128)
+    formats = getattr(family, "source_formats", ())
+    # "fp8": the family's sanitize dequantizes 128x128 block scales; "fp8-scaled": also
+    # per-tensor / per-expert scales (mistral4's dequant), named X_scale_inv for any X
+    handled = ("fp8" in formats and cfg.block_size == (128, 128)) or (
+        "fp8-scaled" in formats and cfg.block_size is None)
     # X.weight_scale_inv (block scales) or, per tensor / channel, X.weight_scale (as
     # llm-compressor writes it) or X.weight_scale_inv (as transformers' FP8 writes it, e.g.
     # Ministral 3) scale X.weight
@@ -92,6 +96,8 @@ def _fp8(out: Prepared, qc: Mapping[str, Any], family: Any) -> None:
     if cfg.block_size is None and not any(n.endswith(".weight_scale_inv") for n in w):
         suffix = "_scale"
     scaled = sorted(n[: -len(suffix)] for n in w if n.endswith(".weight" + suffix))
+    if handled and cfg.block_size is None and suffix == "_scale_inv":
+        scaled = sorted(n[: -len(suffix)] for n in w if n.endswith(suffix))
     for n in scaled:
         if n not in w:
             raise FormatError(f"{n}{suffix} has no {n} beside it", key=n + suffix)
