@@ -328,3 +328,36 @@ def test_mistral4_fp8_experts_are_decoded_before_scaling(tmp_path):
     k = "model.layers.1.mlp.experts.down_proj"
     want = np.stack([dequantize(c, s) for c, s in zip(tensors[k], tensors[k + "_scale_inv"])])
     np.testing.assert_array_equal(g.view(np.uint16), want.view(np.uint16))
+
+
+# ---- LongCat-Flash-Chat-FP8: block FP8 its mlx-lm sanitize does not undo -------------------
+
+def block_dequantized_copy(src: Path, dst: Path) -> Path:
+    """``src`` with every ``X.weight`` + ``X.weight_scale_inv`` replaced by the bf16 weight of
+    the numpy formula (codes times their 128x128 block's scale, rounded once) and the FP8
+    ``quantization_config`` removed."""
+    w = {k: np.array(v) for k, v in mlxq.load_checkpoint(src).items()}
+    out = {}
+    for k, v in w.items():
+        if k.endswith("_scale_inv"):
+            continue
+        if k + "_scale_inv" in w:
+            s = w[k + "_scale_inv"]
+            rows = np.repeat(np.arange(s.shape[0]), BLOCK)[: v.shape[0]]
+            cols = np.repeat(np.arange(s.shape[1]), BLOCK)[: v.shape[1]]
+            v = dequantize(v, s[rows][:, cols])
+        out[k] = v
+    cfg = json.loads((src / "config.json").read_text())
+    cfg.pop("quantization_config")
+    return write_folder(src, dst, out, cfg)
+
+
+@pytest.mark.parametrize("flags", sorted(FLAGS))
+def test_longcat_block_fp8_gives_the_folder_of_its_dequantized_copy(flags, tmp_path):
+    src = ROOT / "fp8" / "longcat_flash"
+    with pytest.raises(ValueError, match="parameters not in model"):  # mlx-lm cannot
+        mlx_lm_convert(src, tmp_path / "direct", **FLAGS[flags])
+    convert(src, tmp_path / "mlxq", quiet=True, **FLAGS[flags])
+    mlx_lm_convert(block_dequantized_copy(src, tmp_path / "copy"), tmp_path / "ref",
+                   **FLAGS[flags])
+    assert_same_folder(tmp_path / "mlxq", tmp_path / "ref")

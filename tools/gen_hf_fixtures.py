@@ -393,6 +393,12 @@ FAMILY_KEYS["bailing_moe_v3"] = lambda c, t: {
     **FAMILY_KEYS["bailing_hybrid"](c, t),
     "moe_shared_expert_intermediate_size": c["moe_intermediate_size"]}
 
+# LongCat-Flash-Chat-FP8: DeepSeek-V3's block FP8 (mlx-lm's longcat_flash sanitize does not
+# undo it; mlxq dequantizes it before sanitize, as for any such family)
+VARIANTS_FAM_MOE: dict[str, tuple[str, str, dict[str, Any]]] = {
+    "fp8/longcat_flash": ("fp8", "longcat_flash", SPECS["longcat_flash"][1]),
+}
+
 #: config values the release has in another form than transformers writes: fixture -> keys
 CONFIG_FIXES: dict[str, dict[str, Any]] = {
     # the Hub release's class (its remote code); transformers 5.25 names it BailingHybrid
@@ -610,6 +616,7 @@ VARIANTS: dict[str, tuple[str, str, dict[str, Any]]] = {
     "fp8/qwen3": ("fp8", "qwen3", _FP8_DENSE),
     "compressed_tensors/deepseek_v3": ("int4", "deepseek_v3", MLA),
 }
+VARIANTS.update(VARIANTS_FAM_MOE)
 
 
 def _is_fp8_linear(name: str, shape: tuple[int, ...]) -> bool:
