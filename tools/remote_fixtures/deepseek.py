@@ -1,7 +1,8 @@
 """DeepSeek-MoE (``model_type`` "deepseek"; deepseek-ai/deepseek-moe-16b-base and -chat).
 
 transformers has no DeepSeek-MoE class: the release runs on DeepSeek's own
-``modeling_deepseek.py`` / ``configuration_deepseek.py`` (``auto_map`` below). Tensor names
+``modeling_deepseek.py`` / ``configuration_deepseek.py`` (the release's ``auto_map``; left out here, as the fixture ships no code and
+transformers' tokenizer loading would stop to ask whether to run it). Tensor names
 follow that modeling code: ``DeepseekForCausalLM`` holds ``model`` (``DeepseekModel``:
 ``embed_tokens``, ``layers``, ``norm``) and ``lm_head``; a ``DeepseekDecoderLayer`` holds
 ``self_attn`` (``q_proj``, ``k_proj``, ``v_proj``, ``o_proj``, no biases; the rotary
@@ -20,11 +21,6 @@ CONFIG = {
     "architectures": ["DeepseekForCausalLM"],
     "attention_bias": False,
     "attention_dropout": 0.0,
-    "auto_map": {
-        "AutoConfig": "configuration_deepseek.DeepseekConfig",
-        "AutoModel": "modeling_deepseek.DeepseekModel",
-        "AutoModelForCausalLM": "modeling_deepseek.DeepseekForCausalLM",
-    },
     "aux_loss_alpha": 0.001,
     "bos_token_id": 1,
     "eos_token_id": 2,
