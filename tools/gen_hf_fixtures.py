@@ -387,6 +387,22 @@ SPECS.update({
     # Mistral Small 4 (text): MLA, DeepSeek-V3 MoE with a softmax router, first layer dense
     "mistral4": ("mistral4", {"num_key_value_heads": 4, "num_hidden_layers": 2, "head_dim": 32,
                               "qk_nope_head_dim": 16, "first_k_dense_replace": 1}),
+    # MiniMax-M3 (vision-language container; mlx-lm keeps the language model): a dense first
+    # layer, then a MoE layer with lightning-indexer sparse attention
+    "minimax_m3_vl": ("minimax_m3_vl", {
+        "projector_hidden_size": 64,
+        "text_config": {"vocab_size": VOCAB, "hidden_size": H, "intermediate_size": 64,
+                        "dense_intermediate_size": 64, "shared_intermediate_size": 64,
+                        "num_hidden_layers": 2, "num_attention_heads": 4,
+                        "num_key_value_heads": 2, "head_dim": 16, "rotary_dim": 8,
+                        "max_position_embeddings": 256, "num_local_experts": 4,
+                        "num_experts_per_tok": 2, "mlp_layer_types": ["dense", "sparse"],
+                        "layer_types": ["full_attention", "minimax_m3_sparse"],
+                        "index_n_heads": 2, "index_head_dim": 16, "index_block_size": 16,
+                        "index_topk_blocks": 2, "bos_token_id": 1, "eos_token_id": 2,
+                        "pad_token_id": 0},
+        "vision_config": {"hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1,
+                          "num_attention_heads": 2, "image_size": 56, "patch_size": 14}}),
 })
 # Ling 2.5 configs state the shared expert's width (mlx-lm's default is 512)
 FAMILY_KEYS["bailing_moe_v3"] = lambda c, t: {
@@ -406,7 +422,8 @@ CONFIG_FIXES: dict[str, dict[str, Any]] = {
 }
 
 #: transformers classes for fixtures AutoModelForCausalLM does not map
-MODEL_CLASSES: dict[str, str] = {"mistral4": "Mistral4ForCausalLM"}
+MODEL_CLASSES: dict[str, str] = {"mistral4": "Mistral4ForCausalLM",
+                                  "minimax_m3_vl": "MiniMaxM3SparseForConditionalGeneration"}
 
 
 def _kimi_linear_renames(cfg: dict[str, Any], names: set[str]) -> dict[str, str]:
