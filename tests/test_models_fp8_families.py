@@ -361,3 +361,56 @@ def test_longcat_block_fp8_gives_the_folder_of_its_dequantized_copy(flags, tmp_p
     mlx_lm_convert(block_dequantized_copy(src, tmp_path / "copy"), tmp_path / "ref",
                    **FLAGS[flags])
     assert_same_folder(tmp_path / "mlxq", tmp_path / "ref")
+
+
+# ---- Kimi K3: compressed-tensors MXFP4 routed experts ---------------------------------------
+
+KIMI_K3 = ROOT / "kimi_k3"
+MXFP4_CT = {
+    "quant_method": "compressed-tensors", "format": "mxfp4-pack-quantized",
+    "quantization_status": "compressed", "kv_cache_scheme": None,
+    "config_groups": {"group_0": {
+        "targets": ["Linear"], "input_activations": None, "output_activations": None,
+        "weights": {"num_bits": 4, "type": "float", "symmetric": True, "strategy": "group",
+                    "group_size": 32, "dynamic": False, "observer": "minmax",
+                    "observer_kwargs": {}, "actorder": None, "block_structure": None}}},
+    "ignore": ["lm_head", "re:.*self_attn.*", "re:.*shared_experts.*", "re:.*res_proj",
+               "re:.*routed_expert_(down|up)_proj", "re:.*mlp\\.(gate|up|down)_proj.*",
+               "re:vision_tower.*", "re:mm_projector.*"],
+}
+
+
+def kimi_k3_mxfp4_variant(dst: Path) -> Path:
+    """The kimi_k3 fixture with its routed experts as compressed-tensors
+    ``mxfp4-pack-quantized`` writes them: ``weight_packed`` uint8 ``[out, in / 2]`` (two E2M1
+    codes a byte) and ``weight_scale`` uint8 ``[out, in / 32]`` (E8M0 exponents), no
+    ``weight_shape``. The codes and exponents are seeded noise: any bytes are valid."""
+    rng = np.random.default_rng(3)
+    w = {k: np.array(v) for k, v in mlxq.load_checkpoint(KIMI_K3).items()}
+    out = {}
+    for k, v in w.items():
+        if re.search(r"\.experts\.\d+\.w[123]\.weight$", k):
+            base = k[: -len(".weight")]
+            rows, cols = v.shape
+            out[base + ".weight_packed"] = rng.integers(0, 256, (rows, cols // 2), np.uint8)
+            out[base + ".weight_scale"] = rng.integers(118, 128, (rows, cols // 32), np.uint8)
+        else:
+            out[k] = v
+    cfg = json.loads((KIMI_K3 / "config.json").read_text())
+    cfg["quantization_config"] = MXFP4_CT
+    return write_folder(KIMI_K3, dst, out, cfg)
+
+
+@pytest.mark.parametrize("flags", ["plain", "q", "mxfp4", "f16"])
+def test_a_kimi_k3_mxfp4_release_gives_mlx_lms_folder(flags, tmp_path):
+    src = kimi_k3_mxfp4_variant(tmp_path / "src")
+    if "quantize" in FLAGS[flags]:  # the packed experts keep their quantization: said so
+        with pytest.warns(mlxq.MlxqWarning, match="3 layers of the compressed-tensors "
+                          "checkpoint keep their own quantization"):
+            convert(src, tmp_path / "mlxq", quiet=True, **FLAGS[flags])
+    else:
+        convert(src, tmp_path / "mlxq", quiet=True, **FLAGS[flags])
+    mlx_lm_convert(src, tmp_path / "ref", **FLAGS[flags])
+    assert_same_folder(tmp_path / "mlxq", tmp_path / "ref")
+    cfg = json.loads((tmp_path / "mlxq" / "config.json").read_text())
+    assert cfg["quantization"]["mode"] == "mxfp4"

@@ -190,20 +190,28 @@ def _compressed_tensors(out: Prepared, qc: Mapping[str, Any], family: Any,
             raise FormatError(f"{p}.weight_packed is packed but no compressed-tensors config "
                               "group targets it (or ignore lists it)", layer=p)
         route = g.route
-        for leaf in (".weight_scale", ".weight_shape"):
+        # mxfp4-pack-quantized stores no weight_shape (compressed-tensors' MXFP4 compressor
+        # registers only weight_packed and weight_scale): two E2M1 codes per byte give it
+        leaves = (".weight_scale",) if route is ct.Route.MXFP4 else (".weight_scale",
+                                                                     ".weight_shape")
+        for leaf in leaves:
             if p + leaf not in w:
                 raise FormatError(f"{p}.weight_packed has no {p}{leaf} beside it", layer=p)
         bits = g.weights.num_bits
         gs = g.weights.group_size if g.weights.strategy == "group" else None
         mode = "mxfp4" if route is ct.Route.MXFP4 else "affine"
-        shape = tuple(int(v) for v in w[p + ".weight_shape"].numpy().reshape(-1))
+        if p + ".weight_shape" in w:
+            shape = tuple(int(v) for v in w[p + ".weight_shape"].numpy().reshape(-1))
+        else:
+            packed = w[p + ".weight_packed"]
+            shape = tuple(packed.shape[:-1]) + (packed.shape[-1] * 2,)
         if len(shape) != 2:
             raise FormatError(f"{p}.weight_shape must be [out, in], got {list(shape)}", layer=p)
         requant = want is not None and want != (gs, bits, mode)
         if requant or route is not ct.Route.PACKED_INT and route is not ct.Route.MXFP4:
             w[p + ".weight"] = _ct_dense(w, p, shape, bits, route, ct)
             for leaf in (".weight_packed", ".weight_scale", ".weight_shape"):
-                w.pop(p + leaf)
+                w.pop(p + leaf, None)
             out.requantized += 1
             continue
         kept_any = True
@@ -233,10 +241,13 @@ def packed_format(cfg: Any) -> str:
 
 def _ct_keep(w: dict, p: str, shape: tuple, bits: int, route: Any, ct: Any) -> None:
     packed, scale = w.pop(p + ".weight_packed"), w.pop(p + ".weight_scale")
-    w.pop(p + ".weight_shape")
+    w.pop(p + ".weight_shape", None)
     if route is ct.Route.MXFP4:
+        # the packed bytes read as little-endian uint32: a quarter as many columns
         w[p + ".weight"] = graph.row_wise(lambda a, s: ct.to_mlx_mxfp4(a, s)[0],
-                                          [packed, scale], packed.shape, np.uint32)
+                                          [packed, scale],
+                                          packed.shape[:-1] + (packed.shape[-1] // 4,),
+                                          np.uint32)
         w[p + ".scales"] = graph.row_wise(lambda a, s: ct.to_mlx_mxfp4(a, s)[1],
                                           [packed, scale], scale.shape, np.uint8)
         return
