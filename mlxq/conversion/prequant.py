@@ -60,7 +60,14 @@ def prepare(weights: Mapping[str, graph.Tensor], config: dict[str, Any], family:
     qc = _qc(config)
     method = qc.get("quant_method") if isinstance(qc, Mapping) else None
     out = Prepared(dict(weights), dict(config))
-    if config.get("quantization") is None and method == "fp8":
+    packed = _mx_packed(qc) if config.get("quantization") is None else None
+    if packed is not None and "mxfp8" in getattr(family, "source_formats", ()):
+        # load_model's mxfp4 / mxfp8 / ue8m0-32x32 FP8 branches: the family's sanitize puts
+        # the weights in MLX's layout; the config gets the block they are read with
+        out.kind = "mx"
+        out.config["quantization"] = dict(packed)
+        out.config["quantization_config"] = dict(packed)
+    elif config.get("quantization") is None and method == "fp8":
         _fp8(out, qc, family)
     elif config.get("quantization") is None and method == "compressed-tensors":
         _compressed_tensors(out, qc, family, opts)
@@ -70,6 +77,22 @@ def prepare(weights: Mapping[str, graph.Tensor], config: dict[str, Any], family:
                           "does not say how it was scaled (quant_method 'fp8' with "
                           "weight_block_size, or compressed-tensors)", key=stray[0])
     return out
+
+
+def _mx_packed(qc: Any) -> Optional[dict[str, Any]]:
+    """The block mlx-lm's ``load_model`` gives a config whose ``quantization_config`` is
+    already MLX's microscaling layout: ``quant_method`` "mxfp4" / "mxfp8", or "fp8" with
+    UE8M0 scales over 32x32 tiles (DeepSeek-V4.1), which is mxfp8; None otherwise."""
+    if not isinstance(qc, Mapping):
+        return None
+    method = qc.get("quant_method")
+    if method == "mxfp4":
+        return {"group_size": 32, "bits": 4, "mode": "mxfp4"}
+    if method == "mxfp8" or (method == "fp8" and qc.get("scale_fmt") == "ue8m0"
+                             and isinstance(qc.get("weight_block_size"), (list, tuple))
+                             and list(qc["weight_block_size"]) == [32, 32]):
+        return {"group_size": 32, "bits": 8, "mode": "mxfp8"}
+    return None
 
 
 # ---- FP8 -----------------------------------------------------------------------------------
