@@ -156,14 +156,18 @@ def test_tiny_row_blocks_give_the_same_folder(name, tmp_path, monkeypatch):
                                  check_config=True, check_index=True)
 
 
-@pytest.mark.parametrize("name", ["llama", "qwen3_moe", "nemotron_h"])
+@pytest.mark.parametrize("name", ["llama", "qwen3_moe", "nemotron_h", "kimi_linear",
+                                  "deepseek_v41"])
 def test_mlx_lm_generates_the_same_from_both_folders(name, tmp_path):
-    """A dense, a MoE and a state-space (Mamba-2 hybrid) family: greedy generation from
-    mlxq's folder equals generation from mlx_lm.convert's."""
+    """A dense, a MoE, a state-space (Mamba-2 hybrid), a linear-attention MoE (Kimi-Linear)
+    and a MoE released in MLX's microscaling layout (DeepSeek-V4.1's FP8/FP4): greedy
+    generation from mlxq's folder equals generation from mlx_lm.convert's."""
     from mlx_lm import generate, load
 
     src = FIXTURES / name
-    convert(src, tmp_path / "mlxq", quiet=True, quantize=True)
+    with (pytest.warns(MlxqWarning, match="already quantized and kept")
+          if name == "deepseek_v41" else contextlib.nullcontext()):
+        convert(src, tmp_path / "mlxq", quiet=True, quantize=True)
     mlx_lm_convert(src, tmp_path / "ref", quantize=True)
     texts = []
     for d in ("mlxq", "ref"):
