@@ -403,6 +403,23 @@ SPECS.update({
                         "pad_token_id": 0},
         "vision_config": {"hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1,
                           "num_attention_heads": 2, "image_size": 56, "patch_size": 14}}),
+    # Muse Spark (vision, audio and language; mlx-lm keeps vision and language): three MoE
+    # layers with compressed-width experts (its quant_predicate quantizes the middle one's),
+    # two sliding with RoPE, the last full without
+    "muse_spark": ("muse_spark", {
+        "out_hidden_size": 64, "projector_hidden_size": 64,
+        "text_config": {"vocab_size": VOCAB, "hidden_size": H, "num_hidden_layers": 3,
+                        "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 16,
+                        "max_position_embeddings": 256, "sliding_window": 16,
+                        "moe_intermediate_size": 64, "moe_hidden_size": 32,
+                        "num_local_experts": 4, "num_experts_per_tok": 2,
+                        "intermediate_size": 64, "bos_token_id": 1, "eos_token_id": 2,
+                        "pad_token_id": 0},
+        "vision_config": {"hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1,
+                          "num_attention_heads": 2, "patch_size": 2, "pos_emb_height": 4,
+                          "pos_emb_width": 4, "max_position_embeddings": 16},
+        "audio_config": {"hidden_sizes": [8, 8, 8, 8], "depths": [1, 1, 1, 1],
+                         "out_hidden_size": 64}}),
 })
 # Ling 2.5 configs state the shared expert's width (mlx-lm's default is 512)
 FAMILY_KEYS["bailing_moe_v3"] = lambda c, t: {
@@ -421,9 +438,17 @@ CONFIG_FIXES: dict[str, dict[str, Any]] = {
     "bailing_moe_v3": {"architectures": ["BailingMoeV3ForCausalLM"]},
 }
 
+#: tokenizer_config.json keys the release's tokenizer has: Muse Spark's ships its chat template
+#: (mlx-lm 0.32.2 loads a Muse Spark tokenizer that has none with its own template module,
+#: which has no apply_chat_template, and fails)
+TOKENIZER_KEYS: dict[str, dict[str, Any]] = {
+    "muse_spark": {"chat_template": "{% for m in messages %}{{ m['content'] }}{% endfor %}"},
+}
+
 #: transformers classes for fixtures AutoModelForCausalLM does not map
 MODEL_CLASSES: dict[str, str] = {"mistral4": "Mistral4ForCausalLM",
-                                  "minimax_m3_vl": "MiniMaxM3SparseForConditionalGeneration"}
+                                  "minimax_m3_vl": "MiniMaxM3SparseForConditionalGeneration",
+                                  "muse_spark": "MuseSparkForConditionalGeneration"}
 
 
 def _kimi_linear_renames(cfg: dict[str, Any], names: set[str]) -> dict[str, str]:
@@ -572,6 +597,8 @@ def build_fixture(name: str, model_type: str, overrides: dict[str, Any], d: Path
     _write_json(d / "generation_config.json",
                 {"bos_token_id": 1, "eos_token_id": 2, "do_sample": False})
     for fname, content in _tokenizer_files().items():
+        if fname == "tokenizer_config.json":
+            content = {**content, **TOKENIZER_KEYS.get(name, {})}
         _write_json(d / fname, content)
     return model
 
