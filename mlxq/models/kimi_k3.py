@@ -198,5 +198,4 @@ def _order(config) -> Order:
 
 FAMILY = Family(
     "kimi_k3", ("kimi_k3",), sanitize, _order,
-    quant_predicate=quant_predicate, cast_predicate=cast_predicate,
-    not_quantized=(r"_conv\.conv$",))
+    quant_predicate=quant_predicate, cast_predicate=cast_predicate)

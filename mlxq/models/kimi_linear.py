@@ -153,7 +153,6 @@ def _order(config) -> Order:
 FAMILY = Family(
     "kimi_linear", ("kimi_linear",), sanitize, _order,
     quant_predicate=quant_predicate, cast_predicate=cast_predicate,
-    not_quantized=(r"_conv\.conv$",),
     widths={"mlp.gate": "hidden", "mlp.switch_mlp.gate_proj": "hidden",
             "mlp.switch_mlp.up_proj": "hidden",
             "mlp.switch_mlp.down_proj": "moe_intermediate_size"})
