@@ -122,8 +122,9 @@ def test_compressed_tensors_pack_quantized_layout(name):
 
 
 def test_fixtures_stay_small():
+    # every model type mlx-lm converts (138) at a few hundred KB each, with room to spare
     total = sum(p.stat().st_size for p in ROOT.rglob("*") if p.is_file())
-    assert total < 20 * 2**20
+    assert total < 48 * 2**20
 
 
 def test_every_bf16_fixture_has_transformers_logits():

@@ -517,7 +517,7 @@ def _known_keys(cfg_obj: Any) -> set[str]:
 
 
 # The families the converter must match first keep the full sizes above; the others get a
-# 64-wide MLP (still quantizable at group 64), which keeps the whole set under 20 MB.
+# 64-wide MLP (still quantizable at group 64), which keeps the whole set small.
 PRIMARY = set("""llama mistral qwen2 qwen3 qwen2_moe qwen3_moe qwen3_next mixtral gemma gemma2
 gemma3_text phi phi3 starcoder2 cohere olmo2 olmoe granite granitemoe glm4 glm4_moe deepseek_v2
 deepseek_v3 minimax_m2 gpt_oss gpt2 gpt_neox stablelm exaone4 smollm3 ernie4_5 hunyuan_v1_dense
