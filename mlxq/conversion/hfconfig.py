@@ -5,8 +5,8 @@
   truthy; the file must be a regular file holding a JSON object with a string
   ``model_type`` (mlx-lm picks the architecture by it);
 - writing (``config_text``): ``save_config``'s output — ``_name_or_path`` and (unless the
-  model keeps its vision tower) ``vision_config`` dropped, ``quantization`` mirrored into ``quantization_config``, keys
-  sorted, ``indent=4``, non-finite floats tagged again.
+  model keeps its vision tower) ``vision_config`` dropped, ``quantization`` mirrored into
+  ``quantization_config``, keys sorted, ``indent=4``, non-finite floats tagged again.
 
 >>> print(config_text({"b": 1, "a": float("inf"), "_name_or_path": "x"}))
 {

@@ -26,7 +26,7 @@ as it is):
 The hyper-connection mixers, sinks, router bias and compressors keep the source dtype
 (``cast_predicate``). The router ``mlp.gate`` is a bare parameter.
 
->>> FAMILY.casts("model.layers.0.attn_hc.fn"), FAMILY.casts("model.layers.0.self_attn.q_a_proj.weight")
+>>> FAMILY.casts("model.layers.0.attn_hc.fn"), FAMILY.casts("model.norm.weight")
 (False, True)
 """
 

@@ -18,7 +18,7 @@ and ``dt_bias`` keep the source dtype (``cast_predicate``).
 
 :mod:`mlxq.models.kimi_k3` (Kimi K3) builds on the same layer kinds.
 
->>> FAMILY.casts("model.layers.0.self_attn.A_log"), FAMILY.casts("model.layers.0.self_attn.q_proj.weight")
+>>> FAMILY.casts("model.layers.0.self_attn.A_log"), FAMILY.casts("model.layers.0.mlp.gate.weight")
 (False, True)
 """
 

@@ -1,20 +1,20 @@
 """DeepSeek-MoE (``model_type`` "deepseek"; deepseek-ai/deepseek-moe-16b-base and -chat).
 
 transformers has no DeepSeek-MoE class: the release runs on DeepSeek's own
-``modeling_deepseek.py`` / ``configuration_deepseek.py`` (the release's ``auto_map``; left out here, as the fixture ships no code and
-transformers' tokenizer loading would stop to ask whether to run it). Tensor names
-follow that modeling code: ``DeepseekForCausalLM`` holds ``model`` (``DeepseekModel``:
-``embed_tokens``, ``layers``, ``norm``) and ``lm_head``; a ``DeepseekDecoderLayer`` holds
-``self_attn`` (``q_proj``, ``k_proj``, ``v_proj``, ``o_proj``, no biases; the rotary
-``inv_freq`` is a non-persistent buffer, not saved), ``mlp``, ``input_layernorm`` and
-``post_attention_layernorm``. ``mlp`` is a ``DeepseekMLP`` (``gate_proj``, ``up_proj``,
-``down_proj``) for the first ``first_k_dense_replace`` layers and a ``DeepseekMoE``
-after them: ``experts`` (a ModuleList of ``DeepseekMLP`` of width
+``modeling_deepseek.py`` / ``configuration_deepseek.py`` (the release's ``auto_map``; left
+out here, as the fixture ships no code and transformers' tokenizer loading would stop to ask
+whether to run it). Tensor names follow that modeling code: ``DeepseekForCausalLM`` holds
+``model`` (``DeepseekModel``: ``embed_tokens``, ``layers``, ``norm``) and ``lm_head``; a
+``DeepseekDecoderLayer`` holds ``self_attn`` (``q_proj``, ``k_proj``, ``v_proj``,
+``o_proj``, no biases; the rotary ``inv_freq`` is a non-persistent buffer, not saved),
+``mlp``, ``input_layernorm`` and ``post_attention_layernorm``. ``mlp`` is a ``DeepseekMLP``
+(``gate_proj``, ``up_proj``, ``down_proj``) for the first ``first_k_dense_replace`` layers
+and a ``DeepseekMoE`` after them: ``experts`` (a ModuleList of ``DeepseekMLP`` of width
 ``moe_intermediate_size``), ``gate`` (``MoEGate``: one bare ``weight`` parameter
 ``[n_routed_experts, hidden]``) and ``shared_experts`` (a ``DeepseekMLP`` of width
-``moe_intermediate_size * n_shared_experts``). The config keys are those of the
-release's config.json, at tiny sizes: layer 0 dense, layer 1 MoE with 4 routed experts (top 2)
-and one shared expert.
+``moe_intermediate_size * n_shared_experts``). The config keys are those of the release's
+config.json, at tiny sizes: layer 0 dense, layer 1 MoE with 4 routed experts (top 2) and one
+shared expert.
 """
 
 CONFIG = {

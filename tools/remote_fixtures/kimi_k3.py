@@ -128,7 +128,8 @@ def tensors(config: dict) -> dict:
             out.update(_mlp(f"{p}.mlp", h, t["intermediate_size"]))
             continue
         m = f"{p}.block_sparse_moe"
-        e, inter, lat = t["num_experts"], t["moe_intermediate_size"], t["routed_expert_hidden_size"]
+        e, inter = t["num_experts"], t["moe_intermediate_size"]
+        lat = t["routed_expert_hidden_size"]
         out.update({f"{m}.gate.weight": ((e, h), "bfloat16"),
                     f"{m}.gate.e_score_correction_bias": ((e,), "float32"),
                     f"{m}.routed_expert_down_proj.weight": ((lat, h), "bfloat16"),
