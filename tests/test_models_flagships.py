@@ -112,3 +112,18 @@ def test_kimi_linear_needs_kda_layers_to_be_layer_numbers(tmp_path):
     with pytest.raises(ParseError, match="kda_layers"):
         convert(src, tmp_path / "out", quiet=True)
     assert not (tmp_path / "out").exists()
+
+
+def test_a_text_only_deepseek_v41_export_converts_as_mlx_lm_converts_it(tmp_path):
+    """``deepseek_v41_text`` (MODEL_REMAPPING's alias): the text config at the top level."""
+    pytest.importorskip("mlx_lm")
+    from support import assert_same_folder, mlx_lm_convert
+
+    def edit(w, cfg):
+        text = {**cfg.pop("text_config"), "model_type": "deepseek_v41_text"}
+        cfg.pop("vision_config")
+        return {k: v for k, v in w.items() if not k.startswith("vision.")}, {**cfg, **text}
+    src = _copy(ROOT / "deepseek_v41", tmp_path / "src", edit)
+    convert(src, tmp_path / "mlxq", quiet=True)
+    mlx_lm_convert(src, tmp_path / "ref")
+    assert_same_folder(tmp_path / "mlxq", tmp_path / "ref")

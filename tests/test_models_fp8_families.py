@@ -414,3 +414,53 @@ def test_a_kimi_k3_mxfp4_release_gives_mlx_lms_folder(flags, tmp_path):
     assert_same_folder(tmp_path / "mlxq", tmp_path / "ref")
     cfg = json.loads((tmp_path / "mlxq" / "config.json").read_text())
     assert cfg["quantization"]["mode"] == "mxfp4"
+
+
+# ---- MiniMax-M3: MXFP8 (E4M3 with one E8M0 exponent per 32 inputs) ---------------------------
+
+MINIMAX_M3 = ROOT / "minimax_m3_vl"
+
+
+def mxfp8_quantize(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """OCP MXFP8 of ``w`` ``[out, in]``: per group of 32 inputs the E8M0 exponent
+    ``ceil(log2(amax / 448))`` (bias 127, uint8), codes e4m3fn(w / 2^e) rounded to nearest
+    even and saturated."""
+    w = w.astype(np.float32)
+    g = w.reshape(w.shape[0], -1, 32)
+    amax = np.abs(g).max(axis=-1, keepdims=True)
+    e = np.ceil(np.log2(np.maximum(amax, np.float32(2.0 ** -120)) / E4M3_MAX))
+    codes = np.clip(g / np.exp2(e), -E4M3_MAX, E4M3_MAX).astype(float8_e4m3fn)
+    return codes.reshape(w.shape), (e[..., 0] + 127).astype(np.uint8)
+
+
+def minimax_m3_mxfp8_variant(dst: Path) -> Path:
+    """The minimax_m3_vl fixture with its attention, dense MLP and expert Linears in MXFP8 as
+    the MiniMax-M3 MXFP8 checkpoints store them (``weight`` F8_E4M3, ``weight_scale_inv``
+    U8, one exponent per 32 inputs) and the config in the spelling mlx-lm's ``load_model``
+    reads as mxfp8 (``quant_method`` "mxfp8"; the release's own spelling could not be
+    checked here)."""
+    w = {k: np.array(v) for k, v in mlxq.load_checkpoint(MINIMAX_M3).items()}
+    out = {}
+    for k, v in w.items():
+        if (k.startswith("language_model.model.layers.") and v.ndim == 2
+                and k.endswith("_proj.weight") or re.search(r"\.experts\.\d+\.w[123]\.weight$", k)):
+            out[k], out[k + "_scale_inv"] = mxfp8_quantize(v)
+        else:
+            out[k] = v
+    cfg = json.loads((MINIMAX_M3 / "config.json").read_text())
+    cfg["quantization_config"] = {"quant_method": "mxfp8"}
+    return write_folder(MINIMAX_M3, dst, out, cfg)
+
+
+@pytest.mark.parametrize("flags", sorted(FLAGS))
+def test_a_minimax_m3_mxfp8_release_gives_mlx_lms_folder(flags, tmp_path):
+    src = minimax_m3_mxfp8_variant(tmp_path / "src")
+    if "quantize" in FLAGS[flags]:
+        with pytest.warns(mlxq.MlxqWarning, match="already quantized and kept"):
+            convert(src, tmp_path / "mlxq", quiet=True, **FLAGS[flags])
+    else:
+        convert(src, tmp_path / "mlxq", quiet=True, **FLAGS[flags])
+    mlx_lm_convert(src, tmp_path / "ref", **FLAGS[flags])
+    assert_same_folder(tmp_path / "mlxq", tmp_path / "ref")
+    assert json.loads((tmp_path / "mlxq" / "config.json").read_text())[
+        "quantization"]["mode"] == "mxfp8"

@@ -88,7 +88,8 @@ class SourceCheckpoint:
         qc = self.quantization_config()
         if self.config.get("quantization") is not None or not qc:
             return None
-        if isinstance(qc, Mapping) and qc.get("quant_method") in ("fp8", "compressed-tensors"):
+        if isinstance(qc, Mapping) and qc.get("quant_method") in ("fp8", "compressed-tensors",
+                                                                   "mxfp8"):
             return None  # undone lazily before sanitize (mlxq.conversion.prequant)
         from .. import external
 
