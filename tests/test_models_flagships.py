@@ -127,3 +127,15 @@ def test_a_text_only_deepseek_v41_export_converts_as_mlx_lm_converts_it(tmp_path
     convert(src, tmp_path / "mlxq", quiet=True)
     mlx_lm_convert(src, tmp_path / "ref")
     assert_same_folder(tmp_path / "mlxq", tmp_path / "ref")
+
+
+def test_a_minimax_m3_indexer_on_a_full_attention_layer_is_refused_by_name(tmp_path):
+    """mlx-lm's model builds the lightning indexer only on sparse layers, and its strict load
+    refuses the folder otherwise: mlxq refuses the checkpoint, naming the tensor."""
+    def edit(w, cfg):
+        cfg["text_config"]["layer_types"] = ["full_attention", "full_attention"]
+        return w, cfg
+    src = _copy(ROOT / "minimax_m3_vl", tmp_path / "src", edit)
+    with pytest.raises(FormatError, match="layers.1.self_attn.index_.*full attention"):
+        convert(src, tmp_path / "out", quiet=True)
+    assert not (tmp_path / "out").exists()

@@ -395,6 +395,10 @@ SPECS.update({
                         "dense_intermediate_size": 64, "shared_intermediate_size": 64,
                         "num_hidden_layers": 2, "num_attention_heads": 4,
                         "num_key_value_heads": 2, "head_dim": 16, "rotary_dim": 8,
+                        # transformers rotates head_dim x partial_rotary_factor dims,
+                        # mlx-lm rotary_dim: the release states both (half the head)
+                        "rope_parameters": {"rope_type": "default", "rope_theta": 5000000.0,
+                                            "partial_rotary_factor": 0.5},
                         "max_position_embeddings": 256, "num_local_experts": 4,
                         "num_experts_per_tok": 2, "mlp_layer_types": ["dense", "sparse"],
                         "layer_types": ["full_attention", "minimax_m3_sparse"],

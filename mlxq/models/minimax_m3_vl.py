@@ -20,9 +20,10 @@ expert ``num_local_experts`` is split off, fused ``gate_up_proj`` tensors are sp
 
 from __future__ import annotations
 
+import re
 from typing import Any, Mapping
 
-from ..errors import MissingKeyError, ParseError
+from ..errors import FormatError, MissingKeyError, ParseError
 from . import mx
 from ._shared import tied
 from .base import Family, Order
@@ -107,7 +108,34 @@ def sanitize(weights: Weights, config) -> Weights:
                 out[f"{moe}.switch_mlp.{dst}.{part}"] = mx.stack(
                     [out.pop(f"{moe}.experts.{e}.{src}.{part}") for e in range(n)])
 
+    # mlx-lm's model has an indexer only on sparse-attention layers: load_weights(strict)
+    # refuses an indexer tensor elsewhere, so refuse it here, by name
+    for k in out:
+        m = re.match(r"language_model\.model\.layers\.(\d+)\.self_attn\.index_", k)
+        if m and int(m.group(1)) < args.num_hidden_layers and not _is_sparse_attn(
+                text_config(config), int(m.group(1))):
+            raise FormatError(f"{k}: layer {m.group(1)} has full attention in config.json, so "
+                              "mlx-lm's model has no indexer there (mlx_lm.load would refuse "
+                              "the folder)", key=k)
     return out
+
+
+def _is_sparse_attn(text: Mapping[str, Any], layer_idx: int) -> bool:
+    """TextArgs.is_sparse_attn: the published config nests the indexer's settings in
+    ``sparse_attention_config``, a transformers 5 re-save spells them flat."""
+    sac = text.get("sparse_attention_config") or {}
+    if not isinstance(sac, Mapping):
+        raise ParseError("config.json: sparse_attention_config must be an object",
+                         key="sparse_attention_config")
+    if sac.get("sparse_block_size", text.get("index_block_size")) is None:
+        return False
+    layer_types = text.get("layer_types")
+    if isinstance(layer_types, list) and layer_idx < len(layer_types):
+        return layer_types[layer_idx] != "full_attention"
+    freq = sac.get("sparse_attention_freq", text.get("sparse_attention_freq"))
+    if isinstance(freq, list) and layer_idx < len(freq):
+        return bool(freq[layer_idx])
+    return True
 
 
 def cast_predicate(k: str) -> bool:
