@@ -51,6 +51,8 @@ __all__ = ["StoredLayer", "parse_block", "stored_layers"]
 # Dtypes are compared by numpy name: a spec's dtype may be a numpy dtype or that name
 # (``mlxq inspect`` reads headers without loading ml_dtypes, which holds bfloat16).
 _FLOAT_SCALES = ("float16", "bfloat16", "float32")
+# infer_quant_config: the one (bits, group size) each fp mode allows
+_FP_MODES = {(4, 16): "nvfp4", (4, 32): "mxfp4", (8, 32): "mxfp8"}
 
 
 def _name(dt: Any) -> Optional[str]:
@@ -172,6 +174,16 @@ def _read_layer(path: str, specs: Mapping[str, TensorSpec], block: Mapping[str, 
                    "tensors disagree")
     words, groups = w.shape[-1], s.shape[-1]
     bits = q.bits
+    known = in_features(path) if in_features is not None and not named else None
+    if entry is None and mode != "affine" and known and (words * 32) % known == 0 \
+            and known % groups == 0:
+        # mlx-lm's infer_quant_config: a layer the block does not name is read at the
+        # module's true input width, and uint8 scales name the mode their (bits, group
+        # size) allow (DeepSeek-V4.1 keeps mxfp4 experts beside mxfp8 layers under one
+        # mxfp8 block)
+        inferred = _FP_MODES.get((words * 32 // known, known // groups))
+        if inferred is not None:
+            mode, bits = inferred, words * 32 // known
     if (words * 32) % bits:
         raise fail(f"weight has {words} uint32 words per row, not a whole number of "
                    f"{bits}-bit values")
@@ -192,7 +204,6 @@ def _read_layer(path: str, specs: Mapping[str, TensorSpec], block: Mapping[str, 
         raise fail(f"weight {list(w.shape)} with scales {list(s.shape)} read with the "
                    f"{source} gives {bits}-bit groups of {gs}, which mode {mode!r} does not "
                    "support; the block's bits contradict the tensors", key="bits") from None
-    known = in_features(path) if in_features is not None and not named else None
     if known is not None and known != width:
         raise fail(f"read with the {source} its input width would be {width}, but the "
                    f"model's input width there is {known} (from config.json): the block's "

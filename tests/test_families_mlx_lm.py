@@ -67,8 +67,16 @@ def fixtures() -> list[Path]:
     if not FIXTURES.is_dir():
         return []
     return sorted(d for d in FIXTURES.iterdir() if (d / "config.json").is_file()
-                  and json.loads((d / "config.json").read_text()).get("model_type")
-                  in mlxq.models.supported_model_types())
+                  and has_family(json.loads((d / "config.json").read_text())))
+
+
+def has_family(config: dict) -> bool:
+    """Whether mlxq routes this config to a family (by model_type and architectures)."""
+    try:
+        mlxq.models.family_for(config)
+    except mlxq.errors.UnknownEnumValueError:
+        return False
+    return True
 
 
 CASES = [pytest.param(d, name, id=f"{d.name}-{name}") for d in fixtures() for name in FLAGS]
@@ -100,7 +108,10 @@ def test_same_folder_as_mlx_lm_convert(folder, flags, tmp_path):
             convert(folder, tmp_path / "mlxq", quiet=True, **kw)
         assert not (tmp_path / "mlxq").exists()
         return
-    convert(folder, tmp_path / "mlxq", quiet=True, **kw)
+    prequantized = "quantization_config" in json.loads((folder / "config.json").read_text())
+    with (pytest.warns(MlxqWarning, match="already quantized and kept") if prequantized
+          and kw.get("quantize") else contextlib.nullcontext()):  # a release in MLX's layout
+        convert(folder, tmp_path / "mlxq", quiet=True, **kw)
     a, b = tmp_path / "mlxq", tmp_path / "ref"
     assert_checkpoints_equal(a, b, check_config=True, check_index=False)
     ca, cb = json.loads((a / "config.json").read_text()), json.loads((b / "config.json").read_text())
@@ -203,7 +214,8 @@ def test_a_layout_mlx_lm_fails_on_gives_its_folder_for_the_layout_it_expects(
 
 @pytest.mark.parametrize("name", ["deepseek_v3", "qwen3_next", "falcon_h1", "nemotron_h",
                                   "gpt_oss", "granitemoe", "lfm2", "fp8/deepseek_v3",
-                                  "compressed_tensors/deepseek_v3"])
+                                  "compressed_tensors/deepseek_v3", "deepseek_v41", "mistral4",
+                                  "kimi_k3"])
 def test_tiny_row_blocks_give_the_same_folder(name, tmp_path, monkeypatch):
     """Every tensor evaluated a few rows at a time (across experts, through dequantization,
     transposes and multipliers) gives the folder whole tensors give."""
@@ -215,6 +227,8 @@ def test_tiny_row_blocks_give_the_same_folder(name, tmp_path, monkeypatch):
         if flags == "q" and name.startswith("compressed_tensors/"):
             return pytest.warns(MlxqWarning, match="of the compressed-tensors checkpoint "
                                 "keep their own quantization")
+        if flags == "q" and name == "deepseek_v41":  # FP8/FP4 in MLX's layout: kept
+            return pytest.warns(MlxqWarning, match="already quantized and kept")
         return contextlib.nullcontext()
     for flags in ("q", "f16"):
         with warns(flags):
@@ -226,14 +240,18 @@ def test_tiny_row_blocks_give_the_same_folder(name, tmp_path, monkeypatch):
                                  check_config=True, check_index=True)
 
 
-@pytest.mark.parametrize("name", ["llama", "qwen3_moe", "nemotron_h"])
+@pytest.mark.parametrize("name", ["llama", "qwen3_moe", "nemotron_h", "kimi_linear",
+                                  "deepseek_v41"])
 def test_mlx_lm_generates_the_same_from_both_folders(name, tmp_path):
-    """A dense, a MoE and a state-space (Mamba-2 hybrid) family: greedy generation from
-    mlxq's folder equals generation from mlx_lm.convert's."""
+    """A dense, a MoE, a state-space (Mamba-2 hybrid), a linear-attention MoE (Kimi-Linear)
+    and a MoE released in MLX's microscaling layout (DeepSeek-V4.1's FP8/FP4): greedy
+    generation from mlxq's folder equals generation from mlx_lm.convert's."""
     from mlx_lm import generate, load
 
     src = FIXTURES / name
-    convert(src, tmp_path / "mlxq", quiet=True, quantize=True)
+    with (pytest.warns(MlxqWarning, match="already quantized and kept")
+          if name == "deepseek_v41" else contextlib.nullcontext()):
+        convert(src, tmp_path / "mlxq", quiet=True, quantize=True)
     mlx_lm_convert(src, tmp_path / "ref", quantize=True)
     texts = []
     for d in ("mlxq", "ref"):

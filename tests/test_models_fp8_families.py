@@ -265,3 +265,202 @@ def test_a_ministral3_fp8_release_gives_the_folder_of_its_dequantized_copy(flags
     mlx_lm_convert(write_folder(MINISTRAL, tmp_path / "copy", dense, cfg), tmp_path / "ref",
                    **FLAGS[flags])
     assert_same_folder(tmp_path / "mlxq", tmp_path / "ref")
+
+
+# ---- Mistral Small 4: per-tensor FP8, fused experts with one scale per expert ---------------
+
+MISTRAL4 = ROOT / "mistral4"
+
+
+def mistral4_fp8_variant(dst: Path) -> tuple[Path, dict]:
+    """The mistral4 fixture as transformers' fine-grained FP8 without blocks writes it: each
+    Linear's E4M3 ``weight`` with a scalar float32 ``weight_scale_inv`` and a static
+    ``activation_scale``; the fused experts (``mlp.experts.gate_up_proj`` / ``down_proj``,
+    ``[E, out, in]``) in E4M3 with ``{name}_scale_inv`` of shape ``[E, 1, 1]`` and an
+    ``{name}_activation_scale``. Router, embeddings and output head stay bf16."""
+    w = {k: np.array(v) for k, v in mlxq.load_checkpoint(MISTRAL4).items()}
+    out = {}
+    for k, v in w.items():
+        if fp8_linear(k, v.shape):
+            codes, scale = quantize_blocks(v, v.shape)
+            out[k], out[k + "_scale_inv"] = codes, scale.reshape(())
+            out[k[: -len(".weight")] + ".activation_scale"] = np.array(0.0625, np.float32)
+        elif k.endswith(("mlp.experts.gate_up_proj", "mlp.experts.down_proj")):
+            per = [quantize_blocks(e, e.shape) for e in v]
+            out[k] = np.stack([c for c, _ in per])
+            out[k + "_scale_inv"] = np.stack([s for _, s in per]).reshape(-1, 1, 1)
+            out[k + "_activation_scale"] = np.full((v.shape[0], 1, 1), 0.125, np.float32)
+        else:
+            out[k] = v
+    cfg = json.loads((MISTRAL4 / "config.json").read_text())
+    cfg["quantization_config"] = {"quant_method": "fp8", "activation_scheme": "static",
+                                  "weight_block_size": None, "dequantize": False,
+                                  "modules_to_not_convert": ["lm_head", "mlp.gate"]}
+    return write_folder(MISTRAL4, dst, out, cfg), out
+
+
+def test_mistral4_dequantizes_per_tensor_and_per_expert_fp8_itself():
+    from mlxq.models import family_for
+
+    cfg = json.loads((MISTRAL4 / "config.json").read_text())
+    assert "fp8-scaled" in family_for(cfg).source_formats
+
+
+@pytest.mark.parametrize("flags", sorted(FLAGS))
+def test_a_mistral4_fp8_release_gives_mlx_lms_folder(flags, tmp_path):
+    src, tensors = mistral4_fp8_variant(tmp_path / "src")
+    assert tensors["model.layers.1.mlp.experts.gate_up_proj_scale_inv"].shape[1:] == (1, 1)
+    convert(src, tmp_path / "mlxq", quiet=True, **FLAGS[flags])
+    mlx_lm_convert(src, tmp_path / "ref", **FLAGS[flags])
+    assert_same_folder(tmp_path / "mlxq", tmp_path / "ref")
+
+
+def test_mistral4_fp8_experts_are_decoded_before_scaling(tmp_path):
+    """The independent formula agrees with mlxq's sanitize on the fused experts: E4M3
+    decoded, times the expert's scale in float32, rounded once to bfloat16."""
+    from mlxq.conversion.source import SourceCheckpoint
+    from mlxq.models import family_for
+
+    src, tensors = mistral4_fp8_variant(tmp_path / "src")
+    with SourceCheckpoint(src) as ck:
+        got = family_for(ck.config).sanitize(dict(ck.tensors), ck.config)
+        g = got["model.layers.1.mlp.switch_mlp.down_proj.weight"].numpy()
+    k = "model.layers.1.mlp.experts.down_proj"
+    want = np.stack([dequantize(c, s) for c, s in zip(tensors[k], tensors[k + "_scale_inv"])])
+    np.testing.assert_array_equal(g.view(np.uint16), want.view(np.uint16))
+
+
+# ---- LongCat-Flash-Chat-FP8: block FP8 its mlx-lm sanitize does not undo -------------------
+
+def block_dequantized_copy(src: Path, dst: Path) -> Path:
+    """``src`` with every ``X.weight`` + ``X.weight_scale_inv`` replaced by the bf16 weight of
+    the numpy formula (codes times their 128x128 block's scale, rounded once) and the FP8
+    ``quantization_config`` removed."""
+    w = {k: np.array(v) for k, v in mlxq.load_checkpoint(src).items()}
+    out = {}
+    for k, v in w.items():
+        if k.endswith("_scale_inv"):
+            continue
+        if k + "_scale_inv" in w:
+            s = w[k + "_scale_inv"]
+            rows = np.repeat(np.arange(s.shape[0]), BLOCK)[: v.shape[0]]
+            cols = np.repeat(np.arange(s.shape[1]), BLOCK)[: v.shape[1]]
+            v = dequantize(v, s[rows][:, cols])
+        out[k] = v
+    cfg = json.loads((src / "config.json").read_text())
+    cfg.pop("quantization_config")
+    return write_folder(src, dst, out, cfg)
+
+
+@pytest.mark.parametrize("flags", sorted(FLAGS))
+def test_longcat_block_fp8_gives_the_folder_of_its_dequantized_copy(flags, tmp_path):
+    src = ROOT / "fp8" / "longcat_flash"
+    with pytest.raises(ValueError, match="parameters not in model"):  # mlx-lm cannot
+        mlx_lm_convert(src, tmp_path / "direct", **FLAGS[flags])
+    convert(src, tmp_path / "mlxq", quiet=True, **FLAGS[flags])
+    mlx_lm_convert(block_dequantized_copy(src, tmp_path / "copy"), tmp_path / "ref",
+                   **FLAGS[flags])
+    assert_same_folder(tmp_path / "mlxq", tmp_path / "ref")
+
+
+# ---- Kimi K3: compressed-tensors MXFP4 routed experts ---------------------------------------
+
+KIMI_K3 = ROOT / "kimi_k3"
+MXFP4_CT = {
+    "quant_method": "compressed-tensors", "format": "mxfp4-pack-quantized",
+    "quantization_status": "compressed", "kv_cache_scheme": None,
+    "config_groups": {"group_0": {
+        "targets": ["Linear"], "input_activations": None, "output_activations": None,
+        "weights": {"num_bits": 4, "type": "float", "symmetric": True, "strategy": "group",
+                    "group_size": 32, "dynamic": False, "observer": "minmax",
+                    "observer_kwargs": {}, "actorder": None, "block_structure": None}}},
+    "ignore": ["lm_head", "re:.*self_attn.*", "re:.*shared_experts.*", "re:.*res_proj",
+               "re:.*routed_expert_(down|up)_proj", "re:.*mlp\\.(gate|up|down)_proj.*",
+               "re:vision_tower.*", "re:mm_projector.*"],
+}
+
+
+def kimi_k3_mxfp4_variant(dst: Path) -> Path:
+    """The kimi_k3 fixture with its routed experts as compressed-tensors
+    ``mxfp4-pack-quantized`` writes them: ``weight_packed`` uint8 ``[out, in / 2]`` (two E2M1
+    codes a byte) and ``weight_scale`` uint8 ``[out, in / 32]`` (E8M0 exponents), no
+    ``weight_shape``. The codes and exponents are seeded noise: any bytes are valid."""
+    rng = np.random.default_rng(3)
+    w = {k: np.array(v) for k, v in mlxq.load_checkpoint(KIMI_K3).items()}
+    out = {}
+    for k, v in w.items():
+        if re.search(r"\.experts\.\d+\.w[123]\.weight$", k):
+            base = k[: -len(".weight")]
+            rows, cols = v.shape
+            out[base + ".weight_packed"] = rng.integers(0, 256, (rows, cols // 2), np.uint8)
+            out[base + ".weight_scale"] = rng.integers(118, 128, (rows, cols // 32), np.uint8)
+        else:
+            out[k] = v
+    cfg = json.loads((KIMI_K3 / "config.json").read_text())
+    cfg["quantization_config"] = MXFP4_CT
+    return write_folder(KIMI_K3, dst, out, cfg)
+
+
+@pytest.mark.parametrize("flags", ["plain", "q", "mxfp4", "f16"])
+def test_a_kimi_k3_mxfp4_release_gives_mlx_lms_folder(flags, tmp_path):
+    src = kimi_k3_mxfp4_variant(tmp_path / "src")
+    if "quantize" in FLAGS[flags]:  # the packed experts keep their quantization: said so
+        with pytest.warns(mlxq.MlxqWarning, match="3 layers of the compressed-tensors "
+                          "checkpoint keep their own quantization"):
+            convert(src, tmp_path / "mlxq", quiet=True, **FLAGS[flags])
+    else:
+        convert(src, tmp_path / "mlxq", quiet=True, **FLAGS[flags])
+    mlx_lm_convert(src, tmp_path / "ref", **FLAGS[flags])
+    assert_same_folder(tmp_path / "mlxq", tmp_path / "ref")
+    cfg = json.loads((tmp_path / "mlxq" / "config.json").read_text())
+    assert cfg["quantization"]["mode"] == "mxfp4"
+
+
+# ---- MiniMax-M3: MXFP8 (E4M3 with one E8M0 exponent per 32 inputs) ---------------------------
+
+MINIMAX_M3 = ROOT / "minimax_m3_vl"
+
+
+def mxfp8_quantize(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """OCP MXFP8 of ``w`` ``[out, in]``: per group of 32 inputs the E8M0 exponent
+    ``ceil(log2(amax / 448))`` (bias 127, uint8), codes e4m3fn(w / 2^e) rounded to nearest
+    even and saturated."""
+    w = w.astype(np.float32)
+    g = w.reshape(w.shape[0], -1, 32)
+    amax = np.abs(g).max(axis=-1, keepdims=True)
+    e = np.ceil(np.log2(np.maximum(amax, np.float32(2.0 ** -120)) / E4M3_MAX))
+    codes = np.clip(g / np.exp2(e), -E4M3_MAX, E4M3_MAX).astype(float8_e4m3fn)
+    return codes.reshape(w.shape), (e[..., 0] + 127).astype(np.uint8)
+
+
+def minimax_m3_mxfp8_variant(dst: Path) -> Path:
+    """The minimax_m3_vl fixture with its attention, dense MLP and expert Linears in MXFP8 as
+    the MiniMax-M3 MXFP8 checkpoints store them (``weight`` F8_E4M3, ``weight_scale_inv``
+    U8, one exponent per 32 inputs) and the config in the spelling mlx-lm's ``load_model``
+    reads as mxfp8 (``quant_method`` "mxfp8"; the release's own spelling could not be
+    checked here)."""
+    w = {k: np.array(v) for k, v in mlxq.load_checkpoint(MINIMAX_M3).items()}
+    out = {}
+    for k, v in w.items():
+        if (k.startswith("language_model.model.layers.") and v.ndim == 2
+                and k.endswith("_proj.weight") or re.search(r"\.experts\.\d+\.w[123]\.weight$", k)):
+            out[k], out[k + "_scale_inv"] = mxfp8_quantize(v)
+        else:
+            out[k] = v
+    cfg = json.loads((MINIMAX_M3 / "config.json").read_text())
+    cfg["quantization_config"] = {"quant_method": "mxfp8"}
+    return write_folder(MINIMAX_M3, dst, out, cfg)
+
+
+@pytest.mark.parametrize("flags", sorted(FLAGS))
+def test_a_minimax_m3_mxfp8_release_gives_mlx_lms_folder(flags, tmp_path):
+    src = minimax_m3_mxfp8_variant(tmp_path / "src")
+    if "quantize" in FLAGS[flags]:
+        with pytest.warns(mlxq.MlxqWarning, match="already quantized and kept"):
+            convert(src, tmp_path / "mlxq", quiet=True, **FLAGS[flags])
+    else:
+        convert(src, tmp_path / "mlxq", quiet=True, **FLAGS[flags])
+    mlx_lm_convert(src, tmp_path / "ref", **FLAGS[flags])
+    assert_same_folder(tmp_path / "mlxq", tmp_path / "ref")
+    assert json.loads((tmp_path / "mlxq" / "config.json").read_text())[
+        "quantization"]["mode"] == "mxfp8"

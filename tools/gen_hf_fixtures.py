@@ -392,6 +392,142 @@ def fix_values(name: str, cfg: dict[str, Any]) -> dict[str, Any]:
     return cfg
 
 
+
+# --- fam-moe: large MoE / MLA flagships ------------------------------------------------------
+# The fixtures of mlx-lm's MoE/MLA flagship modules transformers can build (the others are
+# described in tools/remote_fixtures/). README.md lists what is changed and why.
+SPECS.update({
+    # Kimi-Linear-48B-A3B: no query LoRA (q_lora_rank null), KDA layer then MLA layer, the
+    # first layer dense
+    "kimi_linear": ("kimi_linear", {**MLA, "num_hidden_layers": 2, "q_lora_rank": None,
+                                    "linear_attn_config": {"kda_layers": [1],
+                                                           "full_attn_layers": [2],
+                                                           "head_dim": 16, "num_heads": 4,
+                                                           "short_conv_kernel_size": 4},
+                                    "linear_head_dim": 16, "linear_num_heads": 4}),
+    # Ling 2.5 (BailingMoeV3ForCausalLM, model_type bailing_hybrid): transformers 5.25's
+    # BailingHybrid is this architecture (KDA + gated MLA, sigmoid-routed MoE); mlx-lm routes
+    # the pair to its bailing_moe_v3 module
+    "bailing_moe_v3": ("bailing_hybrid", {**MLA, "layer_group_size": 2,
+                                          "linear_head_dim": 16, "linear_num_heads": 4}),
+    # Mistral Small 4 (text): MLA, DeepSeek-V3 MoE with a softmax router, first layer dense
+    "mistral4": ("mistral4", {"num_key_value_heads": 4, "num_hidden_layers": 2, "head_dim": 32,
+                              "qk_nope_head_dim": 16, "first_k_dense_replace": 1}),
+    # MiniMax-M3 (vision-language container; mlx-lm keeps the language model): a dense first
+    # layer, then a MoE layer with lightning-indexer sparse attention
+    "minimax_m3_vl": ("minimax_m3_vl", {
+        "projector_hidden_size": 64,
+        "text_config": {"vocab_size": VOCAB, "hidden_size": H, "intermediate_size": 64,
+                        "dense_intermediate_size": 64, "shared_intermediate_size": 64,
+                        "num_hidden_layers": 2, "num_attention_heads": 4,
+                        "num_key_value_heads": 2, "head_dim": 16, "rotary_dim": 8,
+                        # transformers rotates head_dim x partial_rotary_factor dims,
+                        # mlx-lm rotary_dim: the release states both (half the head)
+                        "rope_parameters": {"rope_type": "default", "rope_theta": 5000000.0,
+                                            "partial_rotary_factor": 0.5},
+                        "max_position_embeddings": 256, "num_local_experts": 4,
+                        "num_experts_per_tok": 2, "mlp_layer_types": ["dense", "sparse"],
+                        "layer_types": ["full_attention", "minimax_m3_sparse"],
+                        "index_n_heads": 2, "index_head_dim": 16, "index_block_size": 16,
+                        "index_topk_blocks": 2, "bos_token_id": 1, "eos_token_id": 2,
+                        "pad_token_id": 0},
+        "vision_config": {"hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1,
+                          "num_attention_heads": 2, "image_size": 56, "patch_size": 14}}),
+    # Muse Spark (vision, audio and language; mlx-lm keeps vision and language): three MoE
+    # layers with compressed-width experts (its quant_predicate quantizes the middle one's),
+    # two sliding with RoPE, the last full without
+    "muse_spark": ("muse_spark", {
+        "out_hidden_size": 64, "projector_hidden_size": 64,
+        "text_config": {"vocab_size": VOCAB, "hidden_size": H, "num_hidden_layers": 3,
+                        "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 16,
+                        "max_position_embeddings": 256, "sliding_window": 16,
+                        "moe_intermediate_size": 64, "moe_hidden_size": 32,
+                        "num_local_experts": 4, "num_experts_per_tok": 2,
+                        "intermediate_size": 64, "bos_token_id": 1, "eos_token_id": 2,
+                        "pad_token_id": 0},
+        "vision_config": {"hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1,
+                          "num_attention_heads": 2, "patch_size": 2, "pos_emb_height": 4,
+                          "pos_emb_width": 4, "max_position_embeddings": 16},
+        "audio_config": {"hidden_sizes": [8, 8, 8, 8], "depths": [1, 1, 1, 1],
+                         "out_hidden_size": 64}}),
+})
+# Ling 2.5 configs state the shared expert's width (mlx-lm's default is 512)
+FAMILY_KEYS["bailing_moe_v3"] = lambda c, t: {
+    **FAMILY_KEYS["bailing_hybrid"](c, t),
+    "moe_shared_expert_intermediate_size": c["moe_intermediate_size"]}
+
+# LongCat-Flash-Chat-FP8: DeepSeek-V3's block FP8 (mlx-lm's longcat_flash sanitize does not
+# undo it; mlxq dequantizes it before sanitize, as for any such family)
+VARIANTS_FAM_MOE: dict[str, tuple[str, str, dict[str, Any]]] = {
+    "fp8/longcat_flash": ("fp8", "longcat_flash", SPECS["longcat_flash"][1]),
+}
+
+#: config values the release has in another form than transformers writes: fixture -> keys
+CONFIG_FIXES: dict[str, dict[str, Any]] = {
+    # the Hub release's class (its remote code); transformers 5.25 names it BailingHybrid
+    "bailing_moe_v3": {"architectures": ["BailingMoeV3ForCausalLM"]},
+}
+
+#: tokenizer_config.json keys the release's tokenizer has: Muse Spark's ships its chat template
+#: (mlx-lm 0.32.2 loads a Muse Spark tokenizer that has none with its own template module,
+#: which has no apply_chat_template, and fails)
+TOKENIZER_KEYS: dict[str, dict[str, Any]] = {
+    "muse_spark": {"chat_template": "{% for m in messages %}{{ m['content'] }}{% endfor %}"},
+}
+
+#: transformers classes for fixtures AutoModelForCausalLM does not map
+MODEL_CLASSES: dict[str, str] = {"mistral4": "Mistral4ForCausalLM",
+                                  "minimax_m3_vl": "MiniMaxM3SparseForConditionalGeneration",
+                                  "muse_spark": "MuseSparkForConditionalGeneration"}
+
+
+def _kimi_linear_renames(cfg: dict[str, Any], names: set[str]) -> dict[str, str]:
+    """transformers 5.25 saves Kimi-Linear's dense layers under ``block_sparse_moe.`` (the
+    reverse of its load-time renaming of the release's MoE blocks to ``mlp.``); the release
+    names a dense layer's MLP ``mlp.``, as Moonshot's modeling_kimi.py does."""
+    out = {}
+    for i, kind in enumerate(cfg["mlp_layer_types"]):
+        if kind != "dense":
+            continue
+        for proj in ("gate_proj", "up_proj", "down_proj"):
+            old = f"model.layers.{i}.block_sparse_moe.{proj}.weight"
+            if old in names:
+                out[old] = f"model.layers.{i}.mlp.{proj}.weight"
+    return out
+
+
+def _bailing_v3_renames(cfg: dict[str, Any], names: set[str]) -> dict[str, str]:
+    """transformers 5.25 saves every attention output projection as ``attention.dense`` (the
+    reverse of its load-time renaming of the MLA layers' ``dense``); the release's KDA layers
+    name theirs ``o_proj`` (vLLM's BailingMoeV3, which keeps the reference names, and
+    mlx-lm's BailingKDA)."""
+    return {f"model.layers.{i}.attention.dense.weight": f"model.layers.{i}.attention.o_proj.weight"
+            for i, kind in enumerate(cfg["layer_types"]) if kind == "linear_attention"
+            and f"model.layers.{i}.attention.dense.weight" in names}
+
+
+#: tensor names transformers saves differently from the release: fixture -> (config, names)
+#: -> {old: new}
+TENSOR_RENAMES: dict[str, Callable[[dict[str, Any], set[str]], dict[str, str]]] = {
+    "kimi_linear": _kimi_linear_renames,
+    "bailing_moe_v3": _bailing_v3_renames,
+}
+
+
+def rename_tensors(name: str, d: Path, cfg: dict[str, Any]) -> None:
+    """Applies ``TENSOR_RENAMES[name]`` to the saved ``model.safetensors`` (same bytes)."""
+    fn = TENSOR_RENAMES.get(name)
+    if fn is None:
+        return
+    from safetensors.torch import load_file, save_file
+
+    st = d / "model.safetensors"
+    tensors = load_file(str(st))
+    renames = fn(cfg, set(tensors))
+    save_file({renames.get(k, k): v for k, v in tensors.items()}, str(st),
+              metadata={"format": "pt"})
+
+
 # ------------------------------------------------------------------------------------------
 
 def _tokenizer_files() -> dict[str, Any]:
@@ -411,7 +547,7 @@ def _known_keys(cfg_obj: Any) -> set[str]:
 
 
 # The families the converter must match first keep the full sizes above; the others get a
-# 64-wide MLP (still quantizable at group 64), which keeps the whole set under 20 MB.
+# 64-wide MLP (still quantizable at group 64), which keeps the whole set small.
 PRIMARY = set("""llama mistral qwen2 qwen3 qwen2_moe qwen3_moe qwen3_next mixtral gemma gemma2
 gemma3_text phi phi3 starcoder2 cohere olmo2 olmoe granite granitemoe glm4 glm4_moe deepseek_v2
 deepseek_v3 minimax_m2 gpt_oss gpt2 gpt_neox stablelm exaone4 smollm3 ernie4_5 hunyuan_v1_dense
@@ -463,7 +599,12 @@ def build_fixture(name: str, model_type: str, overrides: dict[str, Any], d: Path
 
     cfg = build_config(model_type, overrides)
     torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_config(cfg, dtype=torch.float32)
+    if name in MODEL_CLASSES:
+        import transformers
+
+        model = getattr(transformers, MODEL_CLASSES[name])._from_config(cfg, dtype=torch.float32)
+    else:
+        model = AutoModelForCausalLM.from_config(cfg, dtype=torch.float32)
     _perturb(model, 1)
     model = model.to(torch.bfloat16)
     model.config.dtype = torch.bfloat16
@@ -475,15 +616,19 @@ def build_fixture(name: str, model_type: str, overrides: dict[str, Any], d: Path
     saved = json.loads(cfg_path.read_text())
     saved.pop("transformers_version", None)
     saved = fix_values(name, saved)
+    saved.update(CONFIG_FIXES.get(name, {}))
     from safetensors import safe_open
 
     with safe_open(str(d / "model.safetensors"), "np") as f:
         tensor_names = set(f.keys())
     saved.update(hub_keys(name, saved, tensor_names))
     _write_json(cfg_path, saved)
+    rename_tensors(name, d, saved)
     _write_json(d / "generation_config.json",
                 {"bos_token_id": 1, "eos_token_id": 2, "do_sample": False})
     for fname, content in _tokenizer_files().items():
+        if fname == "tokenizer_config.json":
+            content = {**content, **TOKENIZER_KEYS.get(name, {})}
         _write_json(d / fname, content)
     return model
 
@@ -547,6 +692,7 @@ VARIANTS: dict[str, tuple[str, str, dict[str, Any]]] = {
     "fp8/qwen3": ("fp8", "qwen3", _FP8_DENSE),
     "compressed_tensors/deepseek_v3": ("int4", "deepseek_v3", MLA),
 }
+VARIANTS.update(VARIANTS_FAM_MOE)
 
 
 def _is_fp8_linear(name: str, shape: tuple[int, ...]) -> bool:

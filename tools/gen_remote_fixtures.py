@@ -51,11 +51,17 @@ def _module(name: str) -> Any:
 
 def fill(name: str, shape: tuple[int, ...], dtype: str, rng: np.random.Generator) -> np.ndarray:
     """N(0, 0.02) noise of ``shape`` in ``dtype`` (N(1, 0.02) for norm weights); integer
-    tensors get small non-negative values."""
+    tensors get small non-negative values; FP8 releases' ``float8_e4m3fn`` weights get codes
+    of N(0, 64) values and their ``float8_e8m0fnu`` scales powers of two."""
     import ml_dtypes
 
     if dtype.startswith(("int", "uint")):
         return np.asarray(rng.integers(0, 4, size=shape).astype(dtype))
+    if dtype == "float8_e8m0fnu":  # power-of-two block scales, 2^-10 .. 2^-4
+        return np.exp2(rng.integers(-10, -3, size=shape)).astype(ml_dtypes.float8_e8m0fnu)
+    if dtype == "float8_e4m3fn":  # E4M3 codes of N(0, 64) values, saturated at +-448
+        x = rng.standard_normal(shape, dtype=np.float32) * np.float32(64.0)
+        return np.clip(x, -448, 448).astype(ml_dtypes.float8_e4m3fn)
     x = rng.standard_normal(shape, dtype=np.float32) * np.float32(0.02)
     if name.endswith(".weight") and any(h in name.lower() for h in _NORM_HINTS) and len(shape) == 1:
         x += np.float32(1.0)

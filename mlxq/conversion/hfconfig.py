@@ -5,9 +5,9 @@
   truthy; the file must be a regular file holding a JSON object with a string
   ``model_type`` (mlx-lm picks the architecture by it); both files obey the source
   folder's symlink rule (:func:`mlxq._files.confine`) before a byte of either is used;
-- writing (``config_text``): ``save_config``'s output — ``_name_or_path`` and
-  ``vision_config`` dropped, ``quantization`` mirrored into ``quantization_config``, keys
-  sorted, ``indent=4``, non-finite floats tagged again.
+- writing (``config_text``): ``save_config``'s output — ``_name_or_path`` and (unless the
+  model keeps its vision tower) ``vision_config`` dropped, ``quantization`` mirrored into
+  ``quantization_config``, keys sorted, ``indent=4``, non-finite floats tagged again.
 
 >>> print(config_text({"b": 1, "a": float("inf"), "_name_or_path": "x"}))
 {
@@ -88,11 +88,14 @@ def load_config(src: Path) -> dict[str, Any]:
     return config
 
 
-def config_text(config: Mapping[str, Any]) -> str:
-    """mlx-lm's ``save_config`` output for ``config`` (already cleaned of popped keys)."""
+def config_text(config: Mapping[str, Any], keep_vision_config: bool = False) -> str:
+    """mlx-lm's ``save_config`` output for ``config`` (already cleaned of popped keys);
+    ``keep_vision_config`` for a model that keeps its vision tower (``save`` passes it when
+    ``model.model`` has a ``vision_tower``)."""
     config = dict(config)
     config.pop("_name_or_path", None)
-    config.pop("vision_config", None)
+    if not keep_vision_config:
+        config.pop("vision_config", None)
     if "quantization" in config:
         config["quantization_config"] = config["quantization"]
     config = dict(sorted(config.items()))

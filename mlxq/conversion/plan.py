@@ -275,7 +275,9 @@ def make_plan(src: SourceCheckpoint, opts: Options) -> Plan:
     for u in units.values():
         used.update(u.tensor.sources())
     bytes_read = sum(s.nbytes for s in used)
-    return Plan(family, units, outputs, shards, config_text(config), total_size,
+    # save: "Models with a vision tower need vision_config to load it again"
+    keep_vision = any(n.startswith("model.vision_tower.") for n in names)
+    return Plan(family, units, outputs, shards, config_text(config, keep_vision), total_size,
                 total_parameters, bytes_read, counts, requantized, warnings, allocation)
 
 

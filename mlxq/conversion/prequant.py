@@ -63,7 +63,14 @@ def prepare(weights: Mapping[str, graph.Tensor], config: dict[str, Any], family:
     qc = _qc(config)
     method = qc.get("quant_method") if isinstance(qc, Mapping) else None
     out = Prepared(dict(weights), dict(config))
-    if config.get("quantization") is None and method == "fp8":
+    packed = _mx_packed(qc) if config.get("quantization") is None else None
+    if packed is not None and "mxfp8" in getattr(family, "source_formats", ()):
+        # load_model's mxfp4 / mxfp8 / ue8m0-32x32 FP8 branches: the family's sanitize puts
+        # the weights in MLX's layout; the config gets the block they are read with
+        out.kind = "mx"
+        out.config["quantization"] = dict(packed)
+        out.config["quantization_config"] = dict(packed)
+    elif config.get("quantization") is None and method == "fp8":
         _fp8(out, qc, family)
     elif config.get("quantization") is None and method == "compressed-tensors":
         _compressed_tensors(out, qc, family, opts)
@@ -83,6 +90,22 @@ def prepare(weights: Mapping[str, graph.Tensor], config: dict[str, Any], family:
     return out
 
 
+def _mx_packed(qc: Any) -> Optional[dict[str, Any]]:
+    """The block mlx-lm's ``load_model`` gives a config whose ``quantization_config`` is
+    already MLX's microscaling layout: ``quant_method`` "mxfp4" / "mxfp8", or "fp8" with
+    UE8M0 scales over 32x32 tiles (DeepSeek-V4.1), which is mxfp8; None otherwise."""
+    if not isinstance(qc, Mapping):
+        return None
+    method = qc.get("quant_method")
+    if method == "mxfp4":
+        return {"group_size": 32, "bits": 4, "mode": "mxfp4"}
+    if method == "mxfp8" or (method == "fp8" and qc.get("scale_fmt") == "ue8m0"
+                             and isinstance(qc.get("weight_block_size"), (list, tuple))
+                             and list(qc["weight_block_size"]) == [32, 32]):
+        return {"group_size": 32, "bits": 8, "mode": "mxfp8"}
+    return None
+
+
 # ---- FP8 -----------------------------------------------------------------------------------
 
 def _fp8(out: Prepared, qc: Mapping[str, Any], family: Any) -> None:
@@ -95,7 +118,11 @@ def _fp8(out: Prepared, qc: Mapping[str, Any], family: Any) -> None:
         raise UnsupportedFormatError(
             "FP8 with ue8m0 scales over 32x32 blocks (which mlx-lm keeps packed as mxfp8) "
             "is not supported yet")
-    handled = "fp8" in getattr(family, "source_formats", ()) and cfg.block_size == (128, 128)
+    formats = getattr(family, "source_formats", ())
+    # "fp8": the family's sanitize dequantizes 128x128 block scales; "fp8-scaled": also
+    # per-tensor / per-expert scales (mistral4's dequant), named X_scale_inv for any X
+    handled = ("fp8" in formats and cfg.block_size == (128, 128)) or (
+        "fp8-scaled" in formats and cfg.block_size is None)
     # X.weight_scale_inv (block scales) or, per tensor / channel, X.weight_scale (as
     # llm-compressor writes it) or X.weight_scale_inv (as transformers' FP8 writes it, e.g.
     # Ministral 3) scale X.weight
@@ -103,6 +130,8 @@ def _fp8(out: Prepared, qc: Mapping[str, Any], family: Any) -> None:
     if cfg.block_size is None and not any(n.endswith(".weight_scale_inv") for n in w):
         suffix = "_scale"
     scaled = sorted(n[: -len(suffix)] for n in w if n.endswith(".weight" + suffix))
+    if handled and cfg.block_size is None and suffix == "_scale_inv":
+        scaled = sorted(n[: -len(suffix)] for n in w if n.endswith(suffix))
     for n in scaled:
         if n not in w:
             raise FormatError(f"{n}{suffix} has no {n} beside it", key=n + suffix)
@@ -196,20 +225,28 @@ def _compressed_tensors(out: Prepared, qc: Mapping[str, Any], family: Any,
             raise FormatError(f"{p}.weight_packed is packed but no compressed-tensors config "
                               "group targets it (or ignore lists it)", layer=p)
         route = g.route
-        for leaf in (".weight_scale", ".weight_shape"):
+        # mxfp4-pack-quantized stores no weight_shape (compressed-tensors' MXFP4 compressor
+        # registers only weight_packed and weight_scale): two E2M1 codes per byte give it
+        leaves = (".weight_scale",) if route is ct.Route.MXFP4 else (".weight_scale",
+                                                                     ".weight_shape")
+        for leaf in leaves:
             if p + leaf not in w:
                 raise FormatError(f"{p}.weight_packed has no {p}{leaf} beside it", layer=p)
         bits = g.weights.num_bits
         gs = g.weights.group_size if g.weights.strategy == "group" else None
         mode = "mxfp4" if route is ct.Route.MXFP4 else "affine"
-        shape = tuple(int(v) for v in w[p + ".weight_shape"].numpy().reshape(-1))
+        if p + ".weight_shape" in w:
+            shape = tuple(int(v) for v in w[p + ".weight_shape"].numpy().reshape(-1))
+        else:
+            packed = w[p + ".weight_packed"]
+            shape = tuple(packed.shape[:-1]) + (packed.shape[-1] * 2,)
         if len(shape) != 2:
             raise FormatError(f"{p}.weight_shape must be [out, in], got {list(shape)}", layer=p)
         requant = want is not None and want != (gs, bits, mode)
         if requant or route is not ct.Route.PACKED_INT and route is not ct.Route.MXFP4:
             w[p + ".weight"] = _ct_dense(w, p, shape, bits, route, ct)
             for leaf in (".weight_packed", ".weight_scale", ".weight_shape"):
-                w.pop(p + leaf)
+                w.pop(p + leaf, None)
             out.requantized += 1
             continue
         kept_any = True
@@ -239,10 +276,13 @@ def packed_format(cfg: Any) -> str:
 
 def _ct_keep(w: dict, p: str, shape: tuple, bits: int, route: Any, ct: Any) -> None:
     packed, scale = w.pop(p + ".weight_packed"), w.pop(p + ".weight_scale")
-    w.pop(p + ".weight_shape")
+    w.pop(p + ".weight_shape", None)
     if route is ct.Route.MXFP4:
+        # the packed bytes read as little-endian uint32: a quarter as many columns
         w[p + ".weight"] = graph.row_wise(lambda a, s: ct.to_mlx_mxfp4(a, s)[0],
-                                          [packed, scale], packed.shape, np.uint32)
+                                          [packed, scale],
+                                          packed.shape[:-1] + (packed.shape[-1] // 4,),
+                                          np.uint32)
         w[p + ".scales"] = graph.row_wise(lambda a, s: ct.to_mlx_mxfp4(a, s)[1],
                                           [packed, scale], scale.shape, np.uint8)
         return

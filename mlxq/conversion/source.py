@@ -129,7 +129,7 @@ class SourceCheckpoint:
         if self.config.get("quantization") is not None or not qc:
             return None
         if isinstance(qc, Mapping) and qc.get("quant_method") in ("fp8", "compressed-tensors",
-                                                                  "bitnet"):
+                                                                  "bitnet", "mxfp8"):
             # undone lazily before sanitize, or (bitnet) kept as the family's model holds
             # it (mlxq.conversion.prequant)
             return None

@@ -40,6 +40,8 @@ def _load() -> dict[str, Family]:
 
 FAMILIES: dict[str, Family] = _load()
 _BY_TYPE: dict[str, Family] = {t: f for f in FAMILIES.values() for t in f.model_types}
+_BY_ARCHITECTURE: dict[tuple[str, str], Family] = {
+    pair: f for f in FAMILIES.values() for pair in f.architectures}
 
 
 def supported_model_types() -> list[str]:
@@ -48,11 +50,21 @@ def supported_model_types() -> list[str]:
 
 
 def family_for(config: Mapping[str, Any], *, allow_unknown: bool = False) -> Family:
-    """The family of a ``config.json`` dict, by its ``model_type`` as mlx-lm's
-    ``_get_classes`` routes it. A type mlx-lm does not support is refused (as mlx-lm
+    """The family of a ``config.json`` dict, by its ``model_type`` (and, for the pairs of
+    ``MODEL_ARCHITECTURE_REMAPPING``, its ``architectures``) as mlx-lm's ``_get_classes``
+    routes it. A type mlx-lm does not support is refused (as mlx-lm
     refuses it), with the supported list, unless ``allow_unknown`` asks for the generic
     rules."""
     mt = config.get("model_type")
+    # _get_classes: a (model_type, architecture) pair of MODEL_ARCHITECTURE_REMAPPING wins
+    archs = config.get("architectures") or ()
+    if isinstance(archs, str):
+        archs = (archs,)
+    if isinstance(mt, str) and isinstance(archs, (list, tuple)):
+        for arch in archs:
+            fam = _BY_ARCHITECTURE.get((mt, arch)) if isinstance(arch, str) else None
+            if fam is not None:
+                return fam
     fam = _BY_TYPE.get(mt) if isinstance(mt, str) else None
     if fam is not None:
         return fam
@@ -86,6 +98,7 @@ def families_table() -> str:
         if f.unquantizable:
             rules.append("-q refused (mlx-lm's fails)")
         rules += [f"{s} source" for s in sorted(f.source_formats)]
-        types = ", ".join(f"`{t}`" for t in f.model_types)
+        types = ", ".join([f"`{t}`" for t in f.model_types] +
+                          [f"`{t}` with `{a}`" for t, a in f.architectures])
         rows.append(f"| {name} | {types} | {', '.join(rules) or '-'} |")
     return "\n".join(rows)

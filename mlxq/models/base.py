@@ -321,6 +321,9 @@ class Family:
     #: mlx-lm's ``nn.quantize`` (afm7's FusedLinear); quantizing one is refused, as
     #: mlx_lm.convert fails on it
     unquantizable: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    #: ``(model_type, architecture)`` pairs mlx-lm's ``MODEL_ARCHITECTURE_REMAPPING`` sends
+    #: here whatever family the ``model_type`` alone names
+    architectures: tuple[tuple[str, str], ...] = ()
 
     @property
     def name(self) -> str:
