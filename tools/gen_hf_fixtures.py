@@ -15,7 +15,7 @@ FP8 block checkpoints as DeepSeek-V3/MiniMax-M2/Qwen3-FP8 ship them, and a compr
 Needs a separate environment with torch (CI does not install it)::
 
     python3 -m venv /tmp/venv-fixtures
-    /tmp/venv-fixtures/bin/pip install torch==2.13.0 transformers==5.24.0 numpy safetensors ml_dtypes
+    /tmp/venv-fixtures/bin/pip install torch==2.13.0 transformers==5.25.0 numpy safetensors ml_dtypes
     /tmp/venv-fixtures/bin/python tools/gen_hf_fixtures.py            # all, into tests/fixtures/hf
     /tmp/venv-fixtures/bin/python tools/gen_hf_fixtures.py llama qwen3 # some
     /tmp/venv-fixtures/bin/python tools/gen_hf_fixtures.py --out DIR --logits DIR2
@@ -242,6 +242,84 @@ SPECS: dict[str, tuple[str, dict[str, Any]]] = {
                                           "linear_head_dim": 16, "linear_num_heads": 4}),
 }
 
+# --- fam-vl: multimodal containers and the vision-language line ---------------------------
+# Vision(-audio)-language checkpoints, saved by the class their Hub releases use
+# (MODEL_CLASS). "text_config", "vision_config" and "audio_config" in the overrides are the
+# sub-configs' (the text one on top of BASE, as a top-level config is); vision and audio
+# towers are as small as their configs allow — mlx-lm drops them, their names are what
+# matters. Where transformers 5's save differs from the release (names it no longer nests,
+# a model_type it spells differently), RELEASE_NAMES / RELEASE_MODEL_TYPE restore the
+# release's (README.md says which, and where they come from).
+_TEXT = {"intermediate_size": 64}
+_SIGLIP = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
+           "num_attention_heads": 2, "image_size": 8, "patch_size": 4}
+_PIXTRAL = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
+            "num_attention_heads": 2, "head_dim": 16, "image_size": 8, "patch_size": 4}
+_QWEN_VIT = {"depth": 1, "embed_dim": 32, "hidden_size": 32, "num_heads": 2,
+             "intermediate_size": 32, "out_hidden_size": H, "patch_size": 2,
+             "spatial_merge_size": 2, "temporal_patch_size": 1}
+_MROPE = {"rope_type": "default", "mrope_section": [2, 2, 4], "rope_theta": 1000000.0}
+VL_SPECS: dict[str, tuple[str, dict[str, Any]]] = {
+    "gemma3": ("gemma3", {
+        "text_config": {"query_pre_attn_scalar": 16, "sliding_window": 16,
+                        "layer_types": ["sliding_attention", "full_attention"]},
+        "vision_config": {**_SIGLIP, "vision_use_head": False}, "mm_tokens_per_image": 4}),
+    "mistral3": ("mistral3", {
+        "text_config": {"model_type": "mistral", "sliding_window": None,
+                        "tie_word_embeddings": False},
+        "vision_config": _PIXTRAL, "tie_word_embeddings": False}),
+    "llava": ("llava", {
+        "text_config": {"model_type": "mistral", "sliding_window": None,
+                        "tie_word_embeddings": False},
+        "vision_config": {**_PIXTRAL, "model_type": "pixtral"}, "tie_word_embeddings": False,
+        "projector_hidden_act": "gelu", "vision_feature_layer": -1}),
+    # mlx-vlm's Pixtral-12B conversions: the llava checkpoint, labelled "pixtral"
+    "pixtral": ("llava", {
+        "text_config": {"model_type": "mistral", "sliding_window": None,
+                        "tie_word_embeddings": False},
+        "vision_config": {**_PIXTRAL, "model_type": "pixtral"}, "tie_word_embeddings": False,
+        "projector_hidden_act": "gelu", "vision_feature_layer": -1}),
+    "qwen2_vl": ("qwen2_vl", {"text_config": {"rope_parameters": _MROPE,
+                                              "tie_word_embeddings": False},
+                              "vision_config": {**_QWEN_VIT, "hidden_size": H},
+                              "tie_word_embeddings": False}),
+    "qwen2_5_vl": ("qwen2_5_vl", {"text_config": {"rope_parameters": _MROPE,
+                                                  "tie_word_embeddings": False},
+                                  "vision_config": {**_QWEN_VIT, "fullatt_block_indexes": [0],
+                                                    "window_size": 8},
+                                  "tie_word_embeddings": False}),
+    "qwen3_vl": ("qwen3_vl", {"text_config": {"rope_parameters": {**_MROPE,
+                                                                  "mrope_interleaved": True},
+                                              "tie_word_embeddings": False},
+                              "vision_config": {**_QWEN_VIT, "deepstack_visual_indexes": [0],
+                                                "num_position_embeddings": 16},
+                              "tie_word_embeddings": False}),
+    "qwen3_vl_moe": ("qwen3_vl_moe", {
+        "text_config": {"rope_parameters": {**_MROPE, "mrope_interleaved": True},
+                        "decoder_sparse_step": 1, "mlp_only_layers": [0],
+                        "tie_word_embeddings": False},
+        "vision_config": {**_QWEN_VIT, "deepstack_visual_indexes": [0],
+                          "num_position_embeddings": 16},
+        "tie_word_embeddings": False}),
+}
+SPECS.update(VL_SPECS)
+MODEL_CLASS: dict[str, str] = {n: "AutoModelForImageTextToText" for n in VL_SPECS}
+SUB_CONFIGS = ("text_config", "vision_config", "audio_config")
+# Names the release nests where transformers 5 saves them flat: (regex, replacement)
+RELEASE_NAMES: dict[str, list[tuple[str, str]]] = {
+    # gemma-3's index: the SigLIP tower under vision_tower.vision_model.
+    "gemma3": [(r"^vision_tower\.", "vision_tower.vision_model.")],
+}
+# Fused expert tensors the release stores [experts, in, out] where transformers 5 saves its
+# own [experts, out, in] (its conversion mapping transposes them on load, and its save keeps
+# them as they are in memory): the tensors whose names match are transposed back
+RELEASE_TRANSPOSED: dict[str, str] = {
+    "qwen3_vl_moe": r"\.mlp\.experts\.(gate_up|down)_proj$",
+}
+# model_type of the release where transformers 5 spells it otherwise
+RELEASE_MODEL_TYPE: dict[str, str] = {"pixtral": "pixtral"}
+
+
 # Top-level keys real Hub checkpoints carry that transformers 5 moves, renames or drops; they
 # are added to the config.json transformers wrote (never replacing a key it wrote, except
 # the value fixes in ``fix_values``). README.md lists them per family.
@@ -250,6 +328,16 @@ def hub_keys(name: str, cfg: dict[str, Any], tensors: set[str]) -> dict[str, Any
     add: dict[str, Any] = {}
     if cfg.get("dtype") and "torch_dtype" not in cfg:
         add["torch_dtype"] = cfg["dtype"]
+    add.update(_rope_keys(cfg))
+    fam = FAMILY_KEYS.get(name)
+    if fam is not None:
+        add.update(fam(cfg, tensors))
+    return {k: v for k, v in add.items() if k not in cfg}
+
+
+def _rope_keys(cfg: dict[str, Any]) -> dict[str, Any]:
+    """rope_theta (and rope_scaling, partial_rotary_factor) from rope_parameters."""
+    add: dict[str, Any] = {}
     rp = cfg.get("rope_parameters")
     if isinstance(rp, dict) and "rope_theta" in rp:
         add["rope_theta"] = rp["rope_theta"]
@@ -264,10 +352,21 @@ def hub_keys(name: str, cfg: dict[str, Any], tensors: set[str]) -> dict[str, Any
         add["rope_theta"] = rp["full_attention"]["rope_theta"]
         if "sliding_attention" in rp:
             add["rope_local_base_freq"] = rp["sliding_attention"]["rope_theta"]
-    fam = FAMILY_KEYS.get(name)
+    return add
+
+
+def text_hub_keys(name: str, cfg: dict[str, Any], tensors: set[str]) -> dict[str, Any]:
+    """The keys added to the ``text_config`` of a multimodal fixture: the rope keys, as at
+    the top level, and ``tie_word_embeddings``, which transformers 5 writes only at the top
+    level and the releases' text configs (written by transformers 4) carry too."""
+    text = cfg["text_config"]
+    add = _rope_keys(text)
+    if "tie_word_embeddings" in cfg:
+        add["tie_word_embeddings"] = cfg["tie_word_embeddings"]
+    fam = TEXT_KEYS.get(name)
     if fam is not None:
-        add.update(fam(cfg, tensors))
-    return {k: v for k, v in add.items() if k not in cfg}
+        add.update(fam(text, tensors))
+    return {k: v for k, v in add.items() if k not in text}
 
 
 def _head_dim(c: dict[str, Any]) -> int:
@@ -342,6 +441,20 @@ FAMILY_KEYS: dict[str, Callable[[dict[str, Any], set[str]], dict[str, Any]]] = {
                                  "first_k_dense_replace": c["mlp_layer_types"].index("sparse")},
 }
 
+# --- fam-vl: keys of the multimodal releases ------------------------------------------------
+FAMILY_KEYS.update({
+    # mlx-lm's gemma3 ModelArgs sets text_config's vocab_size from the top level's, whose
+    # default (262208) is the releases' vocabulary: the tiny one must be stated there
+    "gemma3": lambda c, t: {"vocab_size": c["text_config"]["vocab_size"]},
+})
+# Per multimodal fixture: keys its release's text_config carries
+TEXT_KEYS: dict[str, Callable[[dict[str, Any], set[str]], dict[str, Any]]] = {
+    "gemma3": lambda c, t: {"sliding_window_pattern": 2},
+    # Qwen3-VL-MoE's text config says num_experts (transformers 5: num_local_experts) and
+    # norm_topk_prob (transformers' Qwen3-VL-MoE always normalizes the top-k weights)
+    "qwen3_vl_moe": lambda c, t: {"num_experts": c["num_local_experts"], "norm_topk_prob": True},
+}
+
 # Values transformers 5 writes in a form Hub configs do not have.
 _HUB_LAYER_TYPES = {"granitemoehybrid": {"linear_attention": "mamba",
                                          "full_attention": "attention"}}
@@ -393,10 +506,8 @@ seed_oss internlm3 falcon_h1 mamba2 nemotron_h lfm2""".split())
 SECONDARY_MLP = 64
 
 
-def build_config(model_type: str, overrides: dict[str, Any]) -> Any:
-    from transformers import AutoConfig
-
-    default = AutoConfig.for_model(model_type)
+def _base_kwargs(default: Any, model_type: str, overrides: dict[str, Any]) -> dict[str, Any]:
+    """BASE's keys the config class knows, with ``overrides`` on top."""
     known = _known_keys(default)
     kwargs = {k: v for k, v in BASE.items() if k in known}
     if model_type not in PRIMARY and "intermediate_size" in kwargs:
@@ -410,6 +521,31 @@ def build_config(model_type: str, overrides: dict[str, Any]) -> Any:
     for alias, target in amap.items():
         if alias in overrides and target in kwargs and target not in overrides:
             kwargs.pop(target)
+    return kwargs
+
+
+def build_config(model_type: str, overrides: dict[str, Any]) -> Any:
+    from transformers import AutoConfig
+
+    default = AutoConfig.for_model(model_type)
+    top = {k: v for k, v in overrides.items() if k not in SUB_CONFIGS}
+    kwargs = _base_kwargs(default, model_type, top)
+    for sub in SUB_CONFIGS:  # a multimodal config's parts (fam-vl)
+        if sub not in overrides:
+            continue
+        sub_over = dict(overrides[sub])
+        sub_default = getattr(default, sub)
+        sub_type = sub_over.get("model_type", sub_default.model_type)
+        if sub_type != sub_default.model_type:
+            sub_default = AutoConfig.for_model(sub_type)
+        if sub == "text_config":
+            kwargs[sub] = {"model_type": sub_type,
+                           **_base_kwargs(sub_default, model_type, sub_over)}
+        else:
+            kwargs[sub] = {"model_type": sub_type, **sub_over}
+        for k in list(kwargs):  # BASE's keys belong to the text model, not the container
+            if sub == "text_config" and k in BASE and k not in top:
+                kwargs.pop(k)
     return AutoConfig.for_model(model_type, **kwargs)
 
 
@@ -433,14 +569,18 @@ def build_fixture(name: str, model_type: str, overrides: dict[str, Any], d: Path
     """Instantiates the model with transformers, saves it in bf16 to ``d`` with the Hub keys
     and the tokenizer; returns the (bf16) model."""
     import torch
-    from transformers import AutoModelForCausalLM
+    import transformers
 
     cfg = build_config(model_type, overrides)
     torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_config(cfg, dtype=torch.float32)
+    auto = getattr(transformers, MODEL_CLASS.get(name, "AutoModelForCausalLM"))
+    model = auto.from_config(cfg, dtype=torch.float32)
     _perturb(model, 1)
     model = model.to(torch.bfloat16)
     model.config.dtype = torch.bfloat16
+    for sub in SUB_CONFIGS:
+        if getattr(model.config, sub, None) is not None:
+            getattr(model.config, sub).dtype = torch.bfloat16
     if d.exists():
         shutil.rmtree(d)
     model.save_pretrained(d, safe_serialization=True)
@@ -451,15 +591,42 @@ def build_fixture(name: str, model_type: str, overrides: dict[str, Any], d: Path
     saved = fix_values(name, saved)
     from safetensors import safe_open
 
+    if name in RELEASE_NAMES or name in RELEASE_TRANSPOSED:
+        _to_release(d / "model.safetensors", RELEASE_NAMES.get(name, []),
+                    RELEASE_TRANSPOSED.get(name))
     with safe_open(str(d / "model.safetensors"), "np") as f:
         tensor_names = set(f.keys())
     saved.update(hub_keys(name, saved, tensor_names))
+    if isinstance(saved.get("text_config"), dict):
+        saved["text_config"].update(text_hub_keys(name, saved, tensor_names))
+    if name in RELEASE_MODEL_TYPE:
+        saved["model_type"] = RELEASE_MODEL_TYPE[name]
     _write_json(cfg_path, saved)
     _write_json(d / "generation_config.json",
                 {"bos_token_id": 1, "eos_token_id": 2, "do_sample": False})
     for fname, content in _tokenizer_files().items():
         _write_json(d / fname, content)
     return model
+
+
+def _to_release(path: Path, rules: list[tuple[str, str]], transposed: str | None) -> None:
+    """Rewrites ``path`` in the release's layout: each tensor renamed by the first matching
+    rule; those whose (new) name matches ``transposed`` with axes 1 and 2 swapped."""
+    from safetensors.torch import load_file, save_file
+
+    src = load_file(str(path))
+    dst = {}
+    for k in sorted(src):
+        new = k
+        for pat, repl in rules:
+            if re.search(pat, k):
+                new = re.sub(pat, repl, k)
+                break
+        t = src[k]
+        if transposed and re.search(transposed, new):
+            t = t.transpose(1, 2).contiguous()
+        dst[new] = t
+    save_file(dst, str(path), metadata={"format": "pt"})
 
 
 def make_fixture(name: str, out: Path, logits_dir: Path | None) -> Path:

@@ -150,6 +150,9 @@ def make_plan(src: SourceCheckpoint, opts: Options) -> Plan:
         prepared = prepare(src.tensors, config, family, opts)
         weights, config = prepared.weights, prepared.config
         warnings.extend(prepared.notes)
+    # load_model: ModelArgs.from_dict may write into the config it is given (text_config
+    # defaults of multimodal containers), and convert saves that dict
+    config = family.config_as_loaded(config)
     block = config.get("quantization")
     base = _sanitize(family, weights, config)
 

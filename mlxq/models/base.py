@@ -220,10 +220,19 @@ class Family:
     #: ("fp8": block E4M3 with 128x128 scales; "compressed-tensors": INT4 pack-quantized);
     #: for the others mlxq undoes them before sanitize (mlxq.conversion.prequant)
     source_formats: frozenset = frozenset()
+    #: what ``ModelArgs.from_dict(config)`` writes into the config dict itself, which
+    #: ``mlx_lm.convert`` saves afterwards (a multimodal container's ``__post_init__``
+    #: sets keys of ``config["text_config"]``, the same dict object): ``config -> a new
+    #: config`` (the argument is left as it is)
+    edit_config: Optional[Callable[[Config], dict]] = None
 
     @property
     def name(self) -> str:
         return self.module
+
+    def config_as_loaded(self, config: Config) -> dict:
+        """The config as mlx-lm holds it once its model is built (see ``edit_config``)."""
+        return self.edit_config(config) if self.edit_config is not None else dict(config)
 
     def order_for(self, config: Config) -> Order:
         """The parameter order of mlx-lm's model for this config."""
