@@ -301,6 +301,13 @@ VL_SPECS: dict[str, tuple[str, dict[str, Any]]] = {
         "vision_config": {**_QWEN_VIT, "deepstack_visual_indexes": [0],
                           "num_position_embeddings": 16},
         "tie_word_embeddings": False}),
+    "lfm2-vl": ("lfm2_vl", {
+        "text_config": {"num_hidden_layers": 2, "layer_types": ["conv", "full_attention"],
+                        "block_auto_adjust_ff_dim": False},
+        "vision_config": {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
+                          "num_attention_heads": 2, "patch_size": 4, "num_patches": 4,
+                          "vision_use_head": False},
+        "projector_hidden_size": 64, "downsample_factor": 2}),
 }
 SPECS.update(VL_SPECS)
 MODEL_CLASS: dict[str, str] = {n: "AutoModelForImageTextToText" for n in VL_SPECS}
@@ -317,7 +324,12 @@ RELEASE_TRANSPOSED: dict[str, str] = {
     "qwen3_vl_moe": r"\.mlp\.experts\.(gate_up|down)_proj$",
 }
 # model_type of the release where transformers 5 spells it otherwise
-RELEASE_MODEL_TYPE: dict[str, str] = {"pixtral": "pixtral"}
+RELEASE_MODEL_TYPE: dict[str, str] = {
+    "pixtral": "pixtral",
+    # LiquidAI's LFM2-VL releases say "lfm2-vl" (mlx-lm's module and mlx-vlm's remapping
+    # are named after it); transformers' class says "lfm2_vl"
+    "lfm2-vl": "lfm2-vl",
+}
 
 
 # Top-level keys real Hub checkpoints carry that transformers 5 moves, renames or drops; they
@@ -453,6 +465,8 @@ TEXT_KEYS: dict[str, Callable[[dict[str, Any], set[str]], dict[str, Any]]] = {
     # Qwen3-VL-MoE's text config says num_experts (transformers 5: num_local_experts) and
     # norm_topk_prob (transformers' Qwen3-VL-MoE always normalizes the top-k weights)
     "qwen3_vl_moe": lambda c, t: {"num_experts": c["num_local_experts"], "norm_topk_prob": True},
+    # as lfm2's (the text model is LFM2)
+    "lfm2-vl": lambda c, t: FAMILY_KEYS["lfm2"](c, t),
 }
 
 # Values transformers 5 writes in a form Hub configs do not have.

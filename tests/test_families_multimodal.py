@@ -1,0 +1,190 @@
+"""The multimodal containers (mlx-lm's gemma3, mistral3/llava, pixtral, qwen2_vl, qwen3_vl,
+qwen3_vl_moe, lfm2-vl, llama4, gemma4, kimi_k25, ...) on the layouts and configs their
+releases come in besides the one transformers 5 saves: each variant is made from a fixture
+with MLX itself (renamed tensors, an edited config), converted by mlx_lm.convert and by
+mlxq with the same flags, and the folders compared (tensors and config.json byte for
+byte). Where mlx-lm 0.32.2 refuses a faithful input, the test says with which error, and
+checks that mlxq refuses it too, writing nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("mlx_lm")
+
+import mlxq.errors  # noqa: E402
+from mlxq import convert  # noqa: E402
+from support import assert_same_folder, mlx_lm_convert  # noqa: E402
+
+FIXTURES = Path(os.environ.get("MLXQ_HF_FIXTURES",
+                               Path(__file__).resolve().parent / "fixtures" / "hf"))
+FLAGS = {
+    "q": {"quantize": True},
+    "mixed_3_6": {"quantize": True, "quant_predicate": "mixed_3_6"},
+    "f16": {"dtype": "float16"},
+}
+
+
+def variant(name: str, dst: Path, *, rename=(), config=None, tensors=None) -> Path:
+    """Fixture ``name`` copied to ``dst`` with its tensors renamed (``(regex, repl)``, the
+    first that matches), changed by ``tensors(name, array) -> array`` (MLX arrays), and
+    its config.json edited in place by ``config(dict)``."""
+    import mlx.core as mx
+
+    src = FIXTURES / name
+    shutil.copytree(src, dst)
+    w = mx.load(str(src / "model.safetensors"))
+    out = {}
+    for k, v in w.items():
+        for pat, repl in rename:
+            if re.search(pat, k):
+                k = re.sub(pat, repl, k)
+                break
+        out[k] = tensors(k, v) if tensors else v
+    mx.save_safetensors(str(dst / "model.safetensors"), out, metadata={"format": "pt"})
+    if config is not None:
+        cfg = json.loads((dst / "config.json").read_text())
+        config(cfg)
+        (dst / "config.json").write_text(json.dumps(cfg, indent=2))
+    return dst
+
+
+def same_as_mlx_lm(src: Path, tmp_path: Path, flags: str) -> None:
+    """The same folder as mlx_lm.convert's, or, where mlx-lm refuses (mixed recipes need a
+    down_proj), a typed refusal writing nothing."""
+    try:
+        mlx_lm_convert(src, tmp_path / f"ref-{flags}", **FLAGS[flags])
+    except Exception:
+        with pytest.raises(mlxq.errors.MlxqError):
+            convert(src, tmp_path / f"mlxq-{flags}", quiet=True, **FLAGS[flags])
+        assert not (tmp_path / f"mlxq-{flags}").exists()
+        return
+    convert(src, tmp_path / f"mlxq-{flags}", quiet=True, **FLAGS[flags])
+    assert_same_folder(tmp_path / f"mlxq-{flags}", tmp_path / f"ref-{flags}")
+
+
+def both_refuse(src: Path, tmp_path: Path, mlx_lm_error: str) -> mlxq.errors.MlxqError:
+    with pytest.raises(Exception, match=mlx_lm_error):
+        mlx_lm_convert(src, tmp_path / "ref", quantize=True)
+    with pytest.raises(mlxq.errors.MlxqError) as e:
+        convert(src, tmp_path / "mlxq", quiet=True, quantize=True)
+    assert not (tmp_path / "mlxq").exists()
+    return e.value
+
+
+# ---- what ModelArgs writes into text_config, which convert saves -------------------------
+
+def _drop_text_key(key):
+    def edit(cfg):
+        del cfg["text_config"][key]
+    return edit
+
+
+@pytest.mark.parametrize("flags", sorted(FLAGS))
+def test_llava_without_a_text_tie_flag_gets_mistral3s_false(flags, tmp_path):
+    src = variant("llava", tmp_path / "src", config=_drop_text_key("tie_word_embeddings"))
+    same_as_mlx_lm(src, tmp_path, flags)
+    out = json.loads((tmp_path / f"mlxq-{flags}" / "config.json").read_text())
+    assert out["text_config"]["tie_word_embeddings"] is False
+
+
+def test_pixtral_always_unties_and_says_so(tmp_path):
+    def edit(cfg):
+        cfg["text_config"]["tie_word_embeddings"] = True
+    src = variant("pixtral", tmp_path / "src", config=edit)
+    same_as_mlx_lm(src, tmp_path, "q")
+    out = json.loads((tmp_path / "mlxq-q" / "config.json").read_text())
+    assert out["text_config"]["tie_word_embeddings"] is False
+
+
+def test_gemma3_writes_the_top_level_vocab_size_into_text_config(tmp_path):
+    def edit(cfg):
+        cfg["text_config"]["vocab_size"] = 5  # overwritten by the top level's 128
+    src = variant("gemma3", tmp_path / "src", config=edit)
+    same_as_mlx_lm(src, tmp_path, "q")
+    out = json.loads((tmp_path / "mlxq-q" / "config.json").read_text())
+    assert out["text_config"]["vocab_size"] == 128
+
+
+# ---- the other layouts of the releases ----------------------------------------------------
+
+def test_mistral3_in_the_nested_layout(tmp_path):
+    """Newer saves: model.language_model.*, model.vision_tower.*, a top-level lm_head."""
+    src = variant("mistral3", tmp_path / "src", rename=[
+        (r"^language_model\.model\.", "model.language_model."),
+        (r"^language_model\.lm_head\.", "lm_head."),
+        (r"^(vision_tower|multi_modal_projector)\.", r"model.\1.")])
+    for flags in FLAGS:
+        same_as_mlx_lm(src, tmp_path, flags)
+
+
+def test_qwen2_vl_in_the_nested_layout_and_qwen3_vl_in_the_flat_one(tmp_path):
+    src = variant("qwen2_vl", tmp_path / "q2", rename=[
+        (r"^model\.", "model.language_model."), (r"^visual\.", "model.visual.")])
+    same_as_mlx_lm(src, tmp_path / "a", "q")
+    src = variant("qwen3_vl", tmp_path / "q3", rename=[
+        (r"^model\.language_model\.", "model."), (r"^model\.visual\.", "visual.")])
+    same_as_mlx_lm(src, tmp_path / "b", "q")
+
+
+def test_qwen2_vl_with_the_releases_flat_config(tmp_path):
+    """Qwen2-VL's releases have no text_config: the config itself is the text model's."""
+    def flatten(cfg):
+        cfg.update(cfg.pop("text_config"))
+        cfg["model_type"] = "qwen2_vl"
+    src = variant("qwen2_vl", tmp_path / "src", config=flatten)
+    for flags in FLAGS:
+        same_as_mlx_lm(src, tmp_path, flags)
+
+
+def test_qwen3_vl_moe_in_the_language_model_layout(tmp_path):
+    """language_model.model.* and language_model.lm_head (no top-level model)."""
+    src = variant("qwen3_vl_moe", tmp_path / "src", rename=[
+        (r"^model\.language_model\.", "language_model.model."),
+        (r"^lm_head\.", "language_model.lm_head."), (r"^model\.visual\.", "visual.")])
+    for flags in FLAGS:
+        same_as_mlx_lm(src, tmp_path, flags)
+
+
+def test_lfm2_vl_as_its_releases_have_it_is_refused_by_both(tmp_path):
+    """LiquidAI's LFM2-VL releases (what transformers saves): model.language_model.*,
+    model.vision_tower.*, conv kernels [C, 1, K]. mlx-lm's lfm2-vl sanitize only drops the
+    top-level towers, so its strict load finds the language model's names not in its
+    model: 'Received N parameters not in model'."""
+    e = both_refuse(FIXTURES / "lfm2-vl", tmp_path, "parameters not in model")
+    assert isinstance(e, mlxq.errors.FormatError) and e.key.startswith("model.")
+
+
+@pytest.mark.parametrize("flags", sorted(FLAGS))
+def test_lfm2_vl_in_mlx_vlms_layout(flags, tmp_path):
+    """What mlx-lm's lfm2-vl does convert: language_model.model.*, top-level towers, conv
+    kernels already in MLX's [C, K, 1] (as mlx-vlm's conversions of LFM2-VL have them)."""
+    src = variant("lfm2-vl", tmp_path / "src", rename=[
+        (r"^model\.language_model\.", "language_model.model."),
+        (r"^model\.(vision_tower|multi_modal_projector)\.", r"\1.")],
+        tensors=lambda k, v: v.moveaxis(2, 1) if k.endswith("conv.conv.weight") else v)
+    same_as_mlx_lm(src, tmp_path, flags)
+
+
+# ---- generation ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["gemma3", "qwen3_vl_moe"])
+def test_mlx_lm_generates_the_same_from_both_folders(name, tmp_path):
+    """A multimodal container (and one whose experts are fused on the Hub): greedy
+    generation from mlxq's folder equals generation from mlx_lm.convert's."""
+    from mlx_lm import generate, load
+
+    src = FIXTURES / name
+    convert(src, tmp_path / "mlxq", quiet=True, quantize=True)
+    mlx_lm_convert(src, tmp_path / "ref", quantize=True)
+    texts = []
+    for d in ("mlxq", "ref"):
+        model, tok = load(str(tmp_path / d))
+        texts.append(generate(model, tok, prompt="the a of to", max_tokens=8, verbose=False))
+    assert texts[0] == texts[1] and texts[0]
