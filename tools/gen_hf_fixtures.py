@@ -188,9 +188,6 @@ SPECS: dict[str, tuple[str, dict[str, Any]]] = {
                         "num_hidden_layers": 2}),
     "mimo_v2_flash": ("mimo_v2_flash", {"head_dim": 24, "v_head_dim": 16,
                                         "layer_types": ["sliding_attention", "full_attention"]}),
-    "llama4_text": ("llama4_text", {"intermediate_size_mlp": 128, "intermediate_size": 64,
-                                    "interleave_moe_layer_step": 2, "no_rope_layer_interval": 2,
-                                    "attention_chunk_size": 16, "num_experts_per_tok": 1}),
     "mellum": ("mellum", {"layer_types": ["sliding_attention", "full_attention"]}),
     "laguna": ("laguna", {"layer_types": ["sliding_attention", "full_attention"]}),
     "longcat_flash": ("longcat_flash", {**MLA, "num_layers": 1, "ffn_hidden_size": 128,
@@ -301,6 +298,23 @@ VL_SPECS: dict[str, tuple[str, dict[str, Any]]] = {
         "vision_config": {**_QWEN_VIT, "deepstack_visual_indexes": [0],
                           "num_position_embeddings": 16},
         "tie_word_embeddings": False}),
+    # Llama 4 Scout/Maverick: MoE layers interleaved with dense ones, experts fused as the
+    # release stores them ([experts, hidden, 2 x inter]: transformers' own layout)
+    "llama4": ("llama4", {
+        "text_config": {"intermediate_size_mlp": 128, "intermediate_size": 64,
+                        "interleave_moe_layer_step": 2, "no_rope_layer_interval": 2,
+                        "attention_chunk_size": 16, "num_experts_per_tok": 1,
+                        "rope_parameters": {**LLAMA3, "rope_theta": 500000.0}},
+        "vision_config": {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
+                          "num_attention_heads": 2, "image_size": 8, "patch_size": 4,
+                          "vision_output_dim": 32, "projector_input_dim": 32,
+                          "projector_output_dim": 32, "pixel_shuffle_ratio": 0.5}}),
+    # MobileLLM-R1 (what mlx-lm's llama4_text is for): dense Llama 4 layers (no MoE layer),
+    # tied embeddings; moved here from the MoE list, whose Llama-4-style text layout
+    # (routed experts, an lm_head) no mlx-lm converts
+    "llama4_text": ("llama4_text", {"intermediate_size_mlp": 128, "moe_layers": [],
+                                    "no_rope_layer_interval": 2, "attention_chunk_size": 16,
+                                    "tie_word_embeddings": True}),
     "lfm2-vl": ("lfm2_vl", {
         "text_config": {"num_hidden_layers": 2, "layer_types": ["conv", "full_attention"],
                         "block_auto_adjust_ff_dim": False},
@@ -310,7 +324,8 @@ VL_SPECS: dict[str, tuple[str, dict[str, Any]]] = {
         "projector_hidden_size": 64, "downsample_factor": 2}),
 }
 SPECS.update(VL_SPECS)
-MODEL_CLASS: dict[str, str] = {n: "AutoModelForImageTextToText" for n in VL_SPECS}
+MODEL_CLASS: dict[str, str] = {n: "AutoModelForImageTextToText" for n in VL_SPECS
+                               if not n.endswith("_text")}  # text-only: causal LMs
 SUB_CONFIGS = ("text_config", "vision_config", "audio_config")
 # Names the release nests where transformers 5 saves them flat: (regex, replacement)
 RELEASE_NAMES: dict[str, list[tuple[str, str]]] = {
