@@ -47,8 +47,9 @@ def test_config_names_model_type_and_bf16(name):
     cfg = _config(name)
     assert isinstance(cfg.get("model_type"), str) and cfg["model_type"]
     assert cfg.get("architectures"), "transformers writes the architecture"
-    # real Hub checkpoints are bf16 and say so under the key mlx-lm reads
-    assert cfg.get("torch_dtype") == "bfloat16"
+    # real Hub checkpoints are bf16 and say so: under torch_dtype (the key mlx-lm reads), or,
+    # written by transformers 5 (Gemma 4), under dtype
+    assert cfg.get("torch_dtype", cfg.get("dtype")) == "bfloat16"
 
 
 @pytest.mark.parametrize("name", FIXTURES)

@@ -315,6 +315,35 @@ VL_SPECS: dict[str, tuple[str, dict[str, Any]]] = {
     "llama4_text": ("llama4_text", {"intermediate_size_mlp": 128, "moe_layers": [],
                                     "no_rope_layer_interval": 2, "attention_chunk_size": 16,
                                     "tie_word_embeddings": True}),
+    # Gemma 4 E2B/E4B: per-layer inputs, the last layer reusing an earlier one's K/V,
+    # wider full-attention heads; vision and audio towers
+    "gemma4": ("gemma4", {
+        "text_config": {"vocab_size_per_layer_input": VOCAB, "num_hidden_layers": 3,
+                        "layer_types": ["sliding_attention", "full_attention",
+                                        "full_attention"],
+                        "global_head_dim": 32, "num_kv_shared_layers": 1,
+                        "hidden_size_per_layer_input": 8, "num_experts": None,
+                        "moe_intermediate_size": None},
+        "vision_config": {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
+                          "num_attention_heads": 2, "num_key_value_heads": 2, "head_dim": 16,
+                          "patch_size": 4, "position_embedding_size": 16},
+        "audio_config": {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
+                         "subsampling_conv_channels": [8, 4], "output_proj_dims": 32}}),
+    # Gemma 4 26B-A4B's text layers: an MoE block beside the MLP, keys shared as values in
+    # full attention (as the text-only class saves them)
+    "gemma4_text": ("gemma4_text", {
+        "layer_types": ["sliding_attention", "full_attention"], "global_head_dim": 32,
+        "num_global_key_value_heads": 1, "attention_k_eq_v": True,
+        "hidden_size_per_layer_input": 0, "enable_moe_block": True, "num_experts": 4,
+        "top_k_experts": 2, "moe_intermediate_size": 64}),
+    # The encoder-free Gemma 4: image patches embedded by vision_embedder.* (the release's
+    # names, which transformers' save restores), an audio embedder
+    "gemma4_unified": ("gemma4_unified", {
+        "text_config": {"layer_types": ["sliding_attention", "full_attention"],
+                        "global_head_dim": 32, "hidden_size_per_layer_input": 0},
+        "vision_config": {"patch_size": 4, "pooling_kernel_size": 2, "mm_embed_dim": 32,
+                          "mm_posemb_size": 4, "output_proj_dims": 32},
+        "audio_config": {"audio_embed_dim": 16}}),
     "lfm2-vl": ("lfm2_vl", {
         "text_config": {"num_hidden_layers": 2, "layer_types": ["conv", "full_attention"],
                         "block_auto_adjust_ff_dim": False},
@@ -338,6 +367,9 @@ RELEASE_NAMES: dict[str, list[tuple[str, str]]] = {
 RELEASE_TRANSPOSED: dict[str, str] = {
     "qwen3_vl_moe": r"\.mlp\.experts\.(gate_up|down)_proj$",
 }
+# Families released with transformers 5 (Gemma 4): their configs are as transformers 5
+# writes them (rope_parameters, dtype), so no transformers-4 key is added
+TRANSFORMERS5_RELEASES = {"gemma4", "gemma4_text", "gemma4_unified"}
 # model_type of the release where transformers 5 spells it otherwise
 RELEASE_MODEL_TYPE: dict[str, str] = {
     "pixtral": "pixtral",
@@ -353,9 +385,10 @@ RELEASE_MODEL_TYPE: dict[str, str] = {
 def hub_keys(name: str, cfg: dict[str, Any], tensors: set[str]) -> dict[str, Any]:
     """The keys added to a transformers-written config.json of fixture ``name``."""
     add: dict[str, Any] = {}
-    if cfg.get("dtype") and "torch_dtype" not in cfg:
+    if cfg.get("dtype") and "torch_dtype" not in cfg and name not in TRANSFORMERS5_RELEASES:
         add["torch_dtype"] = cfg["dtype"]
-    add.update(_rope_keys(cfg))
+    if name not in TRANSFORMERS5_RELEASES:
+        add.update(_rope_keys(cfg))
     fam = FAMILY_KEYS.get(name)
     if fam is not None:
         add.update(fam(cfg, tensors))
@@ -387,7 +420,7 @@ def text_hub_keys(name: str, cfg: dict[str, Any], tensors: set[str]) -> dict[str
     the top level, and ``tie_word_embeddings``, which transformers 5 writes only at the top
     level and the releases' text configs (written by transformers 4) carry too."""
     text = cfg["text_config"]
-    add = _rope_keys(text)
+    add = _rope_keys(text) if name not in TRANSFORMERS5_RELEASES else {}
     if "tie_word_embeddings" in cfg:
         add["tie_word_embeddings"] = cfg["tie_word_embeddings"]
     fam = TEXT_KEYS.get(name)
@@ -469,10 +502,24 @@ FAMILY_KEYS: dict[str, Callable[[dict[str, Any], set[str]], dict[str, Any]]] = {
 }
 
 # --- fam-vl: keys of the multimodal releases ------------------------------------------------
+def _gemma4_keys(c: dict[str, Any]) -> dict[str, Any]:
+    full = [v for v in (c.get("per_layer_config") or {}).values()]
+    add: dict[str, Any] = {}
+    if full and "head_dim" in full[0]:
+        add["global_head_dim"] = full[0]["head_dim"]
+    if full and "num_key_value_heads" in full[0]:
+        add["num_global_key_value_heads"] = full[0]["num_key_value_heads"]
+    return add
+
+
 FAMILY_KEYS.update({
+    "gemma4_text": lambda c, t: _gemma4_keys(c),
     # mlx-lm's gemma3 ModelArgs sets text_config's vocab_size from the top level's, whose
     # default (262208) is the releases' vocabulary: the tiny one must be stated there
     "gemma3": lambda c, t: {"vocab_size": c["text_config"]["vocab_size"]},
+    # ... and gemma4's (262144, Gemma 4's vocabulary)
+    "gemma4": lambda c, t: {"vocab_size": c["text_config"]["vocab_size"]},
+    "gemma4_unified": lambda c, t: {"vocab_size": c["text_config"]["vocab_size"]},
 })
 # Per multimodal fixture: keys its release's text_config carries
 TEXT_KEYS: dict[str, Callable[[dict[str, Any], set[str]], dict[str, Any]]] = {
@@ -480,6 +527,10 @@ TEXT_KEYS: dict[str, Callable[[dict[str, Any], set[str]], dict[str, Any]]] = {
     # Qwen3-VL-MoE's text config says num_experts (transformers 5: num_local_experts) and
     # norm_topk_prob (transformers' Qwen3-VL-MoE always normalizes the top-k weights)
     "qwen3_vl_moe": lambda c, t: {"num_experts": c["num_local_experts"], "norm_topk_prob": True},
+    # Gemma 4's releases state global_head_dim (and num_global_key_value_heads); transformers
+    # 5.25 folds them into per_layer_config
+    "gemma4": lambda c, t: _gemma4_keys(c),
+    "gemma4_unified": lambda c, t: _gemma4_keys(c),
     # as lfm2's (the text model is LFM2)
     "lfm2-vl": lambda c, t: FAMILY_KEYS["lfm2"](c, t),
 }
@@ -564,6 +615,9 @@ def build_config(model_type: str, overrides: dict[str, Any]) -> Any:
             continue
         sub_over = dict(overrides[sub])
         sub_default = getattr(default, sub)
+        if sub_default is None:  # an optional part (Gemma 4's towers): its class's defaults
+            kwargs[sub] = sub_over
+            continue
         sub_type = sub_over.get("model_type", sub_default.model_type)
         if sub_type != sub_default.model_type:
             sub_default = AutoConfig.for_model(sub_type)
