@@ -188,3 +188,60 @@ def test_mlx_lm_generates_the_same_from_both_folders(name, tmp_path):
         model, tok = load(str(tmp_path / d))
         texts.append(generate(model, tok, prompt="the a of to", max_tokens=8, verbose=False))
     assert texts[0] == texts[1] and texts[0]
+
+
+# ---- Kimi K2.5's compressed-tensors INT4 release -------------------------------------------
+
+CT_K25 = FIXTURES / "compressed_tensors" / "kimi_k25"
+
+
+@pytest.mark.parametrize("flags", ["plain", "q", "f16"])
+def test_kimi_k25_int4_experts_kept_as_mlx_lm_keeps_them(flags, tmp_path):
+    """quantization_config in text_config (as the release has it): the packed experts are
+    remapped by deepseek_v3's sanitize inside kimi_k25's, through the same source-format
+    path as Kimi-K2-Thinking's."""
+    kw = {"plain": {}, "q": {"quantize": True}, "f16": {"dtype": "float16"}}[flags]
+    with pytest.warns(mlxq.MlxqWarning) if flags == "q" else _no_warning():
+        r = convert(CT_K25, tmp_path / "mlxq", quiet=True, **kw)
+    assert r.repacked_layers == 3
+    mlx_lm_convert(CT_K25, tmp_path / "ref", **kw)
+    assert_same_folder(tmp_path / "mlxq", tmp_path / "ref")
+
+
+def _no_warning():
+    import contextlib
+
+    return contextlib.nullcontext()
+
+
+def test_kimi_k25_int4_experts_requantized_to_the_bits_asked(tmp_path):
+    """-q --q-bits 3 quantizes the experts to 3 bits (mlx-lm 0.32 keeps them at 4 and
+    records 3: its issue #907): the folder is mlx-lm's for a copy dequantized with
+    compressed-tensors' own formula, (code - 8) * scale rounded once to bf16."""
+    import mlx.core as mx
+    import numpy as np
+
+    src = tmp_path / "copy"
+    shutil.copytree(CT_K25, src)
+    w = mx.load(str(CT_K25 / "model.safetensors"))
+    out = {}
+    for k, v in w.items():
+        if k.endswith(("weight_scale", "weight_shape")):
+            continue
+        if k.endswith("weight_packed"):
+            base = k[: -len("_packed")]
+            words = np.array(v).view(np.uint32)
+            codes = (words[..., None] >> (np.arange(8, dtype=np.uint32) * 4)) & 15
+            q = codes.reshape(words.shape[0], -1).astype(np.float32) - 8
+            s = np.array(w[base + "_scale"].astype(mx.float32))
+            out[base] = mx.array(q * np.repeat(s, q.shape[1] // s.shape[1], axis=1)).astype(
+                mx.bfloat16)
+            continue
+        out[k] = v
+    mx.save_safetensors(str(src / "model.safetensors"), out, metadata={"format": "pt"})
+    cfg = json.loads((src / "config.json").read_text())
+    del cfg["text_config"]["quantization_config"]
+    (src / "config.json").write_text(json.dumps(cfg, indent=2))
+    convert(CT_K25, tmp_path / "mlxq", quiet=True, quantize=True, q_bits=3)
+    mlx_lm_convert(src, tmp_path / "ref", quantize=True, q_bits=3)
+    assert_same_folder(tmp_path / "mlxq", tmp_path / "ref")

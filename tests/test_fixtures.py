@@ -100,7 +100,9 @@ def test_fp8_block_layout(name):
 
 @pytest.mark.parametrize("name", CT)
 def test_compressed_tensors_pack_quantized_layout(name):
-    q = _config(name)["quantization_config"]
+    cfg = _config(name)
+    # top level, or (Kimi K2.5) in text_config, where mlx-lm also looks
+    q = cfg.get("quantization_config") or cfg["text_config"]["quantization_config"]
     assert q["quant_method"] == "compressed-tensors" and q["format"] == "pack-quantized"
     w = q["config_groups"]["group_0"]["weights"]
     assert (w["num_bits"], w["type"], w["symmetric"], w["strategy"], w["group_size"]) == (

@@ -344,6 +344,14 @@ VL_SPECS: dict[str, tuple[str, dict[str, Any]]] = {
         "vision_config": {"patch_size": 4, "pooling_kernel_size": 2, "mm_embed_dim": 32,
                           "mm_posemb_size": 4, "output_proj_dims": 32},
         "audio_config": {"audio_embed_dim": 16}}),
+    # Kimi K2.5: DeepSeek-V3 (MLA, routed and shared experts) under language_model., a
+    # MoonViT tower and its projector
+    "kimi_k25": ("kimi_k25", {
+        "text_config": {**MLA, "model_type": "deepseek_v3", "moe_intermediate_size": 32},
+        "vision_config": {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
+                          "num_attention_heads": 2, "patch_size": 4, "pos_emb_height": 4,
+                          "pos_emb_width": 4},
+        "projection_hidden_size": 32, "tie_word_embeddings": False}),
     "lfm2-vl": ("lfm2_vl", {
         "text_config": {"num_hidden_layers": 2, "layer_types": ["conv", "full_attention"],
                         "block_auto_adjust_ff_dim": False},
@@ -360,6 +368,11 @@ SUB_CONFIGS = ("text_config", "vision_config", "audio_config")
 RELEASE_NAMES: dict[str, list[tuple[str, str]]] = {
     # gemma-3's index: the SigLIP tower under vision_tower.vision_model.
     "gemma3": [(r"^vision_tower\.", "vision_tower.vision_model.")],
+    # Kimi-K2.5's index: transformers 5.25's save turns its own "layers" back into "blocks"
+    # everywhere and leaves two of its renames undone
+    "kimi_k25": [(r"^language_model\.model\.blocks\.", "language_model.model.layers."),
+                 (r"^model\.mm_projector\.", "mm_projector."),
+                 (r"^vision_tower\.encoder\.patch_embed\.", "vision_tower.patch_embed.")],
 }
 # Fused expert tensors the release stores [experts, in, out] where transformers 5 saves its
 # own [experts, out, in] (its conversion mapping transposes them on load, and its save keeps
@@ -769,6 +782,10 @@ VARIANTS: dict[str, tuple[str, str, dict[str, Any]]] = {
     "fp8/qwen3": ("fp8", "qwen3", _FP8_DENSE),
     "compressed_tensors/deepseek_v3": ("int4", "deepseek_v3", MLA),
 }
+# --- fam-vl: Kimi K2.5's release is compressed-tensors INT4 experts, its quantization_config
+# inside text_config
+VARIANTS["compressed_tensors/kimi_k25"] = ("int4", "kimi_k25", VL_SPECS["kimi_k25"][1])
+QC_IN_TEXT_CONFIG = {"compressed_tensors/kimi_k25"}
 
 
 def _is_fp8_linear(name: str, shape: tuple[int, ...]) -> bool:
@@ -858,8 +875,8 @@ def make_variant(name: str, out: Path) -> Path:
             dst[k] = t
     save_file(dst, str(st), metadata={"format": "pt"})
     cfg = json.loads((d / "config.json").read_text())
-    cfg["quantization_config"] = (FP8_QUANTIZATION_CONFIG if kind == "fp8"
-                                  else CT_QUANTIZATION_CONFIG)
+    (cfg["text_config"] if name in QC_IN_TEXT_CONFIG else cfg)["quantization_config"] = (
+        FP8_QUANTIZATION_CONFIG if kind == "fp8" else CT_QUANTIZATION_CONFIG)
     _write_json(d / "config.json", cfg)
     return d
 
