@@ -245,3 +245,33 @@ def test_kimi_k25_int4_experts_requantized_to_the_bits_asked(tmp_path):
     convert(CT_K25, tmp_path / "mlxq", quiet=True, quantize=True, q_bits=3)
     mlx_lm_convert(src, tmp_path / "ref", quantize=True, q_bits=3)
     assert_same_folder(tmp_path / "mlxq", tmp_path / "ref")
+
+
+# ---- Kimi-VL: mlx-lm 0.32.2 cannot convert it ------------------------------------------------
+
+def test_mlx_lm_refuses_kimi_vl_for_the_kv_b_proj_its_sanitize_leaves(tmp_path):
+    with pytest.raises(ValueError, match=r"parameters not in model.*\n.*kv_b_proj"):
+        mlx_lm_convert(FIXTURES / "kimi_vl", tmp_path / "ref", quantize=True)
+
+
+@pytest.mark.parametrize("flags", sorted(FLAGS))
+def test_kimi_vl_converts_into_the_folder_kimi_k25s_sanitize_gives(flags, tmp_path):
+    """kimi_k25's sanitize is kimi_vl's plus deepseek_v3's (the kv_b_proj split among its
+    steps) on the same language_model. layout: mlx-lm converting the checkpoint relabelled
+    kimi_k25 gives mlxq's kimi_vl tensors; the configs differ in model_type alone. The
+    folder loads in mlx-lm as kimi_vl."""
+    from mlx_lm.utils import load_model
+
+    def relabel(cfg):
+        cfg["model_type"] = "kimi_k25"
+    as_k25 = variant("kimi_vl", tmp_path / "k25", config=relabel)
+    mlx_lm_convert(as_k25, tmp_path / "ref", **FLAGS[flags])
+    convert(FIXTURES / "kimi_vl", tmp_path / "mlxq", quiet=True, **FLAGS[flags])
+    from mlxq.testing import assert_checkpoints_equal
+
+    assert_checkpoints_equal(tmp_path / "mlxq", tmp_path / "ref", check_config=False)
+    got = json.loads((tmp_path / "mlxq" / "config.json").read_text())
+    want = json.loads((tmp_path / "ref" / "config.json").read_text())
+    assert got.pop("model_type") == "kimi_vl" and want.pop("model_type") == "kimi_k25"
+    assert got == want
+    load_model(tmp_path / "mlxq")  # strict
