@@ -28,6 +28,7 @@ compares mlx-lm's logits with them. Output is deterministic: fixed seeds, sorted
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import json
 import math
@@ -352,6 +353,19 @@ VL_SPECS: dict[str, tuple[str, dict[str, Any]]] = {
                           "num_attention_heads": 2, "patch_size": 4, "pos_emb_height": 4,
                           "pos_emb_width": 4},
         "projection_hidden_size": 32, "tie_word_embeddings": False}),
+    # Gemma 3n E2B: AltUp, LAuReL, per-layer inputs, the last layer reusing an earlier
+    # one's K/V; an audio tower and embedders (the vision tower: see VISION_STAND_IN)
+    "gemma3n": ("gemma3n", {
+        "text_config": {"vocab_size_per_layer_input": VOCAB, "num_hidden_layers": 3,
+                        "layer_types": ["sliding_attention", "full_attention",
+                                        "full_attention"],
+                        "num_kv_shared_layers": 1, "hidden_size_per_layer_input": 8,
+                        "laurel_rank": 8, "activation_sparsity_pattern": [0.95, 0.0, 0.0],
+                        "sliding_window": 16},
+        "vision_config": {"hidden_size": 16, "vocab_size": 8, "vocab_offset": VOCAB},
+        "audio_config": {"hidden_size": 32, "input_feat_size": 16, "vocab_size": 8,
+                         "vocab_offset": VOCAB + 8, "conf_num_attention_heads": 2,
+                         "conf_num_hidden_layers": 1, "sscp_conv_channel_size": [8, 4]}}),
     "lfm2-vl": ("lfm2_vl", {
         "text_config": {"num_hidden_layers": 2, "layer_types": ["conv", "full_attention"],
                         "block_auto_adjust_ff_dim": False},
@@ -383,6 +397,21 @@ RELEASE_TRANSPOSED: dict[str, str] = {
 # Families released with transformers 5 (Gemma 4): their configs are as transformers 5
 # writes them (rope_parameters, dtype), so no transformers-4 key is added
 TRANSFORMERS5_RELEASES = {"gemma4", "gemma4_text", "gemma4_unified"}
+# Gemma 3n and 4 releases hold key/value projections (and the key norm) in the layers that
+# reuse an earlier layer's K/V too; transformers 5.25 neither builds nor saves them (it
+# ignores them on load: Gemma3nTextModel's _keys_to_ignore_on_load_unexpected). The tool
+# adds them, shaped as the producing layer's, under this prefix.
+RELEASE_SHARED_KV: dict[str, str] = {"gemma3n": "model.language_model.layers",
+                                     "gemma4": "model.language_model.layers"}
+# Gemma 3n's vision tower is timm's MobileNetV5 (300M parameters at its smallest, and timm
+# is not part of this environment); mlx-lm drops it whole. The fixture holds a few tensors of
+# it instead, under the release's names (gemma-3n-E2B's index: model.vision_tower.timm_model.*)
+VISION_STAND_IN: dict[str, tuple[str, dict[str, tuple[int, ...]]]] = {
+    "gemma3n": ("gemma3n_vision", {
+        "conv_stem.conv.weight": (8, 3, 3, 3), "conv_stem.conv.bias": (8,),
+        "conv_stem.bn.weight": (8,), "blocks.0.0.conv_exp.weight": (16, 8, 3, 3),
+        "msfa.ffn.pw_exp.conv.weight": (16, 8, 1, 1)}),
+}
 # model_type of the release where transformers 5 spells it otherwise
 RELEASE_MODEL_TYPE: dict[str, str] = {
     "pixtral": "pixtral",
@@ -670,7 +699,8 @@ def build_fixture(name: str, model_type: str, overrides: dict[str, Any], d: Path
     cfg = build_config(model_type, overrides)
     torch.manual_seed(0)
     auto = getattr(transformers, MODEL_CLASS.get(name, "AutoModelForCausalLM"))
-    model = auto.from_config(cfg, dtype=torch.float32)
+    with _vision_stand_in(name, model_type):
+        model = auto.from_config(cfg, dtype=torch.float32)
     _perturb(model, 1)
     model = model.to(torch.bfloat16)
     model.config.dtype = torch.bfloat16
@@ -690,6 +720,9 @@ def build_fixture(name: str, model_type: str, overrides: dict[str, Any], d: Path
     if name in RELEASE_NAMES or name in RELEASE_TRANSPOSED:
         _to_release(d / "model.safetensors", RELEASE_NAMES.get(name, []),
                     RELEASE_TRANSPOSED.get(name))
+    if name in RELEASE_SHARED_KV:
+        _add_shared_kv(d / "model.safetensors", RELEASE_SHARED_KV[name],
+                       model.config.get_text_config())
     with safe_open(str(d / "model.safetensors"), "np") as f:
         tensor_names = set(f.keys())
     saved.update(hub_keys(name, saved, tensor_names))
@@ -703,6 +736,71 @@ def build_fixture(name: str, model_type: str, overrides: dict[str, Any], d: Path
     for fname, content in _tokenizer_files().items():
         _write_json(d / fname, content)
     return model
+
+
+@contextlib.contextmanager
+def _vision_stand_in(name: str, model_type: str) -> Any:
+    """While building fixture ``name``: the vision tower its model makes with ``AutoModel``
+    is a module holding ``VISION_STAND_IN[name]``'s tensors under ``timm_model.``."""
+    if name not in VISION_STAND_IN:
+        yield
+        return
+    import importlib as _il
+
+    import torch
+
+    vision_type, params = VISION_STAND_IN[name]
+    mod = _il.import_module(f"transformers.models.{model_type}.modeling_{model_type}")
+    real = mod.AutoModel
+
+    def stand_in() -> Any:
+        root = torch.nn.Module()
+        root.timm_model = torch.nn.Module()
+        for pname, shape in params.items():
+            *path, leaf = pname.split(".")
+            m = root.timm_model
+            for part in path:
+                if not hasattr(m, part):
+                    m.add_module(part, torch.nn.Module())
+                m = getattr(m, part)
+            m.register_parameter(leaf, torch.nn.Parameter(torch.zeros(shape)))
+        return root
+
+    class _Auto:
+        @staticmethod
+        def from_config(config: Any, **kw: Any) -> Any:
+            if getattr(config, "model_type", None) == vision_type:
+                return stand_in()
+            return real.from_config(config, **kw)
+
+    mod.AutoModel = _Auto
+    try:
+        yield
+    finally:
+        mod.AutoModel = real
+
+
+def _add_shared_kv(path: Path, prefix: str, text: Any) -> None:
+    """Rewrites ``path`` with ``k_proj``, ``v_proj`` and ``k_norm`` weights in each layer
+    that reuses an earlier layer's K/V, shaped as those of the last non-shared layer of its
+    type (seeded N(0, 0.02), norms around 1)."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    src = load_file(str(path))
+    types = text.layer_types
+    first = text.num_hidden_layers - text.num_kv_shared_layers
+    g = torch.Generator().manual_seed(2)
+    for l in range(first, text.num_hidden_layers):
+        producer = max(i for i in range(first) if types[i] == types[l])
+        for leaf in ("k_proj.weight", "v_proj.weight", "k_norm.weight"):
+            like = src.get(f"{prefix}.{producer}.self_attn.{leaf}")
+            if like is None:
+                continue
+            noise = torch.randn(like.shape, generator=g) * 0.02
+            src[f"{prefix}.{l}.self_attn.{leaf}"] = (
+                noise + (1.0 if "norm" in leaf else 0.0)).to(like.dtype)
+    save_file({k: src[k] for k in sorted(src)}, str(path), metadata={"format": "pt"})
 
 
 def _to_release(path: Path, rules: list[tuple[str, str]], transposed: str | None) -> None:
