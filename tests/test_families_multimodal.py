@@ -275,3 +275,70 @@ def test_kimi_vl_converts_into_the_folder_kimi_k25s_sanitize_gives(flags, tmp_pa
     assert got.pop("model_type") == "kimi_vl" and want.pop("model_type") == "kimi_k25"
     assert got == want
     load_model(tmp_path / "mlxq")  # strict
+
+
+# ---- Ministral 3 (mistral3 over a ministral3 text model) -------------------------------------
+
+def _as_ministral3(cfg):
+    """The mistral3 fixture's text config as Ministral 3's: model_type ministral3 and its
+    YaRN rope with the Llama-4 attention scaling (as transformers wrote them for the
+    ministral3 fixture)."""
+    text = json.loads((FIXTURES / "ministral3" / "config.json").read_text())
+    cfg["text_config"]["model_type"] = "ministral3"
+    for k in ("rope_parameters", "rope_scaling", "rope_theta"):
+        cfg["text_config"][k] = text[k]
+
+
+@pytest.mark.parametrize("flags", sorted(FLAGS))
+def test_mistral3_builds_ministral3s_language_model_when_the_text_config_says_so(flags,
+                                                                                 tmp_path):
+    src = variant("mistral3", tmp_path / "src", config=_as_ministral3)
+    same_as_mlx_lm(src, tmp_path, flags)
+
+
+def test_a_ministral3_fp8_release_through_mistral3_gives_its_dequantized_copys_folder(tmp_path):
+    """Ministral 3's releases: per-tensor E4M3 weights with a scalar weight_scale_inv and
+    activation_scale in the language model's layers. mlx-lm's ministral3 sanitize (called
+    by mistral3's) multiplies the raw byte codes (see tests/test_models_fp8_families.py);
+    mlxq decodes them, so its folder is mlx-lm's for a copy dequantized by numpy."""
+    import numpy as np
+
+    import mlxq
+    from test_models_fp8_families import dequantize, quantize_blocks
+
+    base = variant("mistral3", tmp_path / "base", config=_as_ministral3)
+    w = {k: np.array(v) for k, v in mlxq.load_checkpoint(base).items()}
+    fp8, dense = {}, {}
+    for k, v in w.items():
+        if k.startswith("language_model.model.layers.") and k.endswith(".weight") and v.ndim == 2:
+            codes, scale = quantize_blocks(v, v.shape)
+            fp8[k], fp8[k + "_scale_inv"] = codes, scale.reshape(())
+            fp8[k[: -len(".weight")] + ".activation_scale"] = np.array(0.0625, np.float32)
+            dense[k] = dequantize(codes, scale.reshape(()))
+        else:
+            fp8[k] = dense[k] = v
+    cfg = json.loads((base / "config.json").read_text())
+    for folder, tensors, qc in ((tmp_path / "fp8", fp8, True), (tmp_path / "copy", dense, False)):
+        shutil.copytree(base, folder)
+        mlxq.save_safetensors(folder / "model.safetensors", tensors, metadata={"format": "pt"})
+        c = dict(cfg)
+        if qc:
+            c["quantization_config"] = {"quant_method": "fp8", "activation_scheme": "static",
+                                        "weight_block_size": None, "dequantize": False}
+        (folder / "config.json").write_text(json.dumps(c, indent=2))
+    with pytest.warns(mlxq.MlxqWarning, match="FP8 activation scales"):
+        convert(tmp_path / "fp8", tmp_path / "mlxq", quiet=True, quantize=True)
+    mlx_lm_convert(tmp_path / "copy", tmp_path / "ref", quantize=True)
+    assert_same_folder(tmp_path / "mlxq", tmp_path / "ref")
+
+
+def test_gemma4s_shared_layers_lose_their_key_value_projections(tmp_path):
+    import mlxq
+
+    out = tmp_path / "mlxq"
+    convert(FIXTURES / "gemma4", out, quiet=True)
+    src = mlxq.load_checkpoint(FIXTURES / "gemma4")
+    assert "model.language_model.layers.2.self_attn.k_proj.weight" in src
+    got = mlxq.load_checkpoint(out)
+    assert not any(k.startswith("language_model.model.layers.2.self_attn.k") for k in got)
+    assert "language_model.model.layers.1.self_attn.k_proj.weight" in got
