@@ -122,7 +122,10 @@ def test_gpt_oss_in_the_hubs_bf16_layout_converts_into_what_mlx_lm_loads(flags, 
 
 @pytest.mark.parametrize("name", ["deepseek_v3", "qwen3_next", "falcon_h1", "nemotron_h",
                                   "gpt_oss", "granitemoe", "lfm2", "fp8/deepseek_v3",
-                                  "compressed_tensors/deepseek_v3"])
+                                  "compressed_tensors/deepseek_v3",
+                                  # fam-vl: fused experts transposed one at a time, split
+                                  "qwen3_vl_moe", "llama4", "gemma4_text",
+                                  "compressed_tensors/kimi_k25"])
 def test_tiny_row_blocks_give_the_same_folder(name, tmp_path, monkeypatch):
     """Every tensor evaluated a few rows at a time (across experts, through dequantization,
     transposes and multipliers) gives the folder whole tensors give."""
