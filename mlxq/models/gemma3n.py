@@ -10,7 +10,7 @@ every layer, so the releases' projections of the shared layers stay.
 
 from __future__ import annotations
 
-from ._multimodal import drop_trees, subtree
+from ._multimodal import drop_trees, subtree, text_config
 from .base import Family, Order
 from .common import Weights
 
@@ -22,6 +22,7 @@ LAYER = ("self_attn(q_proj k_proj v_proj o_proj q_norm k_norm) mlp(gate_proj up_
 
 
 def sanitize(weights: Weights, config) -> Weights:
+    text_config(config)  # ModelArgs' text_config has no default
     subtree(weights, "model")  # mlx-lm: weights["model"], a KeyError without it
     return drop_trees(weights, *(f"model.{k}" for k in
                                  ["vision_tower", "audio_tower", "embed_audio", "embed_vision"]))

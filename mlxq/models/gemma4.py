@@ -20,7 +20,7 @@ from __future__ import annotations
 import copy
 
 from . import gemma4_text
-from ._multimodal import nested_order
+from ._multimodal import nested_order, text_config
 from .base import Config, Family
 from .common import Weights
 
@@ -36,6 +36,7 @@ def edit_config(config: Config) -> dict:
     new dict, which the saved config never sees."""
     out = copy.deepcopy(dict(config))
     if out.get("text_config") is not None:
+        text_config(out)  # an object, or a ParseError naming it
         _post_init(out["text_config"], out.get("vocab_size", 262144))
     return out
 

@@ -15,14 +15,14 @@ text settings are then the config itself) or nest them in ``text_config``.
 from __future__ import annotations
 
 from . import qwen2
-from ._multimodal import drop_trees, nested_order
+from ._multimodal import drop_trees, nested_order, text_config
 from .base import Config, Family
 from .common import Weights
 
 
 def text_args(config: Config) -> Config:
     """``ModelArgs.from_dict``: without a ``text_config`` the config itself is one."""
-    return config["text_config"] if "text_config" in config else config
+    return text_config(config) if "text_config" in config else config
 
 
 def language_model_sanitize(weights: Weights, config) -> Weights:
@@ -46,6 +46,7 @@ def language_model_sanitize(weights: Weights, config) -> Weights:
 
 
 def sanitize(weights: Weights, config) -> Weights:
+    text_args(config)
     return language_model_sanitize(weights, config)
 
 

@@ -13,6 +13,7 @@ from .qwen2_vl import language_model_sanitize, text_args
 
 
 def sanitize(weights: Weights, config) -> Weights:
+    text_args(config)
     return language_model_sanitize(weights, config)
 
 
