@@ -68,8 +68,7 @@ def order(config: Config) -> Order:
 
 FAMILY = Family(
     "mistral3", ("mistral3", "llava"), sanitize, order,
+    # the widths every language model it may build shares (mistral4's attention is MLA)
     widths={"self_attn.q_proj": "hidden", "self_attn.k_proj": "hidden",
-            "self_attn.v_proj": "hidden", "self_attn.o_proj": "attention",
-            "mlp.gate_proj": "hidden", "mlp.up_proj": "hidden",
-            "mlp.down_proj": "intermediate_size"},
+            "self_attn.v_proj": "hidden", "mlp.gate_proj": "hidden", "mlp.up_proj": "hidden"},
     edit_config=edit_config)
