@@ -29,6 +29,13 @@ MLX_LM_DIFFERS = {
     "ernie4_5_moe": "mlx-lm's router picks experts without moe_statics.e_score_correction_bias, "
                     "which transformers adds to the scores before top-k",
     "jamba": "mlx-lm renormalizes the top-k router weights, transformers does not",
+    "gemma3n": "mlx-lm's Gemma 3n gives other logits than transformers' for the same weights, "
+               "from the first position on",
+    "llama4": "mlx-lm's Llama 4 takes its global attention mask from the fourth layer's "
+              "cache: it runs models of 4 layers or more only (IndexError)",
+    "llama4_text": "mlx-lm's llama4_text applies the QK norm before RoPE, in every layer, and "
+                   "no attention temperature tuning; transformers' Llama 4 after RoPE, in "
+                   "the RoPE layers (positions after the first differ)",
 }
 
 

@@ -53,8 +53,9 @@ def test_config_names_model_type_and_bf16(name):
     if name in REMOTE:  # the publisher's keys, which test_remote_fixture_is_its_description checks
         return
     assert cfg.get("architectures"), "transformers writes the architecture"
-    # real Hub checkpoints are bf16 and say so under the key mlx-lm reads
-    assert cfg.get("torch_dtype") == "bfloat16"
+    # real Hub checkpoints are bf16 and say so: under torch_dtype (the key mlx-lm reads), or,
+    # written by transformers 5 (Gemma 4), under dtype
+    assert cfg.get("torch_dtype", cfg.get("dtype")) == "bfloat16"
 
 
 def _remote(name):
@@ -130,7 +131,9 @@ def test_fp8_block_layout(name):
 
 @pytest.mark.parametrize("name", CT)
 def test_compressed_tensors_pack_quantized_layout(name):
-    q = _config(name)["quantization_config"]
+    cfg = _config(name)
+    # top level, or (Kimi K2.5) in text_config, where mlx-lm also looks
+    q = cfg.get("quantization_config") or cfg["text_config"]["quantization_config"]
     assert q["quant_method"] == "compressed-tensors" and q["format"] == "pack-quantized"
     w = q["config_groups"]["group_0"]["weights"]
     assert (w["num_bits"], w["type"], w["symmetric"], w["strategy"], w["group_size"]) == (
@@ -149,16 +152,19 @@ def test_compressed_tensors_pack_quantized_layout(name):
 
 
 def test_fixtures_stay_small():
-    # every model type mlx-lm converts (138) at a few hundred KB each, with room to spare
+    # every model type mlx-lm converts (about 140) at under ~400 KB each, with the
+    # pre-quantized variants
     total = sum(p.stat().st_size for p in ROOT.rglob("*") if p.is_file())
-    # about 150 KB a folder: the 73 types of mlx-lm 0.32.2 first supported took 17.4 MiB;
-    # the 65 added later (with their variants) as much again
     assert total < 48 * 2**20
+    for d in ROOT.iterdir():
+        if (d / "config.json").is_file():
+            assert sum(p.stat().st_size for p in d.iterdir()) < 450 * 2**10, d.name
 
 
 def test_every_bf16_fixture_has_transformers_logits():
     import numpy as np
 
+    remote = Path(__file__).resolve().parent.parent / "tools" / "remote_fixtures"
     for name in FIXTURES:
         if "/" in name or name in REMOTE:  # transformers cannot run the publishers' models
             continue

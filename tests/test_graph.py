@@ -219,6 +219,23 @@ def test_a_stacked_tensor_is_read_one_expert_at_a_time():
     np.testing.assert_array_equal(np.concatenate(blocks)[16:32], experts["e1"].astype(np.float32))
 
 
+def test_an_expert_tensor_transposed_is_read_one_expert_at_a_time():
+    """[E, in, out] swapped into [E, out, in] (the Hub's fused expert layout into MLX's):
+    each expert is read once, whatever the row blocks, and never the whole tensor."""
+    w = rand((6, 16, 24), BF16)
+    rd = ArrayReader({"w": w})
+    t = g.Source(rd, "w").swapaxes(-1, -2)
+    blocks = [t.rows(r, min(r + 5, t.nrows)) for r in range(0, t.nrows, 5)]
+    np.testing.assert_array_equal(np.concatenate(blocks).reshape(t.shape),
+                                  w.swapaxes(-1, -2))
+    assert rd.rows_read == 6 * 16
+    rd.rows_read = 0
+    t2 = g.Source(rd, "w").swapaxes(-1, -2)
+    np.testing.assert_array_equal(t2.rows(2, 10), w.swapaxes(-1, -2).reshape(-1, 16)[2:10])
+    assert rd.rows_read == 16  # rows 2:10 lie in expert 0 (24 rows each)
+    np.testing.assert_array_equal(t2.rows(0, t2.nrows).reshape(t2.shape), w.swapaxes(-1, -2))
+
+
 # ---- random chains: rows always equal the whole ---------------------------------------------
 
 OPS = ["astype", "slice0", "slicelast", "swap01", "reshape", "mul", "add_vec", "stack",

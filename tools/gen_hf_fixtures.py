@@ -29,6 +29,7 @@ compares mlx-lm's logits with them. Output is deterministic: fixed seeds, sorted
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import json
 import math
@@ -186,9 +187,6 @@ SPECS: dict[str, tuple[str, dict[str, Any]]] = {
                         "num_hidden_layers": 2}),
     "mimo_v2_flash": ("mimo_v2_flash", {"head_dim": 24, "v_head_dim": 16,
                                         "layer_types": ["sliding_attention", "full_attention"]}),
-    "llama4_text": ("llama4_text", {"intermediate_size_mlp": 128, "intermediate_size": 64,
-                                    "interleave_moe_layer_step": 2, "no_rope_layer_interval": 2,
-                                    "attention_chunk_size": 16, "num_experts_per_tok": 1}),
     "mellum": ("mellum", {"layer_types": ["sliding_attention", "full_attention"]}),
     "laguna": ("laguna", {"layer_types": ["sliding_attention", "full_attention"]}),
     "longcat_flash": ("longcat_flash", {**MLA, "num_layers": 1, "ffn_hidden_size": 128,
@@ -259,14 +257,206 @@ SPECS.update({
                             "v_head_dim": 16}),
 })
 
+# --- fam-vl: multimodal containers and the vision-language line ---------------------------
+# Vision(-audio)-language checkpoints, saved by the class their Hub releases use
+# (MODEL_CLASS). "text_config", "vision_config" and "audio_config" in the overrides are the
+# sub-configs' (the text one on top of BASE, as a top-level config is); vision and audio
+# towers are as small as their configs allow — mlx-lm drops them, their names are what
+# matters. Where transformers 5's save differs from the release (names it no longer nests,
+# a model_type it spells differently), RELEASE_NAMES / RELEASE_MODEL_TYPE restore the
+# release's (README.md says which, and where they come from).
+_TEXT = {"intermediate_size": 64}
+_SIGLIP = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
+           "num_attention_heads": 2, "image_size": 8, "patch_size": 4}
+_PIXTRAL = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
+            "num_attention_heads": 2, "head_dim": 16, "image_size": 8, "patch_size": 4}
+_QWEN_VIT = {"depth": 1, "embed_dim": 32, "hidden_size": 32, "num_heads": 2,
+             "intermediate_size": 32, "out_hidden_size": H, "patch_size": 2,
+             "spatial_merge_size": 2, "temporal_patch_size": 1}
+_MROPE = {"rope_type": "default", "mrope_section": [2, 2, 4], "rope_theta": 1000000.0}
+VL_SPECS: dict[str, tuple[str, dict[str, Any]]] = {
+    "gemma3": ("gemma3", {
+        "text_config": {"query_pre_attn_scalar": 16, "sliding_window": 16,
+                        "layer_types": ["sliding_attention", "full_attention"]},
+        "vision_config": {**_SIGLIP, "vision_use_head": False}, "mm_tokens_per_image": 4}),
+    "mistral3": ("mistral3", {
+        "text_config": {"model_type": "mistral", "sliding_window": None,
+                        "tie_word_embeddings": False},
+        "vision_config": _PIXTRAL, "tie_word_embeddings": False}),
+    "llava": ("llava", {
+        "text_config": {"model_type": "mistral", "sliding_window": None,
+                        "tie_word_embeddings": False},
+        "vision_config": {**_PIXTRAL, "model_type": "pixtral"}, "tie_word_embeddings": False,
+        "projector_hidden_act": "gelu", "vision_feature_layer": -1}),
+    # mlx-vlm's Pixtral-12B conversions: the llava checkpoint, labelled "pixtral"
+    "pixtral": ("llava", {
+        "text_config": {"model_type": "mistral", "sliding_window": None,
+                        "tie_word_embeddings": False},
+        "vision_config": {**_PIXTRAL, "model_type": "pixtral"}, "tie_word_embeddings": False,
+        "projector_hidden_act": "gelu", "vision_feature_layer": -1}),
+    "qwen2_vl": ("qwen2_vl", {"text_config": {"rope_parameters": _MROPE,
+                                              "tie_word_embeddings": False},
+                              "vision_config": {**_QWEN_VIT, "hidden_size": H},
+                              "tie_word_embeddings": False}),
+    "qwen2_5_vl": ("qwen2_5_vl", {"text_config": {"rope_parameters": _MROPE,
+                                                  "tie_word_embeddings": False},
+                                  "vision_config": {**_QWEN_VIT, "fullatt_block_indexes": [0],
+                                                    "window_size": 8},
+                                  "tie_word_embeddings": False}),
+    "qwen3_vl": ("qwen3_vl", {"text_config": {"rope_parameters": {**_MROPE,
+                                                                  "mrope_interleaved": True},
+                                              "tie_word_embeddings": False},
+                              "vision_config": {**_QWEN_VIT, "deepstack_visual_indexes": [0],
+                                                "num_position_embeddings": 16},
+                              "tie_word_embeddings": False}),
+    "qwen3_vl_moe": ("qwen3_vl_moe", {
+        "text_config": {"rope_parameters": {**_MROPE, "mrope_interleaved": True},
+                        "decoder_sparse_step": 1, "mlp_only_layers": [0],
+                        "tie_word_embeddings": False},
+        "vision_config": {**_QWEN_VIT, "deepstack_visual_indexes": [0],
+                          "num_position_embeddings": 16},
+        "tie_word_embeddings": False}),
+    # Llama 4 Scout/Maverick: MoE layers interleaved with dense ones, experts fused as the
+    # release stores them ([experts, hidden, 2 x inter]: transformers' own layout)
+    "llama4": ("llama4", {
+        "text_config": {"intermediate_size_mlp": 128, "intermediate_size": 64,
+                        "interleave_moe_layer_step": 2, "no_rope_layer_interval": 2,
+                        "attention_chunk_size": 16, "num_experts_per_tok": 1,
+                        "rope_parameters": {**LLAMA3, "rope_theta": 500000.0}},
+        "vision_config": {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
+                          "num_attention_heads": 2, "image_size": 8, "patch_size": 4,
+                          "vision_output_dim": 32, "projector_input_dim": 32,
+                          "projector_output_dim": 32, "pixel_shuffle_ratio": 0.5}}),
+    # MobileLLM-R1 (what mlx-lm's llama4_text is for): dense Llama 4 layers (no MoE layer),
+    # tied embeddings; moved here from the MoE list, whose Llama-4-style text layout
+    # (routed experts, an lm_head) no mlx-lm converts
+    "llama4_text": ("llama4_text", {"intermediate_size_mlp": 128, "moe_layers": [],
+                                    "no_rope_layer_interval": 2, "attention_chunk_size": 16,
+                                    "tie_word_embeddings": True}),
+    # Gemma 4 E2B/E4B: per-layer inputs, the last layer reusing an earlier one's K/V,
+    # wider full-attention heads; vision and audio towers
+    "gemma4": ("gemma4", {
+        "text_config": {"vocab_size_per_layer_input": VOCAB, "num_hidden_layers": 3,
+                        "layer_types": ["sliding_attention", "full_attention",
+                                        "full_attention"],
+                        "global_head_dim": 32, "num_kv_shared_layers": 1,
+                        "hidden_size_per_layer_input": 8, "num_experts": None,
+                        "moe_intermediate_size": None},
+        "vision_config": {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
+                          "num_attention_heads": 2, "num_key_value_heads": 2, "head_dim": 16,
+                          "patch_size": 4, "position_embedding_size": 16},
+        "audio_config": {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
+                         "subsampling_conv_channels": [8, 4], "output_proj_dims": 32}}),
+    # Gemma 4 26B-A4B's text layers: an MoE block beside the MLP, keys shared as values in
+    # full attention (as the text-only class saves them)
+    "gemma4_text": ("gemma4_text", {
+        "layer_types": ["sliding_attention", "full_attention"], "global_head_dim": 32,
+        "num_global_key_value_heads": 1, "attention_k_eq_v": True,
+        "hidden_size_per_layer_input": 0, "enable_moe_block": True, "num_experts": 4,
+        "top_k_experts": 2, "moe_intermediate_size": 64}),
+    # The encoder-free Gemma 4: image patches embedded by vision_embedder.* (the release's
+    # names, which transformers' save restores), an audio embedder
+    "gemma4_unified": ("gemma4_unified", {
+        "text_config": {"layer_types": ["sliding_attention", "full_attention"],
+                        "global_head_dim": 32, "hidden_size_per_layer_input": 0},
+        "vision_config": {"patch_size": 4, "pooling_kernel_size": 2, "mm_embed_dim": 32,
+                          "mm_posemb_size": 4, "output_proj_dims": 32},
+        "audio_config": {"audio_embed_dim": 16}}),
+    # Kimi K2.5: DeepSeek-V3 (MLA, routed and shared experts) under language_model., a
+    # MoonViT tower and its projector
+    "kimi_k25": ("kimi_k25", {
+        "text_config": {**MLA, "model_type": "deepseek_v3", "moe_intermediate_size": 32},
+        "vision_config": {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
+                          "num_attention_heads": 2, "patch_size": 4, "pos_emb_height": 4,
+                          "pos_emb_width": 4},
+        "projection_hidden_size": 32, "tie_word_embeddings": False}),
+    # Gemma 3n E2B: AltUp, LAuReL, per-layer inputs, the last layer reusing an earlier
+    # one's K/V; an audio tower and embedders (the vision tower: see VISION_STAND_IN)
+    "gemma3n": ("gemma3n", {
+        "text_config": {"vocab_size_per_layer_input": VOCAB, "num_hidden_layers": 3,
+                        "layer_types": ["sliding_attention", "full_attention",
+                                        "full_attention"],
+                        "num_kv_shared_layers": 1, "hidden_size_per_layer_input": 8,
+                        "laurel_rank": 8, "activation_sparsity_pattern": [0.95, 0.0, 0.0],
+                        "sliding_window": 16},
+        "vision_config": {"hidden_size": 16, "vocab_size": 8, "vocab_offset": VOCAB},
+        "audio_config": {"hidden_size": 32, "input_feat_size": 16, "vocab_size": 8,
+                         "vocab_offset": VOCAB + 8, "conf_num_attention_heads": 2,
+                         "conf_num_hidden_layers": 1, "sscp_conv_channel_size": [8, 4]}}),
+    "lfm2-vl": ("lfm2_vl", {
+        "text_config": {"num_hidden_layers": 2, "layer_types": ["conv", "full_attention"],
+                        "block_auto_adjust_ff_dim": False},
+        "vision_config": {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
+                          "num_attention_heads": 2, "patch_size": 4, "num_patches": 4,
+                          "vision_use_head": False},
+        "projector_hidden_size": 64, "downsample_factor": 2}),
+}
+SPECS.update(VL_SPECS)
+MODEL_CLASS: dict[str, str] = {n: "AutoModelForImageTextToText" for n in VL_SPECS
+                               if not n.endswith("_text")}  # text-only: causal LMs
+SUB_CONFIGS = ("text_config", "vision_config", "audio_config")
+# Names the release nests where transformers 5 saves them flat: (regex, replacement)
+RELEASE_NAMES: dict[str, list[tuple[str, str]]] = {
+    # gemma-3's index: the SigLIP tower under vision_tower.vision_model.
+    "gemma3": [(r"^vision_tower\.", "vision_tower.vision_model.")],
+    # Kimi-K2.5's index: transformers 5.25's save turns its own "layers" back into "blocks"
+    # everywhere and leaves two of its renames undone
+    "kimi_k25": [(r"^language_model\.model\.blocks\.", "language_model.model.layers."),
+                 (r"^model\.mm_projector\.", "mm_projector."),
+                 (r"^vision_tower\.encoder\.patch_embed\.", "vision_tower.patch_embed.")],
+}
+# Fused expert tensors the release stores [experts, in, out] where transformers 5 saves its
+# own [experts, out, in] (its conversion mapping transposes them on load, and its save keeps
+# them as they are in memory): the tensors whose names match are transposed back
+RELEASE_TRANSPOSED: dict[str, str] = {
+    "qwen3_vl_moe": r"\.mlp\.experts\.(gate_up|down)_proj$",
+}
+# Families released with transformers 5 (Gemma 4): their configs are as transformers 5
+# writes them (rope_parameters, dtype), so no transformers-4 key is added
+TRANSFORMERS5_RELEASES = {"gemma4", "gemma4_text", "gemma4_unified"}
+# Gemma 3n and 4 releases hold key/value projections (and the key norm) in the layers that
+# reuse an earlier layer's K/V too; transformers 5.25 neither builds nor saves them (it
+# ignores them on load: Gemma3nTextModel's _keys_to_ignore_on_load_unexpected). The tool
+# adds them, shaped as the producing layer's, under this prefix.
+RELEASE_SHARED_KV: dict[str, str] = {"gemma3n": "model.language_model.layers",
+                                     "gemma4": "model.language_model.layers"}
+# Gemma 3n's vision tower is timm's MobileNetV5 (300M parameters at its smallest, and timm
+# is not part of this environment); mlx-lm drops it whole. The fixture holds a few tensors of
+# it instead, under the release's names (gemma-3n-E2B's index: model.vision_tower.timm_model.*)
+VISION_STAND_IN: dict[str, tuple[str, dict[str, tuple[int, ...]]]] = {
+    "gemma3n": ("gemma3n_vision", {
+        "conv_stem.conv.weight": (8, 3, 3, 3), "conv_stem.conv.bias": (8,),
+        "conv_stem.bn.weight": (8,), "blocks.0.0.conv_exp.weight": (16, 8, 3, 3),
+        "msfa.ffn.pw_exp.conv.weight": (16, 8, 1, 1)}),
+}
+# model_type of the release where transformers 5 spells it otherwise
+RELEASE_MODEL_TYPE: dict[str, str] = {
+    "pixtral": "pixtral",
+    # LiquidAI's LFM2-VL releases say "lfm2-vl" (mlx-lm's module and mlx-vlm's remapping
+    # are named after it); transformers' class says "lfm2_vl"
+    "lfm2-vl": "lfm2-vl",
+}
+
+
 # Top-level keys real Hub checkpoints carry that transformers 5 moves, renames or drops; they
 # are added to the config.json transformers wrote (never replacing a key it wrote, except
 # the value fixes in ``fix_values``). README.md lists them per family.
 def hub_keys(name: str, cfg: dict[str, Any], tensors: set[str]) -> dict[str, Any]:
     """The keys added to a transformers-written config.json of fixture ``name``."""
     add: dict[str, Any] = {}
-    if cfg.get("dtype") and "torch_dtype" not in cfg:
+    if cfg.get("dtype") and "torch_dtype" not in cfg and name not in TRANSFORMERS5_RELEASES:
         add["torch_dtype"] = cfg["dtype"]
+    if name not in TRANSFORMERS5_RELEASES:
+        add.update(_rope_keys(cfg))
+    fam = FAMILY_KEYS.get(name)
+    if fam is not None:
+        add.update(fam(cfg, tensors))
+    return {k: v for k, v in add.items() if k not in cfg}
+
+
+def _rope_keys(cfg: dict[str, Any]) -> dict[str, Any]:
+    """rope_theta (and rope_scaling, partial_rotary_factor) from rope_parameters."""
+    add: dict[str, Any] = {}
     rp = cfg.get("rope_parameters")
     if isinstance(rp, dict) and "rope_theta" in rp:
         add["rope_theta"] = rp["rope_theta"]
@@ -281,10 +471,21 @@ def hub_keys(name: str, cfg: dict[str, Any], tensors: set[str]) -> dict[str, Any
         add["rope_theta"] = rp["full_attention"]["rope_theta"]
         if "sliding_attention" in rp:
             add["rope_local_base_freq"] = rp["sliding_attention"]["rope_theta"]
-    fam = FAMILY_KEYS.get(name)
+    return add
+
+
+def text_hub_keys(name: str, cfg: dict[str, Any], tensors: set[str]) -> dict[str, Any]:
+    """The keys added to the ``text_config`` of a multimodal fixture: the rope keys, as at
+    the top level, and ``tie_word_embeddings``, which transformers 5 writes only at the top
+    level and the releases' text configs (written by transformers 4) carry too."""
+    text = cfg["text_config"]
+    add = _rope_keys(text) if name not in TRANSFORMERS5_RELEASES else {}
+    if "tie_word_embeddings" in cfg:
+        add["tie_word_embeddings"] = cfg["tie_word_embeddings"]
+    fam = TEXT_KEYS.get(name)
     if fam is not None:
-        add.update(fam(cfg, tensors))
-    return {k: v for k, v in add.items() if k not in cfg}
+        add.update(fam(text, tensors))
+    return {k: v for k, v in add.items() if k not in text}
 
 
 def _head_dim(c: dict[str, Any]) -> int:
@@ -357,6 +558,40 @@ FAMILY_KEYS: dict[str, Callable[[dict[str, Any], set[str]], dict[str, Any]]] = {
     "ernie4_5_moe": lambda c, t: {"moe_use_aux_free": any("moe_statics" in k for k in t)},
     "kimi_linear": lambda c, t: {"mla_use_nope": True, "rope_theta": 10000.0,
                                  "first_k_dense_replace": c["mlp_layer_types"].index("sparse")},
+}
+
+# --- fam-vl: keys of the multimodal releases ------------------------------------------------
+def _gemma4_keys(c: dict[str, Any]) -> dict[str, Any]:
+    full = [v for v in (c.get("per_layer_config") or {}).values()]
+    add: dict[str, Any] = {}
+    if full and "head_dim" in full[0]:
+        add["global_head_dim"] = full[0]["head_dim"]
+    if full and "num_key_value_heads" in full[0]:
+        add["num_global_key_value_heads"] = full[0]["num_key_value_heads"]
+    return add
+
+
+FAMILY_KEYS.update({
+    "gemma4_text": lambda c, t: _gemma4_keys(c),
+    # mlx-lm's gemma3 ModelArgs sets text_config's vocab_size from the top level's, whose
+    # default (262208) is the releases' vocabulary: the tiny one must be stated there
+    "gemma3": lambda c, t: {"vocab_size": c["text_config"]["vocab_size"]},
+    # ... and gemma4's (262144, Gemma 4's vocabulary)
+    "gemma4": lambda c, t: {"vocab_size": c["text_config"]["vocab_size"]},
+    "gemma4_unified": lambda c, t: {"vocab_size": c["text_config"]["vocab_size"]},
+})
+# Per multimodal fixture: keys its release's text_config carries
+TEXT_KEYS: dict[str, Callable[[dict[str, Any], set[str]], dict[str, Any]]] = {
+    "gemma3": lambda c, t: {"sliding_window_pattern": 2},
+    # Qwen3-VL-MoE's text config says num_experts (transformers 5: num_local_experts) and
+    # norm_topk_prob (transformers' Qwen3-VL-MoE always normalizes the top-k weights)
+    "qwen3_vl_moe": lambda c, t: {"num_experts": c["num_local_experts"], "norm_topk_prob": True},
+    # Gemma 4's releases state global_head_dim (and num_global_key_value_heads); transformers
+    # 5.25 folds them into per_layer_config
+    "gemma4": lambda c, t: _gemma4_keys(c),
+    "gemma4_unified": lambda c, t: _gemma4_keys(c),
+    # as lfm2's (the text model is LFM2)
+    "lfm2-vl": lambda c, t: FAMILY_KEYS["lfm2"](c, t),
 }
 
 # Values transformers 5 writes in a form Hub configs do not have.
@@ -555,10 +790,8 @@ seed_oss internlm3 falcon_h1 mamba2 nemotron_h lfm2""".split())
 SECONDARY_MLP = 64
 
 
-def build_config(model_type: str, overrides: dict[str, Any]) -> Any:
-    from transformers import AutoConfig
-
-    default = AutoConfig.for_model(model_type)
+def _base_kwargs(default: Any, model_type: str, overrides: dict[str, Any]) -> dict[str, Any]:
+    """BASE's keys the config class knows, with ``overrides`` on top."""
     known = _known_keys(default)
     kwargs = {k: v for k, v in BASE.items() if k in known}
     if model_type not in PRIMARY and "intermediate_size" in kwargs:
@@ -572,6 +805,34 @@ def build_config(model_type: str, overrides: dict[str, Any]) -> Any:
     for alias, target in amap.items():
         if alias in overrides and target in kwargs and target not in overrides:
             kwargs.pop(target)
+    return kwargs
+
+
+def build_config(model_type: str, overrides: dict[str, Any]) -> Any:
+    from transformers import AutoConfig
+
+    default = AutoConfig.for_model(model_type)
+    top = {k: v for k, v in overrides.items() if k not in SUB_CONFIGS}
+    kwargs = _base_kwargs(default, model_type, top)
+    for sub in SUB_CONFIGS:  # a multimodal config's parts (fam-vl)
+        if sub not in overrides:
+            continue
+        sub_over = dict(overrides[sub])
+        sub_default = getattr(default, sub)
+        if sub_default is None:  # an optional part (Gemma 4's towers): its class's defaults
+            kwargs[sub] = sub_over
+            continue
+        sub_type = sub_over.get("model_type", sub_default.model_type)
+        if sub_type != sub_default.model_type:
+            sub_default = AutoConfig.for_model(sub_type)
+        if sub == "text_config":
+            kwargs[sub] = {"model_type": sub_type,
+                           **_base_kwargs(sub_default, model_type, sub_over)}
+        else:
+            kwargs[sub] = {"model_type": sub_type, **sub_over}
+        for k in list(kwargs):  # BASE's keys belong to the text model, not the container
+            if sub == "text_config" and k in BASE and k not in top:
+                kwargs.pop(k)
     return AutoConfig.for_model(model_type, **kwargs)
 
 
@@ -595,19 +856,23 @@ def build_fixture(name: str, model_type: str, overrides: dict[str, Any], d: Path
     """Instantiates the model with transformers, saves it in bf16 to ``d`` with the Hub keys
     and the tokenizer; returns the (bf16) model."""
     import torch
-    from transformers import AutoModelForCausalLM
+    import transformers
 
     cfg = build_config(model_type, overrides)
     torch.manual_seed(0)
-    if name in MODEL_CLASSES:
-        import transformers
-
-        model = getattr(transformers, MODEL_CLASSES[name])._from_config(cfg, dtype=torch.float32)
-    else:
-        model = AutoModelForCausalLM.from_config(cfg, dtype=torch.float32)
+    with _vision_stand_in(name, model_type):
+        if name in MODEL_CLASSES:
+            model = getattr(transformers, MODEL_CLASSES[name])._from_config(
+                cfg, dtype=torch.float32)
+        else:
+            auto = getattr(transformers, MODEL_CLASS.get(name, "AutoModelForCausalLM"))
+            model = auto.from_config(cfg, dtype=torch.float32)
     _perturb(model, 1)
     model = model.to(torch.bfloat16)
     model.config.dtype = torch.bfloat16
+    for sub in SUB_CONFIGS:
+        if getattr(model.config, sub, None) is not None:
+            getattr(model.config, sub).dtype = torch.bfloat16
     if d.exists():
         shutil.rmtree(d)
     model.save_pretrained(d, safe_serialization=True)
@@ -619,9 +884,19 @@ def build_fixture(name: str, model_type: str, overrides: dict[str, Any], d: Path
     saved.update(CONFIG_FIXES.get(name, {}))
     from safetensors import safe_open
 
+    if name in RELEASE_NAMES or name in RELEASE_TRANSPOSED:
+        _to_release(d / "model.safetensors", RELEASE_NAMES.get(name, []),
+                    RELEASE_TRANSPOSED.get(name))
+    if name in RELEASE_SHARED_KV:
+        _add_shared_kv(d / "model.safetensors", RELEASE_SHARED_KV[name],
+                       model.config.get_text_config())
     with safe_open(str(d / "model.safetensors"), "np") as f:
         tensor_names = set(f.keys())
     saved.update(hub_keys(name, saved, tensor_names))
+    if isinstance(saved.get("text_config"), dict):
+        saved["text_config"].update(text_hub_keys(name, saved, tensor_names))
+    if name in RELEASE_MODEL_TYPE:
+        saved["model_type"] = RELEASE_MODEL_TYPE[name]
     _write_json(cfg_path, saved)
     rename_tensors(name, d, saved)
     _write_json(d / "generation_config.json",
@@ -631,6 +906,91 @@ def build_fixture(name: str, model_type: str, overrides: dict[str, Any], d: Path
             content = {**content, **TOKENIZER_KEYS.get(name, {})}
         _write_json(d / fname, content)
     return model
+
+
+@contextlib.contextmanager
+def _vision_stand_in(name: str, model_type: str) -> Any:
+    """While building fixture ``name``: the vision tower its model makes with ``AutoModel``
+    is a module holding ``VISION_STAND_IN[name]``'s tensors under ``timm_model.``."""
+    if name not in VISION_STAND_IN:
+        yield
+        return
+    import importlib as _il
+
+    import torch
+
+    vision_type, params = VISION_STAND_IN[name]
+    mod = _il.import_module(f"transformers.models.{model_type}.modeling_{model_type}")
+    real = mod.AutoModel
+
+    def stand_in() -> Any:
+        root = torch.nn.Module()
+        root.timm_model = torch.nn.Module()
+        for pname, shape in params.items():
+            *path, leaf = pname.split(".")
+            m = root.timm_model
+            for part in path:
+                if not hasattr(m, part):
+                    m.add_module(part, torch.nn.Module())
+                m = getattr(m, part)
+            m.register_parameter(leaf, torch.nn.Parameter(torch.zeros(shape)))
+        return root
+
+    class _Auto:
+        @staticmethod
+        def from_config(config: Any, **kw: Any) -> Any:
+            if getattr(config, "model_type", None) == vision_type:
+                return stand_in()
+            return real.from_config(config, **kw)
+
+    mod.AutoModel = _Auto
+    try:
+        yield
+    finally:
+        mod.AutoModel = real
+
+
+def _add_shared_kv(path: Path, prefix: str, text: Any) -> None:
+    """Rewrites ``path`` with ``k_proj``, ``v_proj`` and ``k_norm`` weights in each layer
+    that reuses an earlier layer's K/V, shaped as those of the last non-shared layer of its
+    type (seeded N(0, 0.02), norms around 1)."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    src = load_file(str(path))
+    types = text.layer_types
+    first = text.num_hidden_layers - text.num_kv_shared_layers
+    g = torch.Generator().manual_seed(2)
+    for l in range(first, text.num_hidden_layers):
+        producer = max(i for i in range(first) if types[i] == types[l])
+        for leaf in ("k_proj.weight", "v_proj.weight", "k_norm.weight"):
+            like = src.get(f"{prefix}.{producer}.self_attn.{leaf}")
+            if like is None:
+                continue
+            noise = torch.randn(like.shape, generator=g) * 0.02
+            src[f"{prefix}.{l}.self_attn.{leaf}"] = (
+                noise + (1.0 if "norm" in leaf else 0.0)).to(like.dtype)
+    save_file({k: src[k] for k in sorted(src)}, str(path), metadata={"format": "pt"})
+
+
+def _to_release(path: Path, rules: list[tuple[str, str]], transposed: str | None) -> None:
+    """Rewrites ``path`` in the release's layout: each tensor renamed by the first matching
+    rule; those whose (new) name matches ``transposed`` with axes 1 and 2 swapped."""
+    from safetensors.torch import load_file, save_file
+
+    src = load_file(str(path))
+    dst = {}
+    for k in sorted(src):
+        new = k
+        for pat, repl in rules:
+            if re.search(pat, k):
+                new = re.sub(pat, repl, k)
+                break
+        t = src[k]
+        if transposed and re.search(transposed, new):
+            t = t.transpose(1, 2).contiguous()
+        dst[new] = t
+    save_file(dst, str(path), metadata={"format": "pt"})
 
 
 def make_fixture(name: str, out: Path, logits_dir: Path | None) -> Path:
@@ -693,6 +1053,10 @@ VARIANTS: dict[str, tuple[str, str, dict[str, Any]]] = {
     "compressed_tensors/deepseek_v3": ("int4", "deepseek_v3", MLA),
 }
 VARIANTS.update(VARIANTS_FAM_MOE)
+# --- fam-vl: Kimi K2.5's release is compressed-tensors INT4 experts, its quantization_config
+# inside text_config
+VARIANTS["compressed_tensors/kimi_k25"] = ("int4", "kimi_k25", VL_SPECS["kimi_k25"][1])
+QC_IN_TEXT_CONFIG = {"compressed_tensors/kimi_k25"}
 
 
 def _is_fp8_linear(name: str, shape: tuple[int, ...]) -> bool:
@@ -782,8 +1146,8 @@ def make_variant(name: str, out: Path) -> Path:
             dst[k] = t
     save_file(dst, str(st), metadata={"format": "pt"})
     cfg = json.loads((d / "config.json").read_text())
-    cfg["quantization_config"] = (FP8_QUANTIZATION_CONFIG if kind == "fp8"
-                                  else CT_QUANTIZATION_CONFIG)
+    (cfg["text_config"] if name in QC_IN_TEXT_CONFIG else cfg)["quantization_config"] = (
+        FP8_QUANTIZATION_CONFIG if kind == "fp8" else CT_QUANTIZATION_CONFIG)
     _write_json(d / "config.json", cfg)
     return d
 

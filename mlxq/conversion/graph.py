@@ -435,13 +435,17 @@ class _Reshape(Tensor):
 
 class _Permute(Tensor):
     """A transpose. Streams when the last axis stays last (rows are then a permutation of
-    the input's rows); otherwise evaluates the input whole."""
+    the input's rows). Otherwise, when leading axes stay in place (an expert tensor
+    ``[E, in, out]`` swapped into ``[E, out, in]``), it evaluates one leading block — one
+    expert — at a time, keeping the last one for the next row block; only a permutation
+    that moves the first axis evaluates the input whole."""
 
-    __slots__ = ("x", "perm")
+    __slots__ = ("x", "perm", "_memo")
 
     def __init__(self, x: Tensor, perm: tuple[int, ...]):
         super().__init__(tuple(x.shape[p] for p in perm), x.dtype)
         self.x, self.perm = x, perm
+        self._memo: Optional[tuple[int, np.ndarray]] = None
 
     def inputs(self) -> tuple[Tensor, ...]:
         return (self.x,)
@@ -450,7 +454,33 @@ class _Permute(Tensor):
     def streams(self) -> bool:
         return self.perm[-1] == self.ndim - 1 and self.x.streams
 
+    def _fixed(self) -> int:
+        """How many leading axes the permutation leaves in place."""
+        k = 0
+        while k < self.ndim and self.perm[k] == k:
+            k += 1
+        return k
+
+    def _block(self, b: int, k: int) -> np.ndarray:
+        """Leading block ``b`` (over the ``k`` fixed axes) transposed, as output rows."""
+        memo = self._memo
+        if memo is not None and memo[0] == b:
+            return memo[1]
+        inner_in = _prod(self.x.shape[k:-1])
+        sub = self.x.rows(b * inner_in, (b + 1) * inner_in).reshape(self.x.shape[k:])
+        out = np.ascontiguousarray(sub.transpose(tuple(p - k for p in self.perm[k:])))
+        out = out.reshape(-1, self.ncols)
+        self._memo = (b, out)
+        return out
+
     def _rows(self, r0: int, r1: int) -> np.ndarray:
+        k = self._fixed()
+        if self.perm[-1] != self.ndim - 1 and k > 0:
+            inner = _prod(self.shape[k:-1])
+            b0, b1 = r0 // inner, -(-r1 // inner)
+            parts = [self._block(b, k)[max(r0 - b * inner, 0):min(r1 - b * inner, inner)]
+                     for b in range(b0, b1)]
+            return np.ascontiguousarray(np.concatenate(parts) if len(parts) != 1 else parts[0])
         if self.perm[-1] != self.ndim - 1:
             return np.ascontiguousarray(
                 self.x.numpy().transpose(self.perm).reshape(self.nrows, self.ncols)[r0:r1])

@@ -157,6 +157,9 @@ def make_plan(src: SourceCheckpoint, opts: Options) -> Plan:
         weights, config = prepared.weights, prepared.config
         fp8_weights = prepared.fp8_weights
         warnings.extend(prepared.notes)
+    # load_model: ModelArgs.from_dict may write into the config it is given (text_config
+    # defaults of multimodal containers), and convert saves that dict
+    config = family.config_as_loaded(config)
     block = config.get("quantization")
     base = _sanitize(family, weights, config)
     # a tensor mlx-lm's model has no parameter for, named as the checkpoint has it (before

@@ -265,6 +265,10 @@ def _compressed_tensors(out: Prepared, qc: Mapping[str, Any], family: Any,
             "pack-quantized", "mxfp4-pack-quantized") else packed_format(cfg))
     if out.requantized and not kept_any:
         out.config.pop("quantization_config", None)
+        if isinstance(out.config.get("text_config"), Mapping):  # Kimi K2.5 keeps it there
+            tc = dict(out.config["text_config"])
+            tc.pop("quantization_config", None)
+            out.config["text_config"] = tc
 
 
 def packed_format(cfg: Any) -> str:

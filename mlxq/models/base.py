@@ -324,6 +324,11 @@ class Family:
     #: ``(model_type, architecture)`` pairs mlx-lm's ``MODEL_ARCHITECTURE_REMAPPING`` sends
     #: here whatever family the ``model_type`` alone names
     architectures: tuple[tuple[str, str], ...] = ()
+    #: what ``ModelArgs.from_dict(config)`` writes into the config dict itself, which
+    #: ``mlx_lm.convert`` saves afterwards (a multimodal container's ``__post_init__``
+    #: sets keys of ``config["text_config"]``, the same dict object): ``config -> a new
+    #: config`` (the argument is left as it is)
+    edit_config: Optional[Callable[[Config], dict]] = None
 
     @property
     def name(self) -> str:
@@ -340,6 +345,10 @@ class Family:
         'nemotron_nas'
         """
         return self.module.replace("-", "_")
+
+    def config_as_loaded(self, config: Config) -> dict:
+        """The config as mlx-lm holds it once its model is built (see ``edit_config``)."""
+        return self.edit_config(config) if self.edit_config is not None else dict(config)
 
     def order_for(self, config: Config) -> Order:
         """The parameter order of mlx-lm's model for this config."""
