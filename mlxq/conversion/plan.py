@@ -260,6 +260,8 @@ def make_plan(src: SourceCheckpoint, opts: Options) -> Plan:
     for u in units.values():
         used.update(u.tensor.sources())
     bytes_read = sum(s.nbytes for s in used)
+    if family.saved_config is not None:
+        config = family.saved_config(config)
     return Plan(family, units, outputs, shards, config_text(config), total_size,
                 total_parameters, bytes_read, counts, requantized, warnings, allocation)
 

@@ -220,6 +220,11 @@ class Family:
     #: ("fp8": block E4M3 with 128x128 scales; "compressed-tensors": INT4 pack-quantized);
     #: for the others mlxq undoes them before sanitize (mlxq.conversion.prequant)
     source_formats: frozenset = frozenset()
+    #: what mlx-lm's ``ModelArgs`` does to the config it is built from, as ``config ->
+    #: config``: ``from_dict`` passes nested objects by reference, so a ``__post_init__``
+    #: that edits one (qwen3_5 renames ``rope_parameters.rope_type``) changes the
+    #: ``config.json`` mlx-lm saves
+    saved_config: Optional[Callable[[Config], dict]] = None
 
     @property
     def name(self) -> str:
