@@ -41,6 +41,12 @@ FAMILIES: dict[str, Family] = _load()
 _BY_TYPE: dict[str, Family] = {t: f for f in FAMILIES.values() for t in f.model_types}
 
 
+# mlx-lm's MODEL_ARCHITECTURE_REMAPPING: a (model_type, architecture) pair that goes to
+# another module than the model_type alone (_get_classes checks it first, for each entry of
+# "architectures" in turn); the module must be a family here for the pair to be supported
+_ARCHITECTURE_REMAPPING = {("bailing_hybrid", "BailingMoeV3ForCausalLM"): "bailing_moe_v3"}
+
+
 def supported_model_types() -> list[str]:
     """Every ``model_type`` mlxq converts as mlx-lm does, sorted."""
     return sorted(_BY_TYPE)
@@ -52,6 +58,22 @@ def family_for(config: Mapping[str, Any], *, allow_unknown: bool = False) -> Fam
     refuses it), with the supported list, unless ``allow_unknown`` asks for the generic
     rules."""
     mt = config.get("model_type")
+    archs = config.get("architectures") or ()
+    if isinstance(archs, str):
+        archs = (archs,)
+    for arch in archs if isinstance(archs, (list, tuple)) else ():
+        remapped = _ARCHITECTURE_REMAPPING.get((mt, arch)) if isinstance(arch, str) else None
+        if remapped is not None:
+            fam = FAMILIES.get(remapped)
+            if fam is None and allow_unknown:
+                from .generic import FAMILY
+
+                return FAMILY
+            if fam is None:
+                raise UnknownEnumValueError(
+                    f"model_type {mt!r} with architecture {arch!r} is mlx-lm's {remapped} "
+                    "model, whose conversion mlxq does not reproduce", key="architectures")
+            return fam
     fam = _BY_TYPE.get(mt) if isinstance(mt, str) else None
     if fam is not None:
         return fam
