@@ -43,3 +43,26 @@ def test_mlx_lm_generates_the_same_from_both_folders(name, tmp_path):
         model, tok = load(str(tmp_path / d))
         texts.append(generate(model, tok, prompt="the a of to", max_tokens=8, verbose=False))
     assert texts[0] == texts[1] and texts[0]
+
+
+def variant(name: str, dst: Path, **config) -> Path:
+    """A copy of fixture ``name`` with config keys changed."""
+    shutil.copytree(ROOT / name, dst)
+    cfg = json.loads((dst / "config.json").read_text())
+    cfg.update(config)
+    (dst / "config.json").write_text(json.dumps(cfg, indent=2))
+    return dst
+
+
+@pytest.mark.parametrize("flags", [{}, {"quantize": True}, {"dtype": "float16"}])
+@pytest.mark.parametrize("name", ["bailing_moe", "bailing_moe_linear"])
+def test_a_normalised_output_head_is_mlx_lms(name, flags, tmp_path):
+    """``norm_head``: the head divided by its column norms over the whole vocabulary
+    (float32, MLX's summation order), then cast back, before any quantization."""
+    src = variant(name, tmp_path / "src", norm_head=True)
+    convert(src, tmp_path / "mlxq", quiet=True, **flags)
+    mlx_lm_convert(src, tmp_path / "ref", **flags)
+    same_folder(tmp_path / "mlxq", tmp_path / "ref")
+    if not flags:  # the step ran: the head is not the checkpoint's
+        head = mlxq.load_checkpoint(tmp_path / "mlxq")["lm_head.weight"]
+        assert not np.array_equal(head, mlxq.load_checkpoint(ROOT / name)["lm_head.weight"])
