@@ -66,3 +66,46 @@ def test_a_normalised_output_head_is_mlx_lms(name, flags, tmp_path):
     if not flags:  # the step ran: the head is not the checkpoint's
         head = mlxq.load_checkpoint(tmp_path / "mlxq")["lm_head.weight"]
         assert not np.array_equal(head, mlxq.load_checkpoint(ROOT / name)["lm_head.weight"])
+
+
+# ---- gear: mlx_lm.convert stops at the tokenizer ---------------------------------------------
+
+FLAGS = {
+    "q": {"quantize": True},
+    "q8g32": {"quantize": True, "q_bits": 8, "q_group_size": 32},
+    "mxfp4": {"quantize": True, "q_mode": "mxfp4"},
+    "mixed_3_6": {"quantize": True, "quant_predicate": "mixed_3_6"},
+    "f16": {"dtype": "float16"},
+}
+
+
+@pytest.mark.xfail(strict=True,
+                   reason="transformers 5.25's AutoTokenizer loads the config of a model type it "
+                          "does not know as a PreTrainedConfig, whose validation rejects Gear's "
+                          "'conv_mixer' layer_types (StrictDataclassClassValidationError: The "
+                          "`layer_types` entries must be in ...): mlx_lm.convert fails before "
+                          "any weight")
+def test_mlx_lm_convert_fails_on_gears_tokenizer(tmp_path):
+    try:
+        mlx_lm_convert(ROOT / "gear", tmp_path / "ref")
+    except Exception as e:
+        assert "layer_types" in str(e)
+        raise
+
+
+@pytest.mark.parametrize("flags", sorted(FLAGS))
+def test_gear_is_what_mlx_lm_writes_with_the_tokenizer_loaded(flags, tmp_path, monkeypatch):
+    """mlx-lm's own conversion of Gear, with only its tokenizer loading changed: the
+    tokenizer comes from the same tokenizer files beside a config transformers accepts
+    (the weights, the config mlx-lm saves and every other step are untouched)."""
+    import mlx_lm.utils
+
+    tok_dir = tmp_path / "tok"
+    shutil.copytree(ROOT / "gear", tok_dir)
+    (tok_dir / "config.json").write_text(json.dumps({"model_type": "llama"}))
+    real = mlx_lm.utils.load_tokenizer
+    monkeypatch.setattr(mlx_lm.utils, "load_tokenizer",
+                        lambda path, *a, **k: real(tok_dir, *a, **k))
+    convert(ROOT / "gear", tmp_path / "mlxq", quiet=True, **FLAGS[flags])
+    mlx_lm_convert(ROOT / "gear", tmp_path / "ref", **FLAGS[flags])
+    same_folder(tmp_path / "mlxq", tmp_path / "ref")

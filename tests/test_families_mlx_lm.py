@@ -38,6 +38,10 @@ FLAGS = {
 MLX_LM_FAILS: dict[str, str] = {
     "gpt2": "transformers saves GPT-2 under 'transformer.', mlx-lm expects the Hub's bare names",
     "gpt_oss": "the Hub's bf16 expert layout: mlx-lm's sanitize handles only the MXFP4 one",
+    # --- fam-hybrid (tests/test_families_hybrid.py compares these with mlx-lm's weights path)
+    "gear": "transformers 5.25's AutoTokenizer rejects the config's 'conv_mixer' layer_types "
+            "(ValueError: The `layer_types` entries must be in ...), so mlx_lm.convert fails "
+            "before converting any weight",
 }
 
 

@@ -40,6 +40,10 @@ def __getattr__(name: str) -> np.dtype:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+def flatten(a: array, start_axis: int = 0, end_axis: int = -1) -> array:
+    return a.flatten(start_axis, end_axis)
+
+
 def moveaxis(a: array, source: int, destination: int) -> array:
     return a.moveaxis(source, destination)
 
