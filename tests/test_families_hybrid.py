@@ -109,3 +109,111 @@ def test_gear_is_what_mlx_lm_writes_with_the_tokenizer_loaded(flags, tmp_path, m
     convert(ROOT / "gear", tmp_path / "mlxq", quiet=True, **FLAGS[flags])
     mlx_lm_convert(ROOT / "gear", tmp_path / "ref", **FLAGS[flags])
     same_folder(tmp_path / "mlxq", tmp_path / "ref")
+
+
+# ---- hunyuan: fused projections, cross-layer attention ---------------------------------------
+
+def write_variant(name: str, dst: Path, edit) -> Path:
+    """A copy of fixture ``name`` whose tensors and config ``edit(tensors, config)`` changes
+    (numpy only)."""
+    shutil.copytree(ROOT / name, dst)
+    w = {k: np.array(v) for k, v in mlxq.load_checkpoint(dst).items()}
+    cfg = json.loads((dst / "config.json").read_text())
+    edit(w, cfg)
+    (dst / "model.safetensors").unlink()
+    mlxq.save_safetensors(dst / "model.safetensors", w, metadata={"format": "pt"})
+    (dst / "config.json").write_text(json.dumps(cfg, indent=2))
+    return dst
+
+
+def fused_dense(w: dict, cfg: dict) -> None:
+    """Hunyuan's dense layout with fused projections (``num_experts`` 1): per layer a
+    ``qkv_proj`` laid out per KV group as [its query heads, k, v] and a
+    ``gate_and_up_proj`` holding up then gate; the shared MLP's weights serve as the MLP."""
+    heads, kv, h = cfg["num_attention_heads"], cfg["num_key_value_heads"], cfg["hidden_size"]
+    hd, groups = h // heads, heads // kv
+    for i in range(cfg["num_hidden_layers"]):
+        p = f"model.layers.{i}"
+        q, k, v = (w.pop(f"{p}.self_attn.{n}_proj.weight") for n in "qkv")
+        parts = []
+        for g in range(kv):
+            parts += [q[g * groups * hd:(g + 1) * groups * hd], k[g * hd:(g + 1) * hd],
+                      v[g * hd:(g + 1) * hd]]
+        w[f"{p}.self_attn.qkv_proj.weight"] = np.concatenate(parts)
+        for k_ in [k_ for k_ in w if k_.startswith(f"{p}.mlp.")]:
+            if ".shared_mlp." not in k_:
+                del w[k_]
+        up = w.pop(f"{p}.mlp.shared_mlp.up_proj.weight")
+        gate = w.pop(f"{p}.mlp.shared_mlp.gate_proj.weight")
+        w[f"{p}.mlp.gate_and_up_proj.weight"] = np.concatenate([up, gate])
+        w[f"{p}.mlp.down_proj.weight"] = w.pop(f"{p}.mlp.shared_mlp.down_proj.weight")
+    cfg.update(num_experts=1, use_mixed_mlp_moe=False, moe_topk=[1, 1],
+               architectures=["HunYuanForCausalLM"])
+
+
+def cross_layer_attention(w: dict, cfg: dict) -> None:
+    """Hunyuan-Large's CLA: only every ``cla_share_factor``-th layer has k/v projections."""
+    for n in ("k_proj", "v_proj"):
+        del w[f"model.layers.1.self_attn.{n}.weight"]
+    cfg.update(use_cla=True, cla_share_factor=2)
+
+
+@pytest.mark.parametrize("flags", sorted(FLAGS))
+@pytest.mark.parametrize("edit", [fused_dense, cross_layer_attention])
+def test_hunyuan_variants_are_mlx_lms(edit, flags, tmp_path):
+    src = write_variant("hunyuan", tmp_path / "src", edit)
+    mlx_lm_convert(src, tmp_path / "ref", **FLAGS[flags])
+    convert(src, tmp_path / "mlxq", quiet=True, **FLAGS[flags])
+    same_folder(tmp_path / "mlxq", tmp_path / "ref")
+    if edit is fused_dense:
+        names = mlxq.load_checkpoint(tmp_path / "mlxq")
+        assert "model.layers.0.self_attn.k_proj.weight" in names or \
+            "model.layers.0.self_attn.k_proj.scales" in names
+
+
+# ---- Qwen3.5 FP8: dequantized before sanitize, as for any family mlx-lm does not ------------
+
+@pytest.mark.parametrize("flags", ["q", "f16", "mxfp4"])
+def test_a_qwen3_5_fp8_release_is_mlx_lm_on_its_dequantized_copy(flags, tmp_path):
+    """Qwen3.5's FP8 releases (128x128 block E4M3, ``weight_scale_inv``): mlx-lm's qwen3_5
+    sanitize has no FP8 step (it refuses them: the scales are parameters not in its model),
+    so mlxq's source-format path dequantizes them first, bit for bit as mlx-lm's ``dequant``
+    would; the folder is mlx-lm's conversion of the copy dequantized by an independent numpy
+    formula."""
+    from test_models_fp8_families import block_fp8_variant
+    from test_source_formats import dequantized_fp8_copy
+
+    src = block_fp8_variant("qwen3_5", tmp_path / "src")
+    with pytest.raises(ValueError, match="parameters not in model"):
+        mlx_lm_convert(src, tmp_path / "refuses")
+    convert(src, tmp_path / "mlxq", quiet=True, **FLAGS[flags])
+    mlx_lm_convert(dequantized_fp8_copy(src, tmp_path / "copy"), tmp_path / "ref", **FLAGS[flags])
+    same_folder(tmp_path / "mlxq", tmp_path / "ref")
+
+
+# ---- row blocks -----------------------------------------------------------------------------
+
+def _head_normed(name):
+    return lambda tmp: variant(name, tmp / "src", norm_head=True)
+
+
+@pytest.mark.parametrize("name,make", [
+    ("qwen3_5_moe", None), ("bailing_hybrid", None), ("baichuan_m1", None), ("rwkv7", None),
+    ("plamo2", None), ("bailing_moe+norm_head", _head_normed("bailing_moe")),
+    ("hunyuan+fused", lambda tmp: write_variant("hunyuan", tmp / "src", fused_dense)),
+])
+def test_tiny_row_blocks_give_the_same_folder(name, make, tmp_path, monkeypatch):
+    """Every tensor evaluated a few rows at a time (split experts, a head normalised over
+    its whole vocabulary axis or row by row, per-group q/k/v cuts) gives the folder whole
+    tensors give."""
+    import mlxq.conversion.execute as ex
+    from mlxq.testing import assert_checkpoints_equal
+
+    src = make(tmp_path) if make else ROOT / name
+    for flags in ("q", "f16"):
+        convert(src, tmp_path / f"whole-{flags}", quiet=True, **FLAGS[flags])
+        with monkeypatch.context() as m:
+            m.setattr(ex, "BLOCK_BYTES", 300)
+            convert(src, tmp_path / f"rows-{flags}", quiet=True, **FLAGS[flags])
+        assert_checkpoints_equal(tmp_path / f"rows-{flags}", tmp_path / f"whole-{flags}",
+                                 check_config=True, check_index=True)
