@@ -217,3 +217,32 @@ def test_tiny_row_blocks_give_the_same_folder(name, make, tmp_path, monkeypatch)
             convert(src, tmp_path / f"rows-{flags}", quiet=True, **FLAGS[flags])
         assert_checkpoints_equal(tmp_path / f"rows-{flags}", tmp_path / f"whole-{flags}",
                                  check_config=True, check_index=True)
+
+
+def narrow_v_lora(w: dict, cfg: dict) -> None:
+    """RWKV7-Goose-Pile-168M's widths: ``v_lora`` 32 wide (the others 64)."""
+    for k in list(w):
+        if ".v_lora.lora.0." in k:
+            w[k] = w[k][:32]
+        elif k.endswith(".v_lora.lora.2.weight"):
+            w[k] = np.ascontiguousarray(w[k][:, :32])
+    cfg["v_low_rank_dim"] = 32
+
+
+@pytest.mark.parametrize("flags", ["q", "q8g32", "mxfp4"])
+def test_rwkv7_lora_narrower_than_its_8_bit_group_is_refused_as_mlx_lm_refuses(flags, tmp_path):
+    """rwkv7's quant_predicate gives ``lora.2`` 8 bits without a group size, so
+    ``to_quantized`` takes 64: a 32-wide ``v_lora.lora.2`` that the global group size of 32
+    lets through cannot be quantized. mlx-lm fails inside MLX; mlxq refuses by name. At
+    groups of 64 the layer is skipped and both convert it."""
+    src = write_variant("rwkv7", tmp_path / "src", narrow_v_lora)
+    if flags == "q":
+        convert(src, tmp_path / "mlxq", quiet=True, **FLAGS[flags])
+        mlx_lm_convert(src, tmp_path / "ref", **FLAGS[flags])
+        same_folder(tmp_path / "mlxq", tmp_path / "ref")
+        return
+    with pytest.raises(ValueError):
+        mlx_lm_convert(src, tmp_path / "ref", **FLAGS[flags])
+    with pytest.raises(mlxq.errors.InvalidArgumentError, match="v_lora.lora.2"):
+        convert(src, tmp_path / "mlxq", quiet=True, **FLAGS[flags])
+    assert not (tmp_path / "mlxq").exists()
