@@ -237,7 +237,10 @@ SPECS: dict[str, tuple[str, dict[str, Any]]] = {
                                                            "head_dim": 16, "num_heads": 4,
                                                            "short_conv_kernel_size": 4},
                                     "linear_head_dim": 16, "linear_num_heads": 4}),
-    "bailing_hybrid": ("bailing_hybrid", {**MLA, "layer_group_size": 2,
+    # transformers' BailingHybrid is Ling 3's KDA + MLA model, which mlx-lm converts as
+    # bailing_moe_v3 (its architecture BailingMoeV3ForCausalLM); tests/fixtures/hf/
+    # bailing_hybrid is Ling/Ring 2.5's lightning-attention release (tools/remote_fixtures)
+    "bailing_moe_v3": ("bailing_hybrid", {**MLA, "layer_group_size": 2,
                                           "linear_head_dim": 16, "linear_num_heads": 4}),
 }
 
@@ -463,7 +466,7 @@ FAMILY_KEYS: dict[str, Callable[[dict[str, Any], set[str]], dict[str, Any]]] = {
     "solar_open": lambda c, t: {"intermediate_size": c["moe_intermediate_size"],
                                 "first_k_dense_replace": 0, "partial_rotary_factor": 1.0},
     "falcon_h1": lambda c, t: {"head_dim": _head_dim(c)},
-    "bailing_hybrid": lambda c, t: {"num_experts_per_tok": c["num_experts_per_token"],
+    "bailing_moe_v3": lambda c, t: {"num_experts_per_tok": c["num_experts_per_token"],
                                     "n_group": c["num_expert_group"],
                                     "max_position_embeddings": c["model_max_length"],
                                     "group_norm_size": 1},
