@@ -246,3 +246,47 @@ def test_rwkv7_lora_narrower_than_its_8_bit_group_is_refused_as_mlx_lm_refuses(f
     with pytest.raises(mlxq.errors.InvalidArgumentError, match="v_lora.lora.2"):
         convert(src, tmp_path / "mlxq", quiet=True, **FLAGS[flags])
     assert not (tmp_path / "mlxq").exists()
+
+
+# ---- prism_hadamard_qwen35: what mlx-lm's pack model refuses ---------------------------------
+
+SIGNS = "language_model.model.layers.0.linear_attn.in_proj_qkv.signs"
+
+
+def _bad_sign(w, c):
+    w[SIGNS] = w[SIGNS].copy()
+    w[SIGNS][3] = 0.5
+
+
+def _no_sign(w, c):
+    del w[SIGNS]
+
+
+def _namespace(w, c):
+    c["tensor_namespace"] = "mlx-lm-text"
+
+
+def _four_bit(w, c):
+    c["quantization"] = {"bits": 4, "group_size": 128, "mode": "affine"}
+
+
+def _twice(w, c):
+    c["modules"].append(dict(c["modules"][0]))
+
+
+def _not_a_linear(w, c):
+    c["modules"][1]["path"] = "model.layers.0.linear_attn.norm"
+
+
+@pytest.mark.parametrize("edit,match", [
+    (_bad_sign, "only -1 and \\+1"), (_no_sign, "Missing Hadamard sign vector"),
+    (_namespace, "Unsupported Hadamard pack"), (_four_bit, "2-bit affine"),
+    (_twice, "Duplicate packed module"), (_not_a_linear, "Unknown or unsupported packed"),
+])
+def test_a_pack_mlx_lm_refuses_is_refused_with_a_typed_error(edit, match, tmp_path):
+    src = write_variant("prism_hadamard_qwen35", tmp_path / "src", edit)
+    with pytest.raises(ValueError, match=match):
+        mlx_lm_convert(src, tmp_path / "ref")
+    with pytest.raises(mlxq.errors.MlxqError, match=match):
+        convert(src, tmp_path / "mlxq", quiet=True)
+    assert not (tmp_path / "mlxq").exists()

@@ -40,12 +40,12 @@ from typing import Any, Callable, Iterable, Optional, Sequence, Union
 import numpy as np
 
 from .. import _dtypes
-from ..errors import InvalidArgumentError, ShapeMismatchError
+from ..errors import FormatError, InvalidArgumentError, ShapeMismatchError
 from ..tensorspec import TensorSpec
 
 __all__ = ["Tensor", "Source", "constant", "stack", "concatenate", "split", "pad",
            "contiguous", "dequantize", "quantize", "fp8_block_dequant", "where_scalar",
-           "split_cast", "cast_rows", "materialize", "row_wise", "norm"]
+           "split_cast", "cast_rows", "materialize", "row_wise", "norm", "checked"]
 
 Scalar = Union[int, float, bool]
 
@@ -778,6 +778,32 @@ def norm(x: Tensor, axis: int = -1, keepdims: bool = False) -> Tensor:
         return out if keepdims else out.reshape(x.shape[1])
     raise InvalidArgumentError(f"norm of {x} over axis {axis}: only the last axis, or axis 0 "
                                "of a 2-D tensor")
+
+
+class _Checked(Tensor):
+    """``x``, whose values a sanitize requires of the checkpoint: each row block read is
+    checked, and a block that fails stops the conversion with a FormatError."""
+
+    __slots__ = ("x", "ok", "message", "key")
+
+    def __init__(self, x: Tensor, ok: Callable[[np.ndarray], bool], message: str, key: str):
+        super().__init__(x.shape, x.dtype)
+        self.x, self.ok, self.message, self.key = x, ok, message, key
+
+    def inputs(self) -> tuple[Tensor, ...]:
+        return (self.x,)
+
+    def _rows(self, r0: int, r1: int) -> np.ndarray:
+        rows = self.x.rows(r0, r1)
+        if not self.ok(rows):
+            raise FormatError(f"{self.key}: {self.message}", key=self.key)
+        return rows
+
+
+def checked(x: Tensor, ok: Callable[[np.ndarray], bool], message: str, key: str) -> Tensor:
+    """``x`` as it is, its values checked by ``ok`` when they are read (a data-dependent
+    refusal of mlx-lm's sanitize, such as prism_hadamard_qwen35's sign vectors)."""
+    return _Checked(x, ok, message, key)
 
 
 class _Pad(Tensor):
