@@ -40,7 +40,7 @@ MLX_LM_FAILS: dict[str, str] = {
     "gpt_oss": "the Hub's bf16 expert layout: mlx-lm's sanitize handles only the MXFP4 one",
     # --- fam-hybrid (tests/test_families_hybrid.py compares these with mlx-lm's weights path)
     "gear": "transformers 5.25's AutoTokenizer rejects the config's 'conv_mixer' layer_types "
-            "(ValueError: The `layer_types` entries must be in ...), so mlx_lm.convert fails "
+            "(StrictDataclassClassValidationError), so mlx_lm.convert fails "
             "before converting any weight",
 }
 # Fixtures already quantized in MLX's layout: -q keeps their layers and says so
