@@ -721,10 +721,11 @@ class _RowNorm(Tensor):
         sq = np.square(self.x.rows(r0, r1))
         # MLX's CPU reduction of a contiguous row is one float32 accumulator from 0, the
         # elements added in order (contiguous_reduce; one SIMD lane where MLX has no
-        # Accelerate, as on Linux): not numpy's pairwise sum
-        acc = np.zeros(r1 - r0, np.float32)
-        for j in range(sq.shape[1]):
-            acc += sq[:, j]
+        # Accelerate, as on Linux): not numpy's pairwise sum, but its accumulate, which
+        # adds in order
+        if sq.shape[1] == 0:
+            return np.zeros((r1 - r0, 1), np.float32)
+        acc = np.add.accumulate(sq, axis=1, dtype=np.float32)[:, -1]
         return np.sqrt(acc).reshape(r1 - r0, 1)
 
 
