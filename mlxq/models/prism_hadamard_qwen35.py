@@ -10,8 +10,8 @@ Walsh-Hadamard rotation folded into their input axis: mlx-lm's model builds them
 ``ModelArgs`` and ``Model.__init__`` refuse a pack whose schema and namespace do not match,
 whose quantization is not 2-bit affine in groups of 128, whose manifest is empty, names a
 module twice, names something that is not one of the text model's ``Linear``/``Embedding``
-modules (or with the wrong kind), declares another dtype than float16, or a block mlx-lm
-does not accept for the module's width. ``sanitize`` is qwen3_5's, then every rotated
+modules (or with the wrong kind, or a Linear with a bias), declares another dtype than
+float16, or a block mlx-lm does not accept for the module's width. ``sanitize`` is qwen3_5's, then every rotated
 record must have its ``signs`` (a missing one is refused by name) holding only -1 and +1
 (checked when the values are read).
 """
@@ -53,6 +53,7 @@ def pack_modules(config: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     if config.get("quantization", {}) != _QUANTIZATION:
         raise ParseError("Hadamard packs require 2-bit affine weights, group size 128",
                          key="quantization")
+    attention_bias = qwen3_5.text_config(config).get("attention_bias", False)
     modules = config.get("modules", [])
     if not modules or not isinstance(modules, list):
         raise ParseError("Hadamard pack is missing its packed module manifest", key="modules")
@@ -70,6 +71,8 @@ def pack_modules(config: Mapping[str, Any]) -> list[Mapping[str, Any]]:
             raise ParseError(f"Unknown or unsupported packed module: {path}", key="modules")
         if record.get("embedding") != (leaf in _EMBEDDING):
             raise ParseError(f"Packed module kind mismatch: {path}", key="modules")
+        if attention_bias and leaf in ("q_proj", "k_proj", "v_proj", "o_proj"):
+            raise ParseError(f"Packed linear with a bias is unsupported: {path}", key="modules")
         if record.get("dtype") != "float16":
             raise ParseError(f"Unsupported packed activation dtype: {path}", key="modules")
         if record.get("block") not in _BLOCKS:
