@@ -290,3 +290,22 @@ def test_a_pack_mlx_lm_refuses_is_refused_with_a_typed_error(edit, match, tmp_pa
     with pytest.raises(mlxq.errors.MlxqError, match=match):
         convert(src, tmp_path / "mlxq", quiet=True)
     assert not (tmp_path / "mlxq").exists()
+
+
+def test_bailing_hybrid_with_the_v3_architecture_is_not_converted_as_bailing_hybrid():
+    """mlx-lm's MODEL_ARCHITECTURE_REMAPPING: model_type bailing_hybrid with architecture
+    BailingMoeV3ForCausalLM (Ling 3's KDA model) is its bailing_moe_v3 module, not
+    bailing_hybrid (Ling/Ring 2.5's lightning attention)."""
+    from mlx_lm.utils import MODEL_ARCHITECTURE_REMAPPING
+
+    from mlxq.models import family_for
+
+    config = {"model_type": "bailing_hybrid", "architectures": ["BailingMoeV3ForCausalLM"]}
+    assert MODEL_ARCHITECTURE_REMAPPING[("bailing_hybrid", "BailingMoeV3ForCausalLM")] == \
+        "bailing_moe_v3"
+    try:
+        assert family_for(config).module == "bailing_moe_v3"
+    except mlxq.errors.UnknownEnumValueError as e:
+        assert "bailing_moe_v3" in str(e)
+    assert family_for({"model_type": "bailing_hybrid",
+                       "architectures": ["BailingMoeV2_5ForCausalLM"]}).module == "bailing_hybrid"
