@@ -309,3 +309,17 @@ def test_bailing_hybrid_with_the_v3_architecture_is_not_converted_as_bailing_hyb
         assert "bailing_moe_v3" in str(e)
     assert family_for({"model_type": "bailing_hybrid",
                        "architectures": ["BailingMoeV2_5ForCausalLM"]}).module == "bailing_hybrid"
+
+
+def test_dequantizing_a_pack_is_refused(tmp_path):
+    """mlx-lm's dequantize keeps the rotated 2-bit modules packed but drops the config's
+    quantization, writing a folder its own loader refuses; mlxq says so instead."""
+    from mlx_lm.utils import load_model
+
+    src = ROOT / "prism_hadamard_qwen35"
+    mlx_lm_convert(src, tmp_path / "ref", dequantize=True)
+    with pytest.raises(ValueError, match="2-bit affine"):
+        load_model(tmp_path / "ref")
+    with pytest.raises(mlxq.errors.InvalidArgumentError, match="Hadamard"):
+        convert(src, tmp_path / "mlxq", quiet=True, dequantize=True)
+    assert not (tmp_path / "mlxq").exists()

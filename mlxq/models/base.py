@@ -225,6 +225,9 @@ class Family:
     #: that edits one (qwen3_5 renames ``rope_parameters.rope_type``) changes the
     #: ``config.json`` mlx-lm saves
     saved_config: Optional[Callable[[Config], dict]] = None
+    #: why ``dequantize`` is refused for this family's checkpoints, when mlx-lm's
+    #: ``dequantize_model`` cannot undo their quantization (None: it can)
+    no_dequantize: Optional[str] = None
 
     @property
     def name(self) -> str:

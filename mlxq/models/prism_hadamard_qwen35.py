@@ -124,4 +124,11 @@ def order(config) -> Order:
 FAMILY = Family(
     "prism_hadamard_qwen35", ("prism_hadamard_qwen35",), sanitize, order,
     quant_predicate=qwen3_5.quant_predicate, cast_predicate=qwen3_5.cast_predicate,
-    saved_config=qwen3_5.saved_config)
+    saved_config=qwen3_5.saved_config,
+    # mlx-lm's dequantize_model leaves the packed modules as they are (they are not
+    # QuantizedLinear) and drops the config's quantization, which the pack's own ModelArgs
+    # then refuses: no loader takes that folder
+    no_dequantize="a Hadamard pack's modules are 2-bit codes in a rotated basis that "
+                  "mlx-lm's dequantize_model does not undo (its output keeps them packed "
+                  "without the quantization block its loader requires); convert without "
+                  "dequantize")
