@@ -141,6 +141,7 @@ bench: deps build bench-deps
 	$(PY) benchmarks/bench_io.py
 	$(PY) benchmarks/bench_repack.py
 	$(PY) benchmarks/bench_fp8.py
+	$(PY) benchmarks/bench_head_norm.py
 	$(PY) benchmarks/bench_mse.py
 	$(PY) benchmarks/bench_quality.py
 	$(PY) benchmarks/bench_convert.py

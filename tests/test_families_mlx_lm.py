@@ -46,6 +46,10 @@ MLX_LM_FAILS: dict[str, str] = {
     "kimi_vl": "mlx-lm's kimi_vl sanitize leaves kv_b_proj, which its DeepseekV3Model has "
                "split into embed_q/unembed_out ('Received 2 parameters not in model'): see "
                "tests/test_families_multimodal.py",
+    # --- fam-hybrid (tests/test_families_hybrid.py compares these with mlx-lm's weights path)
+    "gear": "transformers 5.25's AutoTokenizer rejects the config's 'conv_mixer' layer_types "
+            "(StrictDataclassClassValidationError), so mlx_lm.convert fails "
+            "before converting any weight",
 }
 
 # Faithful checkpoints mlx-lm 0.32.2 itself fails on (fixture -> the flag sets, None for all;
@@ -65,6 +69,8 @@ MLX_LM_XFAIL: dict[str, tuple] = {
     "olmo_hf": (None, TypeError, r"missing 5 required positional arguments: 'd_model'"),
     "talkie": (None, ValueError, _NOT_IN_MODEL),
 }
+# Fixtures already quantized in MLX's layout: -q keeps their layers and says so
+ALREADY_QUANTIZED = {"prism_hadamard_qwen35"}
 
 
 def fixtures() -> list[Path]:
@@ -112,7 +118,8 @@ def test_same_folder_as_mlx_lm_convert(folder, flags, tmp_path):
             convert(folder, tmp_path / "mlxq", quiet=True, **kw)
         assert not (tmp_path / "mlxq").exists()
         return
-    prequantized = "quantization_config" in json.loads((folder / "config.json").read_text())
+    cfg = json.loads((folder / "config.json").read_text())
+    prequantized = "quantization_config" in cfg or folder.name in ALREADY_QUANTIZED
     with (pytest.warns(MlxqWarning, match="already quantized and kept") if prequantized
           and kw.get("quantize") else contextlib.nullcontext()):  # a release in MLX's layout
         convert(folder, tmp_path / "mlxq", quiet=True, **kw)

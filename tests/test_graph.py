@@ -279,3 +279,43 @@ def test_any_chain_of_operations_gives_the_same_rows_as_the_whole(ops, seed):
         elif op == "transpose_last":
             t, x = t.swapaxes(-1, -2), x.swapaxes(-1, -2)
     assert_same(t, from_mx(x), " ".join(ops))
+
+
+@pytest.mark.parametrize("shape,axis", [((37, 70), -1), ((37, 70), 0), ((3, 5, 9), -1),
+                                        ((300, 4), 0), ((9,), 0)])
+def test_norm_equals_mlx_linalg_norm(shape, axis):
+    """mx.linalg.norm on the CPU, bit for bit: the summation order is MLX's, not numpy's
+    pairwise one (the values are spread over many binades so that the order shows)."""
+    r = np.random.default_rng(7)
+    a = (r.standard_normal(shape) * np.exp(r.uniform(-8, 8, shape))).astype(np.float32)
+    t = source(a)
+    for keepdims in (True, False):
+        got = g.norm(t, axis=axis, keepdims=keepdims)
+        assert_same(got, from_mx(mx.linalg.norm(mx.array(a), axis=axis, keepdims=keepdims)),
+                    f"{shape} {axis} {keepdims}")
+    # the summation order matters for these inputs: numpy's own (pairwise) sum along the
+    # contiguous axis differs somewhere
+    if axis == -1 and a.shape[axis] >= 64:
+        pairwise = np.sqrt(np.square(a).sum(axis=axis, dtype=np.float32))
+        assert not np.array_equal(pairwise, g.norm(t, axis=axis).numpy())
+
+
+def test_norm_refuses_what_it_does_not_compute():
+    with pytest.raises(mlxq.errors.InvalidArgumentError, match="float32"):
+        g.norm(source(rand((4, 8), BF16)))
+    with pytest.raises(mlxq.errors.InvalidArgumentError, match="axis"):
+        g.norm(source(rand((2, 4, 8), np.float32)), axis=0)
+
+
+def test_a_division_by_a_row_norm_reads_each_row_once():
+    """baichuan_m1's ``w / (norm(w, axis=-1) + 1e-7)``: the per-row divisor is row-aligned
+    with the rows asked for, so a row block reads only its own rows."""
+    a = rand((64, 16), np.float32)
+    rd = ArrayReader({"w": a})
+    w = g.Source(rd, "w")
+    t = (w / (g.norm(w, axis=-1, keepdims=True) + 1e-7)).astype(BF16)
+    blocks = [t.rows(r, r + 8) for r in range(0, 64, 8)]
+    assert rd.rows_read == 2 * 64  # the rows, and the same rows for their norms
+    x = mx.array(a)
+    want = from_mx((x / (mx.linalg.norm(x, axis=-1, keepdims=True) + 1e-7)).astype(mx.bfloat16))
+    np.testing.assert_array_equal(as_bits(np.concatenate(blocks)), as_bits(want))

@@ -233,10 +233,28 @@ SPECS: dict[str, tuple[str, dict[str, Any]]] = {
                                                            "head_dim": 16, "num_heads": 4,
                                                            "short_conv_kernel_size": 4},
                                     "linear_head_dim": 16, "linear_num_heads": 4}),
-    "olmo_hybrid": ("olmo_hybrid", {"layer_types": ["linear_attention", "full_attention"]}),
-    "bailing_hybrid": ("bailing_hybrid", {**MLA, "layer_group_size": 2,
+    # transformers' BailingHybrid is Ling 3's KDA + MLA model, which mlx-lm converts as
+    # bailing_moe_v3 (its architecture BailingMoeV3ForCausalLM); tests/fixtures/hf/
+    # bailing_hybrid is Ling/Ring 2.5's lightning-attention release (tools/remote_fixtures)
+    "bailing_moe_v3": ("bailing_hybrid", {**MLA, "layer_group_size": 2,
                                           "linear_head_dim": 16, "linear_num_heads": 4}),
 }
+
+# How a fixture is built when ``AutoModelForCausalLM`` + ``save_pretrained`` is not what the
+# real release looks like (the family blocks below fill these):
+# - ``MODEL_CLASS``: the transformers class that builds the release's architecture (an auto
+#   class such as AutoModelForImageTextToText, built with ``from_config``, or a model class
+#   such as Mistral4ForCausalLM, built with ``_from_config``; default AutoModelForCausalLM);
+# - ``SAVE_NATIVE``: saved with ``save_original_format=False``: transformers' in-memory names
+#   and layouts, where its reverse conversion mapping writes a legacy layout the release does
+#   not have (or writes it wrongly);
+# - ``POSTPROCESS``: ``fn(folder, model)`` run after saving, for what the release has and
+#   transformers' model does not (each documents its source).
+MODEL_CLASS: dict[str, str] = {}
+SAVE_NATIVE: set[str] = set()
+POSTPROCESS: dict[str, Callable[[Path, Any], None]] = {}
+
+
 
 # --- fam-dense: the dense and smaller families (bitnet, muse_glimmer, olmo, nanochat, youtu_llm)
 # Layouts mlx-lm cannot convert are kept as the faithful inputs they are (the tests record
@@ -392,8 +410,8 @@ VL_SPECS: dict[str, tuple[str, dict[str, Any]]] = {
         "projector_hidden_size": 64, "downsample_factor": 2}),
 }
 SPECS.update(VL_SPECS)
-MODEL_CLASS: dict[str, str] = {n: "AutoModelForImageTextToText" for n in VL_SPECS
-                               if not n.endswith("_text")}  # text-only: causal LMs
+MODEL_CLASS.update({n: "AutoModelForImageTextToText" for n in VL_SPECS
+                    if not n.endswith("_text")})  # text-only: causal LMs
 SUB_CONFIGS = ("text_config", "vision_config", "audio_config")
 # Names the release nests where transformers 5 saves them flat: (regex, replacement)
 RELEASE_NAMES: dict[str, list[tuple[str, str]]] = {
@@ -436,6 +454,124 @@ RELEASE_MODEL_TYPE: dict[str, str] = {
     # are named after it); transformers' class says "lfm2_vl"
     "lfm2-vl": "lfm2-vl",
 }
+
+# --- fam-hybrid: Qwen3.5 (multimodal container), OLMo Hybrid --------------------------------
+#
+# Qwen3.5 releases are Qwen3_5(Moe)ForConditionalGeneration checkpoints: the text model under
+# model.language_model.*, a vision tower under model.visual.*, lm_head.weight, and the
+# multi-token-prediction head under mtp.* (which transformers' model does not have); the MoE
+# releases store each layer's experts fused (mlp.experts.gate_up_proj [E, 2 x inter, hidden],
+# mlp.experts.down_proj [E, hidden, inter]) -- transformers' in-memory layout, which its
+# save_pretrained would otherwise split per expert. text_config carries
+# full_attention_interval, which mlx-lm reads (transformers reads layer_types).
+_Q35_TEXT = {"vocab_size": VOCAB, "hidden_size": H, "intermediate_size": 64,
+             "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
+             "head_dim": 16, "linear_num_key_heads": 2, "linear_num_value_heads": 4,
+             "linear_key_head_dim": 16, "linear_value_head_dim": 16,
+             "linear_conv_kernel_dim": 4, "max_position_embeddings": 256,
+             "layer_types": ["linear_attention", "full_attention"],
+             "full_attention_interval": 2, "bos_token_id": 1, "eos_token_id": 2,
+             "pad_token_id": 0}
+_Q35_VISION = {"depth": 1, "hidden_size": 16, "intermediate_size": 32, "num_heads": 2,
+               "patch_size": 4, "temporal_patch_size": 2, "spatial_merge_size": 2,
+               "out_hidden_size": H, "num_position_embeddings": 16}
+SPECS.update({
+    "qwen3_5": ("qwen3_5", {"text_config": _Q35_TEXT, "vision_config": _Q35_VISION}),
+    "qwen3_5_moe": ("qwen3_5_moe", {
+        # 32-wide experts: their down_proj is quantized at group 32, not 64
+        "text_config": {**_Q35_TEXT, "num_experts": 4, "num_experts_per_tok": 2,
+                        "moe_intermediate_size": 32, "shared_expert_intermediate_size": 64},
+        "vision_config": _Q35_VISION}),
+    # allenai/Olmo-Hybrid-7B's release (523 tensors for 32 layers): separate q/k/v_conv1d on
+    # the gated-delta layers, input_layernorm/post_attention_layernorm on them (see
+    # POSTPROCESS below)
+    "olmo_hybrid": ("olmo_hybrid", {"layer_types": ["linear_attention", "full_attention"]}),
+})
+MODEL_CLASS.update({"qwen3_5": "AutoModelForImageTextToText",
+                    "qwen3_5_moe": "AutoModelForImageTextToText"})
+SAVE_NATIVE.update({"qwen3_5", "qwen3_5_moe", "olmo_hybrid"})
+
+
+def _rewrite_safetensors(d: Path, fn: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
+    from safetensors.torch import load_file, save_file
+
+    st = d / "model.safetensors"
+    save_file(fn(load_file(str(st))), str(st), metadata={"format": "pt"})
+
+
+def _qwen3_5_release(d: Path, model: Any) -> None:
+    """Adds the multi-token-prediction head Qwen3.5 releases ship (names as in their
+    model.safetensors.index.json: mtp.fc, mtp.pre_fc_norm_embedding/hidden, mtp.norm and one
+    decoder layer mtp.layers.0.* shaped like a full-attention layer, its experts stored one by
+    one), seeded N(0, 0.02) noise; and the bf16 dtype the release's sub-configs state."""
+    import torch
+
+    def add_mtp(t: dict[str, Any]) -> dict[str, Any]:
+        g = torch.Generator().manual_seed(2)
+        full = model.config.text_config.layer_types.index("full_attention")
+        src = f"model.language_model.layers.{full}."
+        extra: dict[str, Any] = {}
+        for k in sorted(t):
+            if not k.startswith(src):
+                continue
+            rest = k[len(src):]
+            if rest == "mlp.experts.gate_up_proj":
+                e, two_i, h = t[k].shape
+                for j in range(e):
+                    for n, rows in (("gate_proj", slice(0, two_i // 2)),
+                                    ("up_proj", slice(two_i // 2, two_i))):
+                        extra[f"mtp.layers.0.mlp.experts.{j}.{n}.weight"] = t[k][j, rows]
+            elif rest == "mlp.experts.down_proj":
+                for j in range(t[k].shape[0]):
+                    extra[f"mtp.layers.0.mlp.experts.{j}.down_proj.weight"] = t[k][j]
+            else:
+                extra["mtp.layers.0." + rest] = t[k]
+        hidden = model.config.text_config.hidden_size
+        extra["mtp.fc.weight"] = torch.zeros(hidden, 2 * hidden)
+        for n in ("mtp.norm.weight", "mtp.pre_fc_norm_embedding.weight",
+                  "mtp.pre_fc_norm_hidden.weight"):
+            extra[n] = torch.zeros(hidden)
+        for k in sorted(extra):
+            v = extra[k]
+            noise = torch.randn(v.shape, generator=g, dtype=torch.float32) * 0.02
+            extra[k] = (v.float() + noise).to(torch.bfloat16).contiguous()
+        return {**t, **extra}
+
+    _rewrite_safetensors(d, add_mtp)
+    cfg = json.loads((d / "config.json").read_text())
+    for sub in ("text_config", "vision_config"):
+        cfg[sub]["dtype"] = "bfloat16"
+    _write_json(d / "config.json", cfg)
+
+
+def _olmo_hybrid_release(d: Path, model: Any) -> None:
+    """allenai/Olmo-Hybrid-7B's layout (transformers' convert_olmo_hybrid_weights_to_hf.py
+    writes the convolutions one per projection): each gated-delta layer's fused
+    linear_attn.conv1d [2 x key_dim + value_dim, 1, k] becomes q_conv1d, k_conv1d (key_dim
+    channels each) and v_conv1d (value_dim channels). transformers 5.25 cannot save this
+    itself: its reverse mapping cuts the fused kernel in three equal parts and renames the
+    norms to OLMo-core's attention_layer_norm/feedforward_layer_norm."""
+    c = model.config
+    key_dim = c.linear_num_key_heads * c.linear_key_head_dim
+
+    def split(t: dict[str, Any]) -> dict[str, Any]:
+        out = {}
+        for k, v in t.items():
+            if k.endswith("linear_attn.conv1d.weight"):
+                base = k[: -len("conv1d.weight")]
+                out[base + "q_conv1d.weight"] = v[:key_dim].contiguous()
+                out[base + "k_conv1d.weight"] = v[key_dim:2 * key_dim].contiguous()
+                out[base + "v_conv1d.weight"] = v[2 * key_dim:].contiguous()
+            else:
+                out[k] = v
+        return out
+
+    _rewrite_safetensors(d, split)
+
+
+POSTPROCESS.update({"qwen3_5": _qwen3_5_release, "qwen3_5_moe": _qwen3_5_release,
+                    "olmo_hybrid": _olmo_hybrid_release})
+# --- end of fam-hybrid -----------------------------------------------------------------------
 
 
 # Top-level keys real Hub checkpoints carry that transformers 5 moves, renames or drops; they
@@ -549,7 +685,7 @@ FAMILY_KEYS: dict[str, Callable[[dict[str, Any], set[str]], dict[str, Any]]] = {
     "solar_open": lambda c, t: {"intermediate_size": c["moe_intermediate_size"],
                                 "first_k_dense_replace": 0, "partial_rotary_factor": 1.0},
     "falcon_h1": lambda c, t: {"head_dim": _head_dim(c)},
-    "bailing_hybrid": lambda c, t: {"num_experts_per_tok": c["num_experts_per_token"],
+    "bailing_moe_v3": lambda c, t: {"num_experts_per_tok": c["num_experts_per_token"],
                                     "n_group": c["num_expert_group"],
                                     "max_position_embeddings": c["model_max_length"],
                                     "group_norm_size": 1},
@@ -710,10 +846,10 @@ TOKENIZER_KEYS: dict[str, dict[str, Any]] = {
     "muse_spark": {"chat_template": "{% for m in messages %}{{ m['content'] }}{% endfor %}"},
 }
 
-#: transformers classes for fixtures AutoModelForCausalLM does not map
-MODEL_CLASSES: dict[str, str] = {"mistral4": "Mistral4ForCausalLM",
-                                  "minimax_m3_vl": "MiniMaxM3SparseForConditionalGeneration",
-                                  "muse_spark": "MuseSparkForConditionalGeneration"}
+# transformers classes for fixtures AutoModelForCausalLM does not map
+MODEL_CLASS.update({"mistral4": "Mistral4ForCausalLM",
+                    "minimax_m3_vl": "MiniMaxM3SparseForConditionalGeneration",
+                    "muse_spark": "MuseSparkForConditionalGeneration"})
 
 
 def _kimi_linear_renames(cfg: dict[str, Any], names: set[str]) -> dict[str, str]:
@@ -860,13 +996,13 @@ def build_fixture(name: str, model_type: str, overrides: dict[str, Any], d: Path
 
     cfg = build_config(model_type, overrides)
     torch.manual_seed(0)
+    cls_name = MODEL_CLASS.get(name, "AutoModelForCausalLM")
+    cls = getattr(transformers, cls_name)
     with _vision_stand_in(name, model_type):
-        if name in MODEL_CLASSES:
-            model = getattr(transformers, MODEL_CLASSES[name])._from_config(
-                cfg, dtype=torch.float32)
+        if cls_name.startswith("Auto"):
+            model = cls.from_config(cfg, dtype=torch.float32)
         else:
-            auto = getattr(transformers, MODEL_CLASS.get(name, "AutoModelForCausalLM"))
-            model = auto.from_config(cfg, dtype=torch.float32)
+            model = cls._from_config(cfg, dtype=torch.float32)
     _perturb(model, 1)
     model = model.to(torch.bfloat16)
     model.config.dtype = torch.bfloat16
@@ -875,8 +1011,11 @@ def build_fixture(name: str, model_type: str, overrides: dict[str, Any], d: Path
             getattr(model.config, sub).dtype = torch.bfloat16
     if d.exists():
         shutil.rmtree(d)
-    model.save_pretrained(d, safe_serialization=True)
+    model.save_pretrained(d, safe_serialization=True,
+                          save_original_format=name not in SAVE_NATIVE)
     (d / "generation_config.json").unlink(missing_ok=True)
+    if name in POSTPROCESS:
+        POSTPROCESS[name](d, model)
     cfg_path = d / "config.json"
     saved = json.loads(cfg_path.read_text())
     saved.pop("transformers_version", None)

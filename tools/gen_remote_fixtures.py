@@ -80,7 +80,11 @@ def make(name: str, out: Path) -> Path:
     specs = mod.tensors(config)
     seed = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "little")
     rng = np.random.default_rng(seed)
-    arrays = {k: fill(k, tuple(shape), dtype, rng) for k, (shape, dtype) in sorted(specs.items())}
+    own = getattr(mod, "fill", None)  # a description may fill some tensors itself
+    arrays = {}
+    for k, (shape, dtype) in sorted(specs.items()):
+        a = own(k, tuple(shape), dtype, rng) if own is not None else None
+        arrays[k] = fill(k, tuple(shape), dtype, rng) if a is None else a
     d = out / name
     if d.exists():
         shutil.rmtree(d)

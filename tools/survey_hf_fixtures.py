@@ -233,9 +233,8 @@ NOTES: dict[str, str] = {
         ".q_proj` and `mlp.fc1`.",
     "olmo": "mlx-lm cannot: its olmo module is for the original (non-transformers) OLMo format "
         "and exits at import without the `ai2-olmo` package.",
-    "olmo_hybrid": "mlx-lm cannot: transformers writes `attention_layer_norm` / "
-        "`feedforward_layer_norm` on the linear-attention layer, mlx-lm expects "
-        "`input_layernorm` / `post_attention_layernorm`.",
+    "gear": "mlx-lm cannot: transformers 5.25's AutoTokenizer validates the config of a model "
+        "type it does not know and rejects Gear's `conv_mixer` layer_types, before any weight.",
     "fp8/qwen3": "mlx-lm cannot: its qwen3 module does not dequantize FP8 (`weight_scale_inv` "
         "are 'parameters not in model'); deepseek_v3 and minimax (M2) do, in sanitize.",
     "compressed_tensors/deepseek_v3": "mlx-lm's deepseek_v3 sanitize turns `weight_packed` "

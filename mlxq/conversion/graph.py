@@ -40,12 +40,12 @@ from typing import Any, Callable, Iterable, Optional, Sequence, Union
 import numpy as np
 
 from .. import _dtypes
-from ..errors import InvalidArgumentError, ShapeMismatchError
+from ..errors import FormatError, InvalidArgumentError, ShapeMismatchError
 from ..tensorspec import TensorSpec
 
 __all__ = ["Tensor", "Source", "constant", "stack", "concatenate", "split", "pad",
            "contiguous", "dequantize", "quantize", "fp8_block_dequant", "where_scalar",
-           "split_cast", "cast_rows", "materialize", "row_wise"]
+           "split_cast", "cast_rows", "materialize", "row_wise", "norm", "checked"]
 
 Scalar = Union[int, float, bool]
 
@@ -710,6 +710,9 @@ class _Binary(Tensor):
                            _astype(np.asarray(t, np.float64), self.dtype), compute)
         if t.shape == self.shape:
             return _astype(_astype(t.rows(r0, r1), self.dtype), compute)
+        if t.shape[:-1] == self.shape[:-1] and t.shape[-1] == 1:
+            # one value per row (a per-row norm, say): row-aligned, read with the rows
+            return _astype(_astype(t.rows(r0, r1), self.dtype), compute)
         # broadcast: pick, for each output row, the operand's row
         full = t.numpy()
         shape = (1,) * (self.ndim - t.ndim) + t.shape
@@ -730,6 +733,108 @@ class _Binary(Tensor):
             out = _OPS[self.op](a, b)
         out = np.broadcast_to(out, (r1 - r0, self.ncols))
         return np.ascontiguousarray(_astype(out.astype(compute, copy=False), self.dtype))
+
+
+class _RowNorm(Tensor):
+    """``mx.linalg.norm(x, axis=-1, keepdims=True)`` of a float32 tensor, row by row."""
+
+    __slots__ = ("x",)
+
+    def __init__(self, x: Tensor):
+        super().__init__(x.shape[:-1] + (1,), x.dtype)
+        self.x = x
+
+    def inputs(self) -> tuple[Tensor, ...]:
+        return (self.x,)
+
+    def _rows(self, r0: int, r1: int) -> np.ndarray:
+        sq = np.square(self.x.rows(r0, r1))
+        # MLX's CPU reduction of a contiguous row is one float32 accumulator from 0, the
+        # elements added in order (contiguous_reduce; one SIMD lane where MLX has no
+        # Accelerate, as on Linux): not numpy's pairwise sum, but its accumulate, which
+        # adds in order
+        if sq.shape[1] == 0:
+            return np.zeros((r1 - r0, 1), np.float32)
+        acc = np.add.accumulate(sq, axis=1, dtype=np.float32)[:, -1]
+        return np.sqrt(acc).reshape(r1 - r0, 1)
+
+
+class _ColumnNorm(Tensor):
+    """``mx.linalg.norm(x, axis=0, keepdims=True)`` of a 2-D float32 tensor: one row,
+    computed once (reading ``x`` in row blocks) and kept, as every row block of a
+    division by it asks for it again."""
+
+    __slots__ = ("x", "_value")
+
+    def __init__(self, x: Tensor):
+        super().__init__((1, x.shape[1]), x.dtype)
+        self.x = x
+        self._value: Optional[np.ndarray] = None
+
+    def inputs(self) -> tuple[Tensor, ...]:
+        return (self.x,)
+
+    @property
+    def streams(self) -> bool:
+        return False
+
+    def _rows(self, r0: int, r1: int) -> np.ndarray:
+        if self._value is None:
+            # MLX's CPU strided reduction: each column's float32 accumulator starts at 0
+            # and takes the rows in order (strided_reduce)
+            acc = np.zeros(self.shape[1], np.float32)
+            for block in materialize(self.x):
+                sq = np.square(block)
+                for row in sq:
+                    acc += row
+            self._value = np.sqrt(acc).reshape(1, -1)
+        return self._value[r0:r1].copy()
+
+
+def norm(x: Tensor, axis: int = -1, keepdims: bool = False) -> Tensor:
+    """``mx.linalg.norm(x, axis=axis, keepdims=keepdims)`` (the 2-norm, ``sqrt(sum(
+    square(x)))``) of a float32 tensor over its last axis, or over axis 0 of a 2-D one,
+    with MLX's CPU summation order (bit for bit)."""
+    if x.dtype != np.dtype(np.float32):
+        raise InvalidArgumentError(f"norm of {x}: only float32 is supported (sanitize casts "
+                                   "to float32 first)")
+    if x.ndim == 0:
+        raise InvalidArgumentError(f"norm of a 0-d tensor {x}")
+    ax = _axis(axis, x.ndim)
+    if ax == x.ndim - 1:
+        out: Tensor = _RowNorm(x)
+        return out if keepdims else out.reshape(x.shape[:-1])
+    if ax == 0 and x.ndim == 2:
+        out = _ColumnNorm(x)
+        return out if keepdims else out.reshape(x.shape[1])
+    raise InvalidArgumentError(f"norm of {x} over axis {axis}: only the last axis, or axis 0 "
+                               "of a 2-D tensor")
+
+
+class _Checked(Tensor):
+    """``x``, whose values a sanitize requires of the checkpoint: each row block read is
+    checked, and a block that fails stops the conversion with a FormatError."""
+
+    __slots__ = ("x", "ok", "message", "key")
+
+    def __init__(self, x: Tensor, ok: Callable[[np.ndarray], bool], message: str, key: str):
+        super().__init__(x.shape, x.dtype)
+        self.x, self.ok, self.message, self.key = x, ok, message, key
+
+    def inputs(self) -> tuple[Tensor, ...]:
+        return (self.x,)
+
+    def _rows(self, r0: int, r1: int) -> np.ndarray:
+        rows = self.x.rows(r0, r1)
+        if not self.ok(rows):
+            raise FormatError(f"{self.key}: {self.message}", key=self.key)
+        return rows
+
+
+def checked(x: Tensor, ok: Callable[[np.ndarray], bool], message: str, key: str) -> Tensor:
+    """``x`` as it is, its values checked by ``ok`` when they are read (a data-dependent
+    refusal of mlx-lm's sanitize, such as prism_hadamard_qwen35's sign vectors)."""
+    return _Checked(x, ok, message, key)
 
 
 class _Pad(Tensor):

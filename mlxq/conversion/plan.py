@@ -192,6 +192,8 @@ def make_plan(src: SourceCheckpoint, opts: Options) -> Plan:
     # whatever the flags
     counts = {"quantize": 0, "kept": 0, "dequantize": 0, "fp8": fp8_weights}
 
+    if opts.dequantize and family.no_dequantize and stored:
+        raise InvalidArgumentError(f"dequantize: {family.no_dequantize}", key="dequantize")
     if opts.dequantize:
         for path, layer in stored.items():
             w, s = base[path + ".weight"], cast(path + ".scales", base[path + ".scales"])

@@ -329,6 +329,9 @@ class Family:
     #: sets keys of ``config["text_config"]``, the same dict object): ``config -> a new
     #: config`` (the argument is left as it is)
     edit_config: Optional[Callable[[Config], dict]] = None
+    #: why ``dequantize`` is refused for this family's checkpoints, when mlx-lm's
+    #: ``dequantize_model`` cannot undo their quantization (None: it can)
+    no_dequantize: Optional[str] = None
 
     @property
     def name(self) -> str:

@@ -13,6 +13,7 @@ from ..conversion.graph import (  # noqa: F401 - re-exported under MLX's names
     contiguous,
     dequantize,
     fp8_block_dequant,
+    norm as _norm,
     pad,
     quantize,
     split,
@@ -39,6 +40,10 @@ def __getattr__(name: str) -> np.dtype:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+def flatten(a: array, start_axis: int = 0, end_axis: int = -1) -> array:
+    return a.flatten(start_axis, end_axis)
+
+
 def moveaxis(a: array, source: int, destination: int) -> array:
     return a.moveaxis(source, destination)
 
@@ -49,3 +54,11 @@ def swapaxes(a: array, axis1: int, axis2: int) -> array:
 
 def transpose(a: array, axes=None) -> array:
     return a.transpose(*(axes or ()))
+
+
+class linalg:
+    """``mx.linalg``: the ``norm`` of the families that normalise an output head."""
+
+    @staticmethod
+    def norm(a: array, axis: int = -1, keepdims: bool = False) -> array:
+        return _norm(a, axis=axis, keepdims=keepdims)

@@ -12,6 +12,9 @@ docstring says where every tensor name and config key comes from (the publisher'
         # name -> (shape, dtype) of every tensor the real checkpoint holds, in the
         # publisher's names ("bfloat16", "float32", ...)
 
+and, optionally, ``def fill(name, shape, dtype, rng) -> numpy array | None`` for the
+tensors whose values the release constrains (None: the default noise).
+
 The driver fills the tensors with seeded N(0, 0.02) noise (norm weights around 1), writes
 ``model.safetensors`` with the ``safetensors`` package, the config, the generation config
 and the same word-level tokenizer as the transformers-built fixtures. mlxq writes none of
