@@ -6,6 +6,7 @@ tensors, gives the names and bytes mlx-lm's Model.sanitize gives on MLX arrays."
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 
 import numpy as np
 import pytest
@@ -129,6 +130,34 @@ def test_sanitize_matches_mlx_lm(name):
     config = CONFIGS[name]
     model = mlx_model(config)
     assert_sanitize_matches(family_for(config), config, _hf_weights(name, model), model)
+
+
+# mlx-lm's modules that are shared building blocks, not models (no Model class of a
+# model_type): attention, caches, layers, rope, the pipeline mixin
+_MLX_LM_NOT_MODELS = {"activations", "base", "bitlinear_layers", "cache", "gated_delta", "mla",
+                      "pipeline", "rope_utils", "ssm", "switch_layers"}
+
+
+def test_every_model_type_mlx_lm_converts_is_supported():
+    """mlx-lm's ``_get_classes`` takes a model_type to ``models/<MODEL_REMAPPING[t] or t>``:
+    the types it converts are its model modules and its remapped aliases. mlxq supports
+    exactly those (138 with mlx-lm 0.32.2): a new mlx-lm module, or alias, fails here until
+    its family is written."""
+    mlx_lm = pytest.importorskip("mlx_lm")
+    from mlx_lm.utils import MODEL_REMAPPING
+
+    folder = Path(mlx_lm.__file__).parent / "models"
+    modules = {p.stem for p in folder.glob("*.py") if not p.stem.startswith("_")}
+    for name in sorted(modules):  # what _get_classes needs of a model module
+        mod = importlib.import_module(f"mlx_lm.models.{name}")
+        is_model = hasattr(mod, "Model") and hasattr(mod, "ModelArgs")
+        assert is_model == (name not in _MLX_LM_NOT_MODELS), name
+    theirs = (modules - _MLX_LM_NOT_MODELS) | set(MODEL_REMAPPING)
+    ours = set(supported_model_types())
+    assert not theirs - ours, f"mlx-lm converts, mlxq does not: {sorted(theirs - ours)}"
+    assert not ours - theirs, f"mlxq claims, mlx-lm has no such type: {sorted(ours - theirs)}"
+    if importlib.metadata.version("mlx-lm") == "0.32.2":
+        assert len(ours) == 138
 
 
 def test_every_family_module_is_registered_once():
