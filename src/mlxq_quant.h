@@ -25,33 +25,9 @@
 #ifndef MLXQ_QUANT_H
 #define MLXQ_QUANT_H
 
-#include "mlxq_common.h"
-
-typedef enum {
-    MLXQ_MODE_AFFINE = 0,
-    MLXQ_MODE_MXFP4 = 1,
-    MLXQ_MODE_MXFP8 = 2,
-    MLXQ_MODE_NVFP4 = 3
-} mlxq_mode;
+#include "mlxq_qparams.h"
 
 typedef enum { MLXQ_IMPL_FAST = 0, MLXQ_IMPL_REF = 1 } mlxq_impl;
-
-typedef struct {
-    mlxq_mode mode;
-    int group_size;
-    int bits;
-    int has_global_scale; /* nvfp4 only */
-    float global_scale;
-} mlxq_qparams;
-
-/* "affine", "mxfp4", ...; NULL for a value outside the enum. */
-const char *mlxq_mode_name(mlxq_mode mode);
-
-/* MLX's per-mode defaults: affine (64, 4), mxfp4 (32, 4), mxfp8 (32, 8), nvfp4 (16, 4). */
-void mlxq_default_params(mlxq_mode mode, int *group_size, int *bits);
-
-/* Checks mode, group_size, bits and the global-scale rule; the message names the bad one. */
-mlxq_status mlxq_check_params(const mlxq_qparams *p, mlxq_error *err);
 
 /* Every check mlxq_quantize makes of its input and parameters (not of the outputs), so a
  * caller can validate before allocating outputs. */
@@ -82,15 +58,5 @@ mlxq_status mlxq_dequantize(const mlxq_tensor *wq, const mlxq_tensor *scales,
 mlxq_status mlxq_dequantize_check(const mlxq_tensor *wq, const mlxq_tensor *scales,
                                   const mlxq_tensor *biases, const mlxq_qparams *p,
                                   mlxq_error *err);
-
-/* Dtype MLX gives dequantize's output when the caller passes no dtype. */
-mlxq_dtype mlxq_dequantize_default_dtype(const mlxq_qparams *p, mlxq_dtype scales,
-                                         mlxq_dtype biases);
-
-/* The dtype actually produced for a requested output dtype (see the nvfp4 exception). */
-mlxq_dtype mlxq_dequantize_result_dtype(const mlxq_qparams *p, mlxq_dtype requested);
-
-/* MLX's type promotion between two float dtypes (f16 + bf16 -> f32). */
-mlxq_dtype mlxq_promote_float(mlxq_dtype a, mlxq_dtype b);
 
 #endif /* MLXQ_QUANT_H */

@@ -5,6 +5,7 @@
  */
 #include <stdlib.h>
 
+#include "drivers.h"
 #include "mlxq_pool.h"
 #include "search_internal.h"
 
