@@ -243,9 +243,10 @@ ALWAYS_INLINE void affine_quant_row(const uint8_t *src, int64_t cols, int gs, in
         memcpy(biases + g0 * esize, bi_t, (size_t)nb * esize);
         /* 3: codes. MLX divides by the scale; a divide per element would bound this loop by
          * the divider. y = (w - bias) * (1/scale) is within |y| * 2^-22 of the exact
-         * quotient and the rounded quotient within |y| * 2^-24 of it, so rint agrees
-         * whenever y lies farther than |y| * 2^-20 from a half-integer; a group with a
-         * lane that does not is redone with the division (rare: ~|y| * 2^-19 per lane). */
+         * quotient and the rounded quotient within |y| * 2^-24 of it, so rint (and the
+         * GPU's round, which differs from it only at halves) agrees whenever y lies
+         * farther than |y| * 2^-20 from a half-integer; a group with a lane that does not
+         * is redone with the division (rare: ~|y| * 2^-19 per lane). */
         for (int b = 0; b < nb; b++) {
             const uint8_t *gp = src + (size_t)(g0 + b) * gs * esize;
             const float scale = sc[b], bias = bi[b];
@@ -256,7 +257,9 @@ ALWAYS_INLINE void affine_quant_row(const uint8_t *src, int64_t cols, int gs, in
             vmask close = v_isnan(zero); /* all clear */
             for (int i = 0; i < nv; i++) {
                 vf y = v_mul(v_sub(load_t(gp + (size_t)i * VW * esize, dt), vb), vr);
-                q[i] = gpu ? v_round_away(y) : v_rint(y); /* both exact off the halves */
+                /* rint for both devices: off the half-integers it equals the GPU's round,
+                 * and every lane near one (ties included) is redone below */
+                q[i] = v_rint(y);
                 vf thr = v_sub(v_set1(0.5f), v_mul(v_abs(y), v_set1(0x1p-20f)));
                 close = v_mask_or(close, v_gt(v_abs(v_sub(y, q[i])), thr));
             }

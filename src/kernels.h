@@ -308,16 +308,38 @@ static inline uint8_t mlxq_gpu_mx_scale_byte(float s) {
         return 0xFF;
     if (s <= 0.0f)
         return 0x00;
-    int e;
-    float m = frexpf(s, &e);
-    int k = m == 0.5f ? e - 1 : e;
-    k = k < -127 ? -127 : k > 127 ? 127 : k;
+    const uint32_t u = mlxq_f32_bits(s), e = u >> 23;
+    if (e == 0) /* subnormal: s < 2^-126, ceil(log2 s) <= -126 and clamps... */
+        return (u & 0x7FFFFFu) > 0x400000u ? 1 : 0; /* ...to -127 unless s > 2^-127 */
+    /* s = 2^(e-127) * (1 + m): ceil(log2 s) is e - 127, or one more when m != 0 */
+    int k = (int)e - 127 + ((u & 0x7FFFFFu) != 0);
+    k = k > 127 ? 127 : k;
     return (uint8_t)(k + 127);
 }
 
 /* float(fp8_e8m0): 2^(byte - 127), byte 0 -> 2^-127 (a subnormal), 0xFF -> +inf. */
 static inline float mlxq_gpu_e8m0_value(uint8_t b) {
     return mlxq_f32_from_bits(b == 0 ? 0x400000u : (uint32_t)b << 23);
+}
+
+/* The GPU's fp-mode group scale (fp_quantize): from the group's amax (maxNum over |w|; mx:
+ * NaN when every element is NaN, nvfp4: from 0), the scale byte and the float factor the
+ * elements are multiplied by (scale_enc / float(scale), 0 for a zero scale). enc: 1, or
+ * 2688 / global_scale in float. */
+static inline void mlxq_gpu_fp_group_scale(const mlxq_qparams *p, float amax, float enc,
+                                           uint8_t *byte, float *factor) {
+    float s = mlxq_gpu_div(amax, p->bits == 4 ? 6.0f : 448.0f);
+    float sf;
+    if (p->mode != MLXQ_MODE_NVFP4) {
+        *byte = mlxq_gpu_mx_scale_byte(s);
+        sf = mlxq_gpu_e8m0_value(*byte);
+    } else {
+        if (p->has_global_scale)
+            s = mlxq_gpu_mul(s, enc);
+        *byte = mlxq_f32_to_e4m3(s); /* fp8_e4m3: the same ToFP8 as the CPU */
+        sf = mlxq_e4m3_to_f32(*byte);
+    }
+    *factor = sf == 0.0f ? 0.0f : mlxq_gpu_div(enc, sf);
 }
 
 /* ---- reference (portable scalar) kernels ------------------------------------------- */
@@ -368,11 +390,7 @@ void mlxq_ref_fp_quant_row_gpu(const mlxq_qparams *p, mlxq_dtype dt, const uint8
 void mlxq_ref_fp_dequant_row_gpu(const mlxq_qparams *p, const uint8_t *wq, int64_t wq_stride,
                                  const uint8_t *scales, int64_t s_stride, int64_t cols,
                                  mlxq_dtype odt, uint8_t *out);
-/* The GPU's fp-mode group scale: from the group's amax (maxNum over |w|; mx: NaN when every
- * element is NaN, nvfp4: from 0), the scale byte and the float factor elements are
- * multiplied by (scale_enc / float(scale), 0 for a zero scale). enc: 1 or 2688 / gs. */
-void mlxq_gpu_fp_group_scale(const mlxq_qparams *p, float amax, float enc, uint8_t *byte,
-                             float *factor);
+
 /* The float factor fp_dequantize multiplies a group's decoded elements by. */
 float mlxq_gpu_fp_dequant_scale(const mlxq_qparams *p, uint8_t byte);
 

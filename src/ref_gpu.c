@@ -101,23 +101,6 @@ void mlxq_ref_affine_dequant_row_gpu(const uint8_t *wq, int64_t wq_stride,
     }
 }
 
-void mlxq_gpu_fp_group_scale(const mlxq_qparams *p, float amax, float enc, uint8_t *byte,
-                             float *factor) {
-    const int mx = p->mode != MLXQ_MODE_NVFP4;
-    float s = mlxq_gpu_div(amax, p->bits == 4 ? 6.0f : 448.0f);
-    float sf;
-    if (mx) {
-        *byte = mlxq_gpu_mx_scale_byte(s);
-        sf = mlxq_gpu_e8m0_value(*byte);
-    } else {
-        if (p->has_global_scale)
-            s = mlxq_gpu_mul(s, enc);
-        *byte = mlxq_f32_to_e4m3(s); /* fp8_e4m3: the same ToFP8 as the CPU */
-        sf = mlxq_e4m3_to_f32(*byte);
-    }
-    *factor = sf == 0.0f ? 0.0f : mlxq_gpu_div(enc, sf);
-}
-
 void mlxq_ref_fp_quant_row_gpu(const mlxq_qparams *p, mlxq_dtype dt, const uint8_t *src,
                                int64_t stride, int64_t cols, uint8_t *wq, uint8_t *scales) {
     const int gs = p->group_size, fp8 = p->bits == 8, nv = p->mode == MLXQ_MODE_NVFP4;
