@@ -91,6 +91,15 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+def _device_line(device: str) -> str:
+    """Which of MLX's devices the conversion's arithmetic is, for the summary."""
+    if device == "gpu":
+        return ("device gpu: the arithmetic of MLX's GPU (Metal) kernels, what mlx_lm.convert "
+                "writes on Apple silicon")
+    return ("device cpu: the arithmetic of MLX's CPU backend, what mlx[cpu] writes (on Apple "
+            "silicon mlx_lm.convert uses the GPU: --device gpu)")
+
+
 def _count(n: int, noun: str) -> str:
     """``1 layer``, ``2 layers``."""
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
@@ -135,6 +144,8 @@ class ConvertResult:
     quantize: bool = False
     allocation: Optional[Any] = None  # target_bpw: conversion.quality.Allocation
     source_peak_bytes: Optional[int] = None  # from the Hub: most source bytes on disk at once
+    #: whose quantization arithmetic: "gpu" (MLX's Metal kernels) or "cpu" (its CPU backend)
+    device: str = "gpu"
 
     def summary(self) -> str:
         """What was written, how fast, and what happened to the layers.
@@ -164,6 +175,8 @@ class ConvertResult:
             parts.append(f"{_count(self.dequantized_layers, 'layer')} dequantized")
         if parts:
             lines.append("  " + ", ".join(parts))
+        if self.quantized_layers or self.dequantized_layers or self.requantized:
+            lines.append("  " + _device_line(self.device))
         if self.source_peak_bytes is not None:
             lines.append(f"  source shards on disk at most {human_bytes(self.source_peak_bytes)} "
                          "at once (downloaded, converted, deleted)")
@@ -346,7 +359,7 @@ def convert(hf_path: PathLike, mlx_path: PathLike = "mlx_model", *, quantize: bo
             revision: Optional[str] = None, keep_source: bool = False,
             disk_budget: Union[int, str, None] = None, token: Any = None,
             upload_repo: Optional[str] = None,
-            trust_remote_code: bool = False) -> ConvertResult:
+            trust_remote_code: bool = False, device: Optional[str] = None) -> ConvertResult:
     """Converts the Hugging Face (or MLX, AWQ, GPTQ, MXFP4) checkpoint folder ``hf_path``
     into an MLX checkpoint folder ``mlx_path``, like ``mlx_lm.convert(hf_path, mlx_path,
     ...)``.
@@ -367,7 +380,12 @@ def convert(hf_path: PathLike, mlx_path: PathLike = "mlx_model", *, quantize: bo
     bias chosen for the least error, docs/methods.md), ``imatrix`` (a llama.cpp importance
     matrix weighting each layer's columns; ``imatrix_arch`` its architecture name when the
     model_type does not give it) and ``target_bpw`` (bits per layer from 2/3/4/5/6/8 for at
-    most this many bits per weight, the whole model counted as mlx-lm does).
+    most this many bits per weight, the whole model counted as mlx-lm does); ``device``
+    (``"gpu"``: the arithmetic of MLX's GPU kernels, what mlx_lm.convert writes on Apple
+    silicon, its default device there; ``"cpu"``: MLX's CPU backend, what ``mlx[cpu]``
+    writes on Linux; default :func:`mlxq.default_device`, i.e. ``MLXQ_DEVICE`` or
+    ``"gpu"``): every quantization and dequantization of the conversion, the families'
+    sanitize steps and the quality search included.
 
     ``hf_path`` may also be a Hugging Face Hub repository (``ORG/NAME``; a local folder
     that exists always wins, as in mlx-lm), at ``revision``: it is converted with bounded
@@ -394,8 +412,15 @@ def convert(hf_path: PathLike, mlx_path: PathLike = "mlx_model", *, quantize: bo
         HubError (and its subclasses): a Hub repository that cannot be read.
         Errors of the kernels, with ``.layer`` set to the layer being quantized.
     """
+    from .._device import resolve as resolve_device, using_device
+
     src_p, dst_p = Path(os.fspath(hf_path)), Path(os.fspath(mlx_path))
     out = stream if stream is not None else sys.stderr
+    try:
+        dev = resolve_device(device)
+    except UnknownEnumValueError as e:
+        raise UnknownEnumValueError(f"{arg('device', device)} is not a device; "
+                                    + e.message.split("; ", 1)[1], key="device") from None
     if upload_repo is not None:
         raise InvalidArgumentError(
             f"{arg('upload_repo', upload_repo)}: mlxq does not upload. Convert without it, "
@@ -411,7 +436,7 @@ def convert(hf_path: PathLike, mlx_path: PathLike = "mlx_model", *, quantize: bo
                    max_shard_size=shard, report=report, allow_requantize=allow_requantize,
                    allow_unknown_architecture=allow_unknown_architecture, q_method=q_method,
                    imatrix=os.fspath(imatrix) if imatrix is not None else None,
-                   imatrix_arch=imatrix_arch, target_bpw=target_bpw)
+                   imatrix_arch=imatrix_arch, target_bpw=target_bpw, device=dev.value)
     _check_options(opts)
     for w in _flags_without_effect(opts, q_mode != "affine"):
         _warn(w)
@@ -436,7 +461,10 @@ def convert(hf_path: PathLike, mlx_path: PathLike = "mlx_model", *, quantize: bo
 
     def planned(source: Any) -> Any:
         nonlocal fmt, stored
-        plan = make_plan(source, opts)
+        # the graph's quantize / dequantize nodes (sanitize steps) and the quality search
+        # take the device in effect while the plan is made
+        with using_device(dev):
+            plan = make_plan(source, opts)
         fmt = _source_format(source)
         for w in plan.warnings:
             _warn(w)
@@ -471,8 +499,10 @@ def convert(hf_path: PathLike, mlx_path: PathLike = "mlx_model", *, quantize: bo
         try:
             writers = ShardWriters(tmp, plan.shards)
             try:
-                ex = _execute.Executor(plan, writers.put, progress.update, report=report)
-                run(ex, progress)
+                ex = _execute.Executor(plan, writers.put, progress.update, report=report,
+                                       device=dev.value)
+                with using_device(dev):  # lazy steps (external formats' repacking) too
+                    run(ex, progress)
                 # the bar ends on the figure the summary reports (updates are throttled)
                 progress.update(len(plan.outputs), plan.total_size, force=True)
                 writers.finish(plan.total_size, plan.total_parameters)
@@ -534,7 +564,7 @@ def convert(hf_path: PathLike, mlx_path: PathLike = "mlx_model", *, quantize: bo
         seconds=time.monotonic() - t0, architecture=plan.family.module, report=reports,
         report_total=total, requantized=requantized, repacked_layers=repacked,
         source_format=fmt, quantize=quantize, allocation=plan.allocation,
-        source_peak_bytes=source_peak)
+        source_peak_bytes=source_peak, device=dev.value)
     log.info("wrote %s: %d tensors in %.2f s", dst_p, result.tensors, result.seconds)
     return result
 
