@@ -173,6 +173,16 @@ static inline double mlxq_packint_value(int q, double s, mlxq_dtype sdt) {
 
 #define MLXQ_GPU_QNAN 0x7FC00000u
 
+/* metal::max / metal::min without fast math: IEEE maxNum / minNum, a NaN operand (quiet or
+ * signalling: GPUs have no signalling NaNs) gives the other. Not C's fmaxf/fminf, which
+ * glibc makes return NaN for a signalling operand. */
+static inline float mlxq_max_num(float a, float b) {
+    return isnan(a) ? b : isnan(b) ? a : (b > a ? b : a);
+}
+static inline float mlxq_min_num(float a, float b) {
+    return isnan(a) ? b : isnan(b) ? a : (b < a ? b : a);
+}
+
 static inline float mlxq_gpu_quiet(float a) {
     return mlxq_f32_from_bits(mlxq_f32_bits(a) | 0x400000u);
 }
@@ -232,7 +242,7 @@ static inline void mlxq_affine_params_gpu(float w_min, float w_max, int bits, fl
                                           float *bias_out) {
     const float n_bins = (float)((1u << bits) - 1u);
     const float eps = 1e-7f;
-    float scale = fmaxf((w_max - w_min) / n_bins, eps);
+    float scale = mlxq_max_num((w_max - w_min) / n_bins, eps);
     int side = fabsf(w_min) > fabsf(w_max);
     scale = side ? scale : -scale;
     float edge = side ? w_min : w_max;
@@ -248,7 +258,7 @@ static inline void mlxq_affine_params_gpu(float w_min, float w_max, int bits, fl
  * NaN as 0); the quotient is never below -0.5 (w - bias has the sign of scale), so the
  * conversion to uint8 never sees a negative value. */
 static inline uint32_t mlxq_affine_code_gpu(float w, float bias, float scale, float n_bins) {
-    float q = fminf(roundf((w - bias) / scale), n_bins);
+    float q = mlxq_min_num(roundf((w - bias) / scale), n_bins);
     return q > 0.0f ? (uint32_t)q : 0u;
 }
 

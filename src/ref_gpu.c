@@ -56,8 +56,8 @@ void mlxq_ref_affine_quant_row_gpu(mlxq_dtype dt, const uint8_t *src, int64_t st
         float w_min = INFINITY, w_max = 0.0f; /* Limits<T>::max, and 0 */
         for (int j = 0; j < group_size; j++) {
             float v = load_f(gp + j * stride, dt);
-            w_min = fminf(w_min, v); /* metal::min: a NaN element is ignored */
-            w_max = fmaxf(w_max, v);
+            w_min = mlxq_min_num(w_min, v); /* metal::min: a NaN element is ignored */
+            w_max = mlxq_max_num(w_max, v);
         }
         float scale, bias;
         mlxq_affine_params_gpu(w_min, w_max, bits, &scale, &bias);
@@ -112,7 +112,7 @@ void mlxq_ref_fp_quant_row_gpu(const mlxq_qparams *p, mlxq_dtype dt, const uint8
         /* simd_max(abs(w)): maxNum over the lanes; nvfp4's other half-group adds zeros */
         float amax = nv ? 0.0f : NAN;
         for (int j = 0; j < gs; j++)
-            amax = fmaxf(amax, fabsf(load_f(gp + j * stride, dt)));
+            amax = mlxq_max_num(amax, fabsf(load_f(gp + j * stride, dt)));
         float factor;
         mlxq_gpu_fp_group_scale(p, amax, enc, &scales[g], &factor);
         for (int j = 0; j < gs; j++) {

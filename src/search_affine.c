@@ -154,7 +154,7 @@ static void search_group(mlxq_dtype dt, mlxq_device dev, const uint8_t *src, con
      * rounded to T; its error is measured with the stored values. */
     float scale, bias;
     if (dev == MLXQ_DEVICE_GPU)
-        mlxq_affine_params_gpu(w_min, fmaxf(w_max, 0.0f), bits, &scale, &bias);
+        mlxq_affine_params_gpu(w_min, mlxq_max_num(w_max, 0.0f), bits, &scale, &bias);
     else
         mlxq_affine_params(w_min, w_max, bits, &scale, &bias);
     for (int j = 0; j < gs; j++)

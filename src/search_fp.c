@@ -108,7 +108,7 @@ static void search_group(const mlxq_qparams *p, mlxq_dtype dt, const uint8_t *sr
     if (gpu) { /* Metal's fp_quantize: amax by maxNum (mx: NaN only if all are NaN) */
         float gmax = nv ? 0.0f : NAN, factor;
         for (int j = 0; j < gs; j++)
-            gmax = fmaxf(gmax, fabsf((float)w[j]));
+            gmax = mlxq_max_num(gmax, fabsf((float)w[j]));
         mlxq_gpu_fp_group_scale(p, gmax, enc_gpu, &byte, &factor);
         encode_gpu(p, w, gs, byte, enc_gpu, codes);
     } else if (nv) {

@@ -98,19 +98,29 @@ def metal_round(x: np.ndarray) -> np.ndarray:
 
 
 def metal_max(a, b):
-    """``metal::max`` without fast math: maxNum (a NaN operand is ignored)."""
-    return np.fmax(np.float32(a), np.float32(b)) if np.ndim(a) == np.ndim(b) == 0 else \
-        np.fmax(a, b).astype(np.float32)
+    """``metal::max`` without fast math: maxNum, a NaN operand (quiet or signalling: GPUs
+    have no signalling NaNs) gives the other. Not numpy's fmax, which calls libm's fmaxf
+    and so returns NaN for a signalling operand."""
+    a, b = np.float32(a), np.float32(b)
+    with np.errstate(invalid="ignore"):
+        return np.where(np.isnan(a), b, np.where(np.isnan(b), a, np.maximum(a, b))).astype(
+            np.float32)
 
 
 def metal_min(a, b):
-    return np.fmin(np.float32(a), np.float32(b)) if np.ndim(a) == np.ndim(b) == 0 else \
-        np.fmin(a, b).astype(np.float32)
+    a, b = np.float32(a), np.float32(b)
+    with np.errstate(invalid="ignore"):
+        return np.where(np.isnan(a), b, np.where(np.isnan(b), a, np.minimum(a, b))).astype(
+            np.float32)
 
 
 def simd_reduce(x: np.ndarray, op) -> np.ndarray:
-    """``simd_max`` / ``simd_min`` over the last axis (the lanes of a SIMD group)."""
-    return op.reduce(x, axis=-1).astype(np.float32)
+    """``simd_max`` / ``simd_min`` (op: metal_max / metal_min) over the last axis, the lanes
+    of a SIMD group."""
+    acc = x[..., 0]
+    for i in range(1, x.shape[-1]):
+        acc = op(acc, x[..., i])
+    return np.asarray(acc, np.float32)
 
 
 def float_to_int_saturating(x: np.ndarray) -> np.ndarray:
@@ -287,8 +297,8 @@ def affine_quantize(w_bits: np.ndarray, T: str, group_size: int, bits: int):
     for i in range(per):
         w_min = metal_min(w_min, lanes[..., i])
         w_max = metal_max(w_max, lanes[..., i])
-    w_min = simd_reduce(w_min, np.fmin)
-    w_max = simd_reduce(w_max, np.fmax)
+    w_min = simd_reduce(w_min, metal_min)
+    w_max = simd_reduce(w_max, metal_max)
     with np.errstate(all="ignore"):
         scale = metal_max(div(sub(w_max, w_min), n_bins), eps)
         side = np.abs(w_min) > np.abs(w_max)
@@ -364,9 +374,9 @@ def fp_quantize(w_bits: np.ndarray, T: str, group_size: int, bits: int,
     if global_scale is not None:
         scale_enc = div(np.float32(448.0 * 6.0), np.float32(global_scale))[()]
     if use_mx_scale:  # scale_dec_b = simd_max(abs(w_thread)) over the 32-element group
-        scale_dec_b = simd_reduce(np.abs(w), np.fmax)
+        scale_dec_b = simd_reduce(np.abs(w), metal_max)
     else:  # simd_max(simd_lid < 16 ? abs(w) : 0.0): the other half contributes zeros
-        scale_dec_b = metal_max(simd_reduce(np.abs(w), np.fmax), np.float32(0.0))
+        scale_dec_b = metal_max(simd_reduce(np.abs(w), metal_max), np.float32(0.0))
     scale_dec_b = div(scale_dec_b, np.float32(6.0 if bits == 4 else 448.0))
     if global_scale is not None:
         scale_dec_b = mul(scale_dec_b, scale_enc)
