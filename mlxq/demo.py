@@ -100,7 +100,7 @@ def run_convert_demo(work_dir: str | None = None, out: TextIO | None = None) -> 
 
         from mlx_lm import convert as mlx_lm_convert
 
-        from .testing import compare_checkpoints
+        from .testing import compare_checkpoints, mlx_device
 
         ref = os.path.join(root, "tiny-llama-mlx_lm-4bit")
         if os.path.exists(ref):
@@ -108,14 +108,29 @@ def run_convert_demo(work_dir: str | None = None, out: TextIO | None = None) -> 
         with contextlib.redirect_stdout(io.StringIO()):
             mlx_lm_convert(src, ref, quantize=True)
         # (timings against mlx-lm are benchmarks/bench_convert.py's job, on a 1.3 GB model)
-        print(f"\nmlx_lm.convert of the same model, for reference: {ref}", file=out)
-        same = compare_checkpoints(dst, ref, check_config=True, check_index=True)
-        print(f"identical to mlx_lm.convert (tensors, config.json, index): "
-              f"{'yes' if same.matches else 'NO'}", file=out)
+        dev = mlx_device()  # the device this machine's MLX quantized on
+        print(f"\nmlx_lm.convert of the same model, for reference: {ref} (MLX on this "
+              f"machine quantizes on its {dev.upper()})", file=out)
+        mine = dst
+        if result.device != dev:
+            # mlxq's default device is the GPU (what mlx_lm.convert writes on Apple
+            # silicon): the comparison with this machine's MLX needs its device
+            mine = os.path.join(root, f"tiny-llama-mlx-4bit-{dev}")
+            if os.path.exists(mine):
+                shutil.rmtree(mine)
+            convert(src, mine, quantize=True, quiet=True, device=dev)
+            vs = compare_checkpoints(dst, ref, check_config=True, check_index=True)
+            print(f"{dst} (device {result.device}) vs mlx_lm.convert on the {dev.upper()}: "
+                  + (vs.devices.describe("mlxq's", "mlx-lm's") if vs.devices is not None
+                     else "identical" if vs.matches else "DIFFER"), file=out)
+            print(f"$ mlxq convert {src} {mine} -q --device {dev}", file=out)
+        same = compare_checkpoints(mine, ref, check_config=True, check_index=True)
+        print(f"identical to mlx_lm.convert on MLX's {dev.upper()} (device {dev}; tensors, "
+              f"config.json, index): {'yes' if same.matches else 'NO'}", file=out)
         if not same.matches:
             print(same.summary(), file=out)
         texts = []
-        for d in (dst, ref):
+        for d in (mine, ref):
             model, tokenizer = load(d)
             texts.append(generate(model, tokenizer, prompt="the time of day", max_tokens=8))
         print(f"mlx_lm.load + greedy generation, mlxq's folder:   {texts[0]!r}", file=out)
