@@ -17,9 +17,13 @@
  *   - inputs may have any strides (transposed, sliced, broadcast); they are never written;
  *   - outputs must be C-contiguous, writable, of exactly the shapes and dtypes above (and,
  *     for dequantize, the output dtype rule documented there), and must not overlap inputs;
- *   - the result is identical to what MLX 0.32's CPU backend computes, whichever
- *     implementation runs (MLXQ_IMPL_REF, the portable scalar specification, or
- *     MLXQ_IMPL_FAST, vectorised for the CPU found at run time and split over the pool);
+ *   - the result is identical to what MLX 0.32.4 computes on p->device (mlxq_qparams.h:
+ *     MLXQ_DEVICE_CPU, its CPU backend; MLXQ_DEVICE_GPU, its Metal kernels), whichever
+ *     implementation runs (MLXQ_IMPL_REF, the portable scalar specification: ref_affine.c /
+ *     ref_fp.c for the CPU, ref_gpu.c for the GPU; or MLXQ_IMPL_FAST, vectorised for the CPU
+ *     found at run time and split over the pool);
+ *   - on MLXQ_DEVICE_GPU, float64 is refused everywhere (Metal has none), and dequantize
+ *     needs scales and biases of one dtype (Metal reads biases as the scales' type);
  *   - on bad arguments nothing is written and a message naming the argument is returned.
  */
 #ifndef MLXQ_QUANT_H
@@ -39,9 +43,10 @@ mlxq_status mlxq_quantize(const mlxq_tensor *w, const mlxq_qparams *p, mlxq_tens
                           mlxq_error *err);
 
 /* `requested` is the dtype asked for (MLX's `dtype`, or its default); out->dtype must be
- * mlxq_dequantize_result_dtype(p, requested). The two differ only for nvfp4 with a global
- * scale, where the requested dtype still decides how decoded values are rounded (and so
- * which NaN bit patterns come out). MLX's rule:
+ * mlxq_dequantize_result_dtype(p, requested). The two differ only on the CPU device for
+ * nvfp4 with a global scale, where the requested dtype still decides how decoded values are
+ * rounded (and so which NaN bit patterns come out). MLX's CPU rule (the GPU writes the
+ * requested dtype):
  *   affine:          any float dtype (MLX: `dtype`, default result_type(scales, biases));
  *   mxfp4/8, nvfp4:  any float dtype (MLX: `dtype`, default bfloat16), except that nvfp4 WITH
  *                    a global scale always yields float32 (float64 when dtype is float64),
