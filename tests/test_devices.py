@@ -273,3 +273,29 @@ def test_convert_refuses_an_unknown_device(hf, tmp_path):
     r = _cli("convert", str(hf), str(tmp_path / "y"), "-q", "--device", "npu")
     assert r.returncode == 2 and "invalid choice: 'npu'" in r.stderr
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+
+
+def test_a_difference_no_device_makes_gets_no_device_verdict(hf, tmp_path):
+    """One bit flipped in a scale of an otherwise identical folder: not a rounding of
+    either device, so compare reports no device verdict."""
+    import shutil
+
+    from mlxq.testing import compare_checkpoints
+
+    a = tmp_path / "a"
+    mlxq.convert(hf, a, quantize=True, quiet=True, device="cpu")
+    b = tmp_path / "b"
+    shutil.copytree(a, b)
+    w = {k: np.array(v) for k, v in mlxq.load_checkpoint(b).items()}
+    name = "model.layers.0.mlp.up_proj.scales"
+    w[name].view(np.uint16)[0, 0] ^= 0x100
+    for f in b.glob("*.safetensors"):
+        f.unlink()
+    mlxq.save_safetensors(b / "model.safetensors", w)
+    r = compare_checkpoints(a, b)
+    assert not r.matches and r.devices is not None and not r.devices.only_rounding
+    assert r.devices.sides is None
+    assert "the rest are not (not a device difference)" in r.summary()
+    # lone files: no config to read the quantization from, no device verdict
+    lone = compare_checkpoints(next(a.glob("*.safetensors")), b / "model.safetensors")
+    assert lone.devices is None
