@@ -376,9 +376,10 @@ ALWAYS_INLINE void affine_dequant_row_gpu(const uint8_t *wq, const uint8_t *scal
         }
         const vf vs = v_set1(s), vb = v_set1(b);
         unpack_codes(wq + (size_t)g * gs * bits / 8, gs, bits, codes);
-        for (int i = 0; i < gs; i += VW)
-            store_t_gpu(o + (size_t)i * osize, gpu_affine_value_v(v_load_u8(codes + i), vs, vb, tdt),
-                        odt);
+        for (int i = 0; i < gs; i += VW) {
+            const vf v = gpu_affine_value_v(v_load_u8(codes + i), vs, vb, tdt);
+            store_t_gpu(o + (size_t)i * osize, v, odt);
+        }
     }
 }
 
@@ -803,6 +804,7 @@ static const mlxq_fast_kernels FN(kernels) = {
         },
     .fp_quant_gpu = {[MLXQ_BF16] = FN(fp_quant_gpu_bf16), [MLXQ_F16] = FN(fp_quant_gpu_f16),
                      [MLXQ_F32] = FN(fp_quant_gpu_f32)},
-    .fp_dequant_gpu = {[MLXQ_BF16] = FN(fp_dequant_gpu_bf16), [MLXQ_F16] = FN(fp_dequant_gpu_f16),
+    .fp_dequant_gpu = {[MLXQ_BF16] = FN(fp_dequant_gpu_bf16),
+                       [MLXQ_F16] = FN(fp_dequant_gpu_f16),
                        [MLXQ_F32] = FN(fp_dequant_gpu_f32)},
 };

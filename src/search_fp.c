@@ -61,7 +61,8 @@ static double decode_error(const mlxq_qparams *p, const double *x, const float *
  * gives (enc / float(byte)), fp4 by thresholds; the error of fp_dequantize's bfloat16. */
 static void encode_gpu(const mlxq_qparams *p, const double *w, int gs, uint8_t byte,
                        float enc, uint8_t *codes) {
-    const float sf = p->mode == MLXQ_MODE_NVFP4 ? mlxq_e4m3_to_f32(byte) : mlxq_gpu_e8m0_value(byte);
+    const float sf = p->mode == MLXQ_MODE_NVFP4 ? mlxq_e4m3_to_f32(byte)
+                                                : mlxq_gpu_e8m0_value(byte);
     const float factor = sf == 0.0f ? 0.0f : mlxq_gpu_div(enc, sf);
     for (int j = 0; j < gs; j++) {
         const float x = mlxq_gpu_mul((float)w[j], factor);
