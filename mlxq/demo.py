@@ -38,9 +38,12 @@ def run_bench(rows: int = 2048, cols: int = 4096, out: TextIO | None = None) -> 
     w = (rng.standard_normal((rows, cols), dtype=np.float32) * 0.02).astype(bfloat16)
     ref = w.astype(np.float64)
     power = float(np.mean(ref**2))
+    from ._device import default_device
+
     active, _ = _core.isa()
     print(f"mlxq bench: {rows}x{cols} bfloat16 matrix, N(0, 0.02^2); kernels: {active}, "
-          f"{_core.get_num_threads()} threads", file=out)
+          f"{_core.get_num_threads()} threads; device {default_device()} (MLXQ_DEVICE)",
+          file=out)
     header = f"{'mode':<7}{'bits':>5}{'group':>6}{'bpw':>7}{'rmse':>11}{'snr dB':>8}" \
              f"{'quant Gel/s':>13}{'dequant Gel/s':>15}"
     print(header, file=out)
