@@ -324,6 +324,18 @@ mlxq_status mlxq_dequantize_check(const mlxq_tensor *wq, const mlxq_tensor *scal
         return mlxq_fail(err, MLXQ_EDTYPE, "scales must be uint8 for mode '%s', got %s",
                          mlxq_mode_name(p->mode), mlxq_dtype_name(scales->dtype));
     }
+    if (affine && p->device == MLXQ_DEVICE_GPU) {
+        /* Metal's affine_dequantize reads biases as the scales' type T and computes in T;
+         * nothing on the GPU is float64 */
+        if (scales->dtype != biases->dtype)
+            return mlxq_fail(err, MLXQ_EDTYPE, "scales (%s) and biases (%s) must have one dtype "
+                             "on device 'gpu' (MLX's Metal affine_dequantize reads both as the "
+                             "scales' type); use device='cpu' for mixed dtypes",
+                             mlxq_dtype_name(scales->dtype), mlxq_dtype_name(biases->dtype));
+        if (scales->dtype == MLXQ_F64)
+            return mlxq_fail(err, MLXQ_EDTYPE, "float64 is not supported on device 'gpu' "
+                             "(Metal has no float64); use device='cpu' or float32");
+    }
     if ((st = check_rank("wq", wq, err)) || (st = check_rank("scales", scales, err)))
         return st;
     if (affine && (st = check_rank("biases", biases, err)))
@@ -365,18 +377,9 @@ mlxq_status mlxq_dequantize(const mlxq_tensor *wq, const mlxq_tensor *scales,
     if (!out || !mlxq_dtype_is_float(requested))
         return mlxq_fail(err, MLXQ_EDTYPE, "the output dtype must be a floating dtype, not %s",
                          mlxq_dtype_name(requested));
-    if (p->device == MLXQ_DEVICE_GPU) {
-        /* Metal's affine_dequantize reads biases as the scales' type T and computes in T;
-         * nothing on the GPU is float64 */
-        if (affine && scales->dtype != biases->dtype)
-            return mlxq_fail(err, MLXQ_EDTYPE, "scales (%s) and biases (%s) must have one dtype "
-                             "on device 'gpu' (MLX's Metal affine_dequantize reads both as the "
-                             "scales' type); use device='cpu' for mixed dtypes",
-                             mlxq_dtype_name(scales->dtype), mlxq_dtype_name(biases->dtype));
-        if ((affine && scales->dtype == MLXQ_F64) || requested == MLXQ_F64)
-            return mlxq_fail(err, MLXQ_EDTYPE, "float64 is not supported on device 'gpu' "
-                             "(Metal has no float64); use device='cpu' or float32");
-    }
+    if (p->device == MLXQ_DEVICE_GPU && requested == MLXQ_F64)
+        return mlxq_fail(err, MLXQ_EDTYPE, "float64 is not supported on device 'gpu' "
+                         "(Metal has no float64); use device='cpu' or float32");
     const int64_t cols = n_groups * p->group_size;
     /* nvfp4 with a global scale yields float32 (float64) whatever was asked for; the asked
      * dtype still rounds the decoded values (and decides the NaN patterns). */

@@ -159,3 +159,45 @@ def test_gpu_golden_files_cover_the_cpu_corpus():
                 assert set(requests(g)) >= want, (mode, c["name"])
         kinds = {c["kind"] for c in meta["cases"] if not c.get("refused")}
         assert kinds >= {"quantize", "hash"}, (mode, kinds)
+
+
+# ---- strided inputs: the same logical array gives the golden result ------------------------
+
+
+def _every_other(a):
+    buf = np.zeros(a.shape[:-1] + (2 * a.shape[-1],), a.dtype)
+    buf[..., 1::2] = a
+    return buf[..., 1::2]
+
+
+def _reversed(a):
+    rev = np.ascontiguousarray(a[(slice(None, None, -1),) * a.ndim])
+    return rev[(slice(None, None, -1),) * a.ndim]
+
+
+LAYOUTS = {"every_other": _every_other, "negative_strides": _reversed,
+           "fortran": np.asfortranarray}
+
+
+def _layout_cases():
+    out = []
+    for mode in GOLDEN_MODES:
+        if GOLDEN[mode] is None:
+            continue
+        picked = [c for c in GOLDEN[mode][0]["cases"] if c["kind"] == "quantize"
+                  and not c.get("refused") and c["label"] in ("edge", "moe")
+                  and (mode != "affine" or (c["group_size"] == 64 and c["bits"] in (3, 4)))]
+        out += [pytest.param(mode, c, id=_case_id(c)) for c in picked[:6]]
+    return out
+
+
+@pytest.mark.parametrize("layout", sorted(LAYOUTS))
+@pytest.mark.parametrize("mode, case", _layout_cases())
+def test_strided_input_gives_the_gpu_golden_result(mode, case, layout, kernel):
+    w = field(mode, case, "w")
+    got = mlxq.quantize(LAYOUTS[layout](w), **params(case), impl=kernel)
+    for name, g in zip(names(mode), got):
+        assert_bits_equal(g, field(mode, case, name), f"{_case_id(case)} {layout}: {name}")
+    inputs = [LAYOUTS[layout](field(mode, case, n)) for n in names(mode)]
+    assert_bits_equal(mlxq.dequantize(*inputs, **params(case), impl=kernel),
+                      field(mode, case, "deq_default"), f"{_case_id(case)} {layout}: deq")
