@@ -15,6 +15,15 @@ ROOT = os.path.dirname(os.path.abspath(__file__))
 os.environ["PYTHONPATH"] = os.pathsep.join(
     [ROOT] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != ROOT])
 
+# The live oracle of this suite is mlx[cpu]: MLX's CPU backend, whose quantization arithmetic
+# differs from its GPU kernels' (docs/formats.md). mlxq's default device is "gpu" (what
+# mlx_lm.convert writes on Apple silicon), so every test that compares a default mlxq result
+# with live MLX / mlx_lm.convert or with the CPU golden vectors would compare two devices.
+# The whole suite (and the subprocesses it starts, which inherit the environment) therefore
+# defaults to the CPU device, the one place this is decided; tests about the devices pass
+# device= explicitly (tests/test_devices.py, tests/test_golden_gpu.py).
+os.environ["MLXQ_DEVICE"] = "cpu"
+
 
 @pytest.fixture(scope="session", autouse=True)
 def _nothing_is_left_in_the_temporary_folder(tmp_path_factory):

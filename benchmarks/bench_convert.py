@@ -44,6 +44,16 @@ def du(path: str) -> int:
     return sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(path) for f in fs)
 
 
+def mlx_device() -> str:
+    """The device the installed MLX (which mlx_lm.convert runs on) quantizes on."""
+    try:
+        from mlxq.testing import mlx_device as device
+
+        return device()
+    except ImportError:
+        return "cpu"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -89,7 +99,9 @@ def main() -> None:
     flags = shlex.split(args.flags)
 
     results = {}
-    mlxq_cmd = [sys.executable, "-m", "mlxq", "convert", src, "{dst}", "--quiet"] + flags
+    # mlxq quantizes on the device mlx_lm.convert quantizes on here, so the outputs compare
+    mlxq_cmd = [sys.executable, "-m", "mlxq", "convert", src, "{dst}", "--quiet",
+                "--device", mlx_device()] + flags
     runs = [("mlxq", mlxq_cmd),
             ("mlx_lm", [sys.executable, "-m", "mlx_lm", "convert", "--hf-path", src,
                         "--mlx-path", "{dst}"] + flags)]

@@ -66,6 +66,17 @@ def run(cmd: list[str], env: dict[str, str], watch: list[Path]) -> tuple[float, 
     return wall, usage.ru_maxrss * 1024, peak[0], rc
 
 
+def mlx_device() -> str:
+    """The device the installed MLX (which mlx_lm.convert runs on) quantizes on: mlxq
+    converts on it too, so the outputs compare."""
+    try:
+        from mlxq.testing import mlx_device as device
+
+        return device()
+    except ImportError:
+        return "cpu"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -109,7 +120,7 @@ def main() -> None:
             env = dict(os.environ, HF_HOME=str(home), HF_HUB_DISABLE_PROGRESS_BARS="1")
             if name == "mlxq":
                 cmd = [sys.executable, "-m", "mlxq", "convert", "bench/llama",
-                       str(out / "q"), "-q", "--quiet"]
+                       str(out / "q"), "-q", "--quiet", "--device", mlx_device()]
             else:
                 cmd = [sys.executable, "-c", MLX_LM_CLI, str(ROOT / "tests"), "convert",
                        "--hf-path", "bench/llama", "--mlx-path", str(out / "q"), "-q"]

@@ -54,6 +54,9 @@ try:
     import mlx.core as mx
 except ImportError:
     mx = None
+# mlxq quantizes (and its mse search measures) on the device whose dequantization is
+# measured: the installed MLX's when it dequantizes, else mlxq's default
+DEVICE = mlxq.testing.mlx_device() if mx is not None else None
 
 EVAL = [
     "The cat sat quietly on the warm windowsill all afternoon.",
@@ -222,7 +225,7 @@ def dequantize(q, gs, bits) -> np.ndarray:
                     else mx.array(a) for a in q)
         d = mx.dequantize(wq, s, b, group_size=gs, bits=bits).astype(mx.float32)
         return np.array(d)
-    return mlxq.dequantize(*q, group_size=gs, bits=bits).astype(np.float32)
+    return mlxq.dequantize(*q, group_size=gs, bits=bits, device=DEVICE).astype(np.float32)
 
 
 def run_case(layers, gs, bits, method, imps):
@@ -232,7 +235,7 @@ def run_case(layers, gs, bits, method, imps):
         imp = None if imps is None else imps[name]
         kw = {} if method == "mlx" else {"method": "mse", "importance": imp}
         t0 = time.perf_counter()
-        qs[name] = mlxq.quantize(w, gs, bits, **kw)
+        qs[name] = mlxq.quantize(w, gs, bits, **kw, device=DEVICE)
         t += time.perf_counter() - t0
     return {k: dequantize(q, gs, bits) for k, q in qs.items()}, t
 

@@ -16,8 +16,10 @@ def quantize(
     bits: int,
     global_scale: Optional[float],
     impl: int,
+    device: int,
 ) -> tuple[np.ndarray, ...]:
-    """(wq, scales, biases) for affine (mode 0), (wq, scales) otherwise."""
+    """(wq, scales, biases) for affine (mode 0), (wq, scales) otherwise. device: 0 MLX's CPU
+    backend, 1 its GPU (Metal) kernels (src/mlxq_qparams.h)."""
 
 def quantize_search(
     w: np.ndarray,
@@ -28,6 +30,7 @@ def quantize_search(
     global_scale: Optional[float],
     importance: Optional[np.ndarray],
     impl: int,
+    device: int,
 ) -> tuple[np.ndarray, ...]:
     """As quantize, each group's scale (and bias) chosen to minimise the importance-weighted
     squared error after MLX's dequantization (src/mlxq_search.h). importance: float32 [C]
@@ -47,9 +50,10 @@ def dequantize(
     out_descr: np.dtype,
     out_code: int,
     impl: int,
+    device: int,
 ) -> np.ndarray:
-    """requested_code: the dtype asked for; out: the dtype produced (they differ only for
-    nvfp4 with a global scale, whose output is float32/float64)."""
+    """requested_code: the dtype asked for; out: the dtype produced (they differ only on the
+    CPU device for nvfp4 with a global scale, whose output is float32/float64)."""
 def check_params(mode: int, group_size: int, bits: int) -> None:
     """Raises the kernels' OutOfRangeError when (mode, group_size, bits) is unsupported."""
 def cast(a: np.ndarray, code: int, out_descr: np.dtype, out_code: int, impl: int) -> np.ndarray:

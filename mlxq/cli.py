@@ -100,7 +100,7 @@ def _convert(args: argparse.Namespace) -> int:
             target_bpw=args.target_bpw, revision=args.revision,
             keep_source=args.keep_source, disk_budget=args.disk_budget, token=args.token,
             upload_repo=args.upload_repo, trust_remote_code=args.trust_remote_code,
-            threads=args.threads)
+            threads=args.threads, device=args.device)
         if args.report:
             print(result.report_table())
         if not args.quiet:
@@ -237,6 +237,10 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--allow-requantize", action="store_true",
                    help="GPTQ with act-order (a real g_idx): dequantize and re-quantize those "
                    "layers to MLX affine instead of refusing (adds error; reported)")
+    q.add_argument("--device", choices=("gpu", "cpu"), default=None,
+                   help="whose quantization arithmetic: gpu, MLX's Metal kernels (what "
+                   "mlx_lm.convert writes on Apple silicon), or cpu, MLX's CPU backend (what "
+                   "mlx[cpu] writes on Linux); default: MLXQ_DEVICE, else gpu")
     q.add_argument("--allow-unknown-architecture", action="store_true",
                    help="convert a model_type mlx-lm does not support with generic rules "
                    "(no sanitize step) instead of refusing it")

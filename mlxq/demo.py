@@ -38,9 +38,12 @@ def run_bench(rows: int = 2048, cols: int = 4096, out: TextIO | None = None) -> 
     w = (rng.standard_normal((rows, cols), dtype=np.float32) * 0.02).astype(bfloat16)
     ref = w.astype(np.float64)
     power = float(np.mean(ref**2))
+    from ._device import default_device
+
     active, _ = _core.isa()
     print(f"mlxq bench: {rows}x{cols} bfloat16 matrix, N(0, 0.02^2); kernels: {active}, "
-          f"{_core.get_num_threads()} threads", file=out)
+          f"{_core.get_num_threads()} threads; device {default_device()} (MLXQ_DEVICE)",
+          file=out)
     header = f"{'mode':<7}{'bits':>5}{'group':>6}{'bpw':>7}{'rmse':>11}{'snr dB':>8}" \
              f"{'quant Gel/s':>13}{'dequant Gel/s':>15}"
     print(header, file=out)
@@ -105,7 +108,7 @@ def run_convert_demo(work_dir: str | None = None, out: TextIO | None = None) -> 
 
         from mlx_lm import convert as mlx_lm_convert
 
-        from .testing import compare_checkpoints
+        from .testing import compare_checkpoints, mlx_device
 
         ref = os.path.join(root, "tiny-llama-mlx_lm-4bit")
         if os.path.exists(ref):
@@ -116,14 +119,29 @@ def run_convert_demo(work_dir: str | None = None, out: TextIO | None = None) -> 
         with contextlib.redirect_stdout(io.StringIO()):
             mlx_lm_convert(src, ref, quantize=True)
         # (timings against mlx-lm are benchmarks/bench_convert.py's job, on a 1.3 GB model)
-        print(f"mlx_lm.convert's folder: {ref}", file=out)
-        same = compare_checkpoints(dst, ref, check_config=True, check_index=True)
-        print(f"identical to mlx_lm.convert (tensors, config.json, index): "
-              f"{'yes' if same.matches else 'NO'}", file=out)
+        dev = mlx_device()  # the device this machine's MLX quantized on
+        print(f"mlx_lm.convert's folder: {ref} (MLX on this machine quantizes on its "
+              f"{dev.upper()})", file=out)
+        mine = dst
+        if result.device != dev:
+            # mlxq's default device is the GPU (what mlx_lm.convert writes on Apple
+            # silicon): the comparison with this machine's MLX needs its device
+            mine = os.path.join(root, f"tiny-llama-mlx-4bit-{dev}")
+            if os.path.exists(mine):
+                shutil.rmtree(mine)
+            convert(src, mine, quantize=True, quiet=True, device=dev)
+            vs = compare_checkpoints(dst, ref, check_config=True, check_index=True)
+            print(f"{dst} (device {result.device}) vs mlx_lm.convert on the {dev.upper()}: "
+                  + (vs.devices.describe("mlxq's", "mlx-lm's") if vs.devices is not None
+                     else "identical" if vs.matches else "DIFFER"), file=out)
+            print(f"$ mlxq convert {src} {mine} -q --device {dev}", file=out)
+        same = compare_checkpoints(mine, ref, check_config=True, check_index=True)
+        print(f"identical to mlx_lm.convert on MLX's {dev.upper()} (device {dev}; tensors, "
+              f"config.json, index): {'yes' if same.matches else 'NO'}", file=out)
         if not same.matches:
             print(same.summary(), file=out)
         texts = []
-        for d in (dst, ref):
+        for d in (mine, ref):
             model, tokenizer = load(d)
             texts.append(generate(model, tokenizer, prompt="the time of day", max_tokens=8))
         print(f"mlx_lm.load + greedy generation, mlxq's folder:   {texts[0]!r}", file=out)

@@ -114,7 +114,7 @@ def infer_params(dense_shape: tuple[int, ...], wq: np.ndarray, scales: np.ndarra
 
 def _error_sums(dense: np.ndarray, wq: np.ndarray, scales: np.ndarray,
                 biases: np.ndarray | None, group_size: int, bits: int, mode: str,
-                global_scale: float | None) -> _Sums:
+                global_scale: float | None, device: str | None = None) -> _Sums:
     if dense.shape[:-1] != wq.shape[:-1] or dense.shape[:-1] != scales.shape[:-1]:
         raise ShapeMismatchError(
             f"dense {list(dense.shape)} does not match wq {list(wq.shape)} / scales "
@@ -128,7 +128,8 @@ def _error_sums(dense: np.ndarray, wq: np.ndarray, scales: np.ndarray,
     sums = _Sums()
     for r in range(0, d2.shape[0], rows):
         hat = dequantize(q2[r:r + rows], s2[r:r + rows], None if b2 is None else b2[r:r + rows],
-                         group_size, bits, mode, global_scale, dtype=np.float32)
+                         group_size, bits, mode, global_scale, dtype=np.float32,
+                         device=device)
         sums.add(d2[r:r + rows].astype(np.float64), hat.astype(np.float64))
     return sums
 
@@ -136,14 +137,16 @@ def _error_sums(dense: np.ndarray, wq: np.ndarray, scales: np.ndarray,
 def quantization_error(dense: np.ndarray, wq: np.ndarray, scales: np.ndarray,
                        biases: np.ndarray | None = None, *, group_size: int | None = None,
                        bits: int | None = None, mode: str | None = None,
-                       global_scale: float | None = None) -> QuantError:
+                       global_scale: float | None = None,
+                       device: str | None = None) -> QuantError:
     """Error statistics of ``dequantize(wq, scales, biases)`` against ``dense``.
 
-    group_size, bits and mode default to what the shapes imply (see :func:`infer_params`).
+    group_size, bits and mode default to what the shapes imply (see :func:`infer_params`);
+    device (whose dequantize, as :func:`mlxq.dequantize`) to :func:`mlxq.default_device`.
     """
     gs, b, m = infer_params(dense.shape, wq, scales, biases)
     return _error_sums(np.asarray(dense), wq, scales, biases, group_size or gs, bits or b,
-                       mode or m, global_scale).result()
+                       mode or m, global_scale, device).result()
 
 
 def weight_map_error(dense: Mapping[str, np.ndarray], quantized: Mapping[str, np.ndarray]

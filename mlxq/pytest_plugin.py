@@ -1,7 +1,10 @@
 """pytest plugin for mlxq, registered through the ``pytest11`` entry point.
 
 Fixtures: ``assert_arrays_equal``, ``assert_weights_equal``, ``assert_checkpoints_equal``
-(the functions of :mod:`mlxq.testing`, for suites that prefer fixtures to imports).
+(the functions of :mod:`mlxq.testing`, for suites that prefer fixtures to imports), and
+``mlx_device``: the device the installed MLX quantizes on (``"gpu"`` on Apple silicon,
+``"cpu"`` with ``mlx[cpu]``), to pass as ``device=`` to the mlxq conversion a test compares
+with ``mlx_lm.convert``; the test is skipped when MLX is not installed.
 
 Assertion reports: ``assert actual == mlxq.testing.exact(expected)`` (or ``close(...)``)
 fails with mlxq's per-tensor report — counts, max abs/rel/ULP difference, first differing
@@ -34,6 +37,12 @@ def assert_weights_equal() -> Callable[..., None]:
 @pytest.fixture
 def assert_checkpoints_equal() -> Callable[..., None]:
     return testing.assert_checkpoints_equal
+
+
+@pytest.fixture
+def mlx_device() -> str:
+    pytest.importorskip("mlx.core")
+    return testing.mlx_device()
 
 
 def pytest_assertrepr_compare(config: Any, op: str, left: Any, right: Any) -> list[str] | None:

@@ -1,7 +1,10 @@
 """quantize / dequantize: MLX's ``mx.quantize`` and ``mx.dequantize`` on numpy arrays.
 
-The results are bit-identical to MLX 0.32 on the CPU: the same packed words, the same scale
-and bias bits, the same dtypes and shapes. See docs/api.md and docs/formats.md.
+The results are bit-identical to MLX 0.32 on the device asked for: ``device="gpu"`` (the
+default) reproduces MLX's GPU (Metal) kernels, what ``mlx_lm.convert`` writes on Apple
+silicon; ``device="cpu"`` its CPU backend, what ``mlx[cpu]`` writes on Linux. The same packed
+words, the same scale and bias bits, the same dtypes and shapes. See docs/api.md and
+docs/formats.md.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import numpy as np
 
 from . import _core
 from . import _dtypes
+from ._device import Device, resolve as _resolve_device
 from ._dtypes import code_of, float_dtype
 from .errors import (
     ArgumentTypeError,
@@ -24,8 +28,8 @@ from .errors import (
     UnsupportedDtypeError,
 )
 
-__all__ = ["QuantMethod", "QuantMode", "astype", "check_params", "quantize", "dequantize",
-           "default_params"]
+__all__ = ["Device", "QuantMethod", "QuantMode", "astype", "check_params", "quantize",
+           "dequantize", "default_params"]
 
 
 class QuantMode(str, enum.Enum):
@@ -222,8 +226,10 @@ def quantize(
     impl: Impl = "fast",
     method: Union[str, QuantMethod] = "mlx",
     importance: np.ndarray | None = None,
+    device: Union[str, Device, None] = None,
 ) -> tuple[np.ndarray, ...]:
-    """Quantizes ``w`` along its last axis exactly as ``mlx.core.quantize`` does.
+    """Quantizes ``w`` along its last axis exactly as ``mlx.core.quantize`` does on
+    ``device``.
 
     Args:
         w: a float16, bfloat16 (``ml_dtypes.bfloat16``), float32 or (fp modes only) float64
@@ -244,6 +250,10 @@ def quantize(
             ``[C]`` (e.g. the mean squared activation of each input feature, as llama.cpp's
             importance matrices hold), or ``w.shape[:-2] + [C]`` for stacked weights (one
             row per expert of ``[E, out, C]``). None weighs every element equally.
+        device: whose arithmetic: ``"gpu"`` (MLX's Metal kernels, what ``mlx_lm.convert``
+            writes on Apple silicon) or ``"cpu"`` (MLX's CPU backend, ``mlx[cpu]`` on
+            Linux). None: :func:`mlxq.default_device` (``MLXQ_DEVICE``, else ``"gpu"``).
+            MLX's GPU kernels refuse float64 input.
 
     Returns:
         ``(wq, scales, biases)`` for affine, ``(wq, scales)`` for the fp modes, where ``wq`` is
@@ -273,15 +283,16 @@ def quantize(
     code = code_of(arr.dtype, "w")
     gscale = _global_scale(global_scale, qmode)
     impl_code = _impl_code(impl)
+    dev = _resolve_device(device).code
     if qmethod is QuantMethod.MLX:
         if importance is not None:
             raise InvalidArgumentError(
                 "importance is only used by method='mse'; method='mlx' ignores the error"
             )
-        return _core.quantize(arr, code, _MODE_CODES[qmode], gs, nbits, gscale, impl_code)
+        return _core.quantize(arr, code, _MODE_CODES[qmode], gs, nbits, gscale, impl_code, dev)
     imp = None if importance is None else _importance(importance, arr)
     return _core.quantize_search(
-        arr, code, _MODE_CODES[qmode], gs, nbits, gscale, imp, impl_code
+        arr, code, _MODE_CODES[qmode], gs, nbits, gscale, imp, impl_code, dev
     )
 
 
@@ -296,8 +307,10 @@ def dequantize(
     dtype: object = None,
     *,
     impl: Impl = "fast",
+    device: Union[str, Device, None] = None,
 ) -> np.ndarray:
-    """Reconstructs weights from quantized data exactly as ``mlx.core.dequantize`` does.
+    """Reconstructs weights from quantized data exactly as ``mlx.core.dequantize`` does on
+    ``device``.
 
     Args:
         w: the packed uint32 array from :func:`quantize` (any strides).
@@ -306,9 +319,13 @@ def dequantize(
         group_size, bits, mode, global_scale: as for :func:`quantize`.
         dtype: output dtype (float16, bfloat16, float32 or float64, or a name). Defaults to
             MLX's: the promoted type of scales and biases for affine (float16 with bfloat16
-            gives float32), bfloat16 for the fp modes. As in MLX 0.32, nvfp4 with a
-            global scale always returns float32 (float64 if dtype is float64).
+            gives float32), bfloat16 for the fp modes. On the CPU device, as in MLX 0.32,
+            nvfp4 with a global scale always returns float32 (float64 if dtype is float64);
+            MLX's GPU kernel returns the dtype asked for.
         impl: ``"fast"`` or ``"reference"``, as for :func:`quantize`.
+        device: ``"gpu"`` or ``"cpu"``, as for :func:`quantize`. The two differ in the
+            affine sum (the GPU fuses ``scale * q + bias`` into one rounding) and in how fp
+            scales are applied; the GPU takes scales and biases of one dtype, no float64.
 
     Returns:
         An array shaped like ``w`` with last dimension ``scales.shape[-1] * group_size``.
@@ -334,6 +351,7 @@ def dequantize(
     s_code = code_of(sc.dtype, "scales")
     b_code = -1 if bi is None else code_of(bi.dtype, "biases")
     gscale = _global_scale(global_scale, qmode)
+    dev = _resolve_device(device)
 
     requested: np.dtype | None
     if dtype is not None:
@@ -347,13 +365,13 @@ def dequantize(
         # before the output dtype is ever used.
         requested = np.dtype(np.float32)
     out = requested
-    if qmode is QuantMode.NVFP4 and gscale is not None:
+    if qmode is QuantMode.NVFP4 and gscale is not None and dev is Device.CPU:
         # MLX's float32 global scale promotes the product: float32 (float64) whatever was
         # asked; the asked dtype still decides how decoded scales are rounded (NaN patterns).
         out = np.dtype(np.float64) if requested == np.float64 else np.dtype(np.float32)
     return _core.dequantize(
         wq, sc, s_code, bi, b_code, _MODE_CODES[qmode], gs, nbits, gscale,
-        code_of(requested, "dtype"), out, code_of(out, "dtype"), _impl_code(impl),
+        code_of(requested, "dtype"), out, code_of(out, "dtype"), _impl_code(impl), dev.code,
     )
 
 

@@ -25,15 +25,17 @@ import dataclasses
 import json
 import math
 import os
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Optional
 
 import numpy as np
 
 from ._dtypes import bfloat16, float8_e4m3fn, float8_e5m2
+from .devicediff import DeviceExplanation, explain_device_differences
 
 __all__ = [
     "ArrayDiff",
     "CheckpointComparison",
+    "DeviceExplanation",
     "TensorComparison",
     "compare_checkpoints",
     "close",
@@ -42,6 +44,7 @@ __all__ = [
     "assert_checkpoints_equal",
     "assert_weights_equal",
     "compare_arrays",
+    "mlx_device",
 ]
 
 _CHUNK = 1 << 20  # elements per comparison step: bounds temporary memory to a few MB
@@ -309,8 +312,13 @@ def assert_checkpoints_equal(dir_a: str | os.PathLike, dir_b: str | os.PathLike,
             if ja != jb:
                 lines.append(f"{fname}: differs: " + _json_diff(ja, jb))
     if lines:
-        raise AssertionError(f"checkpoints differ ({_problems(len(lines))}):\n  "
-                             + "\n  ".join(lines))
+        msg = f"checkpoints differ ({_problems(len(lines))}):\n  " + "\n  ".join(lines)
+        if exact:
+            why = _devices(dir_a, dir_b, load_checkpoint(dir_a), load_checkpoint(dir_b),
+                           lines)
+            if why is not None and why.only_rounding:
+                msg += "\n" + why.describe(dir_a, dir_b)
+        raise AssertionError(msg)
 
 
 @dataclasses.dataclass
@@ -348,13 +356,17 @@ class TensorComparison:
 
 @dataclasses.dataclass
 class CheckpointComparison:
-    """What :func:`compare_checkpoints` found; ``matches`` is the verdict."""
+    """What :func:`compare_checkpoints` found; ``matches`` is the verdict. ``devices``:
+    for two folders that differ exactly, whether the differences are the ones MLX's CPU
+    and GPU quantizations make and which side matches which device (:mod:`mlxq.devicediff`);
+    None when not examined."""
 
     a: str
     b: str
     rule: str
     tensors: list[TensorComparison]
     files: dict[str, str]  # "config.json" / index -> how they differ (absent when equal)
+    devices: Optional[DeviceExplanation] = None
 
     @property
     def matches(self) -> bool:
@@ -390,6 +402,8 @@ class CheckpointComparison:
         lines = [head, "  " + detail]
         for f, d in self.files.items():
             lines.append(f"  {f}: {d}")
+        if self.devices is not None and self.devices.groups:
+            lines.append("  " + self.devices.describe("A", "B"))
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
@@ -407,8 +421,16 @@ class CheckpointComparison:
                          first_values=[_json_num(v) for v in f.first_values]
                          if f.first_values else None)
             return d
-        return {"a": self.a, "b": self.b, "rule": self.rule, "matches": self.matches,
-                "tensors": [row(t) for t in self.tensors], "files": dict(self.files)}
+        out = {"a": self.a, "b": self.b, "rule": self.rule, "matches": self.matches,
+               "tensors": [row(t) for t in self.tensors], "files": dict(self.files)}
+        if self.devices is not None:
+            d = self.devices
+            out["devices"] = {"only_rounding": d.only_rounding, "sides": d.sides,
+                              "groups": d.groups, "explained": d.explained,
+                              "a_gpu": d.a_gpu, "b_gpu": d.b_gpu,
+                              "unexplained_tensors": d.unexplained_tensors,
+                              "description": d.describe("A", "B")}
+        return out
 
 
 def _json_num(v: Any) -> Any:
@@ -487,13 +509,20 @@ def compare_checkpoints(a: str | os.PathLike, b: str | os.PathLike, *, exact: bo
             ja, jb = _load_json(pa), _load_json(pb)
             if ja != jb:
                 files[fname] = "differs: " + _json_diff(ja, jb)
+    devices = None
+    differing = [r.name for r in rows if r.status == "differs"]
+    if exact and differing and os.path.isdir(a) and os.path.isdir(b):
+        devices = explain_device_differences(
+            ma, mb, differing + [r.name for r in rows if r.status not in ("identical",
+                                                                           "differs")],
+            os.path.join(a, "config.json"), os.path.join(b, "config.json"))
     if exact:
         rule = "exact (bit patterns)"
     else:
         parts = [f"{k}={v}" for k, v in (("rtol", rtol), ("atol", atol), ("max_ulp", max_ulp))
                  if v is not None]
         rule = "within " + (", ".join(parts) if parts else "rtol=1e-07")
-    return CheckpointComparison(a, b, rule, rows, files)
+    return CheckpointComparison(a, b, rule, rows, files, devices)
 
 
 def _json_diff(a: Any, b: Any, path: str = "") -> str:
@@ -512,6 +541,31 @@ def _json_diff(a: Any, b: Any, path: str = "") -> str:
             if x != y:
                 return _json_diff(x, y, f"{path}[{i}]")
     return f"{path or '<root>'}: {json.dumps(a)[:80]} != {json.dumps(b)[:80]}"
+
+
+def _devices(dir_a: str, dir_b: str, ma: Mapping[str, Any], mb: Mapping[str, Any],
+             lines: list[str]) -> Optional[DeviceExplanation]:
+    """The device explanation for assert_checkpoints_equal's differing tensors (its report
+    lines begin with the tensor name)."""
+    names = [ln.split(":", 1)[0] for ln in lines]
+    differing = [n for n in names if n in ma and n in mb]
+    if not differing or len(differing) != len(names):
+        return None
+    return explain_device_differences(ma, mb, differing, os.path.join(dir_a, "config.json"),
+                                      os.path.join(dir_b, "config.json"))
+
+
+def mlx_device() -> str:
+    """The device the installed MLX quantizes on by default (``"gpu"`` on Apple silicon,
+    ``"cpu"`` with ``mlx[cpu]``): the ``device`` to give :func:`mlxq.convert` /
+    :func:`mlxq.quantize` before comparing their results with ``mlx_lm.convert`` or
+    ``mx.quantize`` run in this process. Raises ImportError without MLX.
+
+    The pytest plugin's ``mlx_device`` fixture returns it, skipping the test without MLX.
+    """
+    import mlx.core as mx
+
+    return "gpu" if mx.default_device() == mx.gpu else "cpu"
 
 
 class _Expected:

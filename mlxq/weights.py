@@ -24,10 +24,12 @@ kernel discards the partial result.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any, Callable, Mapping, Union
 
 import numpy as np
 
+from ._device import Device, resolve as resolve_device
 from .config import SKIP, PerLayerQuantization, Quantization
 from .errors import (
     ArgumentTypeError,
@@ -57,6 +59,8 @@ def quantize_weights(
     weights: Mapping[str, np.ndarray],
     cfg: Config,
     eligible: Eligible = default_eligible,
+    *,
+    device: Union[str, Device, None] = None,
 ) -> dict[str, np.ndarray]:
     """Quantizes the eligible weights of a checkpoint, per layer, as MLX checkpoints expect.
 
@@ -86,9 +90,12 @@ def quantize_weights(
             "these parameters everywhere".
         eligible: ``eligible(path, array) -> bool``, e.g. :func:`mlxq.linear_like`; the
             default accepts every ``.weight``.
+        device: whose quantization: ``"gpu"`` (MLX's Metal kernels, what mlx_lm.convert
+            writes on Apple silicon) or ``"cpu"`` (MLX's CPU backend); None:
+            :func:`mlxq.default_device` (``MLXQ_DEVICE``, else ``"gpu"``).
 
     Returns:
-        A new dict. Quantized tensors are bit-identical to ``mx.quantize``.
+        A new dict. Quantized tensors are bit-identical to ``mx.quantize`` on ``device``.
 
     Raises:
         Errors about a layer carry ``.layer`` and ``.key``; their message begins with the
@@ -117,6 +124,7 @@ def quantize_weights(
     plq = _as_config(cfg)
     if not callable(eligible):
         raise ArgumentTypeError(f"eligible must be callable, got {type(eligible).__name__}")
+    dev = resolve_device(device)
     items = _snapshot(weights)
     index = dict(items)
 
@@ -157,7 +165,8 @@ def quantize_weights(
             out[key] = arr
             continue
         path = key[: -len(WEIGHT)]
-        parts = _with_layer(path, key, quantize, arr, q.group_size, q.bits, q.mode)
+        parts = _with_layer(path, key, partial(quantize, device=dev), arr, q.group_size,
+                            q.bits, q.mode)
         out[key] = parts[0]
         out[path + SCALES] = parts[1]
         if len(parts) == 3:
@@ -165,8 +174,10 @@ def quantize_weights(
     return out
 
 
-def dequantize_weights(weights: Mapping[str, np.ndarray], cfg: Config) -> dict[str, np.ndarray]:
-    """Replaces every quantized triple of a checkpoint by its dense weight.
+def dequantize_weights(weights: Mapping[str, np.ndarray], cfg: Config, *,
+                       device: Union[str, Device, None] = None) -> dict[str, np.ndarray]:
+    """Replaces every quantized triple of a checkpoint by its dense weight, as
+    ``mx.dequantize`` computes it on ``device`` (as for :func:`quantize_weights`).
 
     A triple is ``P.weight`` + ``P.scales`` (+ ``P.biases``); its parameters are
     ``cfg.quantization_for(P)``. The dense tensor takes ``P.weight``'s place, ``P.scales``
@@ -195,6 +206,7 @@ def dequantize_weights(weights: Mapping[str, np.ndarray], cfg: Config) -> dict[s
     True
     """
     plq = _as_config(cfg)
+    dev = resolve_device(device)
     items = _snapshot(weights)
     index = dict(items)
 
@@ -220,8 +232,8 @@ def dequantize_weights(weights: Mapping[str, np.ndarray], cfg: Config) -> dict[s
         path = key[: -len(WEIGHT)]
         q = plan[path]
         out[key] = _with_layer(
-            path, key, dequantize, arr, index[path + SCALES], index.get(path + BIASES),
-            q.group_size, q.bits, q.mode,
+            path, key, partial(dequantize, device=dev), arr, index[path + SCALES],
+            index.get(path + BIASES), q.group_size, q.bits, q.mode,
         )
     return out
 

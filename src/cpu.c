@@ -22,7 +22,7 @@ mlxq_isa mlxq_detected_isa(void) {
     /* __builtin_cpu_supports also checks that the OS saves the wider registers (XGETBV). */
     __builtin_cpu_init();
     int avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c") &&
-               __builtin_cpu_supports("bmi2");
+               __builtin_cpu_supports("bmi2") && __builtin_cpu_supports("fma");
     if (avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq"))
         return MLXQ_ISA_AVX512;

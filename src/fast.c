@@ -20,31 +20,37 @@ static const mlxq_fast_kernels *active_table(void) {
 
 static int small_dtype(mlxq_dtype dt) { return (unsigned)dt < MLXQ_DTYPE_COUNT; }
 
-mlxq_affine_quant_fn mlxq_fast_affine_quant(mlxq_dtype dt, int bits) {
+mlxq_affine_quant_fn mlxq_fast_affine_quant(mlxq_dtype dt, int bits, mlxq_device device) {
     const mlxq_fast_kernels *t = active_table();
     (void)bits;
-    return t && small_dtype(dt) ? t->affine_quant[dt] : NULL;
+    if (!t || !small_dtype(dt))
+        return NULL;
+    return device == MLXQ_DEVICE_GPU ? t->affine_quant_gpu[dt] : t->affine_quant[dt];
 }
 
 mlxq_affine_dequant_fn mlxq_fast_affine_dequant(mlxq_dtype sdt, mlxq_dtype bdt,
-                                                mlxq_dtype odt, int bits) {
+                                                mlxq_dtype odt, int bits, mlxq_device device) {
     const mlxq_fast_kernels *t = active_table();
     (void)bits;
     if (!t || sdt != bdt || !small_dtype(sdt) || !small_dtype(odt))
         return NULL;
-    return t->affine_dequant[sdt][odt];
+    return device == MLXQ_DEVICE_GPU ? t->affine_dequant_gpu[sdt][odt]
+                                     : t->affine_dequant[sdt][odt];
 }
 
 mlxq_fp_quant_fn mlxq_fast_fp_quant(const mlxq_qparams *p, mlxq_dtype dt) {
     const mlxq_fast_kernels *t = active_table();
-    (void)p;
-    return t && small_dtype(dt) ? t->fp_quant[dt] : NULL;
+    if (!t || !small_dtype(dt))
+        return NULL;
+    return p->device == MLXQ_DEVICE_GPU ? t->fp_quant_gpu[dt] : t->fp_quant[dt];
 }
 
 mlxq_fp_dequant_fn mlxq_fast_fp_dequant(const mlxq_qparams *p, mlxq_dtype odt) {
     const mlxq_fast_kernels *t = active_table();
     mlxq_dtype rdt = mlxq_dequantize_result_dtype(p, odt);
-    return t && small_dtype(odt) && small_dtype(rdt) ? t->fp_dequant[odt][rdt] : NULL;
+    if (!t || !small_dtype(odt) || !small_dtype(rdt))
+        return NULL;
+    return p->device == MLXQ_DEVICE_GPU ? t->fp_dequant_gpu[odt] : t->fp_dequant[odt][rdt];
 }
 
 mlxq_cast_fn mlxq_fast_cast(mlxq_dtype from, mlxq_dtype to) {

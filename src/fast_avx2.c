@@ -1,10 +1,10 @@
-/* The AVX2 instantiation of fast_tmpl.h. The whole file is compiled for AVX2 via a
+/* The AVX2 (+ FMA3) instantiation of fast_tmpl.h. The whole file is compiled for AVX2 via a
  * target pragma; the dispatcher in fast.c calls it only when the CPU has AVX2. */
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx2,f16c,bmi2,popcnt"))), apply_to = function)
+#pragma clang attribute push(__attribute__((target("avx2,fma,f16c,bmi2,popcnt"))), apply_to = function)
 #else
-#pragma GCC target("avx2,f16c,bmi2,popcnt")
+#pragma GCC target("avx2,fma,f16c,bmi2,popcnt")
 #endif
 
 #include "simd_avx2.h"

@@ -70,6 +70,51 @@ ALWAYS_INLINE vf add_nan_first(vf a, vf b) {
     return v_select(v_isnan(a), v_from_bits(vi_or(v_bits(a), vi_set1(0x400000))), v_add(a, b));
 }
 
+/* ---- the GPU device's arithmetic (kernels.h, "MLX's GPU arithmetic") --------------------- */
+
+/* metal::round: halfway cases away from zero (x - trunc(x) is exact). */
+ALWAYS_INLINE vf v_round_away(vf x) {
+    const vf t = v_trunc(x);
+    const vf step = v_from_bits(vi_or(vi_and(v_bits(x), vi_set1((int32_t)0x80000000)),
+                                      v_bits(v_set1(1.0f))));
+    return v_select(v_ge(v_abs(v_sub(x, t)), v_set1(0.5f)), v_add(t, step), t);
+}
+
+ALWAYS_INLINE vf quiet_v(vf a) { return v_from_bits(vi_or(v_bits(a), vi_set1(0x400000))); }
+
+/* r = op(a, b) under the GPU's NaN rule: the first NaN operand, quieted; a NaN made from
+ * numbers becomes +0x7FC00000 (x86 makes the negative one). NaNs are rare: one test. */
+ALWAYS_INLINE vf gpu_nan2(vf r, vf a, vf b) {
+    const vmask n = v_isnan(r);
+    if (!v_mask_any(n))
+        return r;
+    vf fix = v_select(v_isnan(b), quiet_v(b), v_from_bits(vi_set1(MLXQ_GPU_QNAN)));
+    fix = v_select(v_isnan(a), quiet_v(a), fix);
+    return v_select(n, fix, r);
+}
+
+/* static_cast<T>(float) on the GPU, as T bits in int32 lanes (mlxq_gpu_f32_to_f16/_bf16):
+ * x86's vcvtps2ph already keeps a NaN's sign and payload top, quieted. */
+ALWAYS_INLINE vi gpu_bits_t(vf x, int dt) {
+    if (dt == MLXQ_BF16)
+        return vi_select(v_isnan(x), vi_or(vi_srli(v_bits(x), 16), vi_set1(0x40)),
+                         bf16_round_bits(x));
+    return v_cvt_f16_bits(x);
+}
+ALWAYS_INLINE vf round_t_gpu(vf x, int dt) {
+    if (dt == MLXQ_BF16)
+        return v_from_bits(vi_slli(gpu_bits_t(x, dt), 16));
+    if (dt == MLXQ_F16)
+        return v_from_f16_bits(gpu_bits_t(x, dt));
+    return x;
+}
+ALWAYS_INLINE void store_t_gpu(uint8_t *p, vf x, int dt) {
+    if (dt == MLXQ_F32)
+        v_store_f32(p, x);
+    else
+        vi_store_u16(p, gpu_bits_t(x, dt));
+}
+
 /* ---- bit packing ----------------------------------------------------------------------- */
 
 /* Packs n codes (one per byte, each < 2^bits, n a multiple of 16) into an LSB-first bit
@@ -131,21 +176,29 @@ ALWAYS_INLINE void unpack_codes(const uint8_t *in, int n, int bits, uint8_t *cod
 
 /* mlxq_affine_params on VW groups at once, lane for lane the same operations: the scalar
  * chain of three dependent divisions per group would otherwise bound the whole kernel. */
-ALWAYS_INLINE void affine_params_v(vf w_min, vf w_max, int bits, vf *scale_out, vf *bias_out) {
+/* gpu: mlxq_affine_params_gpu instead (max(range / n_bins, eps) with maxNum, round). */
+ALWAYS_INLINE void affine_params_v(vf w_min, vf w_max, int bits, vf *scale_out, vf *bias_out,
+                                   int gpu) {
     const vf n_bins = v_set1((float)((1u << bits) - 1u)), eps = v_set1(1e-7f);
     vmask mask = v_gt(v_abs(w_min), v_abs(w_max));
     vf scale = v_div(v_sub(w_max, w_min), n_bins);
-    scale = v_select(v_lt(scale, eps), eps, scale);
+    /* maxps returns its second operand for a NaN: std::max keeps the NaN, metal::max not */
+    scale = gpu ? v_max(scale, eps) : v_select(v_lt(scale, eps), eps, scale);
     scale = v_select(mask, scale, v_neg(scale));
     vf edge = v_select(mask, w_min, w_max);
-    vf q0 = v_rint(v_div(edge, scale));
+    vf q0 = gpu ? v_round_away(v_div(edge, scale)) : v_rint(v_div(edge, scale));
     vmask nz = v_neq_uq(q0, v_set1(0.0f)); /* C's q0 != 0 is true for NaN too */
     *scale_out = v_select(nz, v_div(edge, q0), scale);
     *bias_out = v_select(nz, edge, v_set1(0.0f));
+    if (gpu) /* only an invalid operation makes a NaN scale: the GPU's default NaN */
+        *scale_out = v_select(v_isnan(*scale_out), v_from_bits(vi_set1(MLXQ_GPU_QNAN)),
+                              *scale_out);
 }
 
+/* gpu: Metal's affine_quantize (mlxq_ref_affine_quant_row_gpu) instead of the CPU's. */
 ALWAYS_INLINE void affine_quant_row(const uint8_t *src, int64_t cols, int gs, int bits,
-                                    uint8_t *wq, uint8_t *scales, uint8_t *biases, int dt) {
+                                    uint8_t *wq, uint8_t *scales, uint8_t *biases, int dt,
+                                    int gpu) {
     const size_t esize = mlxq_dtype_size(dt);
     const int nv = gs / VW;
     const int64_t n_groups = cols / gs;
@@ -164,7 +217,8 @@ ALWAYS_INLINE void affine_quant_row(const uint8_t *src, int64_t cols, int gs, in
                 continue;
             }
             const uint8_t *gp = src + (size_t)(g0 + b) * gs * esize;
-            vf mx = v_set1(-INFINITY), mn = v_set1(INFINITY);
+            /* the GPU's w_max starts at 0, so an all-negative group gets 0 */
+            vf mx = v_set1(gpu ? 0.0f : -INFINITY), mn = v_set1(INFINITY);
             for (int i = 0; i < nv; i++) {
                 vf x = load_t(gp + (size_t)i * VW * esize, dt);
                 mx = v_max(x, mx);
@@ -175,18 +229,24 @@ ALWAYS_INLINE void affine_quant_row(const uint8_t *src, int64_t cols, int gs, in
         }
         /* 2: scales and biases of VW groups together */
         vf vsc, vbi;
-        affine_params_v(v_loadu(mins), v_loadu(maxs), bits, &vsc, &vbi);
+        affine_params_v(v_loadu(mins), v_loadu(maxs), bits, &vsc, &vbi, gpu);
         v_storeu(sc, vsc);
         v_storeu(bi, vbi);
-        store_t(sc_t, vsc, dt);
-        store_t(bi_t, vbi, dt);
+        if (gpu) {
+            store_t_gpu(sc_t, vsc, dt);
+            store_t_gpu(bi_t, vbi, dt);
+        } else {
+            store_t(sc_t, vsc, dt);
+            store_t(bi_t, vbi, dt);
+        }
         memcpy(scales + g0 * esize, sc_t, (size_t)nb * esize);
         memcpy(biases + g0 * esize, bi_t, (size_t)nb * esize);
         /* 3: codes. MLX divides by the scale; a divide per element would bound this loop by
          * the divider. y = (w - bias) * (1/scale) is within |y| * 2^-22 of the exact
-         * quotient and the rounded quotient within |y| * 2^-24 of it, so rint agrees
-         * whenever y lies farther than |y| * 2^-20 from a half-integer; a group with a
-         * lane that does not is redone with the division (rare: ~|y| * 2^-19 per lane). */
+         * quotient and the rounded quotient within |y| * 2^-24 of it, so rint (and the
+         * GPU's round, which differs from it only at halves) agrees whenever y lies
+         * farther than |y| * 2^-20 from a half-integer; a group with a lane that does not
+         * is redone with the division (rare: ~|y| * 2^-19 per lane). */
         for (int b = 0; b < nb; b++) {
             const uint8_t *gp = src + (size_t)(g0 + b) * gs * esize;
             const float scale = sc[b], bias = bi[b];
@@ -197,15 +257,21 @@ ALWAYS_INLINE void affine_quant_row(const uint8_t *src, int64_t cols, int gs, in
             vmask close = v_isnan(zero); /* all clear */
             for (int i = 0; i < nv; i++) {
                 vf y = v_mul(v_sub(load_t(gp + (size_t)i * VW * esize, dt), vb), vr);
+                /* rint for both devices: off the half-integers it equals the GPU's round,
+                 * and every lane near one (ties included) is redone below */
                 q[i] = v_rint(y);
                 vf thr = v_sub(v_set1(0.5f), v_mul(v_abs(y), v_set1(0x1p-20f)));
                 close = v_mask_or(close, v_gt(v_abs(v_sub(y, q[i])), thr));
             }
             if (!recip || v_mask_any(close))
-                for (int i = 0; i < nv; i++)
-                    q[i] = v_rint(v_div(v_sub(load_t(gp + (size_t)i * VW * esize, dt), vb), vs));
+                for (int i = 0; i < nv; i++) {
+                    vf y = v_div(v_sub(load_t(gp + (size_t)i * VW * esize, dt), vb), vs);
+                    q[i] = gpu ? v_round_away(y) : v_rint(y);
+                }
             for (int i = 0; i < nv; i++) {
-                vf c = v_min(v_max(q[i], zero), nbins); /* NaN -> 0: max's second operand */
+                /* CPU: NaN -> 0 (max's second operand); GPU: min(q, n_bins), a NaN ->
+                 * n_bins (min's second operand), never below 0 (mlxq_affine_code_gpu) */
+                vf c = gpu ? v_max(v_min(q[i], nbins), zero) : v_min(v_max(q[i], zero), nbins);
                 vi_store_u8(codes + i * VW, v_cvt_i32(c));
             }
             pack_codes(codes, gs, bits, wq + (size_t)(g0 + b) * gs * bits / 8);
@@ -213,18 +279,18 @@ ALWAYS_INLINE void affine_quant_row(const uint8_t *src, int64_t cols, int gs, in
     }
 }
 
-static void FN(affine_quant_bf16)(const uint8_t *src, int64_t cols, int gs, int bits,
-                                  uint8_t *wq, uint8_t *scales, uint8_t *biases) {
-    affine_quant_row(src, cols, gs, bits, wq, scales, biases, MLXQ_BF16);
-}
-static void FN(affine_quant_f16)(const uint8_t *src, int64_t cols, int gs, int bits,
-                                 uint8_t *wq, uint8_t *scales, uint8_t *biases) {
-    affine_quant_row(src, cols, gs, bits, wq, scales, biases, MLXQ_F16);
-}
-static void FN(affine_quant_f32)(const uint8_t *src, int64_t cols, int gs, int bits,
-                                 uint8_t *wq, uint8_t *scales, uint8_t *biases) {
-    affine_quant_row(src, cols, gs, bits, wq, scales, biases, MLXQ_F32);
-}
+#define AFFINE_QUANT(NAME, DT, GPU)                                                          \
+    static void FN(NAME)(const uint8_t *src, int64_t cols, int gs, int bits, uint8_t *wq,     \
+                         uint8_t *scales, uint8_t *biases) {                                  \
+        affine_quant_row(src, cols, gs, bits, wq, scales, biases, DT, GPU);                   \
+    }
+AFFINE_QUANT(affine_quant_bf16, MLXQ_BF16, 0)
+AFFINE_QUANT(affine_quant_f16, MLXQ_F16, 0)
+AFFINE_QUANT(affine_quant_f32, MLXQ_F32, 0)
+AFFINE_QUANT(affine_quant_gpu_bf16, MLXQ_BF16, 1)
+AFFINE_QUANT(affine_quant_gpu_f16, MLXQ_F16, 1)
+AFFINE_QUANT(affine_quant_gpu_f32, MLXQ_F32, 1)
+#undef AFFINE_QUANT
 
 /* w = T(T(q * scale) + bias), stored as dtype odt: MLX's multiply then add, each rounded to
  * the scales' dtype T (scales and biases share it on this path). */
@@ -262,6 +328,77 @@ AFFINE_DEQUANT(f32, MLXQ_F32, bf16, MLXQ_BF16)
 AFFINE_DEQUANT(f32, MLXQ_F32, f16, MLXQ_F16)
 AFFINE_DEQUANT(f32, MLXQ_F32, f32, MLXQ_F32)
 #undef AFFINE_DEQUANT
+
+/* mlxq_gpu_affine_value on every lane: the T value (as floats) of Metal's fused
+ * scale * q + bias for codes q (small integers). */
+ALWAYS_INLINE vf gpu_affine_value_v(vf q, vf vs, vf vb, int tdt) {
+    vf r;
+    if (tdt == MLXQ_F32) {
+        r = v_fma(q, vs, vb);
+    } else if (tdt == MLXQ_BF16) {
+        r = v_add(v_mul(q, vs), vb); /* q * s is exact in float */
+    } else {
+        /* half: the exact q * s + b rounded once. q * s is exact in float; TwoSum gives
+         * the sum's rounding error, and an inexact sum that rounded to an even float is
+         * moved one ulp towards the exact value (round to odd), so the rounding to half
+         * below sees no false tie */
+        const vf p = v_mul(q, vs);
+        r = v_add(p, vb);
+        const vf bb = v_sub(r, p);
+        const vf err = v_add(v_sub(p, v_sub(r, bb)), v_sub(vb, bb));
+        const vmask fix = v_mask_and(v_neq_oq(err, v_set1(0.0f)),
+                                     vi_eq(vi_and(v_bits(r), vi_set1(1)), vi_set1(0)));
+        /* same signs: the exact value lies beyond r, away from zero */
+        const vmask away = vi_eq(vi_srli(v_bits(err), 31), vi_srli(v_bits(r), 31));
+        const vi step = vi_select(away, vi_set1(1), vi_set1(-1));
+        r = v_select(fix, v_from_bits(vi_add(v_bits(r), step)), r);
+    }
+    /* NaN: scale's, else bias's, else (inf * 0, inf - inf) the default NaN */
+    return round_t_gpu(gpu_nan2(r, vs, vb), tdt);
+}
+
+/* Metal's affine_dequantize then astype (mlxq_ref_affine_dequant_row_gpu): the T value of
+ * the fused scale * q + bias (mlxq_gpu_affine_value), stored as dtype odt. */
+ALWAYS_INLINE void affine_dequant_row_gpu(const uint8_t *wq, const uint8_t *scales,
+                                          const uint8_t *biases, int64_t cols, int gs,
+                                          int bits, uint8_t *out, int tdt, int odt) {
+    const size_t tsize = mlxq_dtype_size(tdt), osize = mlxq_dtype_size(odt);
+    uint8_t codes[128];
+    for (int64_t g = 0; g < cols / gs; g++) {
+        const float s = (float)mlxq_load_float(scales + g * tsize, tdt);
+        const float b = (float)mlxq_load_float(biases + g * tsize, tdt);
+        uint8_t *o = out + (size_t)g * gs * osize;
+        if (isnan(s) || isnan(b)) { /* the whole group is that NaN */
+            const vf v = v_set1(mlxq_gpu_affine_value(tdt, s, 0.0f, b));
+            for (int i = 0; i < gs; i += VW)
+                store_t_gpu(o + (size_t)i * osize, v, odt);
+            continue;
+        }
+        const vf vs = v_set1(s), vb = v_set1(b);
+        unpack_codes(wq + (size_t)g * gs * bits / 8, gs, bits, codes);
+        for (int i = 0; i < gs; i += VW) {
+            const vf v = gpu_affine_value_v(v_load_u8(codes + i), vs, vb, tdt);
+            store_t_gpu(o + (size_t)i * osize, v, odt);
+        }
+    }
+}
+
+#define AFFINE_DEQUANT_GPU(T, TD, O, OD)                                                      \
+    static void FN(affine_dequant_gpu_##T##_##O)(const uint8_t *wq, const uint8_t *scales,    \
+                                                 const uint8_t *biases, int64_t cols, int gs,  \
+                                                 int bits, uint8_t *out) {                     \
+        affine_dequant_row_gpu(wq, scales, biases, cols, gs, bits, out, TD, OD);               \
+    }
+AFFINE_DEQUANT_GPU(bf16, MLXQ_BF16, bf16, MLXQ_BF16)
+AFFINE_DEQUANT_GPU(bf16, MLXQ_BF16, f16, MLXQ_F16)
+AFFINE_DEQUANT_GPU(bf16, MLXQ_BF16, f32, MLXQ_F32)
+AFFINE_DEQUANT_GPU(f16, MLXQ_F16, bf16, MLXQ_BF16)
+AFFINE_DEQUANT_GPU(f16, MLXQ_F16, f16, MLXQ_F16)
+AFFINE_DEQUANT_GPU(f16, MLXQ_F16, f32, MLXQ_F32)
+AFFINE_DEQUANT_GPU(f32, MLXQ_F32, bf16, MLXQ_BF16)
+AFFINE_DEQUANT_GPU(f32, MLXQ_F32, f16, MLXQ_F16)
+AFFINE_DEQUANT_GPU(f32, MLXQ_F32, f32, MLXQ_F32)
+#undef AFFINE_DEQUANT_GPU
 
 /* ---- fp formats ------------------------------------------------------------------------ */
 
@@ -397,6 +534,86 @@ ALWAYS_INLINE void fp_dequant_row(const mlxq_qparams *p, const uint8_t *wq,
         }
     }
 }
+
+/* fp4_e2m1 on every lane (mlxq_gpu_fp4_code): a count of the thresholds |x| passes (the
+ * E2M1 midpoints, > or >= for ties to the even code), NaN -> 7, the sign from signbit. */
+ALWAYS_INLINE vi gpu_fp4_codes(vf x) {
+    static const float lim[7] = {0.25f, 0.75f, 1.25f, 1.75f, 2.5f, 3.5f, 5.0f};
+    const vf a = v_abs(x);
+    vi c = vi_set1(0);
+    for (int k = 0; k < 7; k++) {
+        const vmask pass = (k & 1) ? v_ge(a, v_set1(lim[k])) : v_gt(a, v_set1(lim[k]));
+        c = vi_add(c, vi_select(pass, vi_set1(1), vi_set1(0)));
+    }
+    c = vi_or(c, vi_and(vi_srli(v_bits(x), 28), vi_set1(8)));
+    return vi_select(v_isnan(x), vi_set1(7), c);
+}
+
+/* Metal's fp_quantize (mlxq_ref_fp_quant_row_gpu): the group's amax by maxNum, the scale
+ * step by the reference's own mlxq_gpu_fp_group_scale, the elements times its factor. */
+ALWAYS_INLINE void fp_quant_row_gpu(const mlxq_qparams *p, const uint8_t *src, int64_t cols,
+                                    uint8_t *wq, uint8_t *scales, int dt) {
+    const int gs = p->group_size, nv = gs / VW;
+    const int fp8 = p->bits == 8, nvfp = p->mode == MLXQ_MODE_NVFP4;
+    const size_t esize = mlxq_dtype_size(dt);
+    const float enc = p->has_global_scale ? mlxq_gpu_div(2688.0f, p->global_scale) : 1.0f;
+    uint8_t codes[32];
+    vf x[32 / VW];
+    for (int64_t g = 0; g < cols / gs; g++) {
+        const uint8_t *gp = src + (size_t)g * gs * esize;
+        /* maxps returns its second operand for a NaN lane: NaN elements never win; mx
+         * starts below every |w| so that a group of NaNs is left at -inf, i.e. NaN */
+        vf m = v_set1(nvfp ? 0.0f : -INFINITY);
+        for (int i = 0; i < nv; i++) {
+            x[i] = load_t(gp + (size_t)i * VW * esize, dt);
+            m = v_max(v_abs(x[i]), m);
+        }
+        float amax = v_hmax(m);
+        if (amax == -INFINITY)
+            amax = NAN;
+        float factor;
+        mlxq_gpu_fp_group_scale(p, amax, enc, &scales[g], &factor);
+        const vf vf_ = v_set1(factor);
+        for (int i = 0; i < nv; i++) {
+            const vf v = gpu_nan2(v_mul(x[i], vf_), x[i], vf_);
+            vi_store_u8(codes + i * VW, fp8 ? to_e4m3(v) : gpu_fp4_codes(v));
+        }
+        pack_codes(codes, gs, p->bits, wq + (size_t)g * gs * p->bits / 8);
+    }
+}
+
+/* Metal's fp_dequantize (mlxq_ref_fp_dequant_row_gpu): static_cast<T>(scale * value). */
+ALWAYS_INLINE void fp_dequant_row_gpu(const mlxq_qparams *p, const uint8_t *wq,
+                                      const uint8_t *scales, int64_t cols, uint8_t *out,
+                                      int odt) {
+    const int gs = p->group_size, fp8 = p->bits == 8;
+    const size_t osize = mlxq_dtype_size(odt);
+    uint8_t codes[32];
+    for (int64_t g = 0; g < cols / gs; g++) {
+        const vf sc = v_set1(mlxq_gpu_fp_dequant_scale(p, scales[g]));
+        unpack_codes(wq + (size_t)g * gs * p->bits / 8, gs, p->bits, codes);
+        uint8_t *o = out + (size_t)g * gs * osize;
+        for (int i = 0; i < gs; i += VW) {
+            vi c = v_cvt_i32(v_load_u8(codes + i));
+            vf v = fp8 ? from_e4m3(c) : v_lut16(mlxq_fp4_lut, c);
+            store_t_gpu(o + (size_t)i * osize, gpu_nan2(v_mul(sc, v), sc, v), odt);
+        }
+    }
+}
+
+#define FP_GPU(T, TD)                                                                         \
+    static void FN(fp_quant_gpu_##T)(const mlxq_qparams *p, const uint8_t *src, int64_t cols,  \
+                                     uint8_t *wq, uint8_t *scales) {                           \
+        fp_quant_row_gpu(p, src, cols, wq, scales, TD);                                        \
+    }                                                                                          \
+    static void FN(fp_dequant_gpu_##T)(const mlxq_qparams *p, const uint8_t *wq,               \
+                                       const uint8_t *scales, int64_t cols, uint8_t *out) {    \
+        fp_dequant_row_gpu(p, wq, scales, cols, out, TD);                                      \
+    }
+FP_GPU(bf16, MLXQ_BF16)
+FP_GPU(f16, MLXQ_F16)
+FP_GPU(f32, MLXQ_F32)
+#undef FP_GPU
 
 #define FP_DEQUANT(O, OD, R, RD)                                                              \
     static void FN(fp_dequant_##O##_##R)(const mlxq_qparams *p, const uint8_t *wq,            \
@@ -570,4 +787,24 @@ static const mlxq_fast_kernels FN(kernels) = {
                           [MLXQ_F16] = FN(packint_dequant_f32_f16),
                           [MLXQ_F32] = FN(packint_dequant_f32_f32)},
         },
+    .affine_quant_gpu = {[MLXQ_BF16] = FN(affine_quant_gpu_bf16),
+                         [MLXQ_F16] = FN(affine_quant_gpu_f16),
+                         [MLXQ_F32] = FN(affine_quant_gpu_f32)},
+    .affine_dequant_gpu =
+        {
+            [MLXQ_BF16] = {[MLXQ_BF16] = FN(affine_dequant_gpu_bf16_bf16),
+                           [MLXQ_F16] = FN(affine_dequant_gpu_bf16_f16),
+                           [MLXQ_F32] = FN(affine_dequant_gpu_bf16_f32)},
+            [MLXQ_F16] = {[MLXQ_BF16] = FN(affine_dequant_gpu_f16_bf16),
+                          [MLXQ_F16] = FN(affine_dequant_gpu_f16_f16),
+                          [MLXQ_F32] = FN(affine_dequant_gpu_f16_f32)},
+            [MLXQ_F32] = {[MLXQ_BF16] = FN(affine_dequant_gpu_f32_bf16),
+                          [MLXQ_F16] = FN(affine_dequant_gpu_f32_f16),
+                          [MLXQ_F32] = FN(affine_dequant_gpu_f32_f32)},
+        },
+    .fp_quant_gpu = {[MLXQ_BF16] = FN(fp_quant_gpu_bf16), [MLXQ_F16] = FN(fp_quant_gpu_f16),
+                     [MLXQ_F32] = FN(fp_quant_gpu_f32)},
+    .fp_dequant_gpu = {[MLXQ_BF16] = FN(fp_dequant_gpu_bf16),
+                       [MLXQ_F16] = FN(fp_dequant_gpu_f16),
+                       [MLXQ_F32] = FN(fp_dequant_gpu_f32)},
 };

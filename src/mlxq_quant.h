@@ -17,41 +17,21 @@
  *   - inputs may have any strides (transposed, sliced, broadcast); they are never written;
  *   - outputs must be C-contiguous, writable, of exactly the shapes and dtypes above (and,
  *     for dequantize, the output dtype rule documented there), and must not overlap inputs;
- *   - the result is identical to what MLX 0.32's CPU backend computes, whichever
- *     implementation runs (MLXQ_IMPL_REF, the portable scalar specification, or
- *     MLXQ_IMPL_FAST, vectorised for the CPU found at run time and split over the pool);
+ *   - the result is identical to what MLX 0.32.4 computes on p->device (mlxq_qparams.h:
+ *     MLXQ_DEVICE_CPU, its CPU backend; MLXQ_DEVICE_GPU, its Metal kernels), whichever
+ *     implementation runs (MLXQ_IMPL_REF, the portable scalar specification: ref_affine.c /
+ *     ref_fp.c for the CPU, ref_gpu.c for the GPU; or MLXQ_IMPL_FAST, vectorised for the CPU
+ *     found at run time and split over the pool);
+ *   - on MLXQ_DEVICE_GPU, float64 is refused everywhere (Metal has none), and dequantize
+ *     needs scales and biases of one dtype (Metal reads biases as the scales' type);
  *   - on bad arguments nothing is written and a message naming the argument is returned.
  */
 #ifndef MLXQ_QUANT_H
 #define MLXQ_QUANT_H
 
-#include "mlxq_common.h"
-
-typedef enum {
-    MLXQ_MODE_AFFINE = 0,
-    MLXQ_MODE_MXFP4 = 1,
-    MLXQ_MODE_MXFP8 = 2,
-    MLXQ_MODE_NVFP4 = 3
-} mlxq_mode;
+#include "mlxq_qparams.h"
 
 typedef enum { MLXQ_IMPL_FAST = 0, MLXQ_IMPL_REF = 1 } mlxq_impl;
-
-typedef struct {
-    mlxq_mode mode;
-    int group_size;
-    int bits;
-    int has_global_scale; /* nvfp4 only */
-    float global_scale;
-} mlxq_qparams;
-
-/* "affine", "mxfp4", ...; NULL for a value outside the enum. */
-const char *mlxq_mode_name(mlxq_mode mode);
-
-/* MLX's per-mode defaults: affine (64, 4), mxfp4 (32, 4), mxfp8 (32, 8), nvfp4 (16, 4). */
-void mlxq_default_params(mlxq_mode mode, int *group_size, int *bits);
-
-/* Checks mode, group_size, bits and the global-scale rule; the message names the bad one. */
-mlxq_status mlxq_check_params(const mlxq_qparams *p, mlxq_error *err);
 
 /* Every check mlxq_quantize makes of its input and parameters (not of the outputs), so a
  * caller can validate before allocating outputs. */
@@ -63,9 +43,10 @@ mlxq_status mlxq_quantize(const mlxq_tensor *w, const mlxq_qparams *p, mlxq_tens
                           mlxq_error *err);
 
 /* `requested` is the dtype asked for (MLX's `dtype`, or its default); out->dtype must be
- * mlxq_dequantize_result_dtype(p, requested). The two differ only for nvfp4 with a global
- * scale, where the requested dtype still decides how decoded values are rounded (and so
- * which NaN bit patterns come out). MLX's rule:
+ * mlxq_dequantize_result_dtype(p, requested). The two differ only on the CPU device for
+ * nvfp4 with a global scale, where the requested dtype still decides how decoded values are
+ * rounded (and so which NaN bit patterns come out). MLX's CPU rule (the GPU writes the
+ * requested dtype):
  *   affine:          any float dtype (MLX: `dtype`, default result_type(scales, biases));
  *   mxfp4/8, nvfp4:  any float dtype (MLX: `dtype`, default bfloat16), except that nvfp4 WITH
  *                    a global scale always yields float32 (float64 when dtype is float64),
@@ -82,15 +63,5 @@ mlxq_status mlxq_dequantize(const mlxq_tensor *wq, const mlxq_tensor *scales,
 mlxq_status mlxq_dequantize_check(const mlxq_tensor *wq, const mlxq_tensor *scales,
                                   const mlxq_tensor *biases, const mlxq_qparams *p,
                                   mlxq_error *err);
-
-/* Dtype MLX gives dequantize's output when the caller passes no dtype. */
-mlxq_dtype mlxq_dequantize_default_dtype(const mlxq_qparams *p, mlxq_dtype scales,
-                                         mlxq_dtype biases);
-
-/* The dtype actually produced for a requested output dtype (see the nvfp4 exception). */
-mlxq_dtype mlxq_dequantize_result_dtype(const mlxq_qparams *p, mlxq_dtype requested);
-
-/* MLX's type promotion between two float dtypes (f16 + bf16 -> f32). */
-mlxq_dtype mlxq_promote_float(mlxq_dtype a, mlxq_dtype b);
 
 #endif /* MLXQ_QUANT_H */

@@ -9,9 +9,11 @@
  *
  *     E = sum_j imp[j] * (w[j] - deq[j])^2        (in double, j in order)
  *
- * where deq is the value mlx.core.dequantize produces from the stored triple (affine:
- * T(T(q * scale) + bias) with scale and bias already rounded to T, the input dtype; fp
- * modes: the decoded element times the decoded scale, in dequantize's default bfloat16),
+ * where deq is the value mlx.core.dequantize produces from the stored triple on p->device
+ * (affine on the CPU: T(T(q * scale) + bias) with scale and bias already rounded to T, the
+ * input dtype; on the GPU the fused T(scale * q + bias); fp modes: the decoded element
+ * times the decoded scale, in dequantize's default bfloat16), and "MLX's own choice" is
+ * that device's quantize,
  * for MLX's own choice and for a set of candidates, and keeps the lowest. MLX's choice is
  * always a candidate and wins ties, so no group is ever worse than mlxq_quantize's.
  *

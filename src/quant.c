@@ -5,77 +5,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "drivers.h"
 #include "kernels.h"
 #include "mlxq_pool.h"
-
-const char *mlxq_mode_name(mlxq_mode mode) {
-    switch (mode) {
-    case MLXQ_MODE_AFFINE: return "affine";
-    case MLXQ_MODE_MXFP4: return "mxfp4";
-    case MLXQ_MODE_MXFP8: return "mxfp8";
-    case MLXQ_MODE_NVFP4: return "nvfp4";
-    }
-    return NULL;
-}
-
-void mlxq_default_params(mlxq_mode mode, int *group_size, int *bits) {
-    switch (mode) {
-    case MLXQ_MODE_MXFP4: *group_size = 32; *bits = 4; break;
-    case MLXQ_MODE_MXFP8: *group_size = 32; *bits = 8; break;
-    case MLXQ_MODE_NVFP4: *group_size = 16; *bits = 4; break;
-    default: *group_size = 64; *bits = 4; break;
-    }
-}
-
-mlxq_status mlxq_check_params(const mlxq_qparams *p, mlxq_error *err) {
-    const char *name = mlxq_mode_name(p->mode);
-    if (!name)
-        return mlxq_fail(err, MLXQ_EVALUE, "mode=%d is not a quantization mode", (int)p->mode);
-    if (p->mode == MLXQ_MODE_AFFINE) {
-        if (p->group_size != 32 && p->group_size != 64 && p->group_size != 128)
-            return mlxq_fail(err, MLXQ_EVALUE,
-                             "group_size=%d is not supported by mode 'affine'; "
-                             "supported group sizes are 32, 64 and 128", p->group_size);
-        if (p->bits < 2 || p->bits > 8 || p->bits == 7)
-            return mlxq_fail(err, MLXQ_EVALUE,
-                             "bits=%d is not supported by mode 'affine'; "
-                             "supported bits are 2, 3, 4, 5, 6 and 8", p->bits);
-    } else {
-        int gs, bits;
-        mlxq_default_params(p->mode, &gs, &bits);
-        if (p->group_size != gs)
-            return mlxq_fail(err, MLXQ_EVALUE, "group_size=%d is not supported by mode '%s', "
-                             "which requires group_size=%d", p->group_size, name, gs);
-        if (p->bits != bits)
-            return mlxq_fail(err, MLXQ_EVALUE, "bits=%d is not supported by mode '%s', "
-                             "which requires bits=%d", p->bits, name, bits);
-    }
-    if (p->has_global_scale && p->mode != MLXQ_MODE_NVFP4)
-        return mlxq_fail(err, MLXQ_EARG, "global_scale is only supported by mode 'nvfp4', "
-                         "not '%s'", name);
-    return MLXQ_OK;
-}
-
-mlxq_dtype mlxq_promote_float(mlxq_dtype a, mlxq_dtype b) {
-    if (a == b)
-        return a;
-    if (a == MLXQ_F64 || b == MLXQ_F64)
-        return MLXQ_F64;
-    return MLXQ_F32; /* f16+bf16, or either with f32 */
-}
-
-mlxq_dtype mlxq_dequantize_default_dtype(const mlxq_qparams *p, mlxq_dtype scales,
-                                         mlxq_dtype biases) {
-    if (p->mode == MLXQ_MODE_AFFINE)
-        return mlxq_promote_float(scales, biases);
-    return MLXQ_BF16;
-}
-
-mlxq_dtype mlxq_dequantize_result_dtype(const mlxq_qparams *p, mlxq_dtype requested) {
-    if (p->mode == MLXQ_MODE_NVFP4 && p->has_global_scale)
-        return mlxq_promote_float(requested, MLXQ_F32);
-    return requested;
-}
 
 /* ---- shape checks ------------------------------------------------------------------ */
 
@@ -192,11 +124,13 @@ static void quant_rows(void *ctx, size_t begin, size_t end) {
         uint8_t *sc = j->scales + r * j->n_groups * ssize;
         uint8_t *bi = j->biases ? j->biases + r * j->n_groups * ssize : NULL;
         if (j->use_ref) {
+            const int gpu = j->p->device == MLXQ_DEVICE_GPU;
             if (j->p->mode == MLXQ_MODE_AFFINE)
-                mlxq_ref_affine_quant_row(w->dtype, src, stride, j->cols, j->p->group_size,
-                                          j->p->bits, wq, sc, bi);
+                (gpu ? mlxq_ref_affine_quant_row_gpu : mlxq_ref_affine_quant_row)(
+                    w->dtype, src, stride, j->cols, j->p->group_size, j->p->bits, wq, sc, bi);
             else
-                mlxq_ref_fp_quant_row(j->p, w->dtype, src, stride, j->cols, wq, sc);
+                (gpu ? mlxq_ref_fp_quant_row_gpu : mlxq_ref_fp_quant_row)(
+                    j->p, w->dtype, src, stride, j->cols, wq, sc);
         } else {
             const uint8_t *row = gather_row(src, stride, j->cols, esize, scratch);
             if (j->affine_fast)
@@ -221,6 +155,11 @@ mlxq_status mlxq_quantize_check(const mlxq_tensor *w, const mlxq_qparams *p,
     if (p->mode == MLXQ_MODE_AFFINE && w->dtype == MLXQ_F64)
         return mlxq_fail(err, MLXQ_EDTYPE, "w has dtype float64, which mode 'affine' does "
                          "not support (MLX's CPU kernel refuses it); cast to float32 first");
+    if (p->device == MLXQ_DEVICE_GPU && w->dtype == MLXQ_F64)
+        return mlxq_fail(err, MLXQ_EDTYPE, "w has dtype float64, which MLX's GPU kernels do "
+                         "not support (Metal has no float64); cast to float32 first, or use "
+                         "device='cpu' (MLX's CPU backend quantizes float64 in mode '%s')",
+                         mlxq_mode_name(p->mode));
     if ((st = check_rank("w", w, err)))
         return st;
     const int64_t cols = w->shape[w->ndim - 1];
@@ -268,7 +207,7 @@ mlxq_status mlxq_quantize(const mlxq_tensor *w, const mlxq_qparams *p, mlxq_tens
     };
     if (impl == MLXQ_IMPL_FAST) {
         if (affine)
-            job.affine_fast = mlxq_fast_affine_quant(w->dtype, p->bits);
+            job.affine_fast = mlxq_fast_affine_quant(w->dtype, p->bits, p->device);
         else
             job.fp_fast = mlxq_fast_fp_quant(p, w->dtype);
     }
@@ -322,13 +261,18 @@ static void dequant_rows(void *ctx, size_t begin, size_t end) {
         const uint8_t *b_row = bi ? (const uint8_t *)bi->data + mlxq_row_offset(bi, (int64_t)r) : NULL;
         uint8_t *out = j->out + r * j->out_row_bytes;
         if (j->use_ref) {
-            if (j->p->mode == MLXQ_MODE_AFFINE)
+            const int gpu = j->p->device == MLXQ_DEVICE_GPU;
+            if (j->p->mode == MLXQ_MODE_AFFINE && gpu)
+                mlxq_ref_affine_dequant_row_gpu(w_row, wq_stride, s_row, s_stride, b_row,
+                                                b_stride, sc->dtype, j->cols, j->p->group_size,
+                                                j->p->bits, j->odt, out);
+            else if (j->p->mode == MLXQ_MODE_AFFINE)
                 mlxq_ref_affine_dequant_row(w_row, wq_stride, s_row, s_stride, sc->dtype, b_row,
                                             b_stride, bi->dtype, j->cols, j->p->group_size,
                                             j->p->bits, j->odt, out);
             else
-                mlxq_ref_fp_dequant_row(j->p, w_row, wq_stride, s_row, s_stride, j->cols,
-                                        j->odt, out);
+                (gpu ? mlxq_ref_fp_dequant_row_gpu : mlxq_ref_fp_dequant_row)(
+                    j->p, w_row, wq_stride, s_row, s_stride, j->cols, j->odt, out);
             continue;
         }
         w_row = gather_row(w_row, wq_stride, wq_words, 4, wq_buf);
@@ -380,6 +324,18 @@ mlxq_status mlxq_dequantize_check(const mlxq_tensor *wq, const mlxq_tensor *scal
         return mlxq_fail(err, MLXQ_EDTYPE, "scales must be uint8 for mode '%s', got %s",
                          mlxq_mode_name(p->mode), mlxq_dtype_name(scales->dtype));
     }
+    if (affine && p->device == MLXQ_DEVICE_GPU) {
+        /* Metal's affine_dequantize reads biases as the scales' type T and computes in T;
+         * nothing on the GPU is float64 */
+        if (scales->dtype != biases->dtype)
+            return mlxq_fail(err, MLXQ_EDTYPE, "scales (%s) and biases (%s) must have one dtype "
+                             "on device 'gpu' (MLX's Metal affine_dequantize reads both as the "
+                             "scales' type); use device='cpu' for mixed dtypes",
+                             mlxq_dtype_name(scales->dtype), mlxq_dtype_name(biases->dtype));
+        if (scales->dtype == MLXQ_F64)
+            return mlxq_fail(err, MLXQ_EDTYPE, "float64 is not supported on device 'gpu' "
+                             "(Metal has no float64); use device='cpu' or float32");
+    }
     if ((st = check_rank("wq", wq, err)) || (st = check_rank("scales", scales, err)))
         return st;
     if (affine && (st = check_rank("biases", biases, err)))
@@ -421,6 +377,9 @@ mlxq_status mlxq_dequantize(const mlxq_tensor *wq, const mlxq_tensor *scales,
     if (!out || !mlxq_dtype_is_float(requested))
         return mlxq_fail(err, MLXQ_EDTYPE, "the output dtype must be a floating dtype, not %s",
                          mlxq_dtype_name(requested));
+    if (p->device == MLXQ_DEVICE_GPU && requested == MLXQ_F64)
+        return mlxq_fail(err, MLXQ_EDTYPE, "float64 is not supported on device 'gpu' "
+                         "(Metal has no float64); use device='cpu' or float32");
     const int64_t cols = n_groups * p->group_size;
     /* nvfp4 with a global scale yields float32 (float64) whatever was asked for; the asked
      * dtype still rounds the decoded values (and decides the NaN patterns). */
@@ -435,7 +394,7 @@ mlxq_status mlxq_dequantize(const mlxq_tensor *wq, const mlxq_tensor *scales,
     if (impl == MLXQ_IMPL_FAST) {
         if (affine)
             job.affine_fast = mlxq_fast_affine_dequant(scales->dtype, biases->dtype, requested,
-                                                       p->bits);
+                                                       p->bits, p->device);
         else
             job.fp_fast = mlxq_fast_fp_dequant(p, requested);
     }

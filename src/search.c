@@ -5,6 +5,7 @@
  */
 #include <stdlib.h>
 
+#include "drivers.h"
 #include "mlxq_pool.h"
 #include "search_internal.h"
 
@@ -77,7 +78,8 @@ static void run_piece(const search_job *j, int64_t n, const uint8_t *const *src,
     uint8_t *wq = j->wq + (size_t)k0 * p->group_size * p->bits / 8;
     uint8_t *sc = j->scales + (size_t)k0 * ssize;
     if (j->affine)
-        j->affine(n, src, imp, p->group_size, p->bits, wq, sc, j->biases + (size_t)k0 * ssize);
+        j->affine(n, src, imp, p->group_size, p->bits, wq, sc, j->biases + (size_t)k0 * ssize,
+                  p->device);
     else
         mlxq_fp_search(p, j->w->dtype, n, src, imp, wq, sc);
 }

@@ -6,7 +6,9 @@
  *   - elements, codes, scales and biases are float32 values; a candidate's stored scale and
  *     bias are float32 values rounded to T (the input dtype) the way MLX stores them;
  *   - dequantized values are T(T(q * scale) + bias) in float32 arithmetic, MLX's
- *     dequantize op graph (multiply, then add, each rounded to the scales' dtype);
+ *     dequantize op graph (multiply, then add, each rounded to the scales' dtype), or on
+ *     the GPU device the fused multiply-add of Metal's affine_dequantize; "MLX's choice"
+ *     is the chosen device's quantize;
  *   - errors and the refits' least-squares sums are doubles accumulated over the group in
  *     order; the grid's sums, which only rank grid points, are float32, in order;
  *   - comparisons are strict, so among equal errors the earlier candidate (MLX's first)
@@ -24,8 +26,20 @@ static inline float clampq(float r, float nb) {
     return r < nb ? r : nb;
 }
 
-static inline float deq(mlxq_dtype dt, float q, float s, float b) {
+/* The dequantized value on device dev: the CPU's multiply then add, each rounded to T;
+ * the GPU's fused multiply-add (mlxq_gpu_affine_value). */
+static inline float deq(mlxq_dtype dt, mlxq_device dev, float q, float s, float b) {
+    if (dev == MLXQ_DEVICE_GPU)
+        return mlxq_gpu_affine_value(dt, s, q, b);
     return rT(dt, rT(dt, q * s) + b);
+}
+
+/* MLX's own code for w on device dev (the CPU's rint and [0, n_bins] clamp, NaN -> 0; the
+ * GPU's round and min(., n_bins), NaN -> n_bins). */
+static inline float mlx_code(mlxq_device dev, float x, float bias, float scale, float nb) {
+    if (dev == MLXQ_DEVICE_GPU)
+        return (float)mlxq_affine_code_gpu(x, bias, scale, nb);
+    return clampq(rintf((x - bias) / scale), nb);
 }
 
 typedef struct {
@@ -82,16 +96,16 @@ static void code_sums(const float *x, const float *w, const float *l, int gs, do
  * that dequantizes strictly closer to x: the nearest code in MLX's own values. Dequantized
  * values are monotonic in the code (each rounding is), so only the neighbour on x's side
  * can be closer: q+1 when deq(q) < x and sT > 0 (or deq(q) >= x and sT <= 0), else q-1. */
-static double eval_candidate(mlxq_dtype dt, const float *x, const float *w, int gs, float nb,
-                             float sT, float bT, float *q_out) {
+static double eval_candidate(mlxq_dtype dt, mlxq_device dev, const float *x, const float *w,
+                             int gs, float nb, float sT, float bT, float *q_out) {
     const float inv = 1.0f / sT;
     const int up_if_below = sT > 0.0f;
     double e = 0.0;
     for (int j = 0; j < gs; j++) {
         const float q = clampq(rintf((x[j] - bT) * inv), nb);
-        const float d = deq(dt, q, sT, bT);
+        const float d = deq(dt, dev, q, sT, bT);
         const int up = (d < x[j]) == up_if_below;
-        const float qn = clampq(up ? q + 1.0f : q - 1.0f, nb), dn = deq(dt, qn, sT, bT);
+        const float qn = clampq(up ? q + 1.0f : q - 1.0f, nb), dn = deq(dt, dev, qn, sT, bT);
         const int closer = fabsf(dn - x[j]) < fabsf(d - x[j]);
         q_out[j] = closer ? qn : q;
         const double diff = (double)x[j] - (double)(closer ? dn : d);
@@ -115,8 +129,8 @@ static void pack(const float *q, int gs, int bits, uint8_t *out) {
     }
 }
 
-static void search_group(mlxq_dtype dt, const uint8_t *src, const float *imp, int gs, int bits,
-                         uint8_t *wq, uint8_t *scale_out, uint8_t *bias_out) {
+static void search_group(mlxq_dtype dt, mlxq_device dev, const uint8_t *src, const float *imp,
+                         int gs, int bits, uint8_t *wq, uint8_t *scale_out, uint8_t *bias_out) {
     const float nb = (float)((1u << bits) - 1u);
     const size_t esize = mlxq_dtype_size(dt);
     float x[128], w[128], q[128], qc[128];
@@ -135,19 +149,24 @@ static void search_group(mlxq_dtype dt, const uint8_t *src, const float *imp, in
         g.sxx += wx * xd;
     }
 
-    /* MLX's own choice: codes from the float32 scale and bias (mlxq_ref_affine_quant_row),
-     * stored rounded to T; its error is measured with the stored values. */
+    /* MLX's own choice: codes from the float32 scale and bias (mlxq_ref_affine_quant_row,
+     * or on the GPU mlxq_ref_affine_quant_row_gpu, whose w_max starts at 0), stored
+     * rounded to T; its error is measured with the stored values. */
     float scale, bias;
-    mlxq_affine_params(w_min, w_max, bits, &scale, &bias);
+    if (dev == MLXQ_DEVICE_GPU)
+        mlxq_affine_params_gpu(w_min, mlxq_max_num(w_max, 0.0f), bits, &scale, &bias);
+    else
+        mlxq_affine_params(w_min, w_max, bits, &scale, &bias);
     for (int j = 0; j < gs; j++)
-        q[j] = clampq(rintf((x[j] - bias) / scale), nb); /* NaN -> 0, as MLX stores it */
-    float best_s = rT(dt, scale), best_b = rT(dt, bias);
+        q[j] = mlx_code(dev, x[j], bias, scale, nb); /* NaN as MLX stores it */
+    float best_s = dev == MLXQ_DEVICE_GPU ? mlxq_gpu_round_to(dt, scale) : rT(dt, scale);
+    float best_b = dev == MLXQ_DEVICE_GPU ? mlxq_gpu_round_to(dt, bias) : rT(dt, bias);
     int is_mlx = 1;
 
     if (finite && w_max != w_min && g.sw > 0.0) {
         double best_e = 0.0;
         for (int j = 0; j < gs; j++) {
-            const double diff = (double)x[j] - (double)deq(dt, q[j], best_s, best_b);
+            const double diff = (double)x[j] - (double)deq(dt, dev, q[j], best_s, best_b);
             best_e += (double)w[j] * (diff * diff);
         }
         if (isnan(best_e))
@@ -196,7 +215,7 @@ static void search_group(mlxq_dtype dt, const uint8_t *src, const float *imp, in
                     const double so = o ? -s : s;
                     const double bo = o ? b + (double)nb * s : b;
                     const float sT = rT(dt, (float)so), bT = rT(dt, (float)bo);
-                    const double e = eval_candidate(dt, x, w, gs, nb, sT, bT, o ? qc : q);
+                    const double e = eval_candidate(dt, dev, x, w, gs, nb, sT, bT, o ? qc : q);
                     if (e < best_e) {
                         best_e = e;
                         best_s = sT;
@@ -212,30 +231,35 @@ static void search_group(mlxq_dtype dt, const uint8_t *src, const float *imp, in
             }
         }
         if (!is_mlx) {
-            eval_candidate(dt, x, w, gs, nb, best_s, best_b, q);
+            eval_candidate(dt, dev, x, w, gs, nb, best_s, best_b, q);
         } else {
             for (int j = 0; j < gs; j++) /* q was overwritten by the candidates */
-                q[j] = clampq(rintf((x[j] - bias) / scale), nb);
+                q[j] = mlx_code(dev, x[j], bias, scale, nb);
         }
     }
     pack(q, gs, bits, wq);
-    mlxq_store_float(scale_out, dt, is_mlx ? scale : best_s);
-    mlxq_store_float(bias_out, dt, is_mlx ? bias : best_b);
+    if (dev == MLXQ_DEVICE_GPU) {
+        mlxq_gpu_store_float(scale_out, dt, is_mlx ? scale : best_s);
+        mlxq_gpu_store_float(bias_out, dt, is_mlx ? bias : best_b);
+    } else {
+        mlxq_store_float(scale_out, dt, is_mlx ? scale : best_s);
+        mlxq_store_float(bias_out, dt, is_mlx ? bias : best_b);
+    }
 }
 
 void mlxq_ref_affine_search(mlxq_dtype dt, int64_t n, const uint8_t *const *src,
                             const float *const *imp, int gs, int bits, uint8_t *wq,
-                            uint8_t *scales, uint8_t *biases) {
+                            uint8_t *scales, uint8_t *biases, mlxq_device dev) {
     const size_t esize = mlxq_dtype_size(dt);
     for (int64_t k = 0; k < n; k++)
-        search_group(dt, src[k], imp ? imp[k] : NULL, gs, bits,
+        search_group(dt, dev, src[k], imp ? imp[k] : NULL, gs, bits,
                      wq + (size_t)k * gs * bits / 8, scales + k * esize, biases + k * esize);
 }
 
 #define REF_SEARCH(NAME, DT)                                                                  \
     void NAME(int64_t n, const uint8_t *const *src, const float *const *imp, int gs,        \
-              int bits, uint8_t *wq, uint8_t *scales, uint8_t *biases) {                     \
-        mlxq_ref_affine_search(DT, n, src, imp, gs, bits, wq, scales, biases);               \
+              int bits, uint8_t *wq, uint8_t *scales, uint8_t *biases, mlxq_device dev) {    \
+        mlxq_ref_affine_search(DT, n, src, imp, gs, bits, wq, scales, biases, dev);          \
     }
 REF_SEARCH(mlxq_ref_affine_search_f16, MLXQ_F16)
 REF_SEARCH(mlxq_ref_affine_search_bf16, MLXQ_BF16)

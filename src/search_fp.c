@@ -6,7 +6,8 @@
  * largest elements for finer steps; nvfp4: the E4M3 byte -3 .. +1, each 1/8 octave apart).
  * For each byte the elements are encoded exactly as MLX encodes them for that scale
  * (ref_fp.c's steps, with the candidate's divisor), decoded as mlx.core.dequantize decodes
- * them by default (bfloat16; float32 with an nvfp4 global scale), and the importance-
+ * them by default (bfloat16; float32 with an nvfp4 global scale on the CPU device; on the
+ * GPU device Metal's fp_quantize / fp_dequantize, ref_gpu.c), and the importance-
  * weighted squared error against the input is summed in double, in order. Strictly lower
  * wins; MLX's byte is evaluated first. Scalar on purpose: a handful of candidates per
  * group, threaded by the driver, costs about what MLX's own encoding does.
@@ -56,6 +57,31 @@ static double decode_error(const mlxq_qparams *p, const double *x, const float *
     return e;
 }
 
+/* The GPU device (ref_gpu.c): codes for scale byte `byte`, w times the factor the scale
+ * gives (enc / float(byte)), fp4 by thresholds; the error of fp_dequantize's bfloat16. */
+static void encode_gpu(const mlxq_qparams *p, const double *w, int gs, uint8_t byte,
+                       float enc, uint8_t *codes) {
+    const float sf = p->mode == MLXQ_MODE_NVFP4 ? mlxq_e4m3_to_f32(byte)
+                                                : mlxq_gpu_e8m0_value(byte);
+    const float factor = sf == 0.0f ? 0.0f : mlxq_gpu_div(enc, sf);
+    for (int j = 0; j < gs; j++) {
+        const float x = mlxq_gpu_mul((float)w[j], factor);
+        codes[j] = p->bits == 8 ? mlxq_f32_to_e4m3(x) : mlxq_gpu_fp4_code(x);
+    }
+}
+
+static double decode_error_gpu(const mlxq_qparams *p, const double *x, const float *imp, int gs,
+                               const uint8_t *codes, uint8_t byte) {
+    const float sc = mlxq_gpu_fp_dequant_scale(p, byte);
+    double e = 0.0;
+    for (int j = 0; j < gs; j++) {
+        const float v = p->bits == 8 ? mlxq_e4m3_to_f32(codes[j]) : mlxq_fp4_lut[codes[j]];
+        const double diff = x[j] - mlxq_gpu_round_to(MLXQ_BF16, mlxq_gpu_mul(sc, v));
+        e += (double)(imp ? imp[j] : 1.0f) * (diff * diff);
+    }
+    return e;
+}
+
 static void search_group(const mlxq_qparams *p, mlxq_dtype dt, const uint8_t *src,
                          const float *imp, uint8_t *out, uint8_t *scale_out) {
     const int gs = p->group_size, fp8 = p->bits == 8, nv = p->mode == MLXQ_MODE_NVFP4;
@@ -78,14 +104,25 @@ static void search_group(const mlxq_qparams *p, mlxq_dtype dt, const uint8_t *sr
 
     double divisor;
     uint8_t byte, codes[32], cand[32];
-    if (nv)
+    const int gpu = p->device == MLXQ_DEVICE_GPU;
+    const float enc_gpu = p->has_global_scale ? mlxq_gpu_div(2688.0f, p->global_scale) : 1.0f;
+    if (gpu) { /* Metal's fp_quantize: amax by maxNum (mx: NaN only if all are NaN) */
+        float gmax = nv ? 0.0f : NAN, factor;
+        for (int j = 0; j < gs; j++)
+            gmax = mlxq_max_num(gmax, fabsf((float)w[j]));
+        mlxq_gpu_fp_group_scale(p, gmax, enc_gpu, &byte, &factor);
+        encode_gpu(p, w, gs, byte, enc_gpu, codes);
+    } else if (nv) {
         mlxq_nv_group_scale(T, amax, enc, &divisor, &byte);
-    else
+    } else {
         mlxq_mx_group_scale(T, amax, fp8, &divisor, &byte);
-    encode(p, T, w, gs, divisor, enc, codes);
+    }
+    if (!gpu)
+        encode(p, T, w, gs, divisor, enc, codes);
 
     if (finite && sw > 0.0) {
-        double best = decode_error(p, x, imp, gs, codes, byte);
+        double best = gpu ? decode_error_gpu(p, x, imp, gs, codes, byte)
+                          : decode_error(p, x, imp, gs, codes, byte);
         if (isnan(best))
             best = INFINITY;
         const int *deltas = nv ? nv_deltas : mx_deltas;
@@ -97,8 +134,14 @@ static void search_group(const mlxq_qparams *p, mlxq_dtype dt, const uint8_t *sr
             const int b = (int)mlx_byte + deltas[i];
             if (b < 0 || b > top)
                 continue;
-            encode(p, T, w, gs, divisor_for(T, nv, (uint8_t)b), enc, cand);
-            const double e = decode_error(p, x, imp, gs, cand, (uint8_t)b);
+            double e;
+            if (gpu) {
+                encode_gpu(p, w, gs, (uint8_t)b, enc_gpu, cand);
+                e = decode_error_gpu(p, x, imp, gs, cand, (uint8_t)b);
+            } else {
+                encode(p, T, w, gs, divisor_for(T, nv, (uint8_t)b), enc, cand);
+                e = decode_error(p, x, imp, gs, cand, (uint8_t)b);
+            }
             if (e < best) {
                 best = e;
                 byte = (uint8_t)b;

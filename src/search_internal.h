@@ -25,25 +25,27 @@
 #endif
 extern const float mlxq_search_grid[MLXQ_SEARCH_GRID];
 
+/* dev: whose quantize is "MLX's own choice" and whose dequantize measures the error. */
 typedef void (*mlxq_affine_search_fn)(int64_t n, const uint8_t *const *src,
                                       const float *const *imp, int gs, int bits,
-                                      uint8_t *wq, uint8_t *scales, uint8_t *biases);
+                                      uint8_t *wq, uint8_t *scales, uint8_t *biases,
+                                      mlxq_device dev);
 
 /* The scalar specification (search_affine.c); dt is f16, bf16 or f32. */
 void mlxq_ref_affine_search(mlxq_dtype dt, int64_t n, const uint8_t *const *src,
                             const float *const *imp, int gs, int bits, uint8_t *wq,
-                            uint8_t *scales, uint8_t *biases);
+                            uint8_t *scales, uint8_t *biases, mlxq_device dev);
 
 /* The same with the dtype fixed, as mlxq_affine_search_fn values. */
 void mlxq_ref_affine_search_f16(int64_t n, const uint8_t *const *src, const float *const *imp,
                                 int gs, int bits, uint8_t *wq, uint8_t *scales,
-                                uint8_t *biases);
+                                uint8_t *biases, mlxq_device dev);
 void mlxq_ref_affine_search_bf16(int64_t n, const uint8_t *const *src, const float *const *imp,
                                  int gs, int bits, uint8_t *wq, uint8_t *scales,
-                                 uint8_t *biases);
+                                 uint8_t *biases, mlxq_device dev);
 void mlxq_ref_affine_search_f32(int64_t n, const uint8_t *const *src, const float *const *imp,
                                 int gs, int bits, uint8_t *wq, uint8_t *scales,
-                                uint8_t *biases);
+                                uint8_t *biases, mlxq_device dev);
 
 /* The fp modes' search (search_fp.c): scalar, few candidates per group; dt any float. */
 void mlxq_fp_search(const mlxq_qparams *p, mlxq_dtype dt, int64_t n,

@@ -14,8 +14,19 @@
 
 ALWAYS_INLINE vf s_clampq(vf r, vf nb) { return v_min(v_max(r, v_set1(0.0f)), nb); }
 
-ALWAYS_INLINE vf s_deq(vf q, vf s, vf b, int dt) {
+/* deq() of search_affine.c: the CPU's rounded multiply then add, or the GPU's fused one. */
+ALWAYS_INLINE vf s_deq(vf q, vf s, vf b, int dt, int gpu) {
+    if (gpu)
+        return gpu_affine_value_v(q, s, b, dt);
     return round_t(v_add(round_t(v_mul(q, s), dt), b), dt);
+}
+
+/* mlx_code() of search_affine.c. */
+ALWAYS_INLINE vf s_mlx_code(vf x, vf bias, vf scale, vf nb, int gpu) {
+    const vf y = v_div(v_sub(x, bias), scale);
+    if (gpu)
+        return v_max(v_min(v_round_away(y), nb), v_set1(0.0f));
+    return s_clampq(v_rint(y), nb);
 }
 
 /* lsq() of search_affine.c on VD lanes. */
@@ -33,13 +44,13 @@ ALWAYS_INLINE vd s_lsq(vd sw, vd sx, vd sxx, vd sl, vd sll, vd sxl, vd *s, vd *b
 /* eval_candidate() of search_affine.c for one element vector: the chosen codes, and their
  * dequantized values in *d_out. up_if_below: the lanes whose sT > 0. */
 ALWAYS_INLINE vf s_code(vf x, vf sT, vf bT, vf inv, vmask up_if_below, vf nbv, int dt,
-                        vf *d_out) {
+                        int gpu, vf *d_out) {
     const vf one = v_set1(1.0f);
     const vf q = s_clampq(v_rint(v_mul(v_sub(x, bT), inv)), nbv);
-    const vf d = s_deq(q, sT, bT, dt);
+    const vf d = s_deq(q, sT, bT, dt, gpu);
     const vmask up = v_mask_eq(v_lt(d, x), up_if_below);
     const vf qn = s_clampq(v_select(up, v_add(q, one), v_sub(q, one)), nbv);
-    const vf dn = s_deq(qn, sT, bT, dt);
+    const vf dn = s_deq(qn, sT, bT, dt, gpu);
     const vmask closer = v_lt(v_abs(v_sub(dn, x)), v_abs(v_sub(d, x)));
     *d_out = v_select(closer, dn, d);
     return v_select(closer, qn, q);
@@ -47,7 +58,7 @@ ALWAYS_INLINE vf s_code(vf x, vf sT, vf bT, vf inv, vmask up_if_below, vf nbv, i
 
 ALWAYS_INLINE void search_block(const uint8_t *const *src, const float *const *imp, int n,
                                 int gs, int bits, uint8_t *wq, uint8_t *scales,
-                                uint8_t *biases, int dt) {
+                                uint8_t *biases, int dt, int gpu) {
     const size_t esize = mlxq_dtype_size(dt);
     const float nb = (float)((1u << bits) - 1u);
     const vf nbv = v_set1(nb), zero = v_set1(0.0f);
@@ -83,15 +94,16 @@ ALWAYS_INLINE void search_block(const uint8_t *const *src, const float *const *i
         }
     }
 
-    /* MLX's choice and its exact error */
+    /* MLX's choice (on the GPU, w_max from 0) and its exact error */
     vf scale, bias;
-    affine_params_v(w_min, w_max, bits, &scale, &bias);
-    const vf sT_m = round_t(scale, dt), bT_m = round_t(bias, dt);
+    affine_params_v(w_min, gpu ? v_max(w_max, zero) : w_max, bits, &scale, &bias, gpu);
+    const vf sT_m = gpu ? round_t_gpu(scale, dt) : round_t(scale, dt);
+    const vf bT_m = gpu ? round_t_gpu(bias, dt) : round_t(bias, dt);
     vd best_e[2] = {dzero, dzero};
     for (int j = 0; j < gs; j++) {
         const vf x = v_loadu(xt + j * VW), w = v_loadu(wt + j * VW);
-        const vf q = s_clampq(v_rint(v_div(v_sub(x, bias), scale)), nbv);
-        const vf d = s_deq(q, sT_m, bT_m, dt);
+        const vf q = s_mlx_code(x, bias, scale, nbv, gpu);
+        const vf d = s_deq(q, sT_m, bT_m, dt, gpu);
         const vd xd[2] = {vd_lo(x), vd_hi(x)}, wd[2] = {vd_lo(w), vd_hi(w)};
         const vd dd[2] = {vd_lo(d), vd_hi(d)};
         for (int h = 0; h < 2; h++) {
@@ -166,7 +178,7 @@ ALWAYS_INLINE void search_block(const uint8_t *const *src, const float *const *i
                 for (int j = 0; j < gs; j++) {
                     const vf x = v_loadu(xt + j * VW);
                     vf d;
-                    const vf q = s_code(x, sT, bT, inv, upb, nbv, dt, &d);
+                    const vf q = s_code(x, sT, bT, inv, upb, nbv, dt, gpu, &d);
                     if (o == 0)
                         v_storeu(qt + j * VW, q);
                     const vd dd[2] = {vd_lo(d), vd_hi(d)};
@@ -228,8 +240,8 @@ ALWAYS_INLINE void search_block(const uint8_t *const *src, const float *const *i
     for (int j = 0; j < gs; j++) {
         const vf x = v_loadu(xt + j * VW);
         vf d;
-        const vf qb = s_code(x, sT, bT, inv, v_gt(sT, zero), nbv, dt, &d);
-        const vf qm = s_clampq(v_rint(v_div(v_sub(x, bias), scale)), nbv);
+        const vf qb = s_code(x, sT, bT, inv, v_gt(sT, zero), nbv, dt, gpu, &d);
+        const vf qm = s_mlx_code(x, bias, scale, nbv, gpu);
         vi_store_u8(ct + j * VW, v_cvt_i32(v_select(mlx_lane, qm, qb)));
     }
     for (int i = 0; i < n; i++) {
@@ -237,27 +249,36 @@ ALWAYS_INLINE void search_block(const uint8_t *const *src, const float *const *i
             codes[j] = ct[j * VW + i];
         pack_codes(codes, gs, bits, wq + (size_t)i * gs * bits / 8);
         const int m = use_mlx[i] != 0.0f;
-        mlxq_store_float(scales + i * esize, dt, m ? sc[i] : fs[i]);
-        mlxq_store_float(biases + i * esize, dt, m ? bi[i] : fb[i]);
+        if (gpu) {
+            mlxq_gpu_store_float(scales + i * esize, dt, m ? sc[i] : fs[i]);
+            mlxq_gpu_store_float(biases + i * esize, dt, m ? bi[i] : fb[i]);
+        } else {
+            mlxq_store_float(scales + i * esize, dt, m ? sc[i] : fs[i]);
+            mlxq_store_float(biases + i * esize, dt, m ? bi[i] : fb[i]);
+        }
     }
 }
 
 ALWAYS_INLINE void affine_search(int64_t n, const uint8_t *const *src, const float *const *imp,
                                  int gs, int bits, uint8_t *wq, uint8_t *scales,
-                                 uint8_t *biases, int dt) {
+                                 uint8_t *biases, int dt, int gpu) {
     const size_t esize = mlxq_dtype_size(dt);
     for (int64_t k = 0; k < n; k += VW) {
         const int lanes = n - k < VW ? (int)(n - k) : VW;
         search_block(src + k, imp ? imp + k : NULL, lanes, gs, bits,
-                     wq + (size_t)k * gs * bits / 8, scales + k * esize, biases + k * esize, dt);
+                     wq + (size_t)k * gs * bits / 8, scales + k * esize, biases + k * esize, dt,
+                     gpu);
     }
 }
 
 #define AFFINE_SEARCH(T, TD)                                                                  \
     static void FN(affine_search_##T)(int64_t n, const uint8_t *const *src,                   \
                                       const float *const *imp, int gs, int bits, uint8_t *wq,  \
-                                      uint8_t *scales, uint8_t *biases) {                      \
-        affine_search(n, src, imp, gs, bits, wq, scales, biases, TD);                          \
+                                      uint8_t *scales, uint8_t *biases, mlxq_device dev) {     \
+        if (dev == MLXQ_DEVICE_GPU)                                                            \
+            affine_search(n, src, imp, gs, bits, wq, scales, biases, TD, 1);                   \
+        else                                                                                   \
+            affine_search(n, src, imp, gs, bits, wq, scales, biases, TD, 0);                   \
     }
 AFFINE_SEARCH(bf16, MLXQ_BF16)
 AFFINE_SEARCH(f16, MLXQ_F16)

@@ -1,7 +1,7 @@
 /*
  * simd_avx2.h - the vector vocabulary of fast_tmpl.h, for AVX2 (8 float lanes).
  *
- * Include only from a file compiled for AVX2 + F16C + BMI2 (fast_avx2.c). Same contract
+ * Include only from a file compiled for AVX2 + FMA + F16C + BMI2 (fast_avx2.c). Same contract
  * as simd_avx512.h: exact IEEE single precision, x86 max/min NaN rule (second operand).
  * Masks are all-ones/all-zero lanes in a float vector.
  */
@@ -26,6 +26,9 @@ static inline vf v_min(vf a, vf b) { return _mm256_min_ps(a, b); }
 static inline vf v_rint(vf a) {
     return _mm256_round_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
 }
+static inline vf v_trunc(vf a) { return _mm256_round_ps(a, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC); }
+/* a * b + c with one rounding (FMA3, part of this file's target) */
+static inline vf v_fma(vf a, vf b, vf c) { return _mm256_fmadd_ps(a, b, c); }
 static inline vf v_abs(vf a) {
     return _mm256_castsi256_ps(
         _mm256_and_si256(_mm256_castps_si256(a), _mm256_set1_epi32(0x7FFFFFFF)));
@@ -49,6 +52,9 @@ static inline int v_mask_any(vmask m) { return _mm256_movemask_ps(m) != 0; }
 static inline vmask v_lt(vf a, vf b) { return _mm256_cmp_ps(a, b, _CMP_LT_OQ); }
 static inline vmask v_gt(vf a, vf b) { return _mm256_cmp_ps(a, b, _CMP_GT_OQ); }
 static inline vmask v_neq_uq(vf a, vf b) { return _mm256_cmp_ps(a, b, _CMP_NEQ_UQ); }
+static inline vmask v_ge(vf a, vf b) { return _mm256_cmp_ps(a, b, _CMP_GE_OQ); }
+static inline vmask v_neq_oq(vf a, vf b) { return _mm256_cmp_ps(a, b, _CMP_NEQ_OQ); }
+static inline vmask v_mask_and(vmask a, vmask b) { return _mm256_and_ps(a, b); }
 static inline vf v_neg(vf a) {
     return _mm256_xor_ps(a, _mm256_castsi256_ps(_mm256_set1_epi32((int32_t)0x80000000)));
 }

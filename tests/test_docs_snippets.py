@@ -149,7 +149,11 @@ def workdir(examples, tmp_path) -> str:
 
 def _env(workdir: str) -> dict:
     bin_ = os.path.join(os.path.dirname(workdir), "bin")
-    return dict(os.environ, PATH=bin_ + os.pathsep + os.environ["PATH"])
+    env = dict(os.environ, PATH=bin_ + os.pathsep + os.environ["PATH"])
+    # the pages run as a reader runs them: mlxq's own default device (the suite sets
+    # MLXQ_DEVICE=cpu for its comparisons with mlx[cpu], see conftest.py)
+    env.pop("MLXQ_DEVICE", None)
+    return env
 
 
 # ---- the tests ------------------------------------------------------------------------------

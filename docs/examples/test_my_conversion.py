@@ -75,11 +75,14 @@ def test_two_conversions_compare_identical(model, converted, tmp_path):
     assert result.matches, result.summary() + "\n" + result.table(all_rows=False)
 
 
-def test_matches_mlx_lm_when_installed(model, converted, tmp_path, assert_checkpoints_equal):
+def test_matches_mlx_lm_when_installed(model, tmp_path, mlx_device, assert_checkpoints_equal):
+    """mlx_lm.convert quantizes on MLX's default device (the GPU on Apple silicon, the CPU
+    with mlx[cpu]), whose arithmetic differs: convert on the same device to compare."""
     mlx_lm = pytest.importorskip("mlx_lm")
     import contextlib
     import io
 
     with contextlib.redirect_stdout(io.StringIO()):
         mlx_lm.convert(model, str(tmp_path / "mlx_lm"), quantize=True)
-    assert_checkpoints_equal(converted, tmp_path / "mlx_lm", check_index=True)
+    convert(model, tmp_path / "mlxq", quantize=True, quiet=True, device=mlx_device)
+    assert_checkpoints_equal(tmp_path / "mlxq", tmp_path / "mlx_lm", check_index=True)

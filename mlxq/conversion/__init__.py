@@ -95,6 +95,15 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+def _device_line(device: str) -> str:
+    """Which of MLX's devices the conversion's arithmetic is, for the summary."""
+    if device == "gpu":
+        return ("device gpu: the arithmetic of MLX's GPU (Metal) kernels, what mlx_lm.convert "
+                "writes on Apple silicon")
+    return ("device cpu: the arithmetic of MLX's CPU backend, what mlx[cpu] writes (on Apple "
+            "silicon mlx_lm.convert uses the GPU: --device gpu)")
+
+
 def _count(n: int, noun: str) -> str:
     """``1 layer``, ``2 layers``."""
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
@@ -144,6 +153,8 @@ class ConvertResult:
     #: from a GGUF file: what became of each of its tensors
     #: (:class:`mlxq.conversion.gguf_source.GgufTensorReport`)
     gguf_tensors: list = dataclasses.field(default_factory=list)
+    #: whose quantization arithmetic: "gpu" (MLX's Metal kernels) or "cpu" (its CPU backend)
+    device: str = "gpu"
 
     def summary(self) -> str:
         """What was written, how fast, and what happened to the layers.
@@ -177,6 +188,8 @@ class ConvertResult:
         if parts:
             lines.append("  " + ", ".join(parts))
         lines.extend(_gguf_lines(self.gguf_tensors))
+        if self.quantized_layers or self.dequantized_layers or self.requantized:
+            lines.append("  " + _device_line(self.device))
         if self.source_peak_bytes is not None:
             lines.append(f"  source shards on disk at most {human_bytes(self.source_peak_bytes)} "
                          "at once (downloaded, converted, deleted)")
@@ -530,7 +543,8 @@ def convert(hf_path: PathLike, mlx_path: PathLike = "mlx_model", *, quantize: bo
             revision: Optional[str] = None, keep_source: bool = False,
             disk_budget: Union[int, str, None] = None, token: Any = None,
             upload_repo: Optional[str] = None,
-            trust_remote_code: bool = False, threads: Optional[int] = None) -> ConvertResult:
+            trust_remote_code: bool = False, threads: Optional[int] = None,
+            device: Optional[str] = None) -> ConvertResult:
     """Converts the Hugging Face (or MLX, AWQ, GPTQ, MXFP4) checkpoint folder ``hf_path``
     into an MLX checkpoint folder ``mlx_path``, like ``mlx_lm.convert(hf_path, mlx_path,
     ...)``.
@@ -553,7 +567,12 @@ def convert(hf_path: PathLike, mlx_path: PathLike = "mlx_model", *, quantize: bo
     model_type does not give it) and ``target_bpw`` (bits per layer from 2/3/4/5/6/8 for at
     most this many bits per weight, the whole model counted as mlx-lm does); ``threads``
     (kernel threads for this call only, as :func:`mlxq.set_num_threads`; default: the
-    current setting, ``MLXQ_NUM_THREADS`` or all cores).
+    current setting, ``MLXQ_NUM_THREADS`` or all cores); ``device`` (``"gpu"``: the
+    arithmetic of MLX's GPU kernels, what mlx_lm.convert writes on Apple silicon, its
+    default device there; ``"cpu"``: MLX's CPU backend, what ``mlx[cpu]`` writes on Linux;
+    default :func:`mlxq.default_device`, i.e. ``MLXQ_DEVICE`` or ``"gpu"``): every
+    quantization and dequantization of the conversion, the families' sanitize steps and the
+    quality search included.
 
     ``hf_path`` may also be a Hugging Face Hub repository (``ORG/NAME``; a local folder
     that exists always wins, as in mlx-lm), at ``revision``: it is converted with bounded
@@ -592,8 +611,15 @@ def convert(hf_path: PathLike, mlx_path: PathLike = "mlx_model", *, quantize: bo
     q_group_size, q_bits, keep_source = a["q_group_size"], a["q_bits"], a["keep_source"]
     allow_requantize = a["allow_requantize"]
     allow_unknown_architecture = a["allow_unknown_architecture"]
+    from .._device import resolve as resolve_device, using_device
+
     src_p, dst_p = Path(os.fspath(hf_path)), Path(os.fspath(mlx_path))
     out = stream if stream is not None else sys.stderr
+    try:
+        dev = resolve_device(device)
+    except UnknownEnumValueError as e:
+        raise UnknownEnumValueError(f"{arg('device', device)} is not a device; "
+                                    + e.message.split("; ", 1)[1], key="device") from None
     if upload_repo is not None:
         raise InvalidArgumentError(
             f"{arg('upload_repo', upload_repo)}: mlxq does not upload. Convert without it, "
@@ -609,7 +635,7 @@ def convert(hf_path: PathLike, mlx_path: PathLike = "mlx_model", *, quantize: bo
                    max_shard_size=shard, report=report, allow_requantize=allow_requantize,
                    allow_unknown_architecture=allow_unknown_architecture, q_method=q_method,
                    imatrix=os.fspath(imatrix) if imatrix is not None else None,
-                   imatrix_arch=imatrix_arch, target_bpw=target_bpw)
+                   imatrix_arch=imatrix_arch, target_bpw=target_bpw, device=dev.value)
     _check_options(opts)
     for w in _flags_without_effect(opts, q_mode != "affine"):
         _warn(w)
@@ -635,7 +661,10 @@ def convert(hf_path: PathLike, mlx_path: PathLike = "mlx_model", *, quantize: bo
 
     def planned(source: Any) -> Any:
         nonlocal fmt, stored
-        plan = make_plan(source, opts)
+        # the graph's quantize / dequantize nodes (sanitize steps) and the quality search
+        # take the device in effect while the plan is made
+        with using_device(dev):
+            plan = make_plan(source, opts)
         fmt = _source_format(source)
         for w in (*getattr(source, "notes", ()), *plan.warnings):
             _warn(w)
@@ -679,8 +708,9 @@ def convert(hf_path: PathLike, mlx_path: PathLike = "mlx_model", *, quantize: bo
             writers = ShardWriters(tmp, plan.shards)
             try:
                 ex = _execute.Executor(plan, writers.put, progress.update,
-                                       report=report or gguf_quantize)
-                run(ex, progress)
+                                       report=report or gguf_quantize, device=dev.value)
+                with using_device(dev):  # lazy steps (external formats' repacking) too
+                    run(ex, progress)
                 # every source byte has been read: a shard rewritten meanwhile fails here,
                 # before anything is committed (every source kind that reads files has it)
                 unchanged = getattr(source, "check_unchanged", None)
@@ -787,7 +817,7 @@ def convert(hf_path: PathLike, mlx_path: PathLike = "mlx_model", *, quantize: bo
         seconds=time.monotonic() - t0, architecture=plan.family.module, report=reports,
         report_total=total, requantized=requantized, repacked_layers=repacked,
         source_format=fmt, quantize=quantize, allocation=plan.allocation,
-        source_peak_bytes=source_peak, gguf_tensors=gguf_tensors)
+        source_peak_bytes=source_peak, gguf_tensors=gguf_tensors, device=dev.value)
     log.info("wrote %s: %d tensors in %.2f s", dst_p, result.tensors, result.seconds)
     return result
 

@@ -50,7 +50,7 @@ def _copy(u: Unit, put: Callable[[str, np.ndarray], None], block_bytes: int) -> 
 
 
 def _quantize(u: Unit, put: Callable[[str, np.ndarray], None], block_bytes: int,
-              report: Optional[list]) -> None:
+              report: Optional[list], device: Optional[str] = None) -> None:
     dense = u.tensor
     source, _ = graph.split_cast(dense)  # the report measures against the source weights
     sums = _Sums()
@@ -62,11 +62,12 @@ def _quantize(u: Unit, put: Callable[[str, np.ndarray], None], block_bytes: int,
             w = graph.cast_rows(rows, dense.dtype)
             imp = importance_rows(u.importance, dense.shape, r0, r1)
             parts = quantize(w, group_size=u.group_size, bits=u.bits, mode=u.mode,
-                             method=u.method, importance=imp if u.method == "mse" else None)
+                             method=u.method, importance=imp if u.method == "mse" else None,
+                             device=device)
             if report is not None:
                 sums.merge(_error_sums(rows, parts[0], parts[1],
                                        parts[2] if u.mode == "affine" else None,
-                                       u.group_size, u.bits, u.mode, None))
+                                       u.group_size, u.bits, u.mode, None, device))
             for n, p in zip(names, parts):
                 put(n, p)
             del rows, w, parts
@@ -82,12 +83,14 @@ class Executor:
     """Runs a plan's units, each once: :meth:`run_unit` for one (a scheduler that fetches
     sources first calls it as they arrive), :meth:`run_all` for all in output order. Each
     output's blocks go to ``put(name, block)`` in order; ``progress(tensors, bytes)`` after
-    each unit; :attr:`sums` collects the per-layer error sums (``report``)."""
+    each unit; :attr:`sums` collects the per-layer error sums (``report``). ``device``:
+    whose quantization (:func:`mlxq.quantize`'s; None: the default device)."""
 
     def __init__(self, plan: Plan, put: Callable[[str, np.ndarray], None],
                  progress: Callable[[int, int], None], *, report: bool = False,
-                 block_bytes: Optional[int] = None):
+                 block_bytes: Optional[int] = None, device: Optional[str] = None):
         self.plan, self.put, self.progress = plan, put, progress
+        self.device = device
         self.block = block_bytes or BLOCK_BYTES
         self.sums: Optional[list] = [] if report else None
         self.done: set[str] = set()
@@ -100,7 +103,7 @@ class Executor:
         self.done.add(key)
         u = self.plan.units[key]
         if u.kind == "quantize":
-            _quantize(u, self.put, self.block, self.sums)
+            _quantize(u, self.put, self.block, self.sums, self.device)
         else:
             _copy(u, self.put, self.block)
         self.items += len(u.outputs)
@@ -114,9 +117,9 @@ class Executor:
 
 def execute(plan: Plan, put: Callable[[str, np.ndarray], None],
             progress: Callable[[int, int], None], *, report: bool = False,
-            block_bytes: Optional[int] = None) -> list:
+            block_bytes: Optional[int] = None, device: Optional[str] = None) -> list:
     """Computes every unit in output order (see :class:`Executor`); returns the per-layer
     error sums (``report``): ``[(path, group_size, bits, mode, sums)]``."""
-    ex = Executor(plan, put, progress, report=report, block_bytes=block_bytes)
+    ex = Executor(plan, put, progress, report=report, block_bytes=block_bytes, device=device)
     ex.run_all()
     return ex.sums or []

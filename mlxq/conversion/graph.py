@@ -937,20 +937,26 @@ def row_wise(fn: Callable[..., np.ndarray], parts: Sequence[Tensor], shape: Sequ
 class _Dequantize(Tensor):
     """``mx.dequantize``: row by row from the packed weight and its scales and biases."""
 
-    __slots__ = ("wq", "scales", "biases", "gscale", "gs", "bits", "mode")
+    __slots__ = ("wq", "scales", "biases", "gscale", "gs", "bits", "mode", "device")
 
     def __init__(self, wq: Tensor, scales: Tensor, biases: Optional[Tensor], gs: int, bits: int,
                  mode: str, dtype: Optional[np.dtype], global_scale: Optional[Tensor]):
+        from .._device import Device, default_device
         from ..quant import QuantMode
 
         mode_ = QuantMode.parse(mode)
+        # the device in effect where the graph is built (mlxq.convert's), as MLX's ops take
+        # the default device when they are created
+        self.device = default_device()
         if dtype is None:
             if mode_ is QuantMode.AFFINE:
                 dtype = _promote(scales.dtype, biases.dtype) if biases is not None else \
                     scales.dtype
             else:
                 dtype = _dtypes.bfloat16
-        if global_scale is not None:
+        if global_scale is not None and self.device is Device.CPU:
+            # the CPU graph's float32 global scale promotes the product (Metal's
+            # fp_dequantize writes the asked dtype)
             dtype = np.dtype(np.float64) if np.dtype(dtype) == np.float64 else np.dtype(np.float32)
         cols = scales.shape[-1] * gs
         super().__init__(wq.shape[:-1] + (cols,), dtype)
@@ -967,9 +973,10 @@ class _Dequantize(Tensor):
         if self.gscale is not None:
             g = float(np.asarray(self.gscale.numpy(), np.float32).reshape(-1)[0])
         b = self.biases.rows(r0, r1) if self.biases is not None else None
-        dtype = self.dtype if self.gscale is None else None
+        dtype = self.dtype if self.gscale is None or self.device.value == "gpu" else None
         return dq(self.wq.rows(r0, r1), self.scales.rows(r0, r1), b, group_size=self.gs,
-                  bits=self.bits, mode=self.mode, global_scale=g, dtype=dtype)
+                  bits=self.bits, mode=self.mode, global_scale=g, dtype=dtype,
+                  device=self.device)
 
 
 def dequantize(wq: Tensor, scales: Tensor, biases: Optional[Tensor] = None,
@@ -999,14 +1006,18 @@ class _Quantized(Tensor):
 
 class _QuantizeNode:
     def __init__(self, x: Tensor, gs: int, bits: int, mode: str):
+        from .._device import default_device
+
         self.x, self.gs, self.bits, self.mode = x, gs, bits, mode
+        self.device = default_device()  # as _Dequantize: the device where it is built
         self._last: Optional[tuple[int, int, tuple]] = None
 
     def rows(self, r0: int, r1: int) -> tuple:
         if self._last is None or self._last[:2] != (r0, r1):
             from ..quant import quantize as q
 
-            parts = q(self.x.rows(r0, r1), group_size=self.gs, bits=self.bits, mode=self.mode)
+            parts = q(self.x.rows(r0, r1), group_size=self.gs, bits=self.bits, mode=self.mode,
+                      device=self.device)
             self._last = (r0, r1, parts)
         return self._last[2]
 

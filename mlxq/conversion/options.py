@@ -45,5 +45,8 @@ class Options:
     imatrix_arch: Optional[str] = None
     #: bits per layer chosen from 2/3/4/5/6/8 for at most this many bits per weight
     target_bpw: Optional[float] = None
+    #: whose quantization arithmetic: "gpu" (MLX's Metal kernels, mlx_lm.convert on Apple
+    #: silicon) or "cpu" (MLX's CPU backend, mlx[cpu])
+    device: str = "gpu"
 
 

@@ -30,14 +30,15 @@ static int parse_global_scale(PyObject *obj, mlxq_qparams *p) {
  * array or None after global_scale. */
 static PyObject *quantize_common(PyObject *args, int search) {
     PyObject *w_obj, *gs_obj, *imp_obj = Py_None;
-    int code, mode, group_size, bits, impl;
-    if (search ? !PyArg_ParseTuple(args, "OiiiiOOi", &w_obj, &code, &mode, &group_size, &bits,
-                                   &gs_obj, &imp_obj, &impl)
-               : !PyArg_ParseTuple(args, "OiiiiOi", &w_obj, &code, &mode, &group_size, &bits,
-                                   &gs_obj, &impl))
+    int code, mode, group_size, bits, impl, device;
+    if (search ? !PyArg_ParseTuple(args, "OiiiiOOii", &w_obj, &code, &mode, &group_size, &bits,
+                                   &gs_obj, &imp_obj, &impl, &device)
+               : !PyArg_ParseTuple(args, "OiiiiOii", &w_obj, &code, &mode, &group_size, &bits,
+                                   &gs_obj, &impl, &device))
         return NULL;
     mlxq_tensor w, imp;
-    mlxq_qparams p = {.mode = (mlxq_mode)mode, .group_size = group_size, .bits = bits};
+    mlxq_qparams p = {.mode = (mlxq_mode)mode, .group_size = group_size, .bits = bits,
+                      .device = (mlxq_device)device};
     mlxq_error err;
     const int has_imp = imp_obj != Py_None;
     if (mlxq_py_as_tensor(w_obj, code, "w", 0, &w) || parse_global_scale(gs_obj, &p) ||
@@ -104,13 +105,14 @@ static PyObject *py_dequantize(PyObject *self, PyObject *args) {
     (void)self;
     PyObject *wq_obj, *s_obj, *b_obj, *gs_obj;
     PyArray_Descr *out_descr;
-    int s_code, b_code, mode, group_size, bits, req_code, out_code, impl;
-    if (!PyArg_ParseTuple(args, "OOiOiiiiOiO!ii", &wq_obj, &s_obj, &s_code, &b_obj, &b_code,
+    int s_code, b_code, mode, group_size, bits, req_code, out_code, impl, device;
+    if (!PyArg_ParseTuple(args, "OOiOiiiiOiO!iii", &wq_obj, &s_obj, &s_code, &b_obj, &b_code,
                           &mode, &group_size, &bits, &gs_obj, &req_code, &PyArrayDescr_Type,
-                          &out_descr, &out_code, &impl))
+                          &out_descr, &out_code, &impl, &device))
         return NULL;
     mlxq_tensor wq, sc, bi, out;
-    mlxq_qparams p = {.mode = (mlxq_mode)mode, .group_size = group_size, .bits = bits};
+    mlxq_qparams p = {.mode = (mlxq_mode)mode, .group_size = group_size, .bits = bits,
+                      .device = (mlxq_device)device};
     mlxq_error err;
     int has_b = b_obj != Py_None;
     if (mlxq_py_as_tensor(wq_obj, MLXQ_U32, "wq", 0, &wq) || mlxq_py_as_tensor(s_obj, s_code, "scales", 0, &sc) ||
@@ -238,12 +240,13 @@ static PyObject *py_check_params(PyObject *self, PyObject *args) {
 
 static PyMethodDef methods[] = {
     {"quantize", py_quantize, METH_VARARGS,
-     "quantize(w, code, mode, group_size, bits, global_scale, impl) -> tuple"},
+     "quantize(w, code, mode, group_size, bits, global_scale, impl, device) -> tuple"},
     {"quantize_search", py_quantize_search, METH_VARARGS,
-     "quantize_search(w, code, mode, group_size, bits, global_scale, importance, impl) -> tuple"},
+     "quantize_search(w, code, mode, group_size, bits, global_scale, importance, impl, device) "
+     "-> tuple"},
     {"dequantize", py_dequantize, METH_VARARGS,
      "dequantize(wq, scales, s_code, biases, b_code, mode, group_size, bits, global_scale, "
-     "requested_code, out_descr, out_code, impl) -> ndarray"},
+     "requested_code, out_descr, out_code, impl, device) -> ndarray"},
     {"check_params", py_check_params, METH_VARARGS,
      "check_params(mode, group_size, bits) -> None"},
     {"cast", py_cast, METH_VARARGS, "cast(a, code, out_descr, out_code, impl) -> ndarray"},
