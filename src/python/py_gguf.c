@@ -1,0 +1,121 @@
+/*
+ * py_gguf.c - mlxq._core's GGUF block conversions (src/mlxq_gguf.h).
+ *
+ * Thin: view the numpy source rows (uint8) and the optional row order (int64), check,
+ * allocate the outputs, release the GIL around the C call, map errors. Which tensors are
+ * kept, dequantized or reordered is decided in mlxq/formats/gguf.py and
+ * mlxq/conversion/gguf_source.py.
+ */
+#include "glue.h"
+
+#include "mlxq_gguf.h"
+
+/* src and the optional rows as tensors; rows->data is NULL for None. */
+static int view_inputs(PyObject *src_obj, PyObject *rows_obj, mlxq_tensor *src,
+                       mlxq_tensor *rows) {
+    if (mlxq_py_as_tensor(src_obj, MLXQ_U8, "src", 0, src) < 0)
+        return -1;
+    memset(rows, 0, sizeof *rows);
+    if (rows_obj != Py_None && mlxq_py_as_tensor(rows_obj, MLXQ_I64, "rows", 0, rows) < 0)
+        return -1;
+    return 0;
+}
+
+/* A new C-contiguous [d0, d1] array of numpy type `npy`, viewed as a tensor. */
+static PyObject *new_2d(int64_t d0, int64_t d1, int npy, int code, mlxq_tensor *t) {
+    int64_t shape[2] = {d0, d1};
+    PyArray_Descr *descr = PyArray_DescrFromType(npy);
+    PyObject *o = mlxq_py_new_array(2, shape, descr);
+    Py_DECREF(descr);
+    if (o && mlxq_py_as_tensor(o, code, "out", 1, t) < 0)
+        Py_CLEAR(o);
+    return o;
+}
+
+static PyObject *py_gguf_to_mlx(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *src_obj, *rows_obj;
+    int type, impl;
+    if (!PyArg_ParseTuple(args, "iOOi", &type, &src_obj, &rows_obj, &impl))
+        return NULL;
+    mlxq_tensor src, rows, wq, scales, biases;
+    mlxq_error err;
+    int64_t n, nb;
+    if (view_inputs(src_obj, rows_obj, &src, &rows) < 0)
+        return NULL;
+    mlxq_status st = mlxq_gguf_check(type, 1, &src, &rows, &n, &nb, &err);
+    if (st)
+        return mlxq_py_raise(st, &err);
+    const int mx = type == MLXQ_GGUF_MXFP4;
+    PyObject *wq_o = new_2d(n, nb * (type == MLXQ_GGUF_Q8_0 ? 8 : 4), NPY_UINT32, MLXQ_U32, &wq);
+    PyObject *s_o = mx ? new_2d(n, nb, NPY_UINT8, MLXQ_U8, &scales)
+                       : new_2d(n, nb, NPY_FLOAT16, MLXQ_F16, &scales);
+    PyObject *b_o = mx ? (Py_INCREF(Py_None), Py_None) : new_2d(n, nb, NPY_FLOAT16, MLXQ_F16,
+                                                                &biases);
+    if (!wq_o || !s_o || !b_o)
+        goto fail;
+    Py_BEGIN_ALLOW_THREADS
+    st = mlxq_gguf_to_mlx(type, &src, &rows, &wq, &scales, mx ? NULL : &biases,
+                          (mlxq_impl)impl, &err);
+    Py_END_ALLOW_THREADS
+    if (st) {
+        mlxq_py_raise(st, &err);
+        goto fail;
+    }
+    return Py_BuildValue("(NNN)", wq_o, s_o, b_o);
+fail:
+    Py_XDECREF(wq_o);
+    Py_XDECREF(s_o);
+    Py_XDECREF(b_o);
+    return NULL;
+}
+
+static PyObject *py_gguf_dequant(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *src_obj, *rows_obj;
+    int type, impl, bs;
+    if (!PyArg_ParseTuple(args, "iOOi", &type, &src_obj, &rows_obj, &impl))
+        return NULL;
+    mlxq_tensor src, rows, out;
+    mlxq_error err;
+    int64_t n, nb;
+    if (view_inputs(src_obj, rows_obj, &src, &rows) < 0)
+        return NULL;
+    mlxq_status st = mlxq_gguf_check(type, 0, &src, &rows, &n, &nb, &err);
+    if (st)
+        return mlxq_py_raise(st, &err);
+    mlxq_gguf_block(type, &bs, NULL);
+    PyObject *out_o = new_2d(n, nb * bs, NPY_FLOAT32, MLXQ_F32, &out);
+    if (!out_o)
+        return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    st = mlxq_gguf_dequant(type, &src, &rows, &out, (mlxq_impl)impl, &err);
+    Py_END_ALLOW_THREADS
+    if (st) {
+        Py_DECREF(out_o);
+        return mlxq_py_raise(st, &err);
+    }
+    return out_o;
+}
+
+static PyObject *py_gguf_block(PyObject *self, PyObject *args) {
+    (void)self;
+    int type, bs = 0, ts = 0;
+    if (!PyArg_ParseTuple(args, "i", &type))
+        return NULL;
+    int kind = mlxq_gguf_block(type, &bs, &ts);
+    return Py_BuildValue("(iii)", kind, bs, ts);
+}
+
+static PyMethodDef gguf_methods[] = {
+    {"gguf_to_mlx", py_gguf_to_mlx, METH_VARARGS,
+     "gguf_to_mlx(type, src, rows, impl) -> (wq, scales, biases or None)"},
+    {"gguf_dequant", py_gguf_dequant, METH_VARARGS,
+     "gguf_dequant(type, src, rows, impl) -> float32 [n, elements]"},
+    {"gguf_block", py_gguf_block, METH_VARARGS,
+     "gguf_block(type) -> (kind, block_size, type_size); kind 0: not handled, 1: "
+     "dequantized, 2: also repacked"},
+    {NULL, NULL, 0, NULL},
+};
+
+int mlxq_py_init_gguf(PyObject *module) { return PyModule_AddFunctions(module, gguf_methods); }
