@@ -90,10 +90,11 @@ class _Parts:
     """The reader behind the lazy tensors of a GGUF file: each GGUF tensor is seen as up to
     three virtual tensors (``NAME#weight``/``#scales``/``#biases`` for an exact type, kept
     quantized; ``NAME#dense`` for its float values), each read a row block at a time with
-    one ``pread``. A tensor of llama's permuted Q/K rows is read whole heads at a time and
-    its rows put back in Hugging Face's order (:func:`hf_rows`): quantized blocks move as
-    they are. The last block's conversion is kept, so the triple's three parts cost one
-    read."""
+    one ``pread`` and converted in C (:mod:`mlxq.formats.gguf`). A tensor of llama's
+    permuted Q/K rows is read whole heads at a time and its rows put back in Hugging Face's
+    order (:func:`hf_rows`) by the same C pass: quantized blocks move as they are. The last
+    block's conversion is kept: the planner copies a kept triple's three parts a row block
+    of each in turn, so each block of the file is read and converted once."""
 
     def __init__(self, gf: fmt.GgufFile):
         self.gf, self.path = gf, str(gf.path)
@@ -134,40 +135,52 @@ class _Parts:
         return self._infos[key][1]
 
     def _converted(self, name: str, r0: int, r1: int, dense: bool) -> Any:
+        """Rows ``r0:r1`` (Hugging Face's order) of GGUF tensor ``name``: its float values
+        (a 1-tuple) or MLX's quantized arrays."""
         k = (name + ("#dense" if dense else ""), r0, r1)
         if self._last is not None and self._last[0] == k:
             return self._last[1]
+        self._last = None  # (released before the next block is read)
         t = self.gf.tensors[name]
-        if len(t.shape) == 1:  # a bias vector: one row of ncols values
+        heads = self._heads.get(name)
+        order = None
+        if len(t.shape) == 1:  # a vector: one row of ncols values
             raw = self.gf.read_raw(name, 0, 1)
-        else:
+        elif heads is None:
             raw = self.gf.read_raw(name, r0, r1)
-        if dense:
-            dt = fmt.plain_dtype(t.type)
-            got: Any = (raw.view(dt) if dt is not None else fmt.dequantize_rows(raw, t),)
-        else:
-            got = fmt.to_mlx(raw, t.type)
+        else:  # whole heads, the rows picked from them in Hugging Face's order
+            d = t.nrows // heads
+            h0, h1 = r0 // d, -(-r1 // d)
+            raw = self.gf.read_raw(name, h0 * d, h1 * d)
+            order = hf_rows(t.nrows, heads)[r0:r1] - h0 * d
+        try:
+            if dense:
+                dt = fmt.plain_dtype(t.type)
+                if dt is not None:
+                    vals = raw.view(dt) if order is None else raw.view(dt)[order]
+                else:
+                    vals = fmt.dequantize_rows(raw, t, order)
+                got: Any = (vals,)
+            else:
+                got = fmt.to_mlx(raw, t.type, order)
+        except FormatError as e:
+            raise FormatError(f"{t.path}: tensor {name!r}: {e.message}", key=name) from None
         self._last = (k, got)
         return got
 
-    def read_rows(self, key: str, start: int, out: np.ndarray) -> np.ndarray:
+    def rows(self, key: str, r0: int, r1: int) -> np.ndarray:
+        """Rows ``r0:r1`` of virtual tensor ``key``, a new array (graph.Source's reader)."""
         name, _, part = key.partition("#")
         t = self.gf.tensors[name]
-        n = out.shape[0]
         which = 0 if part == "dense" else ("weight", "scales", "biases").index(part)
-        heads = self._heads.get(name)
-        if heads is None or n == 0:
-            out[...] = self._converted(name, start, start + n, part == "dense")[which]
-            return out
-        if len(t.shape) == 1:  # a permuted bias: its values are the rows
+        if len(t.shape) == 1 and name in self._heads:  # a permuted bias: its values are rows
             vec = self._converted(name, 0, 1, True)[0].reshape(-1)
-            out[...] = vec[hf_rows(t.ncols, heads)].reshape(1, -1)
-            return out
-        d = t.nrows // heads
-        h0, h1 = start // d, -(-(start + n) // d)
-        got = self._converted(name, h0 * d, h1 * d, part == "dense")[which]
-        order = hf_rows(t.nrows, heads)[start:start + n] - h0 * d
-        out[...] = got[order]
+            return vec[hf_rows(t.ncols, self._heads[name])].reshape(1, -1)
+        got = self._converted(name, r0, r1, part == "dense")[which]
+        return np.ascontiguousarray(got.reshape(r1 - r0, -1).view(self.dtype(key)))
+
+    def read_rows(self, key: str, start: int, out: np.ndarray) -> np.ndarray:
+        out[...] = self.rows(key, start, start + out.shape[0])
         return out
 
 
@@ -230,7 +243,7 @@ class GgufCheckpoint:
                 f"supported: {', '.join(ARCHITECTURES)}", key="general.architecture")
         self.arch = arch
         tensors = self.gf.tensors
-        self.config = _config(arch, meta, tensors, path)
+        self.config = _config(arch, meta, self.gf, path)
         self.float_dtype = _float_dtype(tensors, dtype)
         self.config["torch_dtype"] = {np.dtype(np.float16): "float16",
                                       np.dtype(bfloat16): "bfloat16",
@@ -283,6 +296,7 @@ class GgufCheckpoint:
         if arch == "deepseek2":
             _deepseek_attention(self.tensors, self.config, family, block)
         # built now, so that a vocabulary transformers cannot read fails before any writing
+        # (on this thread: transformers' lazy modules are not safe to import from two)
         self.tokenizer = build_tokenizer(meta)
         if block:
             order = family.order_for(self.config)
@@ -302,6 +316,12 @@ class GgufCheckpoint:
     @property
     def files(self) -> list[Path]:
         return list(self.gf.files)
+
+    @property
+    def bytes_read(self) -> int:
+        """The bytes read from the GGUF file(s) so far: headers and tensor data, as read
+        (a kept tensor's three parts come from one read of its blocks)."""
+        return self.gf.bytes_read
 
     def model_card(self) -> Optional[Path]:
         return None
@@ -381,9 +401,10 @@ def _name_map(arch: str, family: Any, config: Mapping[str, Any]) -> dict[str, st
 
 # ---- config.json -----------------------------------------------------------------------------
 
-def _config(arch: str, meta: Mapping[str, Any], tensors: Mapping[str, fmt.GgufTensor],
-            path: Path) -> dict[str, Any]:
+def _config(arch: str, meta: Mapping[str, Any], gf: fmt.GgufFile, path: Path
+            ) -> dict[str, Any]:
     """mlx-lm's config.json for the model, from llama.cpp's metadata (``<arch>.*`` keys)."""
+    tensors = gf.tensors
 
     def get(key: str, default: Any = None, kind: type = int) -> Any:
         v = meta.get(f"{arch}.{key}", default)
@@ -454,32 +475,29 @@ def _config(arch: str, meta: Mapping[str, Any], tensors: Mapping[str, fmt.GgufTe
             rs["original_max_position_embeddings"] = get("rope.scaling.original_context_length")
         c["rope_scaling"] = rs
     if "rope_freqs.weight" in tensors:
-        c["rope_scaling"] = _llama3_rope(tensors["rope_freqs.weight"], c, meta, arch, path)
+        c["rope_scaling"] = _llama3_rope(_read_floats(gf, "rope_freqs.weight"), c, meta,
+                                         arch, path)
     extra = _ARCH_CONFIG.get(arch)
     if extra is not None:
-        extra(c, get, meta, tensors, path)
+        extra(c, get, meta, gf, path)
     return c
 
 
-def _read_floats(t: fmt.GgufTensor) -> np.ndarray:
+def _read_floats(gf: fmt.GgufFile, name: str) -> np.ndarray:
     """A small float tensor's values (the rope factor vectors)."""
-    from ..formats.gguf import GgufFile  # noqa: F401 - the reader owns the file
-
+    t = gf.tensors[name]
     if t.type != "F32" or len(t.shape) != 1:
         raise FormatError(f"{t.path}: {t.name} is {t.type} {list(t.shape)}, not a float32 "
                           "vector", key=t.name)
-    with open(t.path, "rb") as f:
-        f.seek(t.offset)
-        return np.frombuffer(f.read(t.nbytes), "<f4").copy()
+    return gf.read_raw(name, 0, 1).view("<f4").reshape(-1)
 
 
-def _llama3_rope(t: fmt.GgufTensor, c: Mapping[str, Any], meta: Mapping[str, Any], arch: str,
+def _llama3_rope(got: np.ndarray, c: Mapping[str, Any], meta: Mapping[str, Any], arch: str,
                  path: Path) -> dict[str, Any]:
     """Llama 3's rope_scaling from the per-frequency factors llama.cpp computed from it
     (``rope_freqs``; LlamaModel.generate_extra_tensors): ``factor`` is the largest factor;
     ``low_freq_factor``, ``high_freq_factor`` and ``original_max_position_embeddings`` are
     Meta's published values, checked by recomputing every factor."""
-    got = _read_floats(t)
     head_dim = c.get("head_dim", c["hidden_size"] // c["num_attention_heads"])
     dim = meta.get(f"{arch}.rope.dimension_count", head_dim)
     base = c["rope_theta"]
@@ -505,7 +523,7 @@ def _llama3_rope(t: fmt.GgufTensor, c: Mapping[str, Any], meta: Mapping[str, Any
                                  "rope_scaling made them", key="rope_freqs.weight")
 
 
-def _qwen3moe(c: dict, get: Any, meta: Mapping[str, Any], tensors: Mapping[str, Any],
+def _qwen3moe(c: dict, get: Any, meta: Mapping[str, Any], gf: fmt.GgufFile,
               path: Path) -> None:
     c["num_experts"] = get("expert_count")
     c["num_experts_per_tok"] = get("expert_used_count")
@@ -515,7 +533,7 @@ def _qwen3moe(c: dict, get: Any, meta: Mapping[str, Any], tensors: Mapping[str, 
     c["norm_topk_prob"] = bool(meta.get("qwen3moe.expert_weights_norm", True))
 
 
-def _gemma(c: dict, get: Any, meta: Mapping[str, Any], tensors: Mapping[str, Any],
+def _gemma(c: dict, get: Any, meta: Mapping[str, Any], gf: fmt.GgufFile,
            path: Path) -> None:
     arch = "gemma2" if c["model_type"] == "gemma2" else "gemma3"
     head_dim = c.setdefault("head_dim", c["hidden_size"] // c["num_attention_heads"])
@@ -537,7 +555,7 @@ def _gemma(c: dict, get: Any, meta: Mapping[str, Any], tensors: Mapping[str, Any
                                  "factor": c["rope_scaling"]["factor"]}
 
 
-def _phi3(c: dict, get: Any, meta: Mapping[str, Any], tensors: Mapping[str, Any],
+def _phi3(c: dict, get: Any, meta: Mapping[str, Any], gf: fmt.GgufFile,
           path: Path) -> None:
     head_dim = c.pop("head_dim", None) or c["hidden_size"] // c["num_attention_heads"]
     rot = meta.get("phi3.rope.dimension_count", head_dim)
@@ -549,17 +567,18 @@ def _phi3(c: dict, get: Any, meta: Mapping[str, Any], tensors: Mapping[str, Any]
     sw = meta.get("phi3.attention.sliding_window")
     if isinstance(sw, int) and sw > 0:
         c["sliding_window"] = sw
-    if "rope_factors_long.weight" in tensors:
+    if "rope_factors_long.weight" in gf.tensors:
+        short = "rope_factors_short.weight"
         c["rope_scaling"] = {
             "type": "longrope",
-            "long_factor": [_f32(v) for v in _read_floats(tensors["rope_factors_long.weight"])],
+            "long_factor": [_f32(v) for v in _read_floats(gf, "rope_factors_long.weight")],
             "short_factor": [_f32(v) for v in _read_floats(
-                tensors.get("rope_factors_short.weight", tensors["rope_factors_long.weight"]))],
+                gf, short if short in gf.tensors else "rope_factors_long.weight")],
         }
     c.pop("rope_scaling", None) if c.get("rope_scaling", {}).get("type") == "none" else None
 
 
-def _deepseek2(c: dict, get: Any, meta: Mapping[str, Any], tensors: Mapping[str, Any],
+def _deepseek2(c: dict, get: Any, meta: Mapping[str, Any], gf: fmt.GgufFile,
                path: Path) -> None:
     rope = get("rope.dimension_count")
     key_len = get("attention.key_length_mla", 0) or get("attention.key_length")
@@ -659,3 +678,4 @@ def build_tokenizer(meta: Mapping[str, Any]) -> Any:
         raise UnsupportedFormatError(f"transformers cannot build a tokenizer from this GGUF's "
                                      f"tokenizer.ggml.* ({e})", key="tokenizer.ggml.model") from None
     return PreTrainedTokenizerFast(tokenizer_object=backend, **cfg, **extra)
+
