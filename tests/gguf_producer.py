@@ -9,8 +9,15 @@ The layout steps (read in llama.cpp's converter and gguf-py, written anew here):
 - llama: the rows of ``q_proj``/``k_proj`` are permuted for ggml's interleaved rope
   (per head: ``reshape(heads, 2, d/2, ...).swapaxes(1, 2)``, KV heads for ``k_proj``);
 - gemma2/gemma3: every ``*norm.weight`` is stored as ``1 + w`` (float32);
-- 1-D tensors (norms, biases) are float32; matrices take the type ``qtype(name, shape)``
-  chooses (quantized by ``gguf.quants.quantize``);
+- deepseek2 (DeepseekV2Model): ``kv_b_proj`` ``[heads * (nope + v), rank]`` split per head
+  (the config's ``num_key_value_heads``) into ``k_b_proj`` (the key rows, transposed:
+  ``[heads, rank, nope]``) and ``v_b_proj`` (``[heads, v, rank]``) -- or, as converters
+  before that split did, kept whole (``deepseek_kv_b="joint"``); the router's
+  ``e_score_correction_bias`` is ``e_score_correction.bias``; the metadata says
+  ``head_count_kv`` 1, ``key_length``/``value_length`` of the compressed cache and the
+  ``*_mla`` lengths of the heads;
+- 1-D tensors (norms, biases) and MoE routers (``ffn_gate_inp``) are float32; matrices take
+  the type ``qtype(name, shape)`` chooses (quantized by ``gguf.quants.quantize``);
 - metadata: ``general.architecture``, the ``<arch>.*`` hyperparameters, and a gpt2-style
   tokenizer (the fixture's word-level vocabulary as ``tokenizer.ggml.tokens``).
 """
@@ -31,7 +38,8 @@ from gguf import GGMLQuantizationType as Q
 ROOT = Path(__file__).resolve().parent / "fixtures" / "hf"
 
 ARCH = {"llama": "llama", "mistral": "llama", "qwen2": "qwen2", "qwen3": "qwen3",
-        "qwen3_moe": "qwen3moe", "gemma2": "gemma2", "gemma3_text": "gemma3", "phi3": "phi3"}
+        "qwen3_moe": "qwen3moe", "gemma2": "gemma2", "gemma3_text": "gemma3", "phi3": "phi3",
+        "deepseek_v2": "deepseek2", "deepseek_v3": "deepseek2"}
 
 
 def read_safetensors(path: Path) -> dict[str, np.ndarray]:
@@ -77,9 +85,60 @@ def _quantize(x: np.ndarray, qt: Q) -> np.ndarray:
     return gguf.quants.quantize(x.astype(np.float32), qt)
 
 
+def _deepseek2_tensors(w: dict[str, np.ndarray], cfg: dict, kv_b: str) -> None:
+    """DeepseekV2Model.modify_tensors' renames and the MLA split, in place."""
+    heads = cfg.get("num_key_value_heads", cfg["num_attention_heads"])
+    nope, vdim = cfg["qk_nope_head_dim"], cfg["v_head_dim"]
+    for name in sorted(w):
+        if name.endswith("e_score_correction_bias"):
+            w[name.replace("e_score_correction_bias", "e_score_correction.bias")] = w.pop(name)
+        elif name.endswith("kv_b_proj.weight") and kv_b == "split":
+            x = w.pop(name)
+            per = x.reshape(heads, nope + vdim, x.shape[-1])
+            w[name.replace("kv_b_proj", "k_b_proj")] = per[:, :nope].swapaxes(1, 2).copy()
+            w[name.replace("kv_b_proj", "v_b_proj")] = per[:, nope:].copy()
+
+
+def _deepseek2_metadata(writer: "gguf.GGUFWriter", cfg: dict) -> None:
+    """DeepseekV2Model.set_gguf_parameters' keys (and TextModel's MoE ones)."""
+    writer.add_leading_dense_block_count(cfg.get("first_k_dense_replace", 0))
+    writer.add_vocab_size(cfg["vocab_size"])
+    if cfg.get("q_lora_rank") is not None:
+        writer.add_q_lora_rank(cfg["q_lora_rank"])
+    rank, rope = cfg["kv_lora_rank"], cfg["qk_rope_head_dim"]
+    writer.add_kv_lora_rank(rank)
+    writer.add_key_length(rank + rope)
+    writer.add_value_length(rank)
+    writer.add_key_length_mla(cfg["qk_nope_head_dim"] + rope)
+    writer.add_value_length_mla(cfg["v_head_dim"])
+    writer.add_expert_feed_forward_length(cfg["moe_intermediate_size"])
+    writer.add_expert_count(cfg["n_routed_experts"])
+    writer.add_expert_used_count(cfg["num_experts_per_tok"])
+    writer.add_expert_shared_count(cfg.get("n_shared_experts", 0))
+    if cfg.get("routed_scaling_factor") is not None:
+        writer.add_expert_weights_scale(cfg["routed_scaling_factor"])
+    if cfg.get("norm_topk_prob"):
+        writer.add_expert_weights_norm(True)
+    if cfg.get("n_group") is not None:
+        writer.add_expert_group_count(cfg["n_group"])
+    if cfg.get("topk_group") is not None:
+        writer.add_expert_group_used_count(cfg["topk_group"])
+    score = cfg.get("scoring_func")
+    if score is not None:
+        writer.add_expert_gating_func(gguf.ExpertGatingFuncType.SIGMOID if score == "sigmoid"
+                                      else gguf.ExpertGatingFuncType.SOFTMAX)
+    writer.add_rope_dimension_count(rope)
+    rs = cfg.get("rope_scaling") or {}
+    if rs.get("rope_type", rs.get("type")) == "yarn":
+        writer.add_rope_scaling_type(gguf.RopeScalingType.YARN)
+        writer.add_rope_scaling_factor(rs["factor"])
+        writer.add_rope_scaling_orig_ctx_len(rs["original_max_position_embeddings"])
+        writer.add_rope_scaling_yarn_log_mul(0.1 * rs["mscale_all_dim"])
+
+
 def hf_to_gguf(model_type: str, dst: Path, qtype: Callable[[str, tuple], Q] = f32_only,
                src: Optional[Path] = None, chat_template: Optional[str] = None,
-               split_max_tensors: int = 0) -> Path:
+               split_max_tensors: int = 0, deepseek_kv_b: str = "split") -> Path:
     """``tests/fixtures/hf/<model_type>`` (or ``src``) as a GGUF file at ``dst`` (with
     ``split_max_tensors``, a split set whose first file is returned)."""
     src = Path(src or ROOT / model_type)
@@ -100,6 +159,9 @@ def hf_to_gguf(model_type: str, dst: Path, qtype: Callable[[str, tuple], Q] = f3
             experts.setdefault(key, []).append((int(parts[5]), w.pop(name)))
     for key, lst in experts.items():
         w[key] = np.stack([a for _, a in sorted(lst, key=lambda p: p[0])])
+    if arch == "deepseek2":
+        _deepseek2_tensors(w, cfg, deepseek_kv_b)
+        kv = 1  # MLA as llama.cpp runs it: one compressed KV head
     writer = gguf.GGUFWriter(str(dst), arch, split_max_tensors=split_max_tensors)
     writer.add_block_count(n_layers)
     writer.add_context_length(cfg.get("max_position_embeddings", 2048))
@@ -109,9 +171,11 @@ def hf_to_gguf(model_type: str, dst: Path, qtype: Callable[[str, tuple], Q] = f3
     writer.add_head_count_kv(kv)
     writer.add_layer_norm_rms_eps(cfg.get("rms_norm_eps", 1e-6))
     writer.add_rope_freq_base(cfg.get("rope_theta", 10000.0))
-    if "head_dim" in cfg and arch != "phi3":
+    if "head_dim" in cfg and arch not in ("phi3", "deepseek2"):
         writer.add_key_length(cfg["head_dim"])
         writer.add_value_length(cfg["head_dim"])
+    if arch == "deepseek2":
+        _deepseek2_metadata(writer, cfg)
     if arch == "qwen3moe":
         writer.add_expert_count(cfg["num_experts"])
         writer.add_expert_used_count(cfg["num_experts_per_tok"])
@@ -154,7 +218,9 @@ def hf_to_gguf(model_type: str, dst: Path, qtype: Callable[[str, tuple], Q] = f3
             x = x + 1
         gname = tmap.get_name(base)
         assert gname is not None, name
-        qt = Q.F32 if x.ndim < 2 else qtype(f"{gname}.{leaf}", x.shape)
+        # llama.cpp keeps vectors and the MoE router (ffn_gate_inp) in float32
+        qt = Q.F32 if x.ndim < 2 or ".ffn_gate_inp." in f"{gname}." else \
+            qtype(f"{gname}.{leaf}", x.shape)
         data = _quantize(x, qt)
         if qt in (Q.F32, Q.F16):
             writer.add_tensor(f"{gname}.{leaf}", data)

@@ -257,9 +257,10 @@ class GgufCheckpoint:
         block: dict[str, Any] = {}
         heads = self.config["num_attention_heads"]
         kv_heads = self.config.get("num_key_value_heads", heads)
+        skip, dense_only = _deepseek_mla(tensors, family) if arch == "deepseek2" else ((), ())
         for gname, t in tensors.items():
-            if gname in _CONFIG_TENSORS:
-                continue  # read into the config's rope_scaling
+            if gname in _CONFIG_TENSORS or gname in skip:
+                continue  # read into the config's rope_scaling; a redundant MLA form
             base, dot, leaf = gname.rpartition(".")
             hf = names.get(base)
             if hf is None or leaf not in ("weight", "bias"):
@@ -269,7 +270,10 @@ class GgufCheckpoint:
             permuted = None
             if arch in _PERMUTED and base.endswith((".attn_q", ".attn_k")):
                 permuted = heads if base.endswith(".attn_q") else kv_heads
-            keep = fmt.exact_in_mlx(t) and leaf == "weight"
+            # kept quantized where mlx-lm's model quantizes that layer (a router it keeps
+            # dense, such as deepseek's mlp.gate, is dequantized)
+            keep = (fmt.exact_in_mlx(t) and leaf == "weight" and gname not in dense_only
+                    and family.quantizable(hf, t.shape, np.float16))
             if keep and requested is not None:
                 bits, gs, mode = fmt.EXACT[t.type]
                 keep = requested == (gs, bits, mode)  # the user's choice wins
@@ -291,10 +295,11 @@ class GgufCheckpoint:
             for k, v in out.items():
                 if arch in _NORM_SHIFTED and gname.endswith("norm.weight"):
                     v = v.astype(np.float32) - 1.0
-                self.tensors[k] = v
-            self.reports.append(GgufTensorReport(gname, f"{hf}.{leaf}", t.type, action))
+                self.tensors[_hf_name(k)] = v
+            self.reports.append(GgufTensorReport(gname, _hf_name(f"{hf}.{leaf}"), t.type,
+                                                 action))
         if arch == "deepseek2":
-            _deepseek_attention(self.tensors, self.config, family, block)
+            _deepseek_attention(self.tensors, self.config, family)
         # built now, so that a vocabulary transformers cannot read fails before any writing
         # (on this thread: transformers' lazy modules are not safe to import from two)
         self.tokenizer = build_tokenizer(meta)
@@ -393,9 +398,21 @@ def _name_map(arch: str, family: Any, config: Mapping[str, Any]) -> dict[str, st
     for path in _module_paths(order._parsed, "", n):
         probe = path.replace(".switch_mlp.", ".experts.")
         probe = probe.replace(".embed_q", ".k_b_proj").replace(".unembed_out", ".v_b_proj")
+        if probe.endswith(".weight"):  # a parameter the order lists (gate(weight ...))
+            probe, path = probe[: -len(".weight")], path[: -len(".weight")]
+        elif probe.endswith(".e_score_correction_bias"):
+            probe = path = probe[: -len("_bias")]
         gname = tmap.get_name(probe)
         if gname is not None:
             out.setdefault(gname, path)
+    if arch == "deepseek2":  # both MLA forms, whichever the model holds (_deepseek_mla)
+        for i in range(n):
+            p = f"model.layers.{i}.self_attn"
+            for hf, mlx in (("k_b_proj", "embed_q"), ("v_b_proj", "unembed_out"),
+                            ("kv_b_proj", "kv_b_proj")):
+                gname = tmap.get_name(f"{p}.{hf}")
+                if gname is not None:
+                    out.setdefault(gname, f"{p}.{mlx}")
     return out
 
 
@@ -598,47 +615,85 @@ def _deepseek2(c: dict, get: Any, meta: Mapping[str, Any], gf: fmt.GgufFile,
     c["norm_topk_prob"] = bool(meta.get("deepseek2.expert_weights_norm", False))
     c["n_group"] = get("expert_group_count", 1)
     c["topk_group"] = get("expert_group_used_count", 1)
-    c["topk_method"] = "noaux_tc" if c["model_type"] == "deepseek_v3" else "greedy"
-    c["scoring_func"] = "sigmoid" if c["model_type"] == "deepseek_v3" else "softmax"
-    c["num_key_value_heads"] = c["num_attention_heads"]
+    if c["model_type"] == "deepseek_v3":
+        c["topk_method"], c["scoring_func"] = "noaux_tc", "sigmoid"
+    else:  # DeepSeek-V2 limits the experts to the best groups when it has groups
+        grouped = c["n_group"] > 1 and c["topk_group"] < c["n_group"]
+        c["topk_method"] = "group_limited_greedy" if grouped else "greedy"
+        c["scoring_func"] = "softmax"
+    c["num_key_value_heads"] = c["num_attention_heads"]  # MLA decompressed: one per head
     rs = c.get("rope_scaling")
     if rs is not None and rs["type"] == "yarn":
+        # llama.cpp keeps 0.1 * mscale_all_dim and assumes mscale equal to it (DeepSeek's
+        # configs have them equal); beta_fast/beta_slow are its defaults, DeepSeek's values
         mult = meta.get("deepseek2.rope.scaling.yarn_log_multiplier")
-        rs.update({"beta_fast": 32, "beta_slow": 1, "mscale": 1.0,
-                   "mscale_all_dim": _f32(mult / 0.1) if mult else 0.0})
+        m = float(f"{mult / 0.1:.6g}") if mult else 0.0  # (the decimal it was written from)
+        rs.update({"beta_fast": 32, "beta_slow": 1, "mscale": m or 1.0, "mscale_all_dim": m})
 
 
 _ARCH_CONFIG = {"qwen3moe": _qwen3moe, "gemma2": _gemma, "gemma3": _gemma, "phi3": _phi3,
                 "deepseek2": _deepseek2}
 
 
-def _deepseek_attention(w: dict[str, graph.Tensor], c: Mapping[str, Any], family: Any,
-                        block: dict[str, Any]) -> None:
+def _deepseek_mla(tensors: Mapping[str, fmt.GgufTensor], family: Any
+                  ) -> tuple[set[str], set[str]]:
+    """Which of a deepseek2 file's MLA tensors to read: llama.cpp writes ``kv_b_proj``
+    split into ``attn_k_b`` and ``attn_v_b`` (its DeepseekV2Model.modify_tensors), older
+    converters wrote it whole (``attn_kv_b``), some both. deepseek_v3's mlx-lm model holds
+    the split form (``embed_q``/``unembed_out``), deepseek_v2's the whole one: the form the
+    model holds is read when present, the other one skipped. Returns (skipped, read dense):
+    deepseek_v2 rebuilds ``kv_b_proj`` from the split halves, dense (the key half is
+    transposed: its blocks run along the other axis)."""
+    skip: set[str] = set()
+    dense: set[str] = set()
+    layers = {n.split(".")[1] for n in tensors if n.startswith("blk.")}
+    for i in layers:
+        split = [f"blk.{i}.attn_k_b.weight", f"blk.{i}.attn_v_b.weight"]
+        whole = f"blk.{i}.attn_kv_b.weight"
+        has_split = all(n in tensors for n in split)
+        if family.module == "deepseek_v2":
+            if whole in tensors:
+                skip.update(split)
+            elif has_split:
+                dense.update(split)
+        elif has_split:
+            skip.add(whole)
+    return skip, dense
+
+
+def _deepseek_attention(w: dict[str, graph.Tensor], c: Mapping[str, Any], family: Any
+                        ) -> None:
     """deepseek_v2's mlx-lm model keeps ``kv_b_proj``: rebuilt from llama.cpp's ``k_b``
-    (``[heads, kv_lora_rank, qk_nope]``, the key half transposed) and ``v_b`` (``[heads,
-    v_head_dim, kv_lora_rank]``), dense (the key half's blocks run along another axis)."""
+    (``[heads, kv_lora_rank, qk_nope]``, the key rows of each head transposed) and ``v_b``
+    (``[heads, v_head_dim, kv_lora_rank]``): per head, the key rows then the value rows,
+    as Hugging Face's ``kv_b_proj`` holds them (the inverse of DeepseekV2Model's split)."""
     if family.module != "deepseek_v2":
         return
     heads = c["num_attention_heads"]
     for i in range(c["num_hidden_layers"]):
         p = f"model.layers.{i}.self_attn"
-        kb, vb = f"{p}.embed_q", f"{p}.unembed_out"
-        if f"{kb}.weight" not in w and f"{kb}.scales" not in w:
+        kb, vb = f"{p}.embed_q.weight", f"{p}.unembed_out.weight"
+        if kb not in w or vb not in w:
             continue
-        halves = []
-        for q in (kb, vb):
-            if f"{q}.scales" in w:
-                e = block.pop(q)
-                t = graph.dequantize(w.pop(f"{q}.weight"), w.pop(f"{q}.scales"),
-                                     w.pop(f"{q}.biases", None), e["group_size"], e["bits"],
-                                     e.get("mode", "affine"), dtype=np.float32)
-            else:
-                t = w.pop(f"{q}.weight").astype(np.float32)
-            halves.append(t)
-        k = halves[0].reshape(heads, c["kv_lora_rank"], c["qk_nope_head_dim"]).swapaxes(1, 2)
-        v = halves[1].reshape(heads, c["v_head_dim"], c["kv_lora_rank"])
-        w[f"{p}.kv_b_proj.weight"] = graph.concatenate([k, v], axis=1).reshape(
+        k = w.pop(kb).reshape(heads, c["kv_lora_rank"], c["qk_nope_head_dim"]).swapaxes(1, 2)
+        v = w.pop(vb).reshape(heads, c["v_head_dim"], c["kv_lora_rank"])
+        dt = _dtypes_promoted(k.dtype, v.dtype)
+        w[f"{p}.kv_b_proj.weight"] = graph.concatenate([k.astype(dt), v.astype(dt)],
+                                                       axis=1).reshape(
             heads * (c["qk_nope_head_dim"] + c["v_head_dim"]), c["kv_lora_rank"])
+
+
+def _dtypes_promoted(a: np.dtype, b: np.dtype) -> np.dtype:
+    """The common dtype of the two halves (float32 when they differ)."""
+    return a if a == b else np.dtype(np.float32)
+
+
+def _hf_name(name: str) -> str:
+    """llama.cpp's name for the router's score correction is ``e_score_correction.bias``
+    (DeepseekV2Model.modify_tensors renames Hugging Face's ``e_score_correction_bias``)."""
+    if name.endswith(".e_score_correction.bias"):
+        return name[: -len(".bias")] + "_bias"
+    return name
 
 
 # ---- the tokenizer ---------------------------------------------------------------------------
