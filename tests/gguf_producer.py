@@ -16,8 +16,12 @@ The layout steps (read in llama.cpp's converter and gguf-py, written anew here):
   ``e_score_correction_bias`` is ``e_score_correction.bias``; the metadata says
   ``head_count_kv`` 1, ``key_length``/``value_length`` of the compressed cache and the
   ``*_mla`` lengths of the heads;
-- 1-D tensors (norms, biases) and MoE routers (``ffn_gate_inp``) are float32; matrices take
-  the type ``qtype(name, shape)`` chooses (quantized by ``gguf.quants.quantize``);
+- gpt-oss (GptOssModel): the experts' ``gate_up_proj`` ``[experts, hidden, 2 x inter]``
+  (transformers' layout, ``x @ W``) transposed and split by its interleaved rows into
+  ``gate_proj`` (even) and ``up_proj`` (odd), biases likewise; ``down_proj`` transposed;
+  ``sinks`` written as ``sinks.weight``; yarn's ``beta_fast``/``beta_slow`` in the metadata;
+- vectors, biases and MoE routers (``ffn_gate_inp``) are float32; weight matrices take the
+  type ``qtype(name, shape)`` chooses (quantized by ``gguf.quants.quantize``);
 - metadata: ``general.architecture``, the ``<arch>.*`` hyperparameters, and a gpt2-style
   tokenizer (the fixture's word-level vocabulary as ``tokenizer.ggml.tokens``).
 """
@@ -39,7 +43,7 @@ ROOT = Path(__file__).resolve().parent / "fixtures" / "hf"
 
 ARCH = {"llama": "llama", "mistral": "llama", "qwen2": "qwen2", "qwen3": "qwen3",
         "qwen3_moe": "qwen3moe", "gemma2": "gemma2", "gemma3_text": "gemma3", "phi3": "phi3",
-        "deepseek_v2": "deepseek2", "deepseek_v3": "deepseek2"}
+        "deepseek_v2": "deepseek2", "deepseek_v3": "deepseek2", "gpt_oss": "gpt-oss"}
 
 
 def read_safetensors(path: Path) -> dict[str, np.ndarray]:
@@ -99,6 +103,26 @@ def _deepseek2_tensors(w: dict[str, np.ndarray], cfg: dict, kv_b: str) -> None:
             w[name.replace("kv_b_proj", "v_b_proj")] = per[:, nope:].copy()
 
 
+def _gpt_oss_tensors(w: dict[str, np.ndarray]) -> None:
+    """GptOssModel.modify_tensors for transformers' (unquantized) layout, in place."""
+    for name in sorted(w):
+        x = w[name]
+        if name.endswith("experts.gate_up_proj"):
+            t = w.pop(name).swapaxes(-1, -2)
+            w[name.replace("gate_up_proj", "gate_proj.weight")] = t[:, ::2, :].copy()
+            w[name.replace("gate_up_proj", "up_proj.weight")] = t[:, 1::2, :].copy()
+        elif name.endswith("experts.gate_up_proj_bias"):
+            w.pop(name)
+            w[name.replace("gate_up_proj_bias", "gate_proj.bias")] = x[..., ::2].copy()
+            w[name.replace("gate_up_proj_bias", "up_proj.bias")] = x[..., 1::2].copy()
+        elif name.endswith("experts.down_proj"):
+            w[name + ".weight"] = w.pop(name).swapaxes(-1, -2).copy()
+        elif name.endswith("experts.down_proj_bias"):
+            w[name.replace("down_proj_bias", "down_proj.bias")] = w.pop(name)
+        elif name.endswith("self_attn.sinks"):
+            w[name + ".weight"] = w.pop(name)
+
+
 def _deepseek2_metadata(writer: "gguf.GGUFWriter", cfg: dict) -> None:
     """DeepseekV2Model.set_gguf_parameters' keys (and TextModel's MoE ones)."""
     writer.add_leading_dense_block_count(cfg.get("first_k_dense_replace", 0))
@@ -138,9 +162,11 @@ def _deepseek2_metadata(writer: "gguf.GGUFWriter", cfg: dict) -> None:
 
 def hf_to_gguf(model_type: str, dst: Path, qtype: Callable[[str, tuple], Q] = f32_only,
                src: Optional[Path] = None, chat_template: Optional[str] = None,
-               split_max_tensors: int = 0, deepseek_kv_b: str = "split") -> Path:
+               split_max_tensors: int = 0, deepseek_kv_b: str = "split",
+               router_f32: bool = True) -> Path:
     """``tests/fixtures/hf/<model_type>`` (or ``src``) as a GGUF file at ``dst`` (with
-    ``split_max_tensors``, a split set whose first file is returned)."""
+    ``split_max_tensors``, a split set whose first file is returned; ``router_f32=False``
+    lets ``qtype`` choose the MoE routers' type too, which llama.cpp never does)."""
     src = Path(src or ROOT / model_type)
     cfg = json.loads((src / "config.json").read_text())
     arch = ARCH[model_type]
@@ -162,6 +188,8 @@ def hf_to_gguf(model_type: str, dst: Path, qtype: Callable[[str, tuple], Q] = f3
     if arch == "deepseek2":
         _deepseek2_tensors(w, cfg, deepseek_kv_b)
         kv = 1  # MLA as llama.cpp runs it: one compressed KV head
+    if arch == "gpt-oss":
+        _gpt_oss_tensors(w)
     writer = gguf.GGUFWriter(str(dst), arch, split_max_tensors=split_max_tensors)
     writer.add_block_count(n_layers)
     writer.add_context_length(cfg.get("max_position_embeddings", 2048))
@@ -176,6 +204,17 @@ def hf_to_gguf(model_type: str, dst: Path, qtype: Callable[[str, tuple], Q] = f3
         writer.add_value_length(cfg["head_dim"])
     if arch == "deepseek2":
         _deepseek2_metadata(writer, cfg)
+    if arch == "gpt-oss":
+        writer.add_expert_count(cfg["num_local_experts"])
+        writer.add_expert_used_count(cfg["num_experts_per_tok"])
+        writer.add_sliding_window(cfg["sliding_window"])
+        writer.add_expert_feed_forward_length(cfg["intermediate_size"])
+        rs = cfg["rope_scaling"]
+        writer.add_rope_scaling_type(gguf.RopeScalingType.YARN)
+        writer.add_rope_scaling_factor(rs["factor"])
+        writer.add_rope_scaling_orig_ctx_len(rs["original_max_position_embeddings"])
+        writer.add_rope_scaling_yarn_beta_fast(rs["beta_fast"])
+        writer.add_rope_scaling_yarn_beta_slow(rs["beta_slow"])
     if arch == "qwen3moe":
         writer.add_expert_count(cfg["num_experts"])
         writer.add_expert_used_count(cfg["num_experts_per_tok"])
@@ -218,8 +257,9 @@ def hf_to_gguf(model_type: str, dst: Path, qtype: Callable[[str, tuple], Q] = f3
             x = x + 1
         gname = tmap.get_name(base)
         assert gname is not None, name
-        # llama.cpp keeps vectors and the MoE router (ffn_gate_inp) in float32
-        qt = Q.F32 if x.ndim < 2 or ".ffn_gate_inp." in f"{gname}." else \
+        # llama.cpp keeps vectors, biases and the MoE router (ffn_gate_inp) in float32
+        router = router_f32 and gname.endswith(".ffn_gate_inp")
+        qt = Q.F32 if x.ndim < 2 or leaf != "weight" or router else \
             qtype(f"{gname}.{leaf}", x.shape)
         data = _quantize(x, qt)
         if qt in (Q.F32, Q.F16):

@@ -55,6 +55,7 @@ log = logging.getLogger("mlxq")
 ARCHITECTURES: dict[str, str] = {
     "llama": "llama", "qwen2": "qwen2", "qwen3": "qwen3", "qwen3moe": "qwen3_moe",
     "gemma2": "gemma2", "gemma3": "gemma3_text", "phi3": "phi3", "deepseek2": "deepseek_v2",
+    "gpt-oss": "gpt_oss",
 }
 
 #: the Hugging Face class each model_type's config names
@@ -62,7 +63,7 @@ _HF_CLASS = {"llama": "LlamaForCausalLM", "qwen2": "Qwen2ForCausalLM",
              "qwen3": "Qwen3ForCausalLM", "qwen3_moe": "Qwen3MoeForCausalLM",
              "gemma2": "Gemma2ForCausalLM", "gemma3_text": "Gemma3ForCausalLM",
              "phi3": "Phi3ForCausalLM", "deepseek_v2": "DeepseekV2ForCausalLM",
-             "deepseek_v3": "DeepseekV3ForCausalLM"}
+             "deepseek_v3": "DeepseekV3ForCausalLM", "gpt_oss": "GptOssForCausalLM"}
 
 # llama.cpp permutes the Q/K rows of these architectures (convert_hf_to_gguf.py's
 # LlamaModel.permute: its rope is GPT-J style, Hugging Face's llama rotates halves)
@@ -324,8 +325,8 @@ class GgufCheckpoint:
 
     @property
     def bytes_read(self) -> int:
-        """The bytes read from the GGUF file(s) so far: headers and tensor data, as read
-        (a kept tensor's three parts come from one read of its blocks)."""
+        """The bytes read from the GGUF file(s) so far: their headers and the tensor data
+        read (a kept tensor's three parts come from one read of its blocks)."""
         return self.gf.bytes_read
 
     def model_card(self) -> Optional[Path]:
@@ -490,6 +491,9 @@ def _config(arch: str, meta: Mapping[str, Any], gf: fmt.GgufFile, path: Path
         orig = meta.get(f"{arch}.rope.scaling.original_context_length")
         if orig is not None:
             rs["original_max_position_embeddings"] = get("rope.scaling.original_context_length")
+        for beta in ("beta_fast", "beta_slow"):  # yarn's, when the converter wrote them
+            if f"{arch}.rope.scaling.yarn_{beta}" in meta:
+                rs[beta] = get(f"rope.scaling.yarn_{beta}", kind=float)
         c["rope_scaling"] = rs
     if "rope_freqs.weight" in tensors:
         c["rope_scaling"] = _llama3_rope(_read_floats(gf, "rope_freqs.weight"), c, meta,
@@ -631,8 +635,22 @@ def _deepseek2(c: dict, get: Any, meta: Mapping[str, Any], gf: fmt.GgufFile,
         rs.update({"beta_fast": 32, "beta_slow": 1, "mscale": m or 1.0, "mscale_all_dim": m})
 
 
+def _gpt_oss(c: dict, get: Any, meta: Mapping[str, Any], gf: fmt.GgufFile,
+             path: Path) -> None:
+    c["num_local_experts"] = get("expert_count")
+    c["num_experts_per_tok"] = get("expert_used_count")
+    c["intermediate_size"] = get("expert_feed_forward_length")
+    c["sliding_window"] = get("attention.sliding_window")
+    # llama.cpp's gpt-oss: sliding-window attention in every other layer, from the first
+    c["layer_types"] = ["sliding_attention" if i % 2 == 0 else "full_attention"
+                        for i in range(c["num_hidden_layers"])]
+    rs = c.get("rope_scaling")
+    if rs is not None:
+        rs["rope_type"] = rs.pop("type")
+
+
 _ARCH_CONFIG = {"qwen3moe": _qwen3moe, "gemma2": _gemma, "gemma3": _gemma, "phi3": _phi3,
-                "deepseek2": _deepseek2}
+                "deepseek2": _deepseek2, "gpt-oss": _gpt_oss}
 
 
 def _deepseek_mla(tensors: Mapping[str, fmt.GgufTensor], family: Any
@@ -688,11 +706,17 @@ def _dtypes_promoted(a: np.dtype, b: np.dtype) -> np.dtype:
     return a if a == b else np.dtype(np.float32)
 
 
+#: Hugging Face parameters llama.cpp renames to fit its ``<tensor>.<weight|bias>`` names
+#: (DeepseekV2Model.modify_tensors, GptOssModel.filter_tensors): its name -> theirs
+_LLAMA_CPP_RENAMES = {".e_score_correction.bias": ".e_score_correction_bias",
+                      ".self_attn.sinks.weight": ".self_attn.sinks"}
+
+
 def _hf_name(name: str) -> str:
-    """llama.cpp's name for the router's score correction is ``e_score_correction.bias``
-    (DeepseekV2Model.modify_tensors renames Hugging Face's ``e_score_correction_bias``)."""
-    if name.endswith(".e_score_correction.bias"):
-        return name[: -len(".bias")] + "_bias"
+    """The Hugging Face name of a parameter llama.cpp renamed (:data:`_LLAMA_CPP_RENAMES`)."""
+    for theirs, hf in _LLAMA_CPP_RENAMES.items():
+        if name.endswith(theirs):
+            return name[: -len(theirs)] + hf
     return name
 
 

@@ -158,7 +158,7 @@ class GgufTensor:
 class GgufHeader:
     """A parsed GGUF header: ``version``, ``metadata`` (key -> int, float, bool, str or list),
     ``tensors`` in file order, ``alignment``, the absolute ``data_offset``, the file's
-    ``size`` and the bytes read from it to parse the header (``nread``)."""
+    ``size`` and the header's length in bytes (``header_bytes``, what parsing it read)."""
 
     version: int
     metadata: dict[str, Any]
@@ -166,7 +166,7 @@ class GgufHeader:
     alignment: int
     data_offset: int
     size: int
-    nread: int = 0
+    header_bytes: int = 0
 
 
 _U64 = struct.Struct("<Q")
@@ -175,13 +175,13 @@ _U64 = struct.Struct("<Q")
 class _Cursor:
     """Sequential reads from a file object of known size, through a buffer of about
     :attr:`CHUNK` bytes; nothing is read or allocated for a length that the bytes left
-    cannot hold. :attr:`nread` counts the bytes read from the file."""
+    cannot hold. :attr:`pos` is the bytes consumed."""
 
     CHUNK = 1 << 20
 
     def __init__(self, f: BinaryIO, size: int, where: str):
         self.f, self.size, self.where = f, size, where
-        self.buf, self.off, self.base, self.nread = b"", 0, 0, 0
+        self.buf, self.off, self.base = b"", 0, 0
 
     @property
     def pos(self) -> int:
@@ -209,7 +209,6 @@ class _Cursor:
             parts.append(b)
             got += len(b)
         more = b"".join(parts)
-        self.nread += len(more)
         if len(more) < n - have:
             raise self.fail(f"truncated: {what} needs {n} bytes, the file ended (it shrank "
                             "while being read?)")
@@ -388,7 +387,7 @@ def parse_header(f: BinaryIO, size: int, where: str = "<gguf>") -> GgufHeader:
     for (b0, e0, n0), (b1, _, n1) in zip(spans, spans[1:]):
         if b1 < e0:
             raise FormatError(f"{where}: tensors {n0!r} and {n1!r} overlap in the file", key=n1)
-    return GgufHeader(version, metadata, tuple(tensors), align, data_offset, size, c.nread)
+    return GgufHeader(version, metadata, tuple(tensors), align, data_offset, size, c.pos)
 
 
 def read_header(path: PathLike) -> GgufHeader:
@@ -451,12 +450,12 @@ class GgufFile:
         self.files = split_paths(self.path, first)
         self.metadata = dict(first.metadata)
         self._fds: dict[str, int] = {}
-        #: bytes read from the files so far (headers and tensor data)
-        self.bytes_read = first.nread
+        #: bytes read from the files so far: their headers and the tensor data read
+        self.bytes_read = first.header_bytes
         self.tensors: dict[str, GgufTensor] = {}
         try:
             headers = [first] + [read_header(p) for p in self.files[1:]]
-            self.bytes_read += sum(h.nread for h in headers[1:])
+            self.bytes_read += sum(h.header_bytes for h in headers[1:])
             for i, (p, h) in enumerate(zip(self.files, headers)):
                 if len(self.files) > 1:
                     no = h.metadata.get("split.no")
