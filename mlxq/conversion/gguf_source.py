@@ -145,14 +145,16 @@ class _Parts:
         t = self.gf.tensors[name]
         heads = self._heads.get(name)
         order = None
+        # block types are converted into new arrays: their bytes can go to a reused buffer
+        scratch = fmt.plain_dtype(t.type) is None
         if len(t.shape) == 1:  # a vector: one row of ncols values
-            raw = self.gf.read_raw(name, 0, 1)
+            raw = self.gf.read_raw(name, 0, 1, scratch)
         elif heads is None:
-            raw = self.gf.read_raw(name, r0, r1)
+            raw = self.gf.read_raw(name, r0, r1, scratch)
         else:  # whole heads, the rows picked from them in Hugging Face's order
             d = t.nrows // heads
             h0, h1 = r0 // d, -(-r1 // d)
-            raw = self.gf.read_raw(name, h0 * d, h1 * d)
+            raw = self.gf.read_raw(name, h0 * d, h1 * d, scratch)
             order = hf_rows(t.nrows, heads)[r0:r1] - h0 * d
         try:
             if dense:

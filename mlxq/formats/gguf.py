@@ -452,6 +452,7 @@ class GgufFile:
         self._fds: dict[str, int] = {}
         #: bytes read from the files so far: their headers and the tensor data read
         self.bytes_read = first.header_bytes
+        self._scratch = np.empty(0, np.uint8)
         self.tensors: dict[str, GgufTensor] = {}
         try:
             headers = [first] + [read_header(p) for p in self.files[1:]]
@@ -477,11 +478,19 @@ class GgufFile:
             self.close()
             raise
 
-    def read_raw(self, name: str, r0: int, r1: int) -> np.ndarray:
+    def read_raw(self, name: str, r0: int, r1: int, scratch: bool = False) -> np.ndarray:
         """Rows ``r0:r1`` of tensor ``name`` as their bytes: uint8 ``[r1 - r0, row_bytes]``
-        (one ``pread``, counted in :attr:`bytes_read`)."""
+        (one ``pread``, counted in :attr:`bytes_read`). With ``scratch``, into a buffer the
+        next scratch read reuses (for bytes converted at once; no page faults on a new
+        array for every block)."""
         t = self.tensors[name]
-        out = np.empty((r1 - r0, t.row_bytes), np.uint8)
+        n = (r1 - r0) * t.row_bytes
+        if scratch:
+            if self._scratch.size < n:
+                self._scratch = np.empty(n, np.uint8)
+            out = self._scratch[:n].reshape(r1 - r0, t.row_bytes)
+        else:
+            out = np.empty((r1 - r0, t.row_bytes), np.uint8)
         fd = self._fds[t.path]
         view = memoryview(out).cast("B")
         off, pos = t.offset + r0 * t.row_bytes, 0
@@ -500,6 +509,7 @@ class GgufFile:
         for fd in self._fds.values():
             os.close(fd)
         self._fds = {}
+        self._scratch = np.empty(0, np.uint8)
 
     def __enter__(self) -> "GgufFile":
         return self
