@@ -17,8 +17,11 @@ sides write the model dequantized to float16).
               undoing llama's Q/K row order, then ``mx.save_safetensors`` (not fsynced): the
               smallest hand-written converter on MLX, weights only
 
-Rates are GGUF bytes per second; peak memory is the process's maximum resident set
-(``ru_maxrss``) minus that of a process that only imported the same modules. Each side runs
+Rates are GGUF bytes per second; times start after the library imports both processes make
+(mlx, mlxq and gguf; transformers with its GGUF tokenizer conversion, whose import scans every
+transformers model package: their import times are printed too); peak memory is the
+process's maximum resident set (``ru_maxrss``) minus that of a process that only imported
+the same modules. Each side runs
 ``--repeat`` times, alternating, each run after ``os.sync()`` (so no run pays for the
 writeback of the file or folder written before it); the best time and the largest peak are
 reported. The ratio is the peer's time over mlxq's (above 1: mlxq is faster) and the peer's
@@ -84,9 +87,15 @@ w.write_header_to_file(); w.write_kv_data_to_file(); w.write_tensors_to_file(); 
 
 PRELUDE = """
 import resource, sys, time, json
+T0 = time.perf_counter()
 sys.path.insert(0, ROOT)
-import mlxq, mlxq.conversion, mlx.core as mx
-from transformers import PreTrainedTokenizerFast  # imported in both and the baseline: mlxq builds the tokenizer with it
+import mlxq, mlxq.conversion, mlx.core as mx, gguf  # (both read the name map from gguf)
+T1 = time.perf_counter()
+# imported in both and the baseline: mlxq builds the tokenizer with transformers' GGUF
+# tokenizer conversion (importing it scans every transformers model package)
+from transformers import PreTrainedTokenizerFast
+import transformers.integrations.gguf.gguf_tokenizer_mapping
+T2 = time.perf_counter()
 """
 
 MLXQ = """
@@ -130,6 +139,7 @@ print(json.dumps({"seconds": t, "rss": resource.getrusage(resource.RUSAGE_SELF).
 
 BASE = """
 t = 0.0
+print(json.dumps({"import_mlx": T1 - T0, "import_transformers": T2 - T1}))
 """
 
 
@@ -138,7 +148,11 @@ def run(body: str, src: str, dst: str) -> dict:
     code = f"ROOT = {ROOT!r}\nSRC = {src!r}\nDST = {dst!r}\n" + PRELUDE + body + REPORT
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, env={**os.environ, "PYTHONPATH": ROOT})
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    got: dict = {}
+    for line in out.stdout.strip().splitlines():
+        if line.startswith("{"):
+            got.update(json.loads(line))
+    return got
 
 
 def main() -> None:
@@ -155,7 +169,8 @@ def main() -> None:
         size = os.path.getsize(src)
         print(f"GGUF {args.type}: {args.layers} layers, hidden {args.hidden}, "
               f"{size / 2**20:.0f} MiB; best of {args.repeat}")
-        base = run(BASE, src, os.path.join(tmp, "base"))["rss"]
+        b = run(BASE, src, os.path.join(tmp, "base"))
+        base = b["rss"]
         best: dict[str, tuple[float, int]] = {}
         for i in range(max(args.repeat, 1)):
             for name, body in (("mlxq", MLXQ), ("mx.load", PEER)):
@@ -170,6 +185,9 @@ def main() -> None:
         (tm, mm), (tp, mp) = best["mlxq"], best["mx.load"]
         print(f"  mlxq vs mx.load + loop: {tp / tm:.2f}x the speed, "
               f"{mp / max(mm, 1):.2f}x less memory")
+        print(f"  (library imports before the clock, in both: mlx, mlxq and gguf "
+              f"{b['import_mlx']:.2f} s, transformers and its GGUF tokenizer conversion "
+              f"{b['import_transformers']:.2f} s)")
 
 
 if __name__ == "__main__":

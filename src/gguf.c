@@ -398,7 +398,7 @@ static void dequant_range(void *ctx, size_t begin, size_t end) {
 }
 
 /* Rows per task: ~16K elements keep the claiming overhead negligible. */
-static size_t grain_for(int64_t elements) {
+size_t mlxq_gguf_grain(int64_t elements) {
     return elements > 0 ? (size_t)(16384 / elements) + 1 : 1;
 }
 
@@ -406,16 +406,21 @@ static void run(row_job *j, int64_t n, int64_t elements, mlxq_range_fn fn, mlxq_
     if (impl == MLXQ_IMPL_REF)
         fn(j, 0, (size_t)n);
     else
-        mlxq_parallel_for((size_t)n, grain_for(elements), fn, j);
+        mlxq_parallel_for((size_t)n, mlxq_gguf_grain(elements), fn, j);
 }
 
-mlxq_status mlxq_gguf_to_mlx(int type, const mlxq_tensor *src, const mlxq_tensor *rows,
-                             mlxq_tensor *wq, mlxq_tensor *scales, mlxq_tensor *biases,
-                             mlxq_impl impl, mlxq_error *err) {
-    int64_t n, nb;
-    mlxq_status st = mlxq_gguf_check(type, 1, src, rows, &n, &nb, err);
-    if (st)
-        return st;
+void mlxq_gguf_kernels(int type, mlxq_impl impl, mlxq_gguf_repack_fn *repack,
+                       mlxq_gguf_dequant_fn *dequant) {
+    if (repack)
+        *repack = impl == MLXQ_IMPL_REF ? mlxq_gguf_ref_repack(type) : fast_repack(type);
+    if (dequant)
+        *dequant = impl == MLXQ_IMPL_REF ? mlxq_gguf_ref_dequant(type) : fast_dequant(type);
+}
+
+mlxq_status mlxq_gguf_check_triple(int type, int64_t n, int64_t nb, const mlxq_tensor *wq,
+                                   const mlxq_tensor *scales, const mlxq_tensor *biases,
+                                   mlxq_error *err) {
+    mlxq_status st;
     const int mx = type == MLXQ_GGUF_MXFP4;
     const int64_t words = nb * (type == MLXQ_GGUF_Q8_0 ? 8 : 4);
     if ((st = check_out("wq", wq, MLXQ_U32, n, words, err)) ||
@@ -425,12 +430,31 @@ mlxq_status mlxq_gguf_to_mlx(int type, const mlxq_tensor *src, const mlxq_tensor
         return mlxq_fail(err, MLXQ_EARG, "MXFP4 has no biases: pass none");
     if (!mx && (st = check_out("biases", biases, MLXQ_F16, n, nb, err)))
         return st;
+    return MLXQ_OK;
+}
+
+mlxq_status mlxq_gguf_check_dense(int type, int64_t n, int64_t nb, const mlxq_tensor *out,
+                                  mlxq_error *err) {
+    int bs = 0;
+    mlxq_gguf_block(type, &bs, NULL);
+    return check_out("out", out, MLXQ_F32, n, nb * bs, err);
+}
+
+mlxq_status mlxq_gguf_to_mlx(int type, const mlxq_tensor *src, const mlxq_tensor *rows,
+                             mlxq_tensor *wq, mlxq_tensor *scales, mlxq_tensor *biases,
+                             mlxq_impl impl, mlxq_error *err) {
+    int64_t n, nb;
+    mlxq_status st = mlxq_gguf_check(type, 1, src, rows, &n, &nb, err);
+    if (st || (st = mlxq_gguf_check_triple(type, n, nb, wq, scales, biases, err)))
+        return st;
+    const int mx = type == MLXQ_GGUF_MXFP4;
+    const int64_t words = nb * (type == MLXQ_GGUF_Q8_0 ? 8 : 4);
     row_job j = {0};
     j.src = src->data;
     j.src_stride = src->strides[0];
     j.nb = nb;
     j.rows = rows;
-    j.repack = impl == MLXQ_IMPL_REF ? mlxq_gguf_ref_repack(type) : fast_repack(type);
+    mlxq_gguf_kernels(type, impl, &j.repack, NULL);
     j.wq = wq->data;
     j.scales = scales->data;
     j.scale_size = mx ? 1 : 2;
@@ -438,16 +462,18 @@ mlxq_status mlxq_gguf_to_mlx(int type, const mlxq_tensor *src, const mlxq_tensor
     j.wq_cols = words;
     j.bad = -1;
     run(&j, n, nb * 32, repack_range, impl);
-    if (j.bad >= 0) {
-        const uint8_t *p = src_row(&j, j.bad);
-        int64_t b = 0;
-        while (b < nb - 1 && p[b * 17] != 255)
-            b++;
-        return mlxq_fail(err, MLXQ_EFORMAT, "row %lld, block %lld: an MXFP4 scale exponent "
-                         "of 255 (2^127 in ggml, NaN in MLX's E8M0): no exact MLX layout",
-                         (long long)j.bad, (long long)b);
-    }
+    if (j.bad >= 0)
+        return mlxq_gguf_bad_block(src_row(&j, j.bad), j.bad, nb, err);
     return MLXQ_OK;
+}
+
+mlxq_status mlxq_gguf_bad_block(const uint8_t *row, int64_t r, int64_t nb, mlxq_error *err) {
+    int64_t b = 0;
+    while (b < nb - 1 && row[b * 17] != 255)
+        b++;
+    return mlxq_fail(err, MLXQ_EFORMAT, "row %lld, block %lld: an MXFP4 scale exponent of 255 "
+                     "(2^127 in ggml, NaN in MLX's E8M0): no exact MLX layout", (long long)r,
+                     (long long)b);
 }
 
 mlxq_status mlxq_gguf_dequant(int type, const mlxq_tensor *src, const mlxq_tensor *rows,
@@ -455,17 +481,15 @@ mlxq_status mlxq_gguf_dequant(int type, const mlxq_tensor *src, const mlxq_tenso
     int64_t n, nb;
     int bs;
     mlxq_status st = mlxq_gguf_check(type, 0, src, rows, &n, &nb, err);
-    if (st)
+    if (st || (st = mlxq_gguf_check_dense(type, n, nb, out, err)))
         return st;
     mlxq_gguf_block(type, &bs, NULL);
-    if ((st = check_out("out", out, MLXQ_F32, n, nb * bs, err)))
-        return st;
     row_job j = {0};
     j.src = src->data;
     j.src_stride = src->strides[0];
     j.nb = nb;
     j.rows = rows;
-    j.dequant = impl == MLXQ_IMPL_REF ? mlxq_gguf_ref_dequant(type) : fast_dequant(type);
+    mlxq_gguf_kernels(type, impl, NULL, &j.dequant);
     j.out = out->data;
     j.out_cols = nb * bs;
     run(&j, n, nb * bs, dequant_range, impl);

@@ -5,7 +5,11 @@
 #ifndef MLXQ_GGUF_INTERNAL_H
 #define MLXQ_GGUF_INTERNAL_H
 
+#include <stddef.h>
 #include <stdint.h>
+
+#include "mlxq_common.h"
+#include "mlxq_quant.h"
 
 /* One row of nb blocks -> its MLX triple (scales: uint16 float16 bits, or uint8 for
  * MXFP4; biases NULL for MXFP4). Returns the index of the first block that has no exact MLX
@@ -22,5 +26,23 @@ mlxq_gguf_dequant_fn mlxq_gguf_ref_dequant(int type);
 
 /* The bias MLX's GGUF reader stores beside scale d: -k * d in float16 (k = 8 or 128). */
 uint16_t mlxq_gguf_neg_bias(uint16_t d, float k);
+
+/* The kernels `impl` selects for `type` (gguf.c): either pointer may be NULL (not wanted);
+ * what is set is NULL where the type has no such kernel. */
+void mlxq_gguf_kernels(int type, mlxq_impl impl, mlxq_gguf_repack_fn *repack,
+                       mlxq_gguf_dequant_fn *dequant);
+
+/* The checks of the outputs of n rows of nb blocks: MLX's triple, or the float32 values. */
+mlxq_status mlxq_gguf_check_triple(int type, int64_t n, int64_t nb, const mlxq_tensor *wq,
+                                   const mlxq_tensor *scales, const mlxq_tensor *biases,
+                                   mlxq_error *err);
+mlxq_status mlxq_gguf_check_dense(int type, int64_t n, int64_t nb, const mlxq_tensor *out,
+                                  mlxq_error *err);
+
+/* The error for output row r, whose source row (nb MXFP4 blocks) has an exponent of 255. */
+mlxq_status mlxq_gguf_bad_block(const uint8_t *row, int64_t r, int64_t nb, mlxq_error *err);
+
+/* Rows per pool task for rows of `elements` elements. */
+size_t mlxq_gguf_grain(int64_t elements);
 
 #endif /* MLXQ_GGUF_INTERNAL_H */

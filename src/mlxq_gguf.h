@@ -79,9 +79,23 @@ mlxq_status mlxq_gguf_to_mlx(int type, const mlxq_tensor *src, const mlxq_tensor
 mlxq_status mlxq_gguf_dequant(int type, const mlxq_tensor *src, const mlxq_tensor *rows,
                               mlxq_tensor *out, mlxq_impl impl, mlxq_error *err);
 
-/* The checks both functions make of `type`, src and rows (not of the outputs), so a caller
- * can validate before allocating; *n is set to the number of output rows and *blocks to
- * the blocks per row. */
+/* The same two conversions reading the rows from a file (gguf_read.c): rows [0, n) of
+ * row_bytes each (whole blocks), stored from byte `offset` of the open file `fd`, are read
+ * with pread a few hundred KiB at a time by the pool's threads, each converting what it
+ * read while it is in cache. *nread (when given) is set to the bytes read. A read error
+ * is MLXQ_EIO with the system's message; a file that ends before the rows do is
+ * MLXQ_EFORMAT ("shrank while being read?"). On any error the outputs are unspecified. */
+mlxq_status mlxq_gguf_read_to_mlx(int type, int fd, int64_t offset, int64_t n,
+                                  int64_t row_bytes, mlxq_tensor *wq, mlxq_tensor *scales,
+                                  mlxq_tensor *biases, int64_t *nread, mlxq_impl impl,
+                                  mlxq_error *err);
+mlxq_status mlxq_gguf_read_dequant(int type, int fd, int64_t offset, int64_t n,
+                                   int64_t row_bytes, mlxq_tensor *out, int64_t *nread,
+                                   mlxq_impl impl, mlxq_error *err);
+
+/* The checks both in-memory functions make of `type`, src and rows (not of the outputs),
+ * so a caller can validate before allocating; *n is set to the number of output rows and
+ * *blocks to the blocks per row. */
 mlxq_status mlxq_gguf_check(int type, int repack, const mlxq_tensor *src,
                             const mlxq_tensor *rows, int64_t *n, int64_t *blocks,
                             mlxq_error *err);

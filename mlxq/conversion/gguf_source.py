@@ -145,8 +145,16 @@ class _Parts:
         t = self.gf.tensors[name]
         heads = self._heads.get(name)
         order = None
+        plain = fmt.plain_dtype(t.type)
+        if heads is None and len(t.shape) > 1 and plain is None and (
+                not dense or fmt.c_dequantizes(t.ggml_type)):
+            # rows in file order, a block type converted in C: read and converted there
+            got = (self.gf.read_dequantized(name, r0, r1),) if dense else \
+                self.gf.read_to_mlx(name, r0, r1)
+            self._last = (k, got)
+            return got
         # block types are converted into new arrays: their bytes can go to a reused buffer
-        scratch = fmt.plain_dtype(t.type) is None
+        scratch = plain is None
         if len(t.shape) == 1:  # a vector: one row of ncols values
             raw = self.gf.read_raw(name, 0, 1, scratch)
         elif heads is None:

@@ -505,6 +505,32 @@ class GgufFile:
             self.bytes_read += got
         return out
 
+    def _read_converted(self, fn: Any, name: str, r0: int, r1: int, impl: "Impl") -> Any:
+        from ..quant import _impl_code
+
+        t = self.tensors[name]
+        try:
+            *out, got = fn(t.ggml_type, self._fds[t.path], t.offset + r0 * t.row_bytes, r1 - r0,
+                           t.row_bytes, _impl_code(impl))
+        except (MlxqIOError, FormatError) as e:
+            raise type(e)(f"{t.path}: tensor {name!r}: {e.message}", key=name) from None
+        self.bytes_read += got
+        return out
+
+    def read_to_mlx(self, name: str, r0: int, r1: int, impl: "Impl" = "fast"
+                    ) -> tuple[np.ndarray, ...]:
+        """Rows ``r0:r1`` of a tensor of an :data:`EXACT` type as MLX's arrays (see
+        :func:`to_mlx`), read and converted in one pass by C threads (src/gguf_read.c)."""
+        wq, scales, biases = self._read_converted(_core_fn("gguf_read_to_mlx"), name, r0, r1,
+                                                  impl)
+        return (wq, scales) if biases is None else (wq, scales, biases)
+
+    def read_dequantized(self, name: str, r0: int, r1: int, impl: "Impl" = "fast"
+                         ) -> np.ndarray:
+        """Rows ``r0:r1`` of a tensor of a block type the C module dequantizes (see
+        :func:`dequantize_rows`) as float32, read and converted in one pass."""
+        return self._read_converted(_core_fn("gguf_read_dequant"), name, r0, r1, impl)[0]
+
     def close(self) -> None:
         for fd in self._fds.values():
             os.close(fd)
@@ -519,6 +545,17 @@ class GgufFile:
 
 
 # ---- blocks -> MLX -------------------------------------------------------------------------
+
+def _core_fn(name: str) -> Any:
+    from .. import _core
+
+    return getattr(_core, name)
+
+
+def c_dequantizes(ggml_type: int) -> bool:
+    """Whether the C module dequantizes this ggml type (Q4_0..Q8_0, Q2_K..Q6_K, MXFP4)."""
+    return _core_fn("gguf_block")(ggml_type)[0] > 0
+
 
 #: ggml type ids of the :data:`EXACT` types (ggml.h's enum ggml_type)
 _IDS = {"Q4_0": 2, "Q4_1": 3, "Q8_0": 8, "MXFP4": 39}

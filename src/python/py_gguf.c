@@ -98,6 +98,77 @@ static PyObject *py_gguf_dequant(PyObject *self, PyObject *args) {
     return out_o;
 }
 
+static PyObject *py_gguf_read_to_mlx(PyObject *self, PyObject *args) {
+    (void)self;
+    int type, fd, impl;
+    long long offset, n, row_bytes;
+    if (!PyArg_ParseTuple(args, "iiLLLi", &type, &fd, &offset, &n, &row_bytes, &impl))
+        return NULL;
+    int bs, ts;
+    if (mlxq_gguf_block(type, &bs, &ts) != 2 || row_bytes <= 0 || row_bytes % ts || n < 0) {
+        mlxq_error err;
+        return mlxq_py_raise(mlxq_fail(&err, MLXQ_EARG, "ggml type %d, %lld rows of %lld "
+                                       "bytes: not rows of a type MLX holds", type, n,
+                                       row_bytes), &err);
+    }
+    const int64_t nb = row_bytes / ts;
+    const int mx = type == MLXQ_GGUF_MXFP4;
+    mlxq_tensor wq, scales, biases;
+    mlxq_error err;
+    int64_t nread = 0;
+    PyObject *wq_o = new_2d(n, nb * (type == MLXQ_GGUF_Q8_0 ? 8 : 4), NPY_UINT32, MLXQ_U32, &wq);
+    PyObject *s_o = mx ? new_2d(n, nb, NPY_UINT8, MLXQ_U8, &scales)
+                       : new_2d(n, nb, NPY_FLOAT16, MLXQ_F16, &scales);
+    PyObject *b_o = mx ? (Py_INCREF(Py_None), Py_None) : new_2d(n, nb, NPY_FLOAT16, MLXQ_F16,
+                                                                &biases);
+    mlxq_status st;
+    if (!wq_o || !s_o || !b_o)
+        goto fail;
+    Py_BEGIN_ALLOW_THREADS
+    st = mlxq_gguf_read_to_mlx(type, fd, offset, n, row_bytes, &wq, &scales,
+                               mx ? NULL : &biases, &nread, (mlxq_impl)impl, &err);
+    Py_END_ALLOW_THREADS
+    if (st) {
+        mlxq_py_raise(st, &err);
+        goto fail;
+    }
+    return Py_BuildValue("(NNNL)", wq_o, s_o, b_o, (long long)nread);
+fail:
+    Py_XDECREF(wq_o);
+    Py_XDECREF(s_o);
+    Py_XDECREF(b_o);
+    return NULL;
+}
+
+static PyObject *py_gguf_read_dequant(PyObject *self, PyObject *args) {
+    (void)self;
+    int type, fd, impl;
+    long long offset, n, row_bytes;
+    if (!PyArg_ParseTuple(args, "iiLLLi", &type, &fd, &offset, &n, &row_bytes, &impl))
+        return NULL;
+    int bs, ts;
+    mlxq_error err;
+    if (!mlxq_gguf_block(type, &bs, &ts) || row_bytes <= 0 || row_bytes % ts || n < 0)
+        return mlxq_py_raise(mlxq_fail(&err, MLXQ_EARG, "ggml type %d, %lld rows of %lld "
+                                       "bytes: not rows of a type mlxq converts in C", type,
+                                       n, row_bytes), &err);
+    mlxq_tensor out;
+    int64_t nread = 0;
+    PyObject *out_o = new_2d(n, row_bytes / ts * bs, NPY_FLOAT32, MLXQ_F32, &out);
+    if (!out_o)
+        return NULL;
+    mlxq_status st;
+    Py_BEGIN_ALLOW_THREADS
+    st = mlxq_gguf_read_dequant(type, fd, offset, n, row_bytes, &out, &nread, (mlxq_impl)impl,
+                                &err);
+    Py_END_ALLOW_THREADS
+    if (st) {
+        Py_DECREF(out_o);
+        return mlxq_py_raise(st, &err);
+    }
+    return Py_BuildValue("(NL)", out_o, (long long)nread);
+}
+
 static PyObject *py_gguf_block(PyObject *self, PyObject *args) {
     (void)self;
     int type, bs = 0, ts = 0;
@@ -112,6 +183,12 @@ static PyMethodDef gguf_methods[] = {
      "gguf_to_mlx(type, src, rows, impl) -> (wq, scales, biases or None)"},
     {"gguf_dequant", py_gguf_dequant, METH_VARARGS,
      "gguf_dequant(type, src, rows, impl) -> float32 [n, elements]"},
+    {"gguf_read_to_mlx", py_gguf_read_to_mlx, METH_VARARGS,
+     "gguf_read_to_mlx(type, fd, offset, n, row_bytes, impl) -> (wq, scales, biases or None, "
+     "bytes read)"},
+    {"gguf_read_dequant", py_gguf_read_dequant, METH_VARARGS,
+     "gguf_read_dequant(type, fd, offset, n, row_bytes, impl) -> (float32 [n, elements], "
+     "bytes read)"},
     {"gguf_block", py_gguf_block, METH_VARARGS,
      "gguf_block(type) -> (kind, block_size, type_size); kind 0: not handled, 1: "
      "dequantized, 2: also repacked"},
