@@ -285,6 +285,9 @@ static mlxq_gguf_dequant_fn fast_dequant(int type) {
 /* ---- checks ---------------------------------------------------------------------------- */
 
 static int contiguous(const mlxq_tensor *t) {
+    for (int i = 0; i < t->ndim; i++)
+        if (t->shape[i] == 0)
+            return 1; /* empty: no element is addressed (numpy may give it any strides) */
     int64_t expect = (int64_t)mlxq_dtype_size(t->dtype);
     for (int i = t->ndim - 1; i >= 0; i--) {
         if (t->shape[i] != 1 && t->strides[i] != expect)

@@ -9,6 +9,7 @@ and the HF -> mlxq conversion of the same checkpoint for the round trip.
 from __future__ import annotations
 
 import json
+import os
 import struct
 from pathlib import Path
 
@@ -365,13 +366,58 @@ def test_c_repack_fast_equals_reference_with_a_row_order(qt):
         assert all(np.array_equal(_bits(a), _bits(b)) for a, b in zip(got, ref)), threads
 
 
-def test_mxfp4_exponent_255_has_no_mlx_layout_and_is_named():
+@pytest.mark.parametrize("qt", [Q.Q4_0, Q.Q8_0, Q.MXFP4, Q.Q4_K, Q.Q6_K, Q.Q5_0],
+                         ids=lambda q: q.name)
+def test_reading_from_the_file_in_c_is_reading_then_converting(tmp_path, qt):
+    """src/gguf_read.c (pread in pieces by the pool's threads) gives what the in-memory
+    conversion of the same bytes gives, for any row range, with either kernel."""
+    rng = np.random.default_rng(5)
+    bs, ts = gguf.GGML_QUANT_SIZES[qt]
+    raw = _blocks_with_special_scales(rng, qt, 300, 1024 // bs)
+    if qt == Q.MXFP4:
+        raw.reshape(300, -1, ts)[..., 0] %= 255
+    p = raw_file(tmp_path / "t.gguf", {"a.weight": raw}, {"a.weight": qt})
+    with fmt.GgufFile(p) as f:
+        t = f.tensors["a.weight"]
+        for r0, r1 in ((0, 300), (7, 263), (299, 300), (5, 5)):
+            before = f.bytes_read
+            for impl in ("reference", "fast"):
+                if qt.name in fmt.EXACT:
+                    got = f.read_to_mlx("a.weight", r0, r1, impl=impl)
+                    want = fmt.to_mlx(raw[r0:r1], qt.name, impl="reference")
+                else:
+                    got = (f.read_dequantized("a.weight", r0, r1, impl=impl),)
+                    want = (fmt.dequantize_rows(raw[r0:r1], t, impl="reference"),)
+                assert len(got) == len(want)
+                assert all(np.array_equal(_bits(a), _bits(b)) for a, b in zip(got, want))
+            assert f.bytes_read - before == 2 * (r1 - r0) * t.row_bytes
+
+
+def test_a_file_that_shrinks_while_read_in_c_is_a_format_error(tmp_path):
+    raw = np.zeros((64, 8 * 18), np.uint8)
+    p = raw_file(tmp_path / "t.gguf", {"a.weight": raw}, {"a.weight": Q.Q4_0})
+    with fmt.GgufFile(p) as f:
+        t = f.tensors["a.weight"]
+        os.truncate(p, t.offset + 10 * t.row_bytes + 5)
+        for impl in ("reference", "fast"):
+            with pytest.raises(errors.FormatError, match="'a.weight'.*file ended at byte "
+                                                         f"{t.offset + 10 * t.row_bytes + 5}"):
+                f.read_to_mlx("a.weight", 0, 64, impl=impl)
+            with pytest.raises(errors.FormatError, match="shrank"):
+                f.read_dequantized("a.weight", 3, 40, impl=impl)
+
+
+def test_mxfp4_exponent_255_has_no_mlx_layout_and_is_named(tmp_path):
     raw = np.zeros((3, 4 * 17), np.uint8)
     raw.reshape(3, 4, 17)[2, 1, 0] = 255
-    for impl in ("reference", "fast"):
-        with pytest.raises(errors.FormatError, match="row 2, block 1: an MXFP4 scale exponent "
-                                                     "of 255"):
-            fmt.to_mlx(raw, "MXFP4", impl=impl)
+    p = raw_file(tmp_path / "t.gguf", {"a.weight": raw}, {"a.weight": Q.MXFP4})
+    with fmt.GgufFile(p) as f:
+        for impl in ("reference", "fast"):
+            with pytest.raises(errors.FormatError, match="row 2, block 1: an MXFP4 scale "
+                                                         "exponent of 255"):
+                fmt.to_mlx(raw, "MXFP4", impl=impl)
+            with pytest.raises(errors.FormatError, match="'a.weight': row 2, block 1"):
+                f.read_to_mlx("a.weight", 0, 3, impl=impl)
 
 
 def test_the_c_module_refuses_bad_arguments_with_typed_errors():
