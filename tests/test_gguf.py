@@ -741,6 +741,19 @@ def test_the_tokenizer_and_chat_template_come_from_the_metadata(tmp_path):
     assert (cfg["bos_token_id"], cfg["eos_token_id"]) == (1, 2)
 
 
+def test_a_vocabulary_transformers_cannot_build_fails_and_nothing_is_written(tmp_path):
+    """The tokenizer is built beside the tensors: its failure still stops the conversion,
+    typed, and commits nothing."""
+    g = gp.hf_to_gguf("qwen3", tmp_path / "m.gguf", gp.everything(Q.Q8_0))
+    data = g.read_bytes()
+    key = b"tokenizer.ggml.model" + struct.pack("<IQ", 8, 4) + b"gpt2"
+    assert data.count(key) == 1
+    g.write_bytes(data.replace(key, key[:-4] + b"gpt9"))
+    with pytest.raises(errors.UnsupportedFormatError, match="'gpt9'"):
+        _convert(g, tmp_path / "mlx")
+    assert not (tmp_path / "mlx").exists()
+
+
 def test_the_tokenizer_needs_no_torch(tmp_path):
     """CI has no torch: the tokenizer step (transformers' GGUF tokenizer conversion) and
     mlx_lm.load of the folder run in a process where importing torch fails."""

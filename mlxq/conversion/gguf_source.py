@@ -37,7 +37,7 @@ import logging
 import os
 from collections import Counter
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Optional
+from typing import Any, Callable, Iterable, Mapping, Optional
 
 import numpy as np
 
@@ -99,6 +99,8 @@ class _Parts:
 
     def __init__(self, gf: fmt.GgufFile):
         self.gf, self.path = gf, str(gf.path)
+        #: called before each block is read (the tokenizer's build reports a failure there)
+        self.check: Callable[[], None] = lambda: None
         self._infos: dict[str, tuple[_Info, np.dtype]] = {}
         self._heads: dict[str, int] = {}
         self._last: Optional[tuple[tuple[str, int, int], Any]] = None
@@ -142,6 +144,7 @@ class _Parts:
         if self._last is not None and self._last[0] == k:
             return self._last[1]
         self._last = None  # (released before the next block is read)
+        self.check()
         t = self.gf.tensors[name]
         heads = self._heads.get(name)
         order = None
@@ -311,9 +314,16 @@ class GgufCheckpoint:
                                                  action))
         if arch == "deepseek2":
             _deepseek_attention(self.tensors, self.config, family)
-        # built now, so that a vocabulary transformers cannot read fails before any writing
-        # (on this thread: transformers' lazy modules are not safe to import from two)
-        self.tokenizer = build_tokenizer(meta)
+        # transformers is imported here, on this thread (its lazy modules are not safe to
+        # import from two); the build itself, Python and Rust work, runs beside the tensors'
+        # conversion (C, without the GIL) and a failure stops the conversion at its next
+        # block, before anything is committed
+        tf = _transformers_tokenizer()
+        if "tokenizer.ggml.tokens" not in meta:
+            raise FormatError(f"{path}: no tokenizer.ggml.tokens: no tokenizer to write",
+                              key="tokenizer.ggml.tokens")
+        self._tokenizer = _Background(build_tokenizer, meta, tf)
+        parts.check = self._tokenizer.raise_failure
         if block:
             order = family.order_for(self.config)
             block = dict(sorted(block.items(), key=lambda kv: order.key(kv[0] + ".weight")))
@@ -354,8 +364,14 @@ class GgufCheckpoint:
                                                     encoding="utf-8")
         return written + ["generation_config.json"]
 
+    @property
+    def tokenizer(self) -> Any:
+        """The tokenizer (transformers' ``PreTrainedTokenizerFast``) of ``tokenizer.ggml.*``;
+        waits for its build."""
+        return self._tokenizer.result()
+
     def close(self) -> None:
-        self.gf.close()
+        self.gf.close()  # (a tokenizer still being built finishes on its own)
 
     def __enter__(self) -> "GgufCheckpoint":
         return self
@@ -732,10 +748,9 @@ def _hf_name(name: str) -> str:
 
 # ---- the tokenizer ---------------------------------------------------------------------------
 
-def build_tokenizer(meta: Mapping[str, Any]) -> Any:
-    """The tokenizer (transformers' ``PreTrainedTokenizerFast``, with the chat template) of
-    the vocabulary in ``tokenizer.ggml.*``, built by transformers' own GGUF tokenizer
-    conversion (``convert_gguf_tokenizer``). Needs transformers 5 (installed with mlx-lm)."""
+def _transformers_tokenizer() -> tuple[Any, Any, Any]:
+    """transformers' ``PreTrainedTokenizerFast``, ``GGUF_TOKENIZER_MAPPING`` and
+    ``convert_gguf_tokenizer`` (needs transformers 5, installed with mlx-lm; not torch)."""
     try:
         from transformers import PreTrainedTokenizerFast
         from transformers.integrations.gguf.gguf_tokenizer_mapping import (
@@ -746,12 +761,21 @@ def build_tokenizer(meta: Mapping[str, Any]) -> Any:
         raise MissingDependencyError(
             "writing the tokenizer of a GGUF model needs transformers 5 (its GGUF tokenizer "
             "conversion; it comes with mlx-lm): pip install 'transformers>=5'") from None
+    return PreTrainedTokenizerFast, GGUF_TOKENIZER_MAPPING, convert_gguf_tokenizer
+
+
+def build_tokenizer(meta: Mapping[str, Any], tf: Optional[tuple[Any, Any, Any]] = None) -> Any:
+    """The tokenizer (transformers' ``PreTrainedTokenizerFast``, with the chat template) of
+    the vocabulary in ``tokenizer.ggml.*``, built by transformers' own GGUF tokenizer
+    conversion (``convert_gguf_tokenizer``); ``tf``: :func:`_transformers_tokenizer`'s
+    answer, imported already (else imported here)."""
+    fast, mapping, convert = tf or _transformers_tokenizer()
     if "tokenizer.ggml.tokens" not in meta:
         raise FormatError("the GGUF file has no tokenizer.ggml.tokens: no tokenizer to write",
                           key="tokenizer.ggml.tokens")
     grouped = {group: {name: meta[f"tokenizer.{key}"] for key, name in renames.items()
                        if f"tokenizer.{key}" in meta}
-               for group, renames in GGUF_TOKENIZER_MAPPING.items()}
+               for group, renames in mapping.items()}
     tok, cfg = grouped["tokenizer"], grouped["tokenizer_config"]
     if tok.get("tokenizer_type") == "llama":
         cfg.setdefault("add_bos_token", True)  # llama.cpp's default for sentencepiece
@@ -762,9 +786,37 @@ def build_tokenizer(meta: Mapping[str, Any]) -> Any:
         if isinstance(i, int) and 0 <= i < len(tokens):
             cfg[name] = tokens[i]
     try:
-        backend, extra = convert_gguf_tokenizer(meta["general.architecture"], tok)
+        backend, extra = convert(meta["general.architecture"], tok)
     except (ValueError, KeyError, TypeError) as e:
         raise UnsupportedFormatError(f"transformers cannot build a tokenizer from this GGUF's "
                                      f"tokenizer.ggml.* ({e})", key="tokenizer.ggml.model") from None
-    return PreTrainedTokenizerFast(tokenizer_object=backend, **cfg, **extra)
+    return fast(tokenizer_object=backend, **cfg, **extra)
 
+
+class _Background:
+    """``fn(*args)`` on a thread of its own: :meth:`result` waits for its value (or raises
+    its error); :meth:`raise_failure` raises the error at once if it has failed already."""
+
+    def __init__(self, fn: Any, *args: Any):
+        import threading
+
+        self._value: Any = None
+        self._error: Optional[BaseException] = None
+
+        def run() -> None:
+            try:
+                self._value = fn(*args)
+            except BaseException as e:  # handed to the caller
+                self._error = e
+
+        self._thread = threading.Thread(target=run, name="mlxq-gguf-tokenizer", daemon=True)
+        self._thread.start()
+
+    def raise_failure(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def result(self) -> Any:
+        self._thread.join()
+        self.raise_failure()
+        return self._value
