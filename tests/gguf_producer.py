@@ -86,6 +86,8 @@ def _quantize(x: np.ndarray, qt: Q) -> np.ndarray:
         return x.astype(ml_dtypes.bfloat16).view(np.uint8)
     if qt == Q.Q4_K:
         return quantize_q4_k(x.astype(np.float32))
+    if qt == Q.Q6_K:
+        return quantize_q6_k(x.astype(np.float32))
     return gguf.quants.quantize(x.astype(np.float32), qt)
 
 
@@ -275,6 +277,43 @@ def hf_to_gguf(model_type: str, dst: Path, qtype: Callable[[str, tuple], Q] = f3
     return dst
 
 
+def widen_mlp(src: Path, dst: Path) -> None:
+    """A copy of a llama-style fixture with intermediate_size 256 (the down projection's
+    rows then hold whole K-quant super-blocks): the MLP weights tiled, a checkpoint written
+    with numpy."""
+    import shutil
+
+    src, dst = Path(src), Path(dst)
+    shutil.copytree(src, dst)
+    cfg = json.loads((dst / "config.json").read_text())
+    cfg["intermediate_size"] = 256
+    (dst / "config.json").write_text(json.dumps(cfg))
+    w = read_safetensors(src / "model.safetensors")
+    for k in list(w):
+        if ".mlp.gate_proj" in k or ".mlp.up_proj" in k:
+            w[k] = np.concatenate([w[k], w[k] * 0.5], axis=0)
+        elif ".mlp.down_proj" in k:
+            w[k] = np.concatenate([w[k], w[k] * 0.5], axis=1)
+    header, blobs, off = {}, [], 0
+    for k in sorted(w):
+        b = np.ascontiguousarray(w[k].astype(ml_dtypes.bfloat16)).tobytes()
+        header[k] = {"dtype": "BF16", "shape": list(w[k].shape),
+                     "data_offsets": [off, off + len(b)]}
+        blobs.append(b)
+        off += len(b)
+    hb = json.dumps(header).encode()
+    (dst / "model.safetensors").write_bytes(struct.pack("<Q", len(hb)) + hb + b"".join(blobs))
+
+
+def q4_k_m(name: str, shape: tuple) -> Q:
+    """llama.cpp's Q4_K_M mix, as far as the rows allow: Q6_K for ``output`` and
+    ``ffn_down``, Q4_K for the other matrices whose rows hold whole super-blocks, Q8_0 for
+    the rest."""
+    if shape[-1] % 256:
+        return Q.Q8_0
+    return Q.Q6_K if name.startswith("output.") or ".ffn_down." in name else Q.Q4_K
+
+
 def quantize_q4_k(x: np.ndarray) -> np.ndarray:
     """A plain Q4_K quantizer (gguf.quants has only Q4_K's dequantizer): per 256-element
     super-block, eight 32-element sub-blocks with a 6-bit scale and min relative to the
@@ -304,3 +343,30 @@ def quantize_q4_k(x: np.ndarray) -> np.ndarray:
     out = np.concatenate([d.view(np.uint8).reshape(-1, 2), dmin.view(np.uint8).reshape(-1, 2),
                           packed, qs], axis=1)
     return out.reshape(*x.shape[:-1], x.shape[-1] // 256 * 144)
+
+
+def quantize_q6_k(x: np.ndarray) -> np.ndarray:
+    """A plain Q6_K quantizer (gguf.quants has only Q6_K's dequantizer): per 256-element
+    super-block, sixteen 16-element sub-blocks with an int8 scale relative to the f16 ``d``;
+    value = d*sc*(q - 32), q in 0..63. Layout as ggml's block_q6_K: 128 bytes of the low
+    nibbles, 64 of the high bit pairs (per half of 128 elements: element r's low nibble in
+    nibble r / 64 of byte r % 64, its high bits at bits 2 * (r / 32) of byte r % 32), the 16
+    scales, d."""
+    rows = x.reshape(-1, 256)
+    sub = rows.reshape(-1, 16, 16)
+    amax = np.abs(sub).max(-1)
+    scale = amax / 31
+    d = (scale.max(-1) / 127).astype(np.float16)
+    df = d.astype(np.float32)[:, None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        sc = np.clip(np.nan_to_num(np.rint(scale / df)), -128, 127).astype(np.int8)
+        step = (df * sc.astype(np.float32))[..., None]
+        q = np.clip(np.nan_to_num(np.rint(sub / step)), -32, 31).astype(np.int16) + 32
+    q = q.reshape(-1, 2, 128).astype(np.uint8)            # [blocks, half, r]
+    low, high = q & 0x0F, q >> 4
+    ql = (low[..., :64] | (low[..., 64:] << 4)).reshape(-1, 128)
+    hq = high.reshape(-1, 2, 4, 32)                        # [blocks, half, r // 32, r % 32]
+    qh = (hq[:, :, 0] | (hq[:, :, 1] << 2) | (hq[:, :, 2] << 4) | (hq[:, :, 3] << 6))
+    out = np.concatenate([ql, qh.reshape(-1, 64), sc.view(np.uint8),
+                          d.view(np.uint8).reshape(-1, 2)], axis=1)
+    return out.reshape(*x.shape[:-1], x.shape[-1] // 256 * 210)

@@ -637,7 +637,7 @@ def test_explicit_q_parameters_win_and_the_requantize_is_reported(tmp_path):
 @pytest.mark.parametrize("qt", [Q.Q4_0, Q.Q4_K, Q.BF16], ids=lambda q: q.name)
 def test_bytes_read_are_the_files_bytes_each_block_read_once(tmp_path, qt):
     src = tmp_path / "hf"
-    _widen_mlp(gp.ROOT / "llama", src)
+    gp.widen_mlp(gp.ROOT / "llama", src)
     g = gp.hf_to_gguf("llama", tmp_path / "m.gguf", lambda n, s: qt if s[-1] % 256 == 0
                       else Q.Q8_0, src=src)
     r = _convert(g, tmp_path / "mlx")
@@ -671,7 +671,7 @@ def test_k_quant_tensors_are_dequantized_and_q_requantizes_them_with_their_error
     def qtype(name, shape):
         return Q.Q4_K if shape[-1] % 256 == 0 else Q.Q8_0
     src = tmp_path / "hf"
-    _widen_mlp(gp.ROOT / "llama", src)
+    gp.widen_mlp(gp.ROOT / "llama", src)
     g = gp.hf_to_gguf("llama", tmp_path / "m.gguf", qtype, src=src)
     r = _convert(g, tmp_path / "float")
     deq = [t for t in r.gguf_tensors if t.action == "dequantized"]
@@ -685,31 +685,6 @@ def test_k_quant_tensors_are_dequantized_and_q_requantizes_them_with_their_error
     assert {x.layer for x in r.requantized} == {t.name[: -len(".weight")] for t in deq}
     assert all(x.source_type == "Q4_K" and x.error.rmse > 0 for x in r.requantized)
     assert r.repacked_layers > 0
-
-
-def _widen_mlp(src: Path, dst: Path) -> None:
-    """The llama fixture with intermediate_size 256 (the down projection's rows then hold
-    whole K-quant super-blocks): the MLP weights tiled, a checkpoint written with numpy."""
-    import shutil
-
-    shutil.copytree(src, dst)
-    cfg = json.loads((dst / "config.json").read_text())
-    cfg["intermediate_size"] = 256
-    (dst / "config.json").write_text(json.dumps(cfg))
-    w = gp.read_safetensors(src / "model.safetensors")
-    for k in list(w):
-        if ".mlp.gate_proj" in k or ".mlp.up_proj" in k:
-            w[k] = np.concatenate([w[k], w[k] * 0.5], axis=0)
-        elif ".mlp.down_proj" in k:
-            w[k] = np.concatenate([w[k], w[k] * 0.5], axis=1)
-    header, blobs, off = {}, [], 0
-    for k in sorted(w):
-        b = np.ascontiguousarray(w[k].astype(gp.ml_dtypes.bfloat16)).tobytes()
-        header[k] = {"dtype": "BF16", "shape": list(w[k].shape), "data_offsets": [off, off + len(b)]}
-        blobs.append(b)
-        off += len(b)
-    hb = json.dumps(header).encode()
-    (dst / "model.safetensors").write_bytes(struct.pack("<Q", len(hb)) + hb + b"".join(blobs))
 
 
 def test_a_split_set_converts_as_the_single_file(tmp_path):
