@@ -359,13 +359,15 @@ static mlxq_status check_out(const char *name, const mlxq_tensor *t, mlxq_dtype 
 typedef struct {
     const uint8_t *src;
     int64_t src_stride, nb;
+    int type_size, block_size;
     const mlxq_tensor *rows;
     mlxq_gguf_repack_fn repack;
     mlxq_gguf_dequant_fn dequant;
     uint32_t *wq;
     uint8_t *scales;
     uint16_t *biases;
-    float *out;
+    uint8_t *out;
+    mlxq_dtype odt;
     int64_t wq_cols, scale_size, out_cols;
     int64_t bad; /* the first output row with a block MLX cannot hold, or -1 */
 } row_job;
@@ -394,10 +396,39 @@ static void repack_range(void *ctx, size_t begin, size_t end) {
     }
 }
 
+void mlxq_gguf_store_row(const float *v, int64_t n, mlxq_dtype odt, uint8_t *dst) {
+    if (odt == MLXQ_F16) {
+        for (int64_t i = 0; i < n; i++) {
+            const uint16_t h = mlxq_f32_to_f16(v[i]);
+            memcpy(dst + 2 * i, &h, 2);
+        }
+    } else {
+        for (int64_t i = 0; i < n; i++) {
+            const uint16_t h = mlxq_f32_to_bf16(v[i]);
+            memcpy(dst + 2 * i, &h, 2);
+        }
+    }
+}
+
+void mlxq_gguf_dequant_row(mlxq_gguf_dequant_fn dequant, const uint8_t *src, int64_t nb,
+                           int type_size, int block_size, mlxq_dtype odt, uint8_t *dst) {
+    if (odt == MLXQ_F32) {
+        dequant(src, nb, (float *)(void *)dst);
+        return;
+    }
+    float v[256]; /* one block (256 elements at most), then rounded into dst */
+    for (int64_t b = 0; b < nb; b++) {
+        dequant(src + b * type_size, 1, v);
+        mlxq_gguf_store_row(v, block_size, odt, dst + b * block_size * 2);
+    }
+}
+
 static void dequant_range(void *ctx, size_t begin, size_t end) {
     const row_job *j = ctx;
+    const int64_t osize = (int64_t)mlxq_dtype_size(j->odt);
     for (size_t i = begin; i < end; i++)
-        j->dequant(src_row(j, (int64_t)i), j->nb, j->out + (int64_t)i * j->out_cols);
+        mlxq_gguf_dequant_row(j->dequant, src_row(j, (int64_t)i), j->nb, j->type_size,
+                              j->block_size, j->odt, j->out + (int64_t)i * j->out_cols * osize);
 }
 
 /* Rows per task: ~16K elements keep the claiming overhead negligible. */
@@ -440,7 +471,11 @@ mlxq_status mlxq_gguf_check_dense(int type, int64_t n, int64_t nb, const mlxq_te
                                   mlxq_error *err) {
     int bs = 0;
     mlxq_gguf_block(type, &bs, NULL);
-    return check_out("out", out, MLXQ_F32, n, nb * bs, err);
+    if (out && out->data && out->dtype != MLXQ_F32 && out->dtype != MLXQ_F16 &&
+        out->dtype != MLXQ_BF16)
+        return mlxq_fail(err, MLXQ_EDTYPE, "out must be float32, float16 or bfloat16, got %s",
+                         mlxq_dtype_name(out->dtype));
+    return check_out("out", out, out && out->data ? out->dtype : MLXQ_F32, n, nb * bs, err);
 }
 
 mlxq_status mlxq_gguf_to_mlx(int type, const mlxq_tensor *src, const mlxq_tensor *rows,
@@ -493,7 +528,9 @@ mlxq_status mlxq_gguf_dequant(int type, const mlxq_tensor *src, const mlxq_tenso
     j.nb = nb;
     j.rows = rows;
     mlxq_gguf_kernels(type, impl, NULL, &j.dequant);
+    mlxq_gguf_block(type, &j.block_size, &j.type_size);
     j.out = out->data;
+    j.odt = out->dtype;
     j.out_cols = nb * bs;
     run(&j, n, nb * bs, dequant_range, impl);
     return MLXQ_OK;

@@ -42,6 +42,15 @@ mlxq_status mlxq_gguf_check_dense(int type, int64_t n, int64_t nb, const mlxq_te
 /* The error for output row r, whose source row (nb MXFP4 blocks) has an exponent of 255. */
 mlxq_status mlxq_gguf_bad_block(const uint8_t *row, int64_t r, int64_t nb, mlxq_error *err);
 
+/* n float32 values stored as odt (float16 or bfloat16), rounded as MLX's astype rounds
+ * (mlxq_float.h). */
+void mlxq_gguf_store_row(const float *v, int64_t n, mlxq_dtype odt, uint8_t *dst);
+
+/* One row of nb blocks dequantized into dst as odt (float32, or float16/bfloat16 a block
+ * at a time through float32). */
+void mlxq_gguf_dequant_row(mlxq_gguf_dequant_fn dequant, const uint8_t *src, int64_t nb,
+                           int type_size, int block_size, mlxq_dtype odt, uint8_t *dst);
+
 /* Rows per pool task for rows of `elements` elements. */
 size_t mlxq_gguf_grain(int64_t elements);
 

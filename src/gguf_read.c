@@ -23,7 +23,9 @@ typedef struct {
     uint32_t *wq;
     uint8_t *scales;
     uint16_t *biases;
-    float *out;
+    uint8_t *out;
+    mlxq_dtype odt;
+    int type_size, block_size;
     int64_t wq_cols, scale_size, out_cols;
     /* set once, by the first task that fails (the others stop at their next chunk) */
     int failed;
@@ -109,7 +111,9 @@ static void read_range(void *ctx, size_t begin, size_t end) {
                               j->biases ? j->biases + r * j->nb : NULL) >= 0)
                     note_bad(j, r);
             } else {
-                j->dequant(row, j->nb, j->out + r * j->out_cols);
+                mlxq_gguf_dequant_row(j->dequant, row, j->nb, j->type_size, j->block_size,
+                                      j->odt, j->out + r * j->out_cols *
+                                                  (int64_t)mlxq_dtype_size(j->odt));
             }
         }
     }
@@ -210,7 +214,9 @@ mlxq_status mlxq_gguf_read_dequant(int type, int fd, int64_t offset, int64_t n,
     j.row_bytes = row_bytes;
     j.nb = nb;
     mlxq_gguf_kernels(type, impl, NULL, &j.dequant);
+    mlxq_gguf_block(type, &j.block_size, &j.type_size);
     j.out = out->data;
+    j.odt = out->dtype;
     j.out_cols = nb * bs;
     return run(&j, n, nb * bs, impl, nread, err);
 }

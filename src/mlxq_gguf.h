@@ -75,7 +75,9 @@ mlxq_status mlxq_gguf_to_mlx(int type, const mlxq_tensor *src, const mlxq_tensor
                              mlxq_tensor *wq, mlxq_tensor *scales, mlxq_tensor *biases,
                              mlxq_impl impl, mlxq_error *err);
 
-/* Rows of any type mlxq_gguf_block accepts -> float32 out [n, elements]. */
+/* Rows of any type mlxq_gguf_block accepts -> out [n, elements]: float32 (gguf.quants'
+ * values), or float16 / bfloat16 (those values rounded as MLX's astype rounds them,
+ * mlxq_float.h: what casting the float32 result would give, in one pass). */
 mlxq_status mlxq_gguf_dequant(int type, const mlxq_tensor *src, const mlxq_tensor *rows,
                               mlxq_tensor *out, mlxq_impl impl, mlxq_error *err);
 

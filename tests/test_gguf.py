@@ -324,6 +324,28 @@ def test_c_dequantizers_fast_equals_reference_for_any_rows_and_threads(qt):
         assert np.array_equal(_bits(got), _bits(ref)), threads
 
 
+@pytest.mark.parametrize("qt", C_TYPES, ids=lambda q: q.name)
+def test_c_dequantizers_in_half_precision_are_the_float32_values_cast_as_mlx(tmp_path, qt):
+    """Made in float16/bfloat16 in one pass: the float32 values cast by MLX's astype rules
+    (mlxq.astype: NaN as MLX writes it), from memory and from the file, either kernel."""
+    from mlxq._dtypes import bfloat16
+
+    rng = np.random.default_rng(200 + int(qt))
+    bs, ts = gguf.GGML_QUANT_SIZES[qt]
+    raw = _blocks_with_special_scales(rng, qt, 40, 1024 // bs)
+    p = raw_file(tmp_path / "t.gguf", {"a.weight": raw}, {"a.weight": qt})
+    with fmt.GgufFile(p) as f:
+        t = f.tensors["a.weight"]
+        wide = fmt.dequantize_rows(raw, t, impl="reference")
+        for dt in (np.float16, bfloat16):
+            want = mlxq.astype(wide, dt)
+            for impl in ("reference", "fast"):
+                got = fmt.dequantize_rows(raw, t, impl=impl, dtype=dt)
+                assert got.dtype == want.dtype and np.array_equal(_bits(got), _bits(want))
+                got = f.read_dequantized("a.weight", 0, 40, impl=impl, dtype=dt)
+                assert got.dtype == want.dtype and np.array_equal(_bits(got), _bits(want))
+
+
 @pytest.mark.parametrize("qt", [Q.Q4_0, Q.Q8_0, Q.Q4_1], ids=lambda q: q.name)
 def test_c_repack_is_mx_load_for_every_float16_scale(tmp_path, qt):
     """All 65536 float16 values as d (and as Q4_1's m): scales, -8d / -128d biases (overflow,

@@ -705,7 +705,8 @@ def convert(hf_path: PathLike, mlx_path: PathLike = "mlx_model", *, quantize: bo
         from .gguf_source import GgufCheckpoint
         from .prequant import _requested
 
-        opened: Any = GgufCheckpoint(src_p, _requested(opts), opts.dtype)
+        opened: Any = GgufCheckpoint(src_p, _requested(opts), opts.dtype,
+                                     dense_in_dtype=not quantize)
     elif hub_repo is None:
         opened = SourceCheckpoint(src_p)
     if hub_repo is None:

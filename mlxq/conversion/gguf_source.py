@@ -105,11 +105,14 @@ class _Parts:
         self._heads: dict[str, int] = {}
         self._last: Optional[tuple[tuple[str, int, int], Any]] = None
 
-    def add(self, name: str, part: str, heads: Optional[int] = None) -> str:
+    def add(self, name: str, part: str, heads: Optional[int] = None,
+            dtype: Optional[np.dtype] = None) -> str:
+        """The key of a part of GGUF tensor ``name``; ``dtype``: a block type's dense values
+        in that float dtype (float32 otherwise)."""
         t = self.gf.tensors[name]
         lead = t.shape[:-1]
         if part == "dense":
-            dt = fmt.plain_dtype(t.type) or np.dtype(np.float32)
+            dt = fmt.plain_dtype(t.type) or np.dtype(dtype or np.float32)
             shape = t.shape
         else:
             bits, gs, mode = fmt.EXACT[t.type]
@@ -149,10 +152,11 @@ class _Parts:
         heads = self._heads.get(name)
         order = None
         plain = fmt.plain_dtype(t.type)
+        made = self._infos[k[0]][1] if dense else None
         if heads is None and len(t.shape) > 1 and plain is None and (
                 not dense or fmt.c_dequantizes(t.ggml_type)):
             # rows in file order, a block type converted in C: read and converted there
-            got = (self.gf.read_dequantized(name, r0, r1),) if dense else \
+            got = (self.gf.read_dequantized(name, r0, r1, dtype=made),) if dense else \
                 self.gf.read_to_mlx(name, r0, r1)
             self._last = (k, got)
             return got
@@ -173,7 +177,7 @@ class _Parts:
                 if dt is not None:
                     vals = raw.view(dt) if order is None else raw.view(dt)[order]
                 else:
-                    vals = fmt.dequantize_rows(raw, t, order)
+                    vals = fmt.dequantize_rows(raw, t, order, dtype=made)
                 got: Any = (vals,)
             else:
                 got = fmt.to_mlx(raw, t.type, order)
@@ -229,22 +233,25 @@ class GgufCheckpoint:
     """A GGUF model opened as a conversion source (see the module docstring).
 
     ``requested``: the quantization parameters ``-q`` asks for explicitly (``(group_size,
-    bits, mode)``), if any; tensors of another exact type are dequantized for them."""
+    bits, mode)``), if any; tensors of another exact type are dequantized for them.
+    ``dense_in_dtype``: dequantized tensors the model casts are made in its float dtype
+    directly (rounded as the cast would round them: the same bytes, one pass less), rather
+    than float32 (what ``-q`` quantizes and measures its error against)."""
 
     external = None
     source_format = "gguf"
 
     def __init__(self, path: Path, requested: Optional[tuple[int, int, str]] = None,
-                 dtype: Optional[str] = None):
+                 dtype: Optional[str] = None, dense_in_dtype: bool = False):
         self.gf = fmt.GgufFile(path)
         try:
-            self._open(Path(path), requested, dtype)
+            self._open(Path(path), requested, dtype, dense_in_dtype)
         except BaseException:
             self.gf.close()
             raise
 
     def _open(self, path: Path, requested: Optional[tuple[int, int, str]],
-              dtype: Optional[str]) -> None:
+              dtype: Optional[str], dense_in_dtype: bool) -> None:
         from ..models import family_for
 
         self.path = path
@@ -303,7 +310,9 @@ class GgufCheckpoint:
                 block[hf] = entry
                 action = "kept"
             else:
-                dense = graph.Source(parts, parts.add(gname, "dense", permuted))
+                made = self.float_dtype if dense_in_dtype and \
+                    family.casts(_hf_name(f"{hf}.{leaf}")) else None
+                dense = graph.Source(parts, parts.add(gname, "dense", permuted, made))
                 out = {f"{hf}.{leaf}": dense}
                 action = "dense" if fmt.plain_dtype(t.type) is not None else "dequantized"
             for k, v in out.items():

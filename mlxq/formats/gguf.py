@@ -56,6 +56,7 @@ from ..errors import (
     MissingDependencyError,
     MlxqIOError,
     UnknownEnumValueError,
+    UnsupportedFormatError,
 )
 
 __all__ = ["GGUF_MAGIC", "EXACT", "GgufHeader", "GgufTensor", "GgufFile", "detect",
@@ -505,13 +506,14 @@ class GgufFile:
             self.bytes_read += got
         return out
 
-    def _read_converted(self, fn: Any, name: str, r0: int, r1: int, impl: "Impl") -> Any:
+    def _read_converted(self, fn: Any, name: str, r0: int, r1: int, impl: "Impl",
+                        *extra: Any) -> Any:
         from ..quant import _impl_code
 
         t = self.tensors[name]
         try:
             *out, got = fn(t.ggml_type, self._fds[t.path], t.offset + r0 * t.row_bytes, r1 - r0,
-                           t.row_bytes, _impl_code(impl))
+                           t.row_bytes, _impl_code(impl), *extra)
         except (MlxqIOError, FormatError) as e:
             raise type(e)(f"{t.path}: tensor {name!r}: {e.message}", key=name) from None
         self.bytes_read += got
@@ -525,11 +527,13 @@ class GgufFile:
                                                   impl)
         return (wq, scales) if biases is None else (wq, scales, biases)
 
-    def read_dequantized(self, name: str, r0: int, r1: int, impl: "Impl" = "fast"
-                         ) -> np.ndarray:
+    def read_dequantized(self, name: str, r0: int, r1: int, impl: "Impl" = "fast",
+                         dtype: Any = np.float32) -> np.ndarray:
         """Rows ``r0:r1`` of a tensor of a block type the C module dequantizes (see
-        :func:`dequantize_rows`) as float32, read and converted in one pass."""
-        return self._read_converted(_core_fn("gguf_read_dequant"), name, r0, r1, impl)[0]
+        :func:`dequantize_rows`, ``dtype`` likewise), read and converted in one pass."""
+        dt, code = _dense_code(dtype)
+        out = self._read_converted(_core_fn("gguf_read_dequant"), name, r0, r1, impl, code)
+        return _as_dense(out[0], dt)
 
     def close(self) -> None:
         for fd in self._fds.values():
@@ -623,23 +627,53 @@ def plain_dtype(type_: str) -> Optional[np.dtype]:
     return _PLAIN.get(type_)
 
 
+def _dense_code(dtype: Any) -> tuple[np.dtype, int]:
+    from .._dtypes import code_of
+
+    dt = np.dtype(dtype)
+    if dt not in (np.dtype(np.float32), np.dtype(np.float16), np.dtype(bfloat16)):
+        raise UnsupportedFormatError(f"dequantized GGUF rows are float32, float16 or "
+                                     f"bfloat16, not {dt}")
+    return dt, code_of(dt, "dtype")
+
+
+def _as_dense(out: np.ndarray, dt: np.dtype) -> np.ndarray:
+    return out if out.dtype == dt else out.view(dt)
+
+
 def dequantize_rows(raw: np.ndarray, t: GgufTensor, rows: Optional[np.ndarray] = None,
-                    impl: "Impl" = "fast") -> np.ndarray:
+                    impl: "Impl" = "fast", dtype: Any = np.float32) -> np.ndarray:
     """Rows of any ggml type as float32 ``[n, ncols]`` (output row ``i`` from ``raw[rows[i]]``
     when ``rows`` is given): plain types converted; Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K-Q6_K
     and MXFP4 in C (src/mlxq_gguf.h), bit for bit what the ``gguf`` package's reference
-    dequantizers give; the other block types through those (``gguf.quants.dequantize``)."""
-    dt = _PLAIN.get(t.type)
-    if dt is not None:
-        a = raw.view(dt) if rows is None else raw.view(dt)[rows]
-        return a.astype(np.float32)
+    dequantizers give; the other block types through those (``gguf.quants.dequantize``).
+    ``dtype`` float16 or bfloat16: those values rounded as MLX's ``astype`` rounds them (in
+    the same pass, for the types done in C)."""
+    dt, code = _dense_code(dtype)
+    plain = _PLAIN.get(t.type)
+    if plain is not None:
+        a = raw.view(plain) if rows is None else raw.view(plain)[rows]
+        return _cast(a.astype(np.float32), dt)
     from .. import _core
     from ..quant import _impl_code
 
     kind, _, _ = _core.gguf_block(t.ggml_type)
     if kind:
-        return _core.gguf_dequant(t.ggml_type, np.ascontiguousarray(raw, np.uint8),
-                                  _rows_arg(rows), _impl_code(impl))
+        return _as_dense(_core.gguf_dequant(t.ggml_type, np.ascontiguousarray(raw, np.uint8),
+                                            _rows_arg(rows), _impl_code(impl), code), dt)
+    return _cast(_gguf_dequantize(raw, t, rows), dt)
+
+
+def _cast(a: np.ndarray, dt: np.dtype) -> np.ndarray:
+    if dt == np.dtype(np.float32):
+        return a
+    from ..quant import astype
+
+    return astype(np.ascontiguousarray(a), dt)
+
+
+def _gguf_dequantize(raw: np.ndarray, t: GgufTensor, rows: Optional[np.ndarray]
+                     ) -> np.ndarray:
     g = _gguf()
     if rows is not None:
         raw = raw[rows]

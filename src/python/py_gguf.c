@@ -70,11 +70,22 @@ fail:
     return NULL;
 }
 
+/* The dense output of dtype code `code` (float32, or float16 / bfloat16 made as uint16:
+ * Python views it). */
+static PyObject *new_dense(int64_t n, int64_t cols, int code, mlxq_tensor *t) {
+    if (code != MLXQ_F32 && code != MLXQ_F16 && code != MLXQ_BF16) {
+        PyErr_Format(PyExc_TypeError, "dtype code %d is not float32, float16 or bfloat16",
+                     code);
+        return NULL;
+    }
+    return new_2d(n, cols, code == MLXQ_F32 ? NPY_FLOAT32 : NPY_UINT16, code, t);
+}
+
 static PyObject *py_gguf_dequant(PyObject *self, PyObject *args) {
     (void)self;
     PyObject *src_obj, *rows_obj;
-    int type, impl, bs;
-    if (!PyArg_ParseTuple(args, "iOOi", &type, &src_obj, &rows_obj, &impl))
+    int type, impl, bs, code = MLXQ_F32;
+    if (!PyArg_ParseTuple(args, "iOOi|i", &type, &src_obj, &rows_obj, &impl, &code))
         return NULL;
     mlxq_tensor src, rows, out;
     mlxq_error err;
@@ -85,7 +96,7 @@ static PyObject *py_gguf_dequant(PyObject *self, PyObject *args) {
     if (st)
         return mlxq_py_raise(st, &err);
     mlxq_gguf_block(type, &bs, NULL);
-    PyObject *out_o = new_2d(n, nb * bs, NPY_FLOAT32, MLXQ_F32, &out);
+    PyObject *out_o = new_dense(n, nb * bs, code, &out);
     if (!out_o)
         return NULL;
     Py_BEGIN_ALLOW_THREADS
@@ -142,9 +153,10 @@ fail:
 
 static PyObject *py_gguf_read_dequant(PyObject *self, PyObject *args) {
     (void)self;
-    int type, fd, impl;
+    int type, fd, impl, code = MLXQ_F32;
     long long offset, n, row_bytes;
-    if (!PyArg_ParseTuple(args, "iiLLLi", &type, &fd, &offset, &n, &row_bytes, &impl))
+    if (!PyArg_ParseTuple(args, "iiLLLi|i", &type, &fd, &offset, &n, &row_bytes, &impl,
+                          &code))
         return NULL;
     int bs, ts;
     mlxq_error err;
@@ -154,7 +166,7 @@ static PyObject *py_gguf_read_dequant(PyObject *self, PyObject *args) {
                                        n, row_bytes), &err);
     mlxq_tensor out;
     int64_t nread = 0;
-    PyObject *out_o = new_2d(n, row_bytes / ts * bs, NPY_FLOAT32, MLXQ_F32, &out);
+    PyObject *out_o = new_dense(n, row_bytes / ts * bs, code, &out);
     if (!out_o)
         return NULL;
     mlxq_status st;
@@ -182,12 +194,13 @@ static PyMethodDef gguf_methods[] = {
     {"gguf_to_mlx", py_gguf_to_mlx, METH_VARARGS,
      "gguf_to_mlx(type, src, rows, impl) -> (wq, scales, biases or None)"},
     {"gguf_dequant", py_gguf_dequant, METH_VARARGS,
-     "gguf_dequant(type, src, rows, impl) -> float32 [n, elements]"},
+     "gguf_dequant(type, src, rows, impl[, dtype code]) -> [n, elements] float32, or uint16 "
+     "holding float16/bfloat16"},
     {"gguf_read_to_mlx", py_gguf_read_to_mlx, METH_VARARGS,
      "gguf_read_to_mlx(type, fd, offset, n, row_bytes, impl) -> (wq, scales, biases or None, "
      "bytes read)"},
     {"gguf_read_dequant", py_gguf_read_dequant, METH_VARARGS,
-     "gguf_read_dequant(type, fd, offset, n, row_bytes, impl) -> (float32 [n, elements], "
+     "gguf_read_dequant(type, fd, offset, n, row_bytes, impl[, dtype code]) -> ([n, elements], "
      "bytes read)"},
     {"gguf_block", py_gguf_block, METH_VARARGS,
      "gguf_block(type) -> (kind, block_size, type_size); kind 0: not handled, 1: "
