@@ -14,6 +14,7 @@
 #endif
 
 #include "gguf_internal.h"
+#include "mlxq_cpu.h"
 #include "mlxq_float.h"
 #include "mlxq_gguf.h"
 #include "mlxq_pool.h"
@@ -363,6 +364,7 @@ typedef struct {
     const mlxq_tensor *rows;
     mlxq_gguf_repack_fn repack;
     mlxq_gguf_dequant_fn dequant;
+    mlxq_gguf_dequant_to_fn dequant_to;
     uint32_t *wq;
     uint8_t *scales;
     uint16_t *biases;
@@ -426,9 +428,14 @@ void mlxq_gguf_dequant_row(mlxq_gguf_dequant_fn dequant, const uint8_t *src, int
 static void dequant_range(void *ctx, size_t begin, size_t end) {
     const row_job *j = ctx;
     const int64_t osize = (int64_t)mlxq_dtype_size(j->odt);
-    for (size_t i = begin; i < end; i++)
-        mlxq_gguf_dequant_row(j->dequant, src_row(j, (int64_t)i), j->nb, j->type_size,
-                              j->block_size, j->odt, j->out + (int64_t)i * j->out_cols * osize);
+    for (size_t i = begin; i < end; i++) {
+        uint8_t *dst = j->out + (int64_t)i * j->out_cols * osize;
+        if (j->dequant_to)
+            j->dequant_to(src_row(j, (int64_t)i), j->nb, j->odt, dst);
+        else
+            mlxq_gguf_dequant_row(j->dequant, src_row(j, (int64_t)i), j->nb, j->type_size,
+                                  j->block_size, j->odt, dst);
+    }
 }
 
 /* Rows per task: ~16K elements keep the claiming overhead negligible. */
@@ -444,11 +451,15 @@ static void run(row_job *j, int64_t n, int64_t elements, mlxq_range_fn fn, mlxq_
 }
 
 void mlxq_gguf_kernels(int type, mlxq_impl impl, mlxq_gguf_repack_fn *repack,
-                       mlxq_gguf_dequant_fn *dequant) {
+                       mlxq_gguf_dequant_fn *dequant, mlxq_gguf_dequant_to_fn *dequant_to) {
     if (repack)
         *repack = impl == MLXQ_IMPL_REF ? mlxq_gguf_ref_repack(type) : fast_repack(type);
     if (dequant)
         *dequant = impl == MLXQ_IMPL_REF ? mlxq_gguf_ref_dequant(type) : fast_dequant(type);
+    if (dequant_to)
+        *dequant_to = impl != MLXQ_IMPL_REF && mlxq_active_isa() >= MLXQ_ISA_AVX2
+                          ? mlxq_gguf_avx2_dequant(type)
+                          : NULL;
 }
 
 mlxq_status mlxq_gguf_check_triple(int type, int64_t n, int64_t nb, const mlxq_tensor *wq,
@@ -492,7 +503,7 @@ mlxq_status mlxq_gguf_to_mlx(int type, const mlxq_tensor *src, const mlxq_tensor
     j.src_stride = src->strides[0];
     j.nb = nb;
     j.rows = rows;
-    mlxq_gguf_kernels(type, impl, &j.repack, NULL);
+    mlxq_gguf_kernels(type, impl, &j.repack, NULL, NULL);
     j.wq = wq->data;
     j.scales = scales->data;
     j.scale_size = mx ? 1 : 2;
@@ -527,7 +538,7 @@ mlxq_status mlxq_gguf_dequant(int type, const mlxq_tensor *src, const mlxq_tenso
     j.src_stride = src->strides[0];
     j.nb = nb;
     j.rows = rows;
-    mlxq_gguf_kernels(type, impl, NULL, &j.dequant);
+    mlxq_gguf_kernels(type, impl, NULL, &j.dequant, &j.dequant_to);
     mlxq_gguf_block(type, &j.block_size, &j.type_size);
     j.out = out->data;
     j.odt = out->dtype;

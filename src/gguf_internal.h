@@ -27,10 +27,18 @@ mlxq_gguf_dequant_fn mlxq_gguf_ref_dequant(int type);
 /* The bias MLX's GGUF reader stores beside scale d: -k * d in float16 (k = 8 or 128). */
 uint16_t mlxq_gguf_neg_bias(uint16_t d, float k);
 
-/* The kernels `impl` selects for `type` (gguf.c): either pointer may be NULL (not wanted);
- * what is set is NULL where the type has no such kernel. */
+/* One row of nb blocks -> its values, written in odt (float32, float16 or bfloat16). */
+typedef void (*mlxq_gguf_dequant_to_fn)(const uint8_t *src, int64_t nb, mlxq_dtype odt,
+                                        uint8_t *dst);
+
+/* The AVX2 dequantizers (gguf_avx2.c); NULL for a type without one or a build without. */
+mlxq_gguf_dequant_to_fn mlxq_gguf_avx2_dequant(int type);
+
+/* The kernels `impl` selects for `type` (gguf.c): any pointer may be NULL (not wanted);
+ * what is set is NULL where the type has no such kernel. *dequant_to, when set and
+ * non-NULL, is preferred over *dequant (the active ISA's vector kernel). */
 void mlxq_gguf_kernels(int type, mlxq_impl impl, mlxq_gguf_repack_fn *repack,
-                       mlxq_gguf_dequant_fn *dequant);
+                       mlxq_gguf_dequant_fn *dequant, mlxq_gguf_dequant_to_fn *dequant_to);
 
 /* The checks of the outputs of n rows of nb blocks: MLX's triple, or the float32 values. */
 mlxq_status mlxq_gguf_check_triple(int type, int64_t n, int64_t nb, const mlxq_tensor *wq,

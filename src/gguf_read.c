@@ -20,6 +20,7 @@ typedef struct {
     int64_t offset, row_bytes, nb;
     mlxq_gguf_repack_fn repack;
     mlxq_gguf_dequant_fn dequant;
+    mlxq_gguf_dequant_to_fn dequant_to;
     uint32_t *wq;
     uint8_t *scales;
     uint16_t *biases;
@@ -111,9 +112,12 @@ static void read_range(void *ctx, size_t begin, size_t end) {
                               j->biases ? j->biases + r * j->nb : NULL) >= 0)
                     note_bad(j, r);
             } else {
-                mlxq_gguf_dequant_row(j->dequant, row, j->nb, j->type_size, j->block_size,
-                                      j->odt, j->out + r * j->out_cols *
-                                                  (int64_t)mlxq_dtype_size(j->odt));
+                uint8_t *dst = j->out + r * j->out_cols * (int64_t)mlxq_dtype_size(j->odt);
+                if (j->dequant_to)
+                    j->dequant_to(row, j->nb, j->odt, dst);
+                else
+                    mlxq_gguf_dequant_row(j->dequant, row, j->nb, j->type_size,
+                                          j->block_size, j->odt, dst);
             }
         }
     }
@@ -190,7 +194,7 @@ mlxq_status mlxq_gguf_read_to_mlx(int type, int fd, int64_t offset, int64_t n,
     j.offset = offset;
     j.row_bytes = row_bytes;
     j.nb = nb;
-    mlxq_gguf_kernels(type, impl, &j.repack, NULL);
+    mlxq_gguf_kernels(type, impl, &j.repack, NULL, NULL);
     j.wq = wq->data;
     j.scales = scales->data;
     j.scale_size = mx ? 1 : 2;
@@ -213,7 +217,7 @@ mlxq_status mlxq_gguf_read_dequant(int type, int fd, int64_t offset, int64_t n,
     j.offset = offset;
     j.row_bytes = row_bytes;
     j.nb = nb;
-    mlxq_gguf_kernels(type, impl, NULL, &j.dequant);
+    mlxq_gguf_kernels(type, impl, NULL, &j.dequant, &j.dequant_to);
     mlxq_gguf_block(type, &j.block_size, &j.type_size);
     j.out = out->data;
     j.odt = out->dtype;

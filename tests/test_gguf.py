@@ -307,21 +307,31 @@ def test_c_dequantizers_are_gguf_reference_bit_for_bit(qt):
 
 
 @pytest.mark.parametrize("qt", C_TYPES, ids=lambda q: q.name)
-def test_c_dequantizers_fast_equals_reference_for_any_rows_and_threads(qt):
-    from support import use_kernel
+def test_c_dequantizers_fast_equals_reference_for_any_rows_isa_and_threads(tmp_path, qt):
+    """Every instruction set the machine has (the AVX2 kernels of gguf_avx2.c included),
+    one and two threads, float32 and the half-precision outputs, from memory and file."""
+    from support import supported_configs, use_kernel
+
+    from mlxq._dtypes import bfloat16
 
     rng = np.random.default_rng(100 + int(qt))
     bs, ts = gguf.GGML_QUANT_SIZES[qt]
     raw = _blocks_with_special_scales(rng, qt, 37, 2048 // bs)
-    t = fmt.GgufTensor("a.weight", (37, 2048), int(qt), qt.name, bs, ts, 0, raw.nbytes, "x")
+    p = raw_file(tmp_path / "t.gguf", {"a.weight": raw}, {"a.weight": qt})
     rows = rng.permutation(37)[:29]
-    ref = fmt.dequantize_rows(raw, t, rows, impl="reference")
-    assert np.array_equal(_bits(ref), _bits(fmt.dequantize_rows(raw[rows], t,
-                                                                impl="reference")))
-    for threads in (1, 2):
-        with use_kernel("fast", threads=threads) as impl:
-            got = fmt.dequantize_rows(raw, t, rows, impl=impl)
-        assert np.array_equal(_bits(got), _bits(ref)), threads
+    with fmt.GgufFile(p) as f:
+        t = f.tensors["a.weight"]
+        for dt in (np.float32, np.float16, bfloat16):
+            ref = fmt.dequantize_rows(raw, t, rows, impl="reference", dtype=dt)
+            assert np.array_equal(_bits(ref), _bits(fmt.dequantize_rows(
+                raw[rows], t, impl="reference", dtype=dt)))
+            whole = fmt.dequantize_rows(raw, t, impl="reference", dtype=dt)
+            for impl, isa, threads in supported_configs():
+                with use_kernel(impl, isa, threads) as k:
+                    got = fmt.dequantize_rows(raw, t, rows, impl=k, dtype=dt)
+                    read = f.read_dequantized("a.weight", 0, 37, impl=k, dtype=dt)
+                assert np.array_equal(_bits(got), _bits(ref)), (dt, isa, threads)
+                assert np.array_equal(_bits(read), _bits(whole)), (dt, isa, threads)
 
 
 @pytest.mark.parametrize("qt", C_TYPES, ids=lambda q: q.name)
