@@ -24,9 +24,12 @@ undoes what llama.cpp's ``convert_hf_to_gguf.py`` did to the Hugging Face checkp
 Each tensor of a type with an exact MLX layout (Q4_0, Q4_1, Q8_0, MXFP4:
 :mod:`mlxq.formats.gguf`) becomes MLX's quantized triple and gets its own entry in the
 ``quantization`` block; the rest are dequantized (the ``gguf`` package's reference
-dequantizers) to the model's float dtype, and ``-q`` quantizes them as any dense layer. With
-``-q`` and explicit parameters (``--q-bits``, ``--q-group-size``, ``--q-mode``) that differ from
-a tensor's own, the user's choice wins: that tensor is dequantized and quantized again.
+arithmetic, in C for the common types) to the model's float dtype, and ``-q`` quantizes them
+as any dense layer. With ``-q`` and explicit parameters (``--q-bits``, ``--q-group-size``,
+``--q-mode``) that differ from a tensor's own, the user's choice wins: that tensor is
+dequantized and quantized again. Rows in file order are read and converted by C threads in
+one pass (src/gguf_read.c); llama's permuted rows are read whole heads at a time and gathered
+by the same C conversion. The tokenizer is built while the tensors convert.
 """
 
 from __future__ import annotations
