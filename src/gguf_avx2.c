@@ -23,23 +23,6 @@
 
 #include "mlxq_float.h"
 
-/* numpy's float16 -> float32, payload kept (gguf_ref.c's np_half) */
-static inline float np_half(const uint8_t *p) {
-    const uint16_t h = (uint16_t)(p[0] | p[1] << 8);
-    const uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
-    const uint32_t exp = (h >> 10) & 0x1Fu, man = h & 0x3FFu;
-    uint32_t u;
-    if (exp == 0x1F)
-        u = sign | 0x7F800000u | (man << 13);
-    else if (exp != 0)
-        u = sign | ((exp + 112u) << 23) | (man << 13);
-    else if (man == 0)
-        u = sign;
-    else
-        u = sign | mlxq_f32_bits((float)man * 0x1p-24f);
-    return mlxq_f32_from_bits(u);
-}
-
 /* Eight values to dst[i..i+8) in odt. */
 static inline void put8(uint8_t *dst, int64_t i, __m256 v, mlxq_dtype odt) {
     if (odt == MLXQ_F32) {
@@ -80,7 +63,7 @@ static void q4_0(const uint8_t *src, int64_t nb, mlxq_dtype odt, uint8_t *dst) {
     const __m128i m = _mm_set1_epi8(0x0F);
     const __m256i eight = _mm256_set1_epi32(8);
     for (int64_t b = 0; b < nb; b++, src += 18) {
-        const __m256 d = _mm256_set1_ps(np_half(src));
+        const __m256 d = _mm256_set1_ps(mlxq_gguf_np_half(src));
         const __m128i q = _mm_loadu_si128((const __m128i *)(src + 2));
         const __m128i nib[2] = {_mm_and_si128(q, m), _mm_and_si128(_mm_srli_epi16(q, 4), m)};
         for (int k = 0; k < 4; k++) { /* elements 8k..8k+8: nibble k / 2, bytes 8 (k % 2) */
@@ -93,7 +76,7 @@ static void q4_0(const uint8_t *src, int64_t nb, mlxq_dtype odt, uint8_t *dst) {
 
 static void q8_0(const uint8_t *src, int64_t nb, mlxq_dtype odt, uint8_t *dst) {
     for (int64_t b = 0; b < nb; b++, src += 34) {
-        const __m256 d = _mm256_set1_ps(np_half(src));
+        const __m256 d = _mm256_set1_ps(mlxq_gguf_np_half(src));
         for (int k = 0; k < 4; k++) {
             const __m256i qi = _mm256_cvtepi8_epi32(
                 _mm_loadl_epi64((const __m128i *)(src + 2 + 8 * k)));
@@ -125,7 +108,7 @@ static void q4_k(const uint8_t *src, int64_t nb, mlxq_dtype odt, uint8_t *dst) {
     const __m256i m = _mm256_set1_epi8(0x0F);
     for (int64_t b = 0; b < nb; b++, src += 144) {
         float ds[8], dm[8];
-        scale_min_k4(src + 4, np_half(src), np_half(src + 2), ds, dm);
+        scale_min_k4(src + 4, mlxq_gguf_np_half(src), mlxq_gguf_np_half(src + 2), ds, dm);
         for (int c = 0; c < 4; c++) {
             const __m256i q = _mm256_loadu_si256((const __m256i *)(src + 16 + 32 * c));
             uint8_t codes[2][32];
@@ -142,7 +125,7 @@ static void q5_k(const uint8_t *src, int64_t nb, mlxq_dtype odt, uint8_t *dst) {
     const __m256i m = _mm256_set1_epi8(0x0F), one = _mm256_set1_epi8(1);
     for (int64_t b = 0; b < nb; b++, src += 176) {
         float ds[8], dm[8];
-        scale_min_k4(src + 4, np_half(src), np_half(src + 2), ds, dm);
+        scale_min_k4(src + 4, mlxq_gguf_np_half(src), mlxq_gguf_np_half(src + 2), ds, dm);
         const __m256i qh = _mm256_loadu_si256((const __m256i *)(src + 16));
         for (int c = 0; c < 4; c++) {
             const __m256i q = _mm256_loadu_si256((const __m256i *)(src + 48 + 32 * c));
@@ -167,7 +150,7 @@ static void q6_k(const uint8_t *src, int64_t nb, mlxq_dtype odt, uint8_t *dst) {
     const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(3);
     const __m256i off = _mm256_set1_epi32(32);
     for (int64_t b = 0; b < nb; b++, src += 210) {
-        const float d = np_half(src + 208);
+        const float d = mlxq_gguf_np_half(src + 208);
         const int8_t *sc = (const int8_t *)(src + 192);
         for (int h = 0; h < 2; h++) {
             const __m256i qh = _mm256_loadu_si256((const __m256i *)(src + 128 + 32 * h));

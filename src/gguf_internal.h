@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "mlxq_common.h"
+#include "mlxq_float.h"
 #include "mlxq_quant.h"
 
 /* One row of nb blocks -> its MLX triple (scales: uint16 float16 bits, or uint8 for
@@ -20,9 +21,31 @@ typedef int64_t (*mlxq_gguf_repack_fn)(const uint8_t *src, int64_t nb, uint32_t 
 /* One row of nb blocks -> nb * block_size float32 values. */
 typedef void (*mlxq_gguf_dequant_fn)(const uint8_t *src, int64_t nb, float *out);
 
-/* The reference kernels (gguf_ref.c) for a ggml type id; NULL when not handled. */
+/* The reference kernels (gguf_ref.c) and the fast scalar ones (gguf_fast.c) for a ggml
+ * type id; NULL when not handled. */
 mlxq_gguf_repack_fn mlxq_gguf_ref_repack(int type);
 mlxq_gguf_dequant_fn mlxq_gguf_ref_dequant(int type);
+mlxq_gguf_repack_fn mlxq_gguf_fast_repack(int type);
+mlxq_gguf_dequant_fn mlxq_gguf_fast_dequant(int type);
+
+/* numpy's float16 -> float32 (npy_halfbits_to_floatbits), which gguf.quants widens the
+ * scales with: exact, and a NaN keeps its payload without being quieted (mlxq_f16_to_f32,
+ * MLX's conversion, quiets it); the first float32 multiply quiets it anyway, as in numpy. */
+static inline float mlxq_gguf_np_half(const uint8_t *p) {
+    const uint16_t h = (uint16_t)(p[0] | p[1] << 8);
+    const uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
+    const uint32_t exp = (h >> 10) & 0x1Fu, man = h & 0x3FFu;
+    uint32_t u;
+    if (exp == 0x1F)
+        u = sign | 0x7F800000u | (man << 13);
+    else if (exp != 0)
+        u = sign | ((exp + 112u) << 23) | (man << 13);
+    else if (man == 0)
+        u = sign;
+    else
+        u = sign | mlxq_f32_bits((float)man * 0x1p-24f); /* subnormal: exact */
+    return mlxq_f32_from_bits(u);
+}
 
 /* The bias MLX's GGUF reader stores beside scale d: -k * d in float16 (k = 8 or 128). */
 uint16_t mlxq_gguf_neg_bias(uint16_t d, float k);

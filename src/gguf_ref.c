@@ -20,27 +20,6 @@
 
 #define QK_K 256
 
-/* ---- float16 as numpy widens it -------------------------------------------------------- */
-
-/* numpy's float16 -> float32 (npy_halfbits_to_floatbits): exact, and a NaN keeps its
- * payload without being quieted (mlxq_f16_to_f32, MLX's conversion, quiets it). The first
- * float32 multiply quiets it anyway, as it does in numpy. */
-static float np_half(const uint8_t *p) {
-    const uint16_t h = (uint16_t)(p[0] | p[1] << 8);
-    const uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
-    const uint32_t exp = (h >> 10) & 0x1Fu, man = h & 0x3FFu;
-    uint32_t u;
-    if (exp == 0x1F)
-        u = sign | 0x7F800000u | (man << 13);
-    else if (exp != 0)
-        u = sign | ((exp + 112u) << 23) | (man << 13);
-    else if (man == 0)
-        u = sign;
-    else
-        u = sign | mlxq_f32_bits((float)man * 0x1p-24f); /* subnormal: exact */
-    return mlxq_f32_from_bits(u);
-}
-
 static uint16_t half_bits(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
 
 uint16_t mlxq_gguf_neg_bias(uint16_t d, float k) {
@@ -133,7 +112,7 @@ static int64_t repack_mxfp4(const uint8_t *src, int64_t nb, uint32_t *wq, void *
 
 static void dequant_q4_0(const uint8_t *src, int64_t nb, float *out) {
     for (int64_t b = 0; b < nb; b++, src += 18, out += 32) {
-        const float d = np_half(src);
+        const float d = mlxq_gguf_np_half(src);
         for (int j = 0; j < 16; j++) {
             out[j] = d * (float)((int8_t)(src[2 + j] & 0x0F) - 8);
             out[j + 16] = d * (float)((int8_t)(src[2 + j] >> 4) - 8);
@@ -143,7 +122,7 @@ static void dequant_q4_0(const uint8_t *src, int64_t nb, float *out) {
 
 static void dequant_q4_1(const uint8_t *src, int64_t nb, float *out) {
     for (int64_t b = 0; b < nb; b++, src += 20, out += 32) {
-        const float d = np_half(src), m = np_half(src + 2);
+        const float d = mlxq_gguf_np_half(src), m = mlxq_gguf_np_half(src + 2);
         for (int j = 0; j < 16; j++) {
             out[j] = d * (float)(src[4 + j] & 0x0F) + m;
             out[j + 16] = d * (float)(src[4 + j] >> 4) + m;
@@ -163,7 +142,7 @@ static int q5_code(const uint8_t *qs, uint32_t qh, int j) {
 
 static void dequant_q5_0(const uint8_t *src, int64_t nb, float *out) {
     for (int64_t b = 0; b < nb; b++, src += 22, out += 32) {
-        const float d = np_half(src);
+        const float d = mlxq_gguf_np_half(src);
         const uint32_t qh = le32(src + 2);
         for (int j = 0; j < 32; j++)
             out[j] = d * (float)(q5_code(src + 6, qh, j) - 16);
@@ -172,7 +151,7 @@ static void dequant_q5_0(const uint8_t *src, int64_t nb, float *out) {
 
 static void dequant_q5_1(const uint8_t *src, int64_t nb, float *out) {
     for (int64_t b = 0; b < nb; b++, src += 24, out += 32) {
-        const float d = np_half(src), m = np_half(src + 2);
+        const float d = mlxq_gguf_np_half(src), m = mlxq_gguf_np_half(src + 2);
         const uint32_t qh = le32(src + 4);
         for (int j = 0; j < 32; j++)
             out[j] = d * (float)q5_code(src + 8, qh, j) + m;
@@ -181,7 +160,7 @@ static void dequant_q5_1(const uint8_t *src, int64_t nb, float *out) {
 
 static void dequant_q8_0(const uint8_t *src, int64_t nb, float *out) {
     for (int64_t b = 0; b < nb; b++, src += 34, out += 32) {
-        const float d = np_half(src);
+        const float d = mlxq_gguf_np_half(src);
         for (int j = 0; j < 32; j++)
             out[j] = (float)(int8_t)src[2 + j] * d; /* gguf: x * d */
     }
@@ -213,7 +192,7 @@ static void dequant_mxfp4(const uint8_t *src, int64_t nb, float *out) {
 static void dequant_q2_k(const uint8_t *src, int64_t nb, float *out) {
     for (int64_t b = 0; b < nb; b++, src += 84, out += QK_K) {
         const uint8_t *sc = src, *qs = src + 16;
-        const float d = np_half(src + 80), dmin = np_half(src + 82);
+        const float d = mlxq_gguf_np_half(src + 80), dmin = mlxq_gguf_np_half(src + 82);
         for (int e = 0; e < QK_K; e++) {
             const int r = e & 127;
             const int q = (qs[(e >> 7) * 32 + (r & 31)] >> (2 * (r >> 5))) & 3;
@@ -230,7 +209,7 @@ static void dequant_q2_k(const uint8_t *src, int64_t nb, float *out) {
 static void dequant_q3_k(const uint8_t *src, int64_t nb, float *out) {
     for (int64_t b = 0; b < nb; b++, src += 110, out += QK_K) {
         const uint8_t *hm = src, *qs = src + 32, *sc = src + 96;
-        const float d = np_half(src + 108);
+        const float d = mlxq_gguf_np_half(src + 108);
         float dl[16];
         for (int i = 0; i < 16; i++) {
             const int lo = i < 8 ? (sc[i] & 0x0F) : (sc[i - 8] >> 4);
@@ -261,7 +240,7 @@ static void scale_min_k4(const uint8_t *s, uint8_t sc[8], uint8_t m[8]) {
  * value = (d * sc) * q - (dmin * m). */
 static void dequant_q4_k(const uint8_t *src, int64_t nb, float *out) {
     for (int64_t b = 0; b < nb; b++, src += 144, out += QK_K) {
-        const float d = np_half(src), dmin = np_half(src + 2);
+        const float d = mlxq_gguf_np_half(src), dmin = mlxq_gguf_np_half(src + 2);
         uint8_t sc[8], m[8];
         scale_min_k4(src + 4, sc, m);
         const uint8_t *qs = src + 16;
@@ -277,7 +256,7 @@ static void dequant_q4_k(const uint8_t *src, int64_t nb, float *out) {
 /* Q5_K: Q4_K with qh[32] before qs: bit e / 32 of qh[e % 32] is the code's fifth bit. */
 static void dequant_q5_k(const uint8_t *src, int64_t nb, float *out) {
     for (int64_t b = 0; b < nb; b++, src += 176, out += QK_K) {
-        const float d = np_half(src), dmin = np_half(src + 2);
+        const float d = mlxq_gguf_np_half(src), dmin = mlxq_gguf_np_half(src + 2);
         uint8_t sc[8], m[8];
         scale_min_k4(src + 4, sc, m);
         const uint8_t *qh = src + 16, *qs = src + 48;
@@ -299,7 +278,7 @@ static void dequant_q6_k(const uint8_t *src, int64_t nb, float *out) {
     for (int64_t b = 0; b < nb; b++, src += 210, out += QK_K) {
         const uint8_t *ql = src, *qh = src + 128;
         const int8_t *sc = (const int8_t *)(src + 192);
-        const float d = np_half(src + 208);
+        const float d = mlxq_gguf_np_half(src + 208);
         for (int e = 0; e < QK_K; e++) {
             const int h = e >> 7, r = e & 127;
             const int lo = (ql[64 * h + (r & 63)] >> (4 * (r >> 6))) & 0x0F;

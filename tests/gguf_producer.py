@@ -273,7 +273,8 @@ def hf_to_gguf(model_type: str, dst: Path, qtype: Callable[[str, tuple], Q] = f3
     writer.write_tensors_to_file()
     writer.close()
     if split_max_tensors:
-        return dst.with_name(dst.stem + "-00001-of-" + f"{len(list(dst.parent.glob(dst.stem + '-*-of-*.gguf'))):05d}.gguf")
+        count = len(list(dst.parent.glob(dst.stem + "-*-of-*.gguf")))
+        return dst.with_name(f"{dst.stem}-00001-of-{count:05d}.gguf")
     return dst
 
 

@@ -801,7 +801,8 @@ def build_tokenizer(meta: Mapping[str, Any], tf: Optional[tuple[Any, Any, Any]] 
         backend, extra = convert(meta["general.architecture"], tok)
     except (ValueError, KeyError, TypeError) as e:
         raise UnsupportedFormatError(f"transformers cannot build a tokenizer from this GGUF's "
-                                     f"tokenizer.ggml.* ({e})", key="tokenizer.ggml.model") from None
+                                     f"tokenizer.ggml.* ({e})",
+                                     key="tokenizer.ggml.model") from None
     return fast(tokenizer_object=backend, **cfg, **extra)
 
 
