@@ -199,3 +199,35 @@ def packint_dequant(
 ) -> np.ndarray:
     """(code - 2^(bits-1)) * scale rounded to the scale dtype, cast to out_descr:
     [rows, cols]. bits 2, 4 or 8."""
+
+# ---- GGUF blocks (src/python/py_gguf.c) -------------------------------------------------------
+# Policy (which tensors are kept, dequantized or reordered) lives in mlxq/formats/gguf.py.
+
+def gguf_to_mlx(
+    type: int, src: np.ndarray, rows: Optional[np.ndarray], impl: int
+) -> tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]:
+    """Q4_0/Q4_1/Q8_0/MXFP4 rows (uint8 [n_src, row_bytes]; output row i from source row
+    rows[i] when rows, int64, is given) -> MLX's (wq uint32, scales float16 or uint8 for
+    MXFP4, biases float16 or None for MXFP4), bit for bit what mx.load gives."""
+
+def gguf_dequant(
+    type: int, src: np.ndarray, rows: Optional[np.ndarray], impl: int, code: int = ...
+) -> np.ndarray:
+    """Rows of Q4_0/Q4_1/Q5_0/Q5_1/Q8_0/Q2_K..Q6_K/MXFP4 -> [n, elements]: float32, bit for
+    bit what gguf.quants.dequantize gives, or (code float16/bfloat16) those values rounded as
+    MLX's astype, returned as uint16 for the caller to view."""
+
+def gguf_read_to_mlx(
+    type: int, fd: int, offset: int, n: int, row_bytes: int, impl: int
+) -> tuple[np.ndarray, np.ndarray, Optional[np.ndarray], int]:
+    """gguf_to_mlx of n rows of row_bytes read from fd at offset (pread by the pool's
+    threads); the last item is the bytes read."""
+
+def gguf_read_dequant(
+    type: int, fd: int, offset: int, n: int, row_bytes: int, impl: int, code: int = ...
+) -> tuple[np.ndarray, int]:
+    """gguf_dequant of n rows read from fd at offset; and the bytes read."""
+
+def gguf_block(type: int) -> tuple[int, int, int]:
+    """(kind, block_size, type_size) of a ggml type id: kind 0 not handled in C, 1
+    dequantized, 2 also repacked into MLX's layout."""

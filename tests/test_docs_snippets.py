@@ -39,6 +39,8 @@ SKIP = {
     ("docs/methods.md", "llama-imatrix"):
         "llama.cpp's own tool, not installed here (the page's Python reads an importance "
         "matrix in its format, written for the tests with the gguf package)",
+    ("docs/gguf.md", "pip install"):
+        "installs packages into the interpreter running the tests (gguf is installed)",
 }
 #: page -> the Hub repositories it converts from, served by the stand-in Hub
 #: (tests/hub_server.py) as these fixtures
@@ -109,29 +111,24 @@ def examples(tmp_path_factory) -> str:
     (oss / "config.json").write_text('{"model_type": "gpt_oss", "quantization_config": '
                                      '{"quant_method": "mxfp4"}}')
     _imatrix(str(d / "imatrix.gguf"), mlxq.load_checkpoint(d / "Llama-3.2-1B"))
-    _gguf_examples(d)
+    _gguf_files(d)
     return str(d)
 
 
-def _gguf_examples(d) -> None:
-    """docs/gguf.md's files: the llama stand-in as llama.cpp lays it out, in Q4_0, Q8_0 and,
-    for the Q4_K_M name, a mix of types like such a file's: Q8_0 embeddings and output
-    (kept exactly) and Q5_0 matrices (a type MLX's layout cannot hold, so dequantized and,
-    with -q, re-quantized, as a Q4_K_M file's K-quant matrices are; the stand-in's 64-wide
-    rows are narrower than a K-quant block). Written by the gguf package
-    (tests/gguf_producer.py)."""
+def _gguf_files(d) -> None:
+    """docs/gguf.md's GGUF files: the llama fixture in llama.cpp's layout (Q4_0, Q8_0, and a
+    Q4_K_M mix of a copy whose MLP rows hold whole K-quant super-blocks)."""
     pytest.importorskip("gguf")
+    import gguf_producer as gp
     from gguf import GGMLQuantizationType as Q
-    from gguf_producer import everything, hf_to_gguf
 
-    hf_to_gguf("llama", d / "model-Q4_0.gguf", everything(Q.Q4_0))
-    hf_to_gguf("llama", d / "model-Q8_0.gguf", everything(Q.Q8_0))
-
-    def mix(name: str, shape: tuple) -> Q:
-        if name in ("token_embd.weight", "output.weight"):
-            return everything(Q.Q8_0)(name, shape)
-        return everything(Q.Q5_0)(name, shape)
-    hf_to_gguf("llama", d / "model-Q4_K_M.gguf", mix)
+    src = os.path.join(ROOT, "tests", "fixtures", "hf", "llama")
+    gp.hf_to_gguf("llama", d / "model-Q4_0.gguf", gp.everything(Q.Q4_0), src=src)
+    gp.hf_to_gguf("llama", d / "model-Q8_0.gguf", gp.everything(Q.Q8_0), src=src)
+    wide = d / "llama-wide"
+    gp.widen_mlp(src, wide)
+    gp.hf_to_gguf("llama", d / "model-Q4_K_M.gguf", gp.q4_k_m, src=wide)
+    shutil.rmtree(wide)
 
 
 @pytest.fixture

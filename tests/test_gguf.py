@@ -9,6 +9,7 @@ and the HF -> mlxq conversion of the same checkpoint for the round trip.
 from __future__ import annotations
 
 import json
+import os
 import struct
 from pathlib import Path
 
@@ -26,7 +27,8 @@ import gguf_producer as gp  # noqa: E402
 
 mx = pytest.importorskip("mlx.core")
 
-ARCHS = ["llama", "qwen2", "qwen3", "qwen3_moe", "gemma2", "gemma3_text", "phi3"]
+ARCHS = ["llama", "qwen2", "qwen3", "qwen3_moe", "gemma2", "gemma3_text", "phi3", "deepseek_v2",
+         "deepseek_v3", "gpt_oss"]
 PROMPT = [[1, 5, 9, 20, 33, 7, 64, 3]]
 
 
@@ -254,6 +256,220 @@ def test_k_quants_dequantize_to_what_mx_load_gives(tmp_path, qt):
     assert not np.array_equal(halves[:, :, 1], ref.reshape(4, -1, 2, 32)[:, :, 1])
 
 
+# ---- the C module (src/mlxq_gguf.h) --------------------------------------------------------
+
+#: float16 scales worth trying in every scale field: NaNs of both signs (quiet, signalling,
+#: with payloads), infinities, zeros, subnormals, the largest finite values, ordinary ones
+SPECIAL_HALVES = np.array([0x7C01, 0xFC01, 0x7E00, 0xFE00, 0x7D55, 0xFD55, 0x7C00, 0xFC00,
+                           0x0000, 0x8000, 0x0001, 0x8001, 0x03FF, 0x83FF, 0x0400, 0x7BFF,
+                           0xFBFF, 0x7000, 0x6C00, 0x3C00, 0xBC00, 0x2E66, 0x1400],
+                          np.uint16)
+
+#: byte offsets of the float16 scale fields in each block type
+HALF_FIELDS = {Q.Q4_0: [0], Q.Q4_1: [0, 2], Q.Q5_0: [0], Q.Q5_1: [0, 2], Q.Q8_0: [0],
+               Q.Q2_K: [80, 82], Q.Q3_K: [108], Q.Q4_K: [0, 2], Q.Q5_K: [0, 2],
+               Q.Q6_K: [208], Q.MXFP4: []}
+C_TYPES = list(HALF_FIELDS)
+
+
+def _blocks_with_special_scales(rng, qt, rows: int, blocks: int) -> np.ndarray:
+    """Random blocks whose scale fields run through SPECIAL_HALVES (in every pairing)."""
+    bs, ts = gguf.GGML_QUANT_SIZES[qt]
+    raw = rng.integers(0, 256, size=(rows, blocks, ts), dtype=np.uint8)
+    flat = raw.reshape(-1, ts)
+    for j, at in enumerate(HALF_FIELDS[qt]):
+        pick = SPECIAL_HALVES[(np.arange(len(flat)) // len(SPECIAL_HALVES) ** j)
+                              % len(SPECIAL_HALVES)]
+        keep = rng.random(len(flat)) < 0.8  # and some random bit patterns left as they are
+        flat[keep, at:at + 2] = pick[keep].view(np.uint8).reshape(-1, 2)
+    return raw.reshape(rows, blocks * ts)
+
+
+def _bits(a: np.ndarray) -> np.ndarray:
+    return a.view(np.uint8)
+
+
+@pytest.mark.parametrize("qt", C_TYPES, ids=lambda q: q.name)
+def test_c_dequantizers_are_gguf_reference_bit_for_bit(qt):
+    """NaN payloads and signs included: numpy's float16 widening, the x86 NaN rules."""
+    rng = np.random.default_rng(int(qt))
+    bs, ts = gguf.GGML_QUANT_SIZES[qt]
+    blocks = 4096 // bs
+    raw = _blocks_with_special_scales(rng, qt, 48, blocks)
+    t = fmt.GgufTensor("a.weight", (48, blocks * bs), int(qt), qt.name, bs, ts, 0, raw.nbytes,
+                       "x")
+    with np.errstate(all="ignore"):
+        want = gguf.quants.dequantize(raw, qt)
+    for impl in ("reference", "fast"):
+        got = fmt.dequantize_rows(raw, t, impl=impl)
+        assert got.dtype == np.float32 and got.shape == want.shape
+        assert np.array_equal(_bits(got), _bits(want)), impl
+
+
+@pytest.mark.parametrize("qt", C_TYPES, ids=lambda q: q.name)
+def test_c_dequantizers_fast_equals_reference_for_any_rows_isa_and_threads(tmp_path, qt):
+    """Every instruction set the machine has (the AVX2 kernels of gguf_avx2.c included),
+    one and two threads, float32 and the half-precision outputs, from memory and file."""
+    from support import supported_configs, use_kernel
+
+    from mlxq._dtypes import bfloat16
+
+    rng = np.random.default_rng(100 + int(qt))
+    bs, ts = gguf.GGML_QUANT_SIZES[qt]
+    raw = _blocks_with_special_scales(rng, qt, 37, 2048 // bs)
+    p = raw_file(tmp_path / "t.gguf", {"a.weight": raw}, {"a.weight": qt})
+    rows = rng.permutation(37)[:29]
+    with fmt.GgufFile(p) as f:
+        t = f.tensors["a.weight"]
+        for dt in (np.float32, np.float16, bfloat16):
+            ref = fmt.dequantize_rows(raw, t, rows, impl="reference", dtype=dt)
+            assert np.array_equal(_bits(ref), _bits(fmt.dequantize_rows(
+                raw[rows], t, impl="reference", dtype=dt)))
+            whole = fmt.dequantize_rows(raw, t, impl="reference", dtype=dt)
+            for impl, isa, threads in supported_configs():
+                with use_kernel(impl, isa, threads) as k:
+                    got = fmt.dequantize_rows(raw, t, rows, impl=k, dtype=dt)
+                    read = f.read_dequantized("a.weight", 0, 37, impl=k, dtype=dt)
+                assert np.array_equal(_bits(got), _bits(ref)), (dt, isa, threads)
+                assert np.array_equal(_bits(read), _bits(whole)), (dt, isa, threads)
+
+
+@pytest.mark.parametrize("qt", C_TYPES, ids=lambda q: q.name)
+def test_c_dequantizers_in_half_precision_are_the_float32_values_cast_as_mlx(tmp_path, qt):
+    """Made in float16/bfloat16 in one pass: the float32 values cast by MLX's astype rules
+    (mlxq.astype: NaN as MLX writes it), from memory and from the file, either kernel."""
+    from mlxq._dtypes import bfloat16
+
+    rng = np.random.default_rng(200 + int(qt))
+    bs, ts = gguf.GGML_QUANT_SIZES[qt]
+    raw = _blocks_with_special_scales(rng, qt, 40, 1024 // bs)
+    p = raw_file(tmp_path / "t.gguf", {"a.weight": raw}, {"a.weight": qt})
+    with fmt.GgufFile(p) as f:
+        t = f.tensors["a.weight"]
+        wide = fmt.dequantize_rows(raw, t, impl="reference")
+        for dt in (np.float16, bfloat16):
+            want = mlxq.astype(wide, dt)
+            for impl in ("reference", "fast"):
+                got = fmt.dequantize_rows(raw, t, impl=impl, dtype=dt)
+                assert got.dtype == want.dtype and np.array_equal(_bits(got), _bits(want))
+                got = f.read_dequantized("a.weight", 0, 40, impl=impl, dtype=dt)
+                assert got.dtype == want.dtype and np.array_equal(_bits(got), _bits(want))
+
+
+@pytest.mark.parametrize("qt", [Q.Q4_0, Q.Q8_0, Q.Q4_1], ids=lambda q: q.name)
+def test_c_repack_is_mx_load_for_every_float16_scale(tmp_path, qt):
+    """All 65536 float16 values as d (and as Q4_1's m): scales, -8d / -128d biases (overflow,
+    subnormals, NaN signs) and codes as MLX's GGUF reader gives them, by both kernels."""
+    rng = np.random.default_rng(7)
+    ts = gguf.GGML_QUANT_SIZES[qt][1]
+    raw = rng.integers(0, 256, size=(256, 256 * ts), dtype=np.uint8)
+    halves = np.arange(65536, dtype=np.uint32).astype(np.uint16)
+    flat = raw.reshape(-1, ts)
+    flat[:, 0:2] = halves.view(np.uint8).reshape(-1, 2)
+    if qt == Q.Q4_1:
+        flat[:, 2:4] = halves[::-1].copy().view(np.uint8).reshape(-1, 2)
+    p = raw_file(tmp_path / "t.gguf", {"a.weight": raw}, {"a.weight": qt})
+    want = mx.load(str(p))
+    for impl in ("reference", "fast"):
+        got = fmt.to_mlx(raw, qt.name, impl=impl)
+        for arr, key in zip(got, ("weight", "scales", "biases")):
+            ref = np.array(want[f"a.{key}"])
+            assert arr.dtype == ref.dtype and arr.shape == ref.shape, key
+            assert np.array_equal(_bits(arr), _bits(ref)), (impl, key)
+
+
+@pytest.mark.parametrize("qt", [Q.Q4_0, Q.Q4_1, Q.Q8_0, Q.MXFP4], ids=lambda q: q.name)
+def test_c_repack_fast_equals_reference_with_a_row_order(qt):
+    from support import use_kernel
+
+    rng = np.random.default_rng(11)
+    ts = gguf.GGML_QUANT_SIZES[qt][1]
+    raw = rng.integers(0, 256, size=(41, 24 * ts), dtype=np.uint8)
+    if qt == Q.MXFP4:
+        raw.reshape(41, 24, ts)[..., 0] %= 255
+    rows = np.concatenate([rng.permutation(41), [3, 3, 40]])
+    ref = fmt.to_mlx(raw, qt.name, rows, impl="reference")
+    whole = fmt.to_mlx(raw, qt.name, impl="reference")
+    for a, b in zip(ref, whole):
+        assert np.array_equal(_bits(a), _bits(np.ascontiguousarray(b[rows])))
+    for threads in (1, 2):
+        with use_kernel("fast", threads=threads) as impl:
+            got = fmt.to_mlx(raw, qt.name, rows, impl=impl)
+        assert all(np.array_equal(_bits(a), _bits(b)) for a, b in zip(got, ref)), threads
+
+
+@pytest.mark.parametrize("qt", [Q.Q4_0, Q.Q8_0, Q.MXFP4, Q.Q4_K, Q.Q6_K, Q.Q5_0],
+                         ids=lambda q: q.name)
+def test_reading_from_the_file_in_c_is_reading_then_converting(tmp_path, qt):
+    """src/gguf_read.c (pread in pieces by the pool's threads) gives what the in-memory
+    conversion of the same bytes gives, for any row range, with either kernel."""
+    rng = np.random.default_rng(5)
+    bs, ts = gguf.GGML_QUANT_SIZES[qt]
+    raw = _blocks_with_special_scales(rng, qt, 300, 1024 // bs)
+    if qt == Q.MXFP4:
+        raw.reshape(300, -1, ts)[..., 0] %= 255
+    p = raw_file(tmp_path / "t.gguf", {"a.weight": raw}, {"a.weight": qt})
+    with fmt.GgufFile(p) as f:
+        t = f.tensors["a.weight"]
+        for r0, r1 in ((0, 300), (7, 263), (299, 300), (5, 5)):
+            before = f.bytes_read
+            for impl in ("reference", "fast"):
+                if qt.name in fmt.EXACT:
+                    got = f.read_to_mlx("a.weight", r0, r1, impl=impl)
+                    want = fmt.to_mlx(raw[r0:r1], qt.name, impl="reference")
+                else:
+                    got = (f.read_dequantized("a.weight", r0, r1, impl=impl),)
+                    want = (fmt.dequantize_rows(raw[r0:r1], t, impl="reference"),)
+                assert len(got) == len(want)
+                assert all(np.array_equal(_bits(a), _bits(b)) for a, b in zip(got, want))
+            assert f.bytes_read - before == 2 * (r1 - r0) * t.row_bytes
+
+
+def test_a_file_that_shrinks_while_read_in_c_is_a_format_error(tmp_path):
+    raw = np.zeros((64, 8 * 18), np.uint8)
+    p = raw_file(tmp_path / "t.gguf", {"a.weight": raw}, {"a.weight": Q.Q4_0})
+    with fmt.GgufFile(p) as f:
+        t = f.tensors["a.weight"]
+        os.truncate(p, t.offset + 10 * t.row_bytes + 5)
+        for impl in ("reference", "fast"):
+            with pytest.raises(errors.FormatError, match="'a.weight'.*file ended at byte "
+                                                         f"{t.offset + 10 * t.row_bytes + 5}"):
+                f.read_to_mlx("a.weight", 0, 64, impl=impl)
+            with pytest.raises(errors.FormatError, match="shrank"):
+                f.read_dequantized("a.weight", 3, 40, impl=impl)
+
+
+def test_mxfp4_exponent_255_has_no_mlx_layout_and_is_named(tmp_path):
+    raw = np.zeros((3, 4 * 17), np.uint8)
+    raw.reshape(3, 4, 17)[2, 1, 0] = 255
+    p = raw_file(tmp_path / "t.gguf", {"a.weight": raw}, {"a.weight": Q.MXFP4})
+    with fmt.GgufFile(p) as f:
+        for impl in ("reference", "fast"):
+            with pytest.raises(errors.FormatError, match="row 2, block 1: an MXFP4 scale "
+                                                         "exponent of 255"):
+                fmt.to_mlx(raw, "MXFP4", impl=impl)
+            with pytest.raises(errors.FormatError, match="'a.weight': row 2, block 1"):
+                f.read_to_mlx("a.weight", 0, 3, impl=impl)
+
+
+def test_the_c_module_refuses_bad_arguments_with_typed_errors():
+    from mlxq import _core
+
+    good = np.zeros((2, 18), np.uint8)
+    with pytest.raises(errors.MlxqError, match="not one mlxq converts in C"):
+        _core.gguf_dequant(23, good, None, 0)  # IQ4_XS
+    with pytest.raises(errors.MlxqError, match="no exact MLX layout"):
+        _core.gguf_to_mlx(12, np.zeros((2, 144), np.uint8), None, 0)  # Q4_K
+    with pytest.raises(errors.MlxqError, match="not whole blocks of 18 bytes"):
+        _core.gguf_to_mlx(2, np.zeros((2, 20), np.uint8), None, 0)
+    with pytest.raises(errors.MlxqError, match="2-D"):
+        _core.gguf_to_mlx(2, np.zeros(18, np.uint8), None, 0)
+    with pytest.raises(errors.MlxqError, match=r"rows\[1\] = 2 is outside the 2 source rows"):
+        _core.gguf_to_mlx(2, good, np.array([0, 2], np.int64), 0)
+    with pytest.raises(errors.MlxqError, match="rows must not overlap"):
+        _core.gguf_dequant(2, np.lib.stride_tricks.as_strided(good, (2, 18), (1, 1)), None, 0)
+
+
 # ---- whole models ------------------------------------------------------------------------
 
 def _convert(src: Path, dst: Path, **kw) -> "mlxq.conversion.ConvertResult":
@@ -271,6 +487,12 @@ def test_round_trip_hf_to_gguf_to_mlx_equals_hf_to_mlx(tmp_path, arch):
     a, b = tensors_of(tmp_path / "from-gguf"), tensors_of(tmp_path / "from-hf")
     assert sorted(a) == sorted(b)
     for k in a:
+        if k.endswith("e_score_correction_bias"):
+            # a tensor the family never casts: the checkpoint's bfloat16, llama.cpp's float32
+            # (every vector is float32 in a GGUF); the same values
+            assert a[k].dtype == np.float32 and b[k].dtype == np.uint16
+            assert np.array_equal(a[k], (b[k].astype(np.uint32) << 16).view(np.float32)), k
+            continue
         assert a[k].dtype == b[k].dtype and np.array_equal(a[k], b[k]), k
     # the same model in the config's terms
     ca = json.loads((tmp_path / "from-gguf" / "config.json").read_text())
@@ -303,7 +525,8 @@ def _logits(folder: Path) -> np.ndarray:
     return np.array(model(mx.array(PROMPT)).astype(mx.float32))
 
 
-@pytest.mark.parametrize("arch", ["llama", "qwen3_moe", "gemma3_text", "phi3"])
+@pytest.mark.parametrize("arch", ["llama", "qwen3_moe", "gemma3_text", "phi3", "deepseek_v2",
+                                  "deepseek_v3", "gpt_oss"])
 @pytest.mark.parametrize("qt,tol", [(Q.Q8_0, 0.05), (Q.Q4_0, 0.5), (Q.Q4_1, 0.5)])
 def test_kept_blocks_load_in_mlx_lm_and_match_the_float_model(tmp_path, arch, qt, tol):
     g = gp.hf_to_gguf(arch, tmp_path / "m.gguf", gp.everything(qt))
@@ -324,6 +547,96 @@ def test_kept_blocks_load_in_mlx_lm_and_match_the_float_model(tmp_path, arch, qt
             continue  # rows reordered (the next test)
         for leaf in ("weight", "scales", "biases"):
             assert np.array_equal(ours[f"{hf}.{leaf}"], theirs[f"{gname}.{leaf}"]), hf
+
+
+@pytest.mark.parametrize("arch", ["deepseek_v2", "deepseek_v3"])
+def test_deepseek2_before_the_mla_split_converts_the_same(tmp_path, arch):
+    """Converters before llama.cpp's MLA split wrote ``kv_b_proj`` whole (``attn_kv_b``)."""
+    joint = gp.hf_to_gguf(arch, tmp_path / "joint.gguf", gp.everything(Q.BF16),
+                          deepseek_kv_b="joint")
+    names = {t.name for t in fmt.read_header(joint).tensors}
+    assert "blk.0.attn_kv_b.weight" in names and "blk.0.attn_k_b.weight" not in names
+    _convert(joint, tmp_path / "a")
+    mlxq.convert(str(gp.ROOT / arch), str(tmp_path / "b"), quiet=True)
+    a, b = tensors_of(tmp_path / "a"), tensors_of(tmp_path / "b")
+    assert sorted(a) == sorted(b)
+    assert all(np.array_equal(a[k], b[k]) for k in a if "e_score_correction" not in k)
+
+
+def test_deepseek2_config_is_the_models(tmp_path):
+    """The values mlx-lm's deepseek_v2 reads: yarn's mscale pair (llama.cpp keeps 0.1 x
+    mscale_all_dim), the routing, the MLA sizes; and the folder's logits are the Hugging Face
+    checkpoint's (every weight BF16, so the same model)."""
+    g = gp.hf_to_gguf("deepseek_v2", tmp_path / "m.gguf", gp.everything(Q.BF16))
+    _convert(g, tmp_path / "a", dtype="float32")
+    ca = json.loads((tmp_path / "a" / "config.json").read_text())
+    cb = json.loads((gp.ROOT / "deepseek_v2" / "config.json").read_text())
+    for k in ("kv_lora_rank", "q_lora_rank", "qk_nope_head_dim", "qk_rope_head_dim",
+              "v_head_dim", "n_routed_experts", "n_shared_experts", "num_experts_per_tok",
+              "moe_intermediate_size", "first_k_dense_replace", "routed_scaling_factor",
+              "norm_topk_prob", "n_group", "topk_group", "topk_method"):
+        assert ca[k] == cb[k], k
+    for k in ("factor", "original_max_position_embeddings", "beta_fast", "beta_slow", "mscale",
+              "mscale_all_dim"):
+        assert ca["rope_scaling"][k] == cb["rope_scaling"][k], k
+    mlxq.convert(str(gp.ROOT / "deepseek_v2"), str(tmp_path / "b"), quiet=True, dtype="float32")
+    assert np.array_equal(_logits(tmp_path / "a"), _logits(tmp_path / "b"))
+
+
+def test_a_quantized_router_is_dequantized_as_mlx_lm_keeps_it_dense(tmp_path):
+    """deepseek's mlp.gate is never quantized in mlx-lm's model: a GGUF that quantized it
+    (llama.cpp does not) gets it dense, with the GGUF's values."""
+    g = gp.hf_to_gguf("deepseek_v3", tmp_path / "m.gguf", gp.everything(Q.Q8_0),
+                      router_f32=False)
+    res = _convert(g, tmp_path / "mlx")
+    gate = [t for t in res.gguf_tensors if t.gguf_name == "blk.1.ffn_gate_inp.weight"]
+    assert gate and gate[0].action == "dequantized" and gate[0].type == "Q8_0"
+    ours = tensors_of(tmp_path / "mlx")
+    assert "model.layers.1.mlp.gate.scales" not in ours
+    rd = {t.name: np.array(t.data) for t in gguf.GGUFReader(str(g)).tensors}
+    want = gguf.quants.dequantize(rd["blk.1.ffn_gate_inp.weight"], Q.Q8_0)
+    assert np.array_equal(ours["model.layers.1.mlp.gate.weight"], want.astype(np.float16))
+    from mlx_lm import load
+
+    load(str(tmp_path / "mlx"))
+
+
+def _mxfp4_moe(name: str, shape: tuple) -> "Q":
+    """llama.cpp's MXFP4_MOE mix: the experts in MXFP4, the other matrices BF16."""
+    return Q.MXFP4 if "_exps." in name else Q.BF16
+
+
+def test_gpt_oss_mxfp4_experts_are_mlx_mxfp4_holding_the_gguf_values(tmp_path):
+    """MXFP4 is where GGUF files carry it (gpt-oss's experts): kept as MLX mxfp4 (same codes,
+    same E8M0 exponents), whose values are gguf's reference dequantizer's, bit for bit;
+    the rest as the Hugging Face checkpoint converts; mlx_lm.load runs it."""
+    g = gp.hf_to_gguf("gpt_oss", tmp_path / "m.gguf", _mxfp4_moe)
+    r = _convert(g, tmp_path / "mlx")
+    cfg = json.loads((gp.ROOT / "gpt_oss" / "config.json").read_text())
+    layers = cfg["num_hidden_layers"]
+    kept = [t for t in r.gguf_tensors if t.action == "kept"]
+    assert len(kept) == 3 * layers and {t.type for t in kept} == {"MXFP4"}
+    q = json.loads((tmp_path / "mlx" / "config.json").read_text())["quantization"]
+    ours = tensors_of(tmp_path / "mlx")
+    rd = {t.name: np.array(t.data) for t in gguf.GGUFReader(str(g)).tensors}
+    experts = set()
+    for i in range(layers):
+        for proj in ("gate", "up", "down"):
+            path = f"model.layers.{i}.mlp.experts.{proj}_proj"
+            assert q[path] == {"group_size": 32, "bits": 4, "mode": "mxfp4"}
+            got = mx.dequantize(mx.array(ours[f"{path}.weight"]), mx.array(ours[f"{path}.scales"]),
+                                mode="mxfp4", group_size=32, bits=4, dtype=mx.float32)
+            want = gguf.quants.dequantize(rd[f"blk.{i}.ffn_{proj}_exps.weight"], Q.MXFP4)
+            assert np.array_equal(np.array(got), want), path
+            experts.update({f"{path}.weight", f"{path}.scales"})
+    mlxq.convert(str(gp.ROOT / "gpt_oss"), str(tmp_path / "hf"), quiet=True)
+    ref = tensors_of(tmp_path / "hf")
+    assert sorted(set(ours) - experts) == sorted(set(ref) - {k for k in ref if k in experts})
+    for k in set(ours) - experts:
+        assert ours[k].dtype == ref[k].dtype and np.array_equal(ours[k], ref[k]), k
+    mlxq.convert(str(gp.ROOT / "gpt_oss"), str(tmp_path / "f32"), quiet=True, dtype="float32")
+    got, want = _logits(tmp_path / "mlx"), _logits(tmp_path / "f32")
+    assert np.abs(got - want).max() < 0.5 * np.abs(want).max()
 
 
 def test_llama_q_and_k_rows_are_reordered_as_whole_blocks(tmp_path):
@@ -353,6 +666,19 @@ def test_explicit_q_parameters_win_and_the_requantize_is_reported(tmp_path):
                if isinstance(v, dict))
 
 
+@pytest.mark.parametrize("qt", [Q.Q4_0, Q.Q4_K, Q.BF16], ids=lambda q: q.name)
+def test_bytes_read_are_the_files_bytes_each_block_read_once(tmp_path, qt):
+    src = tmp_path / "hf"
+    gp.widen_mlp(gp.ROOT / "llama", src)
+    g = gp.hf_to_gguf("llama", tmp_path / "m.gguf", lambda n, s: qt if s[-1] % 256 == 0
+                      else Q.Q8_0, src=src)
+    r = _convert(g, tmp_path / "mlx")
+    h = fmt.read_header(g)
+    assert r.bytes_read == h.header_bytes + sum(t.nbytes for t in h.tensors)
+    assert r.bytes_read <= g.stat().st_size
+    assert "size %s read" % mlxq.conversion.human_bytes(r.bytes_read) in r.summary()
+
+
 def test_plain_q_keeps_the_gguf_blocks(tmp_path):
     g = gp.hf_to_gguf("qwen3", tmp_path / "m.gguf", gp.everything(Q.Q8_0))
     r = _convert(g, tmp_path / "mlx", quantize=True)
@@ -377,7 +703,7 @@ def test_k_quant_tensors_are_dequantized_and_q_requantizes_them_with_their_error
     def qtype(name, shape):
         return Q.Q4_K if shape[-1] % 256 == 0 else Q.Q8_0
     src = tmp_path / "hf"
-    _widen_mlp(gp.ROOT / "llama", src)
+    gp.widen_mlp(gp.ROOT / "llama", src)
     g = gp.hf_to_gguf("llama", tmp_path / "m.gguf", qtype, src=src)
     r = _convert(g, tmp_path / "float")
     deq = [t for t in r.gguf_tensors if t.action == "dequantized"]
@@ -391,31 +717,6 @@ def test_k_quant_tensors_are_dequantized_and_q_requantizes_them_with_their_error
     assert {x.layer for x in r.requantized} == {t.name[: -len(".weight")] for t in deq}
     assert all(x.source_type == "Q4_K" and x.error.rmse > 0 for x in r.requantized)
     assert r.repacked_layers > 0
-
-
-def _widen_mlp(src: Path, dst: Path) -> None:
-    """The llama fixture with intermediate_size 256 (the down projection's rows then hold
-    whole K-quant super-blocks): the MLP weights tiled, a checkpoint written with numpy."""
-    import shutil
-
-    shutil.copytree(src, dst)
-    cfg = json.loads((dst / "config.json").read_text())
-    cfg["intermediate_size"] = 256
-    (dst / "config.json").write_text(json.dumps(cfg))
-    w = gp.read_safetensors(src / "model.safetensors")
-    for k in list(w):
-        if ".mlp.gate_proj" in k or ".mlp.up_proj" in k:
-            w[k] = np.concatenate([w[k], w[k] * 0.5], axis=0)
-        elif ".mlp.down_proj" in k:
-            w[k] = np.concatenate([w[k], w[k] * 0.5], axis=1)
-    header, blobs, off = {}, [], 0
-    for k in sorted(w):
-        b = np.ascontiguousarray(w[k].astype(gp.ml_dtypes.bfloat16)).tobytes()
-        header[k] = {"dtype": "BF16", "shape": list(w[k].shape), "data_offsets": [off, off + len(b)]}
-        blobs.append(b)
-        off += len(b)
-    hb = json.dumps(header).encode()
-    (dst / "model.safetensors").write_bytes(struct.pack("<Q", len(hb)) + hb + b"".join(blobs))
 
 
 def test_a_split_set_converts_as_the_single_file(tmp_path):
@@ -445,6 +746,37 @@ def test_the_tokenizer_and_chat_template_come_from_the_metadata(tmp_path):
     assert all(tok.convert_tokens_to_ids(t) == i for t, i in vocab.items())
     cfg = json.loads((tmp_path / "mlx" / "config.json").read_text())
     assert (cfg["bos_token_id"], cfg["eos_token_id"]) == (1, 2)
+
+
+def test_a_vocabulary_transformers_cannot_build_fails_and_nothing_is_written(tmp_path):
+    """The tokenizer is built beside the tensors: its failure still stops the conversion,
+    typed, and commits nothing."""
+    g = gp.hf_to_gguf("qwen3", tmp_path / "m.gguf", gp.everything(Q.Q8_0))
+    data = g.read_bytes()
+    key = b"tokenizer.ggml.model" + struct.pack("<IQ", 8, 4) + b"gpt2"
+    assert data.count(key) == 1
+    g.write_bytes(data.replace(key, key[:-4] + b"gpt9"))
+    with pytest.raises(errors.UnsupportedFormatError, match="'gpt9'"):
+        _convert(g, tmp_path / "mlx")
+    assert not (tmp_path / "mlx").exists()
+
+
+def test_the_tokenizer_needs_no_torch(tmp_path):
+    """CI has no torch: the tokenizer step (transformers' GGUF tokenizer conversion) and
+    mlx_lm.load of the folder run in a process where importing torch fails."""
+    import subprocess
+    import sys
+
+    g = gp.hf_to_gguf("qwen3", tmp_path / "m.gguf", gp.everything(Q.Q8_0))
+    code = ("import sys; sys.modules['torch'] = None\n"  # `import torch` raises ImportError
+            "import mlxq, mlx.core as mx\n"
+            f"mlxq.convert({str(g)!r}, {str(tmp_path / 'mlx')!r}, quiet=True)\n"
+            "from mlx_lm import load\n"
+            f"model, tok = load({str(tmp_path / 'mlx')!r})\n"
+            "print(tok.encode('hello world'), model(mx.array([[1, 2, 3]])).shape)\n"
+            "assert 'torch' not in [m.split('.')[0] for m in sys.modules if sys.modules[m]]\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-3000:]
 
 
 def test_the_input_file_is_not_modified(tmp_path):

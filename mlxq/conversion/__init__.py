@@ -743,7 +743,8 @@ def convert(hf_path: PathLike, mlx_path: PathLike = "mlx_model", *, quantize: bo
         from .prequant import _requested
 
         with anywhere():
-            opened: Any = GgufCheckpoint(src_p, _requested(opts), opts.dtype)
+            opened: Any = GgufCheckpoint(src_p, _requested(opts), opts.dtype,
+                                         dense_in_dtype=not quantize)
     elif hub_repo is None:
         with anywhere():
             opened = SourceCheckpoint(src_p)
@@ -813,7 +814,8 @@ def convert(hf_path: PathLike, mlx_path: PathLike = "mlx_model", *, quantize: bo
         kept_quantized_layers=stored if fmt is None else 0,
         dequantized_layers=plan.counts["dequantize"], fp8_dequantized=plan.counts["fp8"],
         bits_per_weight=plan.total_size * 8 / max(plan.total_parameters, 1),
-        bytes_read=plan.bytes_read, bytes_written=plan.total_size,
+        bytes_read=source.bytes_read if gguf else plan.bytes_read,
+        bytes_written=plan.total_size,
         seconds=time.monotonic() - t0, architecture=plan.family.module, report=reports,
         report_total=total, requantized=requantized, repacked_layers=repacked,
         source_format=fmt, quantize=quantize, allocation=plan.allocation,

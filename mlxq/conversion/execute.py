@@ -1,6 +1,7 @@
 """Executing a plan: each unit's output computed in row blocks and handed to the writer.
 
-A copy unit streams its lazy tensor block by block; a quantization unit evaluates its dense
+A copy unit streams its lazy tensor block by block (a stored layer's weight, scales and
+biases together, a row block of each in turn); a quantization unit evaluates its dense
 tensor block by block and quantizes each block (groups never cross rows, so the result is
 the whole tensor's, bit for bit); a dequantization unit is a copy of a lazy
 ``dequantize``. Blocks are about :data:`BLOCK_BYTES` of input, so neither the source nor the
@@ -43,6 +44,14 @@ def blocks_of(t: graph.Tensor, block_bytes: int, importance: Optional[np.ndarray
 
 
 def _copy(u: Unit, put: Callable[[str, np.ndarray], None], block_bytes: int) -> None:
+    if u.parts:  # several outputs of the same rows: a block of each in turn
+        n = u.parts[0].nrows
+        step = max(1, block_bytes // max(sum(t.ncols * t.dtype.itemsize for t in u.parts), 1))
+        for r0 in range(0, n, step):
+            check()
+            for (name, _), t in zip(u.outputs, u.parts):
+                put(name, t.rows(r0, min(n, r0 + step)))
+        return
     name = u.outputs[0][0]
     for r0, r1 in blocks_of(u.tensor, block_bytes):
         check()

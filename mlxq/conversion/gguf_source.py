@@ -24,9 +24,12 @@ undoes what llama.cpp's ``convert_hf_to_gguf.py`` did to the Hugging Face checkp
 Each tensor of a type with an exact MLX layout (Q4_0, Q4_1, Q8_0, MXFP4:
 :mod:`mlxq.formats.gguf`) becomes MLX's quantized triple and gets its own entry in the
 ``quantization`` block; the rest are dequantized (the ``gguf`` package's reference
-dequantizers) to the model's float dtype, and ``-q`` quantizes them as any dense layer. With
-``-q`` and explicit parameters (``--q-bits``, ``--q-group-size``, ``--q-mode``) that differ from
-a tensor's own, the user's choice wins: that tensor is dequantized and quantized again.
+arithmetic, in C for the common types) to the model's float dtype, and ``-q`` quantizes them
+as any dense layer. With ``-q`` and explicit parameters (``--q-bits``, ``--q-group-size``,
+``--q-mode``) that differ from a tensor's own, the user's choice wins: that tensor is
+dequantized and quantized again. Rows in file order are read and converted by C threads in
+one pass (src/gguf_read.c); llama's permuted rows are read whole heads at a time and gathered
+by the same C conversion. The tokenizer is built while the tensors convert.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ import logging
 import os
 from collections import Counter
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Optional
+from typing import Any, Callable, Iterable, Mapping, Optional
 
 import numpy as np
 
@@ -55,6 +58,7 @@ log = logging.getLogger("mlxq")
 ARCHITECTURES: dict[str, str] = {
     "llama": "llama", "qwen2": "qwen2", "qwen3": "qwen3", "qwen3moe": "qwen3_moe",
     "gemma2": "gemma2", "gemma3": "gemma3_text", "phi3": "phi3", "deepseek2": "deepseek_v2",
+    "gpt-oss": "gpt_oss",
 }
 
 #: the Hugging Face class each model_type's config names
@@ -62,7 +66,7 @@ _HF_CLASS = {"llama": "LlamaForCausalLM", "qwen2": "Qwen2ForCausalLM",
              "qwen3": "Qwen3ForCausalLM", "qwen3_moe": "Qwen3MoeForCausalLM",
              "gemma2": "Gemma2ForCausalLM", "gemma3_text": "Gemma3ForCausalLM",
              "phi3": "Phi3ForCausalLM", "deepseek_v2": "DeepseekV2ForCausalLM",
-             "deepseek_v3": "DeepseekV3ForCausalLM"}
+             "deepseek_v3": "DeepseekV3ForCausalLM", "gpt_oss": "GptOssForCausalLM"}
 
 # llama.cpp permutes the Q/K rows of these architectures (convert_hf_to_gguf.py's
 # LlamaModel.permute: its rope is GPT-J style, Hugging Face's llama rotates halves)
@@ -90,22 +94,28 @@ class _Parts:
     """The reader behind the lazy tensors of a GGUF file: each GGUF tensor is seen as up to
     three virtual tensors (``NAME#weight``/``#scales``/``#biases`` for an exact type, kept
     quantized; ``NAME#dense`` for its float values), each read a row block at a time with
-    one ``pread``. A tensor of llama's permuted Q/K rows is read whole heads at a time and
-    its rows put back in Hugging Face's order (:func:`hf_rows`): quantized blocks move as
-    they are. The last block's conversion is kept, so the triple's three parts cost one
-    read."""
+    one ``pread`` and converted in C (:mod:`mlxq.formats.gguf`). A tensor of llama's
+    permuted Q/K rows is read whole heads at a time and its rows put back in Hugging Face's
+    order (:func:`hf_rows`) by the same C pass: quantized blocks move as they are. The last
+    block's conversion is kept: the planner copies a kept triple's three parts a row block
+    of each in turn, so each block of the file is read and converted once."""
 
     def __init__(self, gf: fmt.GgufFile):
         self.gf, self.path = gf, str(gf.path)
+        #: called before each block is read (the tokenizer's build reports a failure there)
+        self.check: Callable[[], None] = lambda: None
         self._infos: dict[str, tuple[_Info, np.dtype]] = {}
         self._heads: dict[str, int] = {}
         self._last: Optional[tuple[tuple[str, int, int], Any]] = None
 
-    def add(self, name: str, part: str, heads: Optional[int] = None) -> str:
+    def add(self, name: str, part: str, heads: Optional[int] = None,
+            dtype: Optional[np.dtype] = None) -> str:
+        """The key of a part of GGUF tensor ``name``; ``dtype``: a block type's dense values
+        in that float dtype (float32 otherwise)."""
         t = self.gf.tensors[name]
         lead = t.shape[:-1]
         if part == "dense":
-            dt = fmt.plain_dtype(t.type) or np.dtype(np.float32)
+            dt = fmt.plain_dtype(t.type) or np.dtype(dtype or np.float32)
             shape = t.shape
         else:
             bits, gs, mode = fmt.EXACT[t.type]
@@ -134,40 +144,64 @@ class _Parts:
         return self._infos[key][1]
 
     def _converted(self, name: str, r0: int, r1: int, dense: bool) -> Any:
+        """Rows ``r0:r1`` (Hugging Face's order) of GGUF tensor ``name``: its float values
+        (a 1-tuple) or MLX's quantized arrays."""
         k = (name + ("#dense" if dense else ""), r0, r1)
         if self._last is not None and self._last[0] == k:
             return self._last[1]
+        self._last = None  # (released before the next block is read)
+        self.check()
         t = self.gf.tensors[name]
-        if len(t.shape) == 1:  # a bias vector: one row of ncols values
-            raw = self.gf.read_raw(name, 0, 1)
-        else:
-            raw = self.gf.read_raw(name, r0, r1)
-        if dense:
-            dt = fmt.plain_dtype(t.type)
-            got: Any = (raw.view(dt) if dt is not None else fmt.dequantize_rows(raw, t),)
-        else:
-            got = fmt.to_mlx(raw, t.type)
+        heads = self._heads.get(name)
+        order = None
+        plain = fmt.plain_dtype(t.type)
+        made = self._infos[k[0]][1] if dense else None
+        if heads is None and len(t.shape) > 1 and plain is None and (
+                not dense or fmt.c_dequantizes(t.ggml_type)):
+            # rows in file order, a block type converted in C: read and converted there
+            got = (self.gf.read_dequantized(name, r0, r1, dtype=made),) if dense else \
+                self.gf.read_to_mlx(name, r0, r1)
+            self._last = (k, got)
+            return got
+        # block types are converted into new arrays: their bytes can go to a reused buffer
+        scratch = plain is None
+        if len(t.shape) == 1:  # a vector: one row of ncols values
+            raw = self.gf.read_raw(name, 0, 1, scratch)
+        elif heads is None:
+            raw = self.gf.read_raw(name, r0, r1, scratch)
+        else:  # whole heads, the rows picked from them in Hugging Face's order
+            d = t.nrows // heads
+            h0, h1 = r0 // d, -(-r1 // d)
+            raw = self.gf.read_raw(name, h0 * d, h1 * d, scratch)
+            order = hf_rows(t.nrows, heads)[r0:r1] - h0 * d
+        try:
+            if dense:
+                dt = fmt.plain_dtype(t.type)
+                if dt is not None:
+                    vals = raw.view(dt) if order is None else raw.view(dt)[order]
+                else:
+                    vals = fmt.dequantize_rows(raw, t, order, dtype=made)
+                got: Any = (vals,)
+            else:
+                got = fmt.to_mlx(raw, t.type, order)
+        except FormatError as e:
+            raise FormatError(f"{t.path}: tensor {name!r}: {e.message}", key=name) from None
         self._last = (k, got)
         return got
 
-    def read_rows(self, key: str, start: int, out: np.ndarray) -> np.ndarray:
+    def rows(self, key: str, r0: int, r1: int) -> np.ndarray:
+        """Rows ``r0:r1`` of virtual tensor ``key``, a new array (graph.Source's reader)."""
         name, _, part = key.partition("#")
         t = self.gf.tensors[name]
-        n = out.shape[0]
         which = 0 if part == "dense" else ("weight", "scales", "biases").index(part)
-        heads = self._heads.get(name)
-        if heads is None or n == 0:
-            out[...] = self._converted(name, start, start + n, part == "dense")[which]
-            return out
-        if len(t.shape) == 1:  # a permuted bias: its values are the rows
+        if len(t.shape) == 1 and name in self._heads:  # a permuted bias: its values are rows
             vec = self._converted(name, 0, 1, True)[0].reshape(-1)
-            out[...] = vec[hf_rows(t.ncols, heads)].reshape(1, -1)
-            return out
-        d = t.nrows // heads
-        h0, h1 = start // d, -(-(start + n) // d)
-        got = self._converted(name, h0 * d, h1 * d, part == "dense")[which]
-        order = hf_rows(t.nrows, heads)[start:start + n] - h0 * d
-        out[...] = got[order]
+            return vec[hf_rows(t.ncols, self._heads[name])].reshape(1, -1)
+        got = self._converted(name, r0, r1, part == "dense")[which]
+        return np.ascontiguousarray(got.reshape(r1 - r0, -1).view(self.dtype(key)))
+
+    def read_rows(self, key: str, start: int, out: np.ndarray) -> np.ndarray:
+        out[...] = self.rows(key, start, start + out.shape[0])
         return out
 
 
@@ -202,22 +236,25 @@ class GgufCheckpoint:
     """A GGUF model opened as a conversion source (see the module docstring).
 
     ``requested``: the quantization parameters ``-q`` asks for explicitly (``(group_size,
-    bits, mode)``), if any; tensors of another exact type are dequantized for them."""
+    bits, mode)``), if any; tensors of another exact type are dequantized for them.
+    ``dense_in_dtype``: dequantized tensors the model casts are made in its float dtype
+    directly (rounded as the cast would round them: the same bytes, one pass less), rather
+    than float32 (what ``-q`` quantizes and measures its error against)."""
 
     external = None
     source_format = "gguf"
 
     def __init__(self, path: Path, requested: Optional[tuple[int, int, str]] = None,
-                 dtype: Optional[str] = None):
+                 dtype: Optional[str] = None, dense_in_dtype: bool = False):
         self.gf = fmt.GgufFile(path)
         try:
-            self._open(Path(path), requested, dtype)
+            self._open(Path(path), requested, dtype, dense_in_dtype)
         except BaseException:
             self.gf.close()
             raise
 
     def _open(self, path: Path, requested: Optional[tuple[int, int, str]],
-              dtype: Optional[str]) -> None:
+              dtype: Optional[str], dense_in_dtype: bool) -> None:
         from ..models import family_for
 
         self.path = path
@@ -230,7 +267,7 @@ class GgufCheckpoint:
                 f"supported: {', '.join(ARCHITECTURES)}", key="general.architecture")
         self.arch = arch
         tensors = self.gf.tensors
-        self.config = _config(arch, meta, tensors, path)
+        self.config = _config(arch, meta, self.gf, path)
         self.float_dtype = _float_dtype(tensors, dtype)
         self.config["torch_dtype"] = {np.dtype(np.float16): "float16",
                                       np.dtype(bfloat16): "bfloat16",
@@ -244,9 +281,10 @@ class GgufCheckpoint:
         block: dict[str, Any] = {}
         heads = self.config["num_attention_heads"]
         kv_heads = self.config.get("num_key_value_heads", heads)
+        skip, dense_only = _deepseek_mla(tensors, family) if arch == "deepseek2" else ((), ())
         for gname, t in tensors.items():
-            if gname in _CONFIG_TENSORS:
-                continue  # read into the config's rope_scaling
+            if gname in _CONFIG_TENSORS or gname in skip:
+                continue  # read into the config's rope_scaling; a redundant MLA form
             base, dot, leaf = gname.rpartition(".")
             hf = names.get(base)
             if hf is None or leaf not in ("weight", "bias"):
@@ -256,7 +294,10 @@ class GgufCheckpoint:
             permuted = None
             if arch in _PERMUTED and base.endswith((".attn_q", ".attn_k")):
                 permuted = heads if base.endswith(".attn_q") else kv_heads
-            keep = fmt.exact_in_mlx(t) and leaf == "weight"
+            # kept quantized where mlx-lm's model quantizes that layer (a router it keeps
+            # dense, such as deepseek's mlp.gate, is dequantized)
+            keep = (fmt.exact_in_mlx(t) and leaf == "weight" and gname not in dense_only
+                    and family.quantizable(hf, t.shape, np.float16))
             if keep and requested is not None:
                 bits, gs, mode = fmt.EXACT[t.type]
                 keep = requested == (gs, bits, mode)  # the user's choice wins
@@ -272,18 +313,29 @@ class GgufCheckpoint:
                 block[hf] = entry
                 action = "kept"
             else:
-                dense = graph.Source(parts, parts.add(gname, "dense", permuted))
+                made = self.float_dtype if dense_in_dtype and \
+                    family.casts(_hf_name(f"{hf}.{leaf}")) else None
+                dense = graph.Source(parts, parts.add(gname, "dense", permuted, made))
                 out = {f"{hf}.{leaf}": dense}
                 action = "dense" if fmt.plain_dtype(t.type) is not None else "dequantized"
             for k, v in out.items():
                 if arch in _NORM_SHIFTED and gname.endswith("norm.weight"):
                     v = v.astype(np.float32) - 1.0
-                self.tensors[k] = v
-            self.reports.append(GgufTensorReport(gname, f"{hf}.{leaf}", t.type, action))
+                self.tensors[_hf_name(k)] = v
+            self.reports.append(GgufTensorReport(gname, _hf_name(f"{hf}.{leaf}"), t.type,
+                                                 action))
         if arch == "deepseek2":
-            _deepseek_attention(self.tensors, self.config, family, block)
-        # built now, so that a vocabulary transformers cannot read fails before any writing
-        self.tokenizer = build_tokenizer(meta)
+            _deepseek_attention(self.tensors, self.config, family)
+        # transformers is imported here, on this thread (its lazy modules are not safe to
+        # import from two); the build itself, Python and Rust work, runs beside the tensors'
+        # conversion (C, without the GIL) and a failure stops the conversion at its next
+        # block, before anything is committed
+        tf = _transformers_tokenizer()
+        if "tokenizer.ggml.tokens" not in meta:
+            raise FormatError(f"{path}: no tokenizer.ggml.tokens: no tokenizer to write",
+                              key="tokenizer.ggml.tokens")
+        self._tokenizer = _Background(build_tokenizer, meta, tf)
+        parts.check = self._tokenizer.raise_failure
         if block:
             order = family.order_for(self.config)
             block = dict(sorted(block.items(), key=lambda kv: order.key(kv[0] + ".weight")))
@@ -303,6 +355,12 @@ class GgufCheckpoint:
     def files(self) -> list[Path]:
         return list(self.gf.files)
 
+    @property
+    def bytes_read(self) -> int:
+        """The bytes read from the GGUF file(s) so far: their headers and the tensor data
+        read (a kept tensor's three parts come from one read of its blocks)."""
+        return self.gf.bytes_read
+
     def model_card(self) -> Optional[Path]:
         return None
 
@@ -318,8 +376,14 @@ class GgufCheckpoint:
                                                     encoding="utf-8")
         return written + ["generation_config.json"]
 
+    @property
+    def tokenizer(self) -> Any:
+        """The tokenizer (transformers' ``PreTrainedTokenizerFast``) of ``tokenizer.ggml.*``;
+        waits for its build."""
+        return self._tokenizer.result()
+
     def close(self) -> None:
-        self.gf.close()
+        self.gf.close()  # (a tokenizer still being built finishes on its own)
 
     def __enter__(self) -> "GgufCheckpoint":
         return self
@@ -373,17 +437,30 @@ def _name_map(arch: str, family: Any, config: Mapping[str, Any]) -> dict[str, st
     for path in _module_paths(order._parsed, "", n):
         probe = path.replace(".switch_mlp.", ".experts.")
         probe = probe.replace(".embed_q", ".k_b_proj").replace(".unembed_out", ".v_b_proj")
+        if probe.endswith(".weight"):  # a parameter the order lists (gate(weight ...))
+            probe, path = probe[: -len(".weight")], path[: -len(".weight")]
+        elif probe.endswith(".e_score_correction_bias"):
+            probe = path = probe[: -len("_bias")]
         gname = tmap.get_name(probe)
         if gname is not None:
             out.setdefault(gname, path)
+    if arch == "deepseek2":  # both MLA forms, whichever the model holds (_deepseek_mla)
+        for i in range(n):
+            p = f"model.layers.{i}.self_attn"
+            for hf, mlx in (("k_b_proj", "embed_q"), ("v_b_proj", "unembed_out"),
+                            ("kv_b_proj", "kv_b_proj")):
+                gname = tmap.get_name(f"{p}.{hf}")
+                if gname is not None:
+                    out.setdefault(gname, f"{p}.{mlx}")
     return out
 
 
 # ---- config.json -----------------------------------------------------------------------------
 
-def _config(arch: str, meta: Mapping[str, Any], tensors: Mapping[str, fmt.GgufTensor],
-            path: Path) -> dict[str, Any]:
+def _config(arch: str, meta: Mapping[str, Any], gf: fmt.GgufFile, path: Path
+            ) -> dict[str, Any]:
     """mlx-lm's config.json for the model, from llama.cpp's metadata (``<arch>.*`` keys)."""
+    tensors = gf.tensors
 
     def get(key: str, default: Any = None, kind: type = int) -> Any:
         v = meta.get(f"{arch}.{key}", default)
@@ -452,34 +529,34 @@ def _config(arch: str, meta: Mapping[str, Any], tensors: Mapping[str, fmt.GgufTe
         orig = meta.get(f"{arch}.rope.scaling.original_context_length")
         if orig is not None:
             rs["original_max_position_embeddings"] = get("rope.scaling.original_context_length")
+        for beta in ("beta_fast", "beta_slow"):  # yarn's, when the converter wrote them
+            if f"{arch}.rope.scaling.yarn_{beta}" in meta:
+                rs[beta] = get(f"rope.scaling.yarn_{beta}", kind=float)
         c["rope_scaling"] = rs
     if "rope_freqs.weight" in tensors:
-        c["rope_scaling"] = _llama3_rope(tensors["rope_freqs.weight"], c, meta, arch, path)
+        c["rope_scaling"] = _llama3_rope(_read_floats(gf, "rope_freqs.weight"), c, meta,
+                                         arch, path)
     extra = _ARCH_CONFIG.get(arch)
     if extra is not None:
-        extra(c, get, meta, tensors, path)
+        extra(c, get, meta, gf, path)
     return c
 
 
-def _read_floats(t: fmt.GgufTensor) -> np.ndarray:
+def _read_floats(gf: fmt.GgufFile, name: str) -> np.ndarray:
     """A small float tensor's values (the rope factor vectors)."""
-    from ..formats.gguf import GgufFile  # noqa: F401 - the reader owns the file
-
+    t = gf.tensors[name]
     if t.type != "F32" or len(t.shape) != 1:
         raise FormatError(f"{t.path}: {t.name} is {t.type} {list(t.shape)}, not a float32 "
                           "vector", key=t.name)
-    with open(t.path, "rb") as f:
-        f.seek(t.offset)
-        return np.frombuffer(f.read(t.nbytes), "<f4").copy()
+    return gf.read_raw(name, 0, 1).view("<f4").reshape(-1)
 
 
-def _llama3_rope(t: fmt.GgufTensor, c: Mapping[str, Any], meta: Mapping[str, Any], arch: str,
+def _llama3_rope(got: np.ndarray, c: Mapping[str, Any], meta: Mapping[str, Any], arch: str,
                  path: Path) -> dict[str, Any]:
     """Llama 3's rope_scaling from the per-frequency factors llama.cpp computed from it
     (``rope_freqs``; LlamaModel.generate_extra_tensors): ``factor`` is the largest factor;
     ``low_freq_factor``, ``high_freq_factor`` and ``original_max_position_embeddings`` are
     Meta's published values, checked by recomputing every factor."""
-    got = _read_floats(t)
     head_dim = c.get("head_dim", c["hidden_size"] // c["num_attention_heads"])
     dim = meta.get(f"{arch}.rope.dimension_count", head_dim)
     base = c["rope_theta"]
@@ -505,7 +582,7 @@ def _llama3_rope(t: fmt.GgufTensor, c: Mapping[str, Any], meta: Mapping[str, Any
                                  "rope_scaling made them", key="rope_freqs.weight")
 
 
-def _qwen3moe(c: dict, get: Any, meta: Mapping[str, Any], tensors: Mapping[str, Any],
+def _qwen3moe(c: dict, get: Any, meta: Mapping[str, Any], gf: fmt.GgufFile,
               path: Path) -> None:
     c["num_experts"] = get("expert_count")
     c["num_experts_per_tok"] = get("expert_used_count")
@@ -515,7 +592,7 @@ def _qwen3moe(c: dict, get: Any, meta: Mapping[str, Any], tensors: Mapping[str, 
     c["norm_topk_prob"] = bool(meta.get("qwen3moe.expert_weights_norm", True))
 
 
-def _gemma(c: dict, get: Any, meta: Mapping[str, Any], tensors: Mapping[str, Any],
+def _gemma(c: dict, get: Any, meta: Mapping[str, Any], gf: fmt.GgufFile,
            path: Path) -> None:
     arch = "gemma2" if c["model_type"] == "gemma2" else "gemma3"
     head_dim = c.setdefault("head_dim", c["hidden_size"] // c["num_attention_heads"])
@@ -537,7 +614,7 @@ def _gemma(c: dict, get: Any, meta: Mapping[str, Any], tensors: Mapping[str, Any
                                  "factor": c["rope_scaling"]["factor"]}
 
 
-def _phi3(c: dict, get: Any, meta: Mapping[str, Any], tensors: Mapping[str, Any],
+def _phi3(c: dict, get: Any, meta: Mapping[str, Any], gf: fmt.GgufFile,
           path: Path) -> None:
     head_dim = c.pop("head_dim", None) or c["hidden_size"] // c["num_attention_heads"]
     rot = meta.get("phi3.rope.dimension_count", head_dim)
@@ -549,17 +626,18 @@ def _phi3(c: dict, get: Any, meta: Mapping[str, Any], tensors: Mapping[str, Any]
     sw = meta.get("phi3.attention.sliding_window")
     if isinstance(sw, int) and sw > 0:
         c["sliding_window"] = sw
-    if "rope_factors_long.weight" in tensors:
+    if "rope_factors_long.weight" in gf.tensors:
+        short = "rope_factors_short.weight"
         c["rope_scaling"] = {
             "type": "longrope",
-            "long_factor": [_f32(v) for v in _read_floats(tensors["rope_factors_long.weight"])],
+            "long_factor": [_f32(v) for v in _read_floats(gf, "rope_factors_long.weight")],
             "short_factor": [_f32(v) for v in _read_floats(
-                tensors.get("rope_factors_short.weight", tensors["rope_factors_long.weight"]))],
+                gf, short if short in gf.tensors else "rope_factors_long.weight")],
         }
     c.pop("rope_scaling", None) if c.get("rope_scaling", {}).get("type") == "none" else None
 
 
-def _deepseek2(c: dict, get: Any, meta: Mapping[str, Any], tensors: Mapping[str, Any],
+def _deepseek2(c: dict, get: Any, meta: Mapping[str, Any], gf: fmt.GgufFile,
                path: Path) -> None:
     rope = get("rope.dimension_count")
     key_len = get("attention.key_length_mla", 0) or get("attention.key_length")
@@ -579,55 +657,112 @@ def _deepseek2(c: dict, get: Any, meta: Mapping[str, Any], tensors: Mapping[str,
     c["norm_topk_prob"] = bool(meta.get("deepseek2.expert_weights_norm", False))
     c["n_group"] = get("expert_group_count", 1)
     c["topk_group"] = get("expert_group_used_count", 1)
-    c["topk_method"] = "noaux_tc" if c["model_type"] == "deepseek_v3" else "greedy"
-    c["scoring_func"] = "sigmoid" if c["model_type"] == "deepseek_v3" else "softmax"
-    c["num_key_value_heads"] = c["num_attention_heads"]
+    if c["model_type"] == "deepseek_v3":
+        c["topk_method"], c["scoring_func"] = "noaux_tc", "sigmoid"
+    else:  # DeepSeek-V2 limits the experts to the best groups when it has groups
+        grouped = c["n_group"] > 1 and c["topk_group"] < c["n_group"]
+        c["topk_method"] = "group_limited_greedy" if grouped else "greedy"
+        c["scoring_func"] = "softmax"
+    c["num_key_value_heads"] = c["num_attention_heads"]  # MLA decompressed: one per head
     rs = c.get("rope_scaling")
     if rs is not None and rs["type"] == "yarn":
+        # llama.cpp keeps 0.1 * mscale_all_dim and assumes mscale equal to it (DeepSeek's
+        # configs have them equal); beta_fast/beta_slow are its defaults, DeepSeek's values
         mult = meta.get("deepseek2.rope.scaling.yarn_log_multiplier")
-        rs.update({"beta_fast": 32, "beta_slow": 1, "mscale": 1.0,
-                   "mscale_all_dim": _f32(mult / 0.1) if mult else 0.0})
+        m = float(f"{mult / 0.1:.6g}") if mult else 0.0  # (the decimal it was written from)
+        rs.update({"beta_fast": 32, "beta_slow": 1, "mscale": m or 1.0, "mscale_all_dim": m})
+
+
+def _gpt_oss(c: dict, get: Any, meta: Mapping[str, Any], gf: fmt.GgufFile,
+             path: Path) -> None:
+    c["num_local_experts"] = get("expert_count")
+    c["num_experts_per_tok"] = get("expert_used_count")
+    c["intermediate_size"] = get("expert_feed_forward_length")
+    c["sliding_window"] = get("attention.sliding_window")
+    # llama.cpp's gpt-oss: sliding-window attention in every other layer, from the first
+    c["layer_types"] = ["sliding_attention" if i % 2 == 0 else "full_attention"
+                        for i in range(c["num_hidden_layers"])]
+    rs = c.get("rope_scaling")
+    if rs is not None:
+        rs["rope_type"] = rs.pop("type")
 
 
 _ARCH_CONFIG = {"qwen3moe": _qwen3moe, "gemma2": _gemma, "gemma3": _gemma, "phi3": _phi3,
-                "deepseek2": _deepseek2}
+                "deepseek2": _deepseek2, "gpt-oss": _gpt_oss}
 
 
-def _deepseek_attention(w: dict[str, graph.Tensor], c: Mapping[str, Any], family: Any,
-                        block: dict[str, Any]) -> None:
+def _deepseek_mla(tensors: Mapping[str, fmt.GgufTensor], family: Any
+                  ) -> tuple[set[str], set[str]]:
+    """Which of a deepseek2 file's MLA tensors to read: llama.cpp writes ``kv_b_proj``
+    split into ``attn_k_b`` and ``attn_v_b`` (its DeepseekV2Model.modify_tensors), older
+    converters wrote it whole (``attn_kv_b``), some both. deepseek_v3's mlx-lm model holds
+    the split form (``embed_q``/``unembed_out``), deepseek_v2's the whole one: the form the
+    model holds is read when present, the other one skipped. Returns (skipped, read dense):
+    deepseek_v2 rebuilds ``kv_b_proj`` from the split halves, dense (the key half is
+    transposed: its blocks run along the other axis)."""
+    skip: set[str] = set()
+    dense: set[str] = set()
+    layers = {n.split(".")[1] for n in tensors if n.startswith("blk.")}
+    for i in layers:
+        split = [f"blk.{i}.attn_k_b.weight", f"blk.{i}.attn_v_b.weight"]
+        whole = f"blk.{i}.attn_kv_b.weight"
+        has_split = all(n in tensors for n in split)
+        if family.module == "deepseek_v2":
+            if whole in tensors:
+                skip.update(split)
+            elif has_split:
+                dense.update(split)
+        elif has_split:
+            skip.add(whole)
+    return skip, dense
+
+
+def _deepseek_attention(w: dict[str, graph.Tensor], c: Mapping[str, Any], family: Any
+                        ) -> None:
     """deepseek_v2's mlx-lm model keeps ``kv_b_proj``: rebuilt from llama.cpp's ``k_b``
-    (``[heads, kv_lora_rank, qk_nope]``, the key half transposed) and ``v_b`` (``[heads,
-    v_head_dim, kv_lora_rank]``), dense (the key half's blocks run along another axis)."""
+    (``[heads, kv_lora_rank, qk_nope]``, the key rows of each head transposed) and ``v_b``
+    (``[heads, v_head_dim, kv_lora_rank]``): per head, the key rows then the value rows,
+    as Hugging Face's ``kv_b_proj`` holds them (the inverse of DeepseekV2Model's split)."""
     if family.module != "deepseek_v2":
         return
     heads = c["num_attention_heads"]
     for i in range(c["num_hidden_layers"]):
         p = f"model.layers.{i}.self_attn"
-        kb, vb = f"{p}.embed_q", f"{p}.unembed_out"
-        if f"{kb}.weight" not in w and f"{kb}.scales" not in w:
+        kb, vb = f"{p}.embed_q.weight", f"{p}.unembed_out.weight"
+        if kb not in w or vb not in w:
             continue
-        halves = []
-        for q in (kb, vb):
-            if f"{q}.scales" in w:
-                e = block.pop(q)
-                t = graph.dequantize(w.pop(f"{q}.weight"), w.pop(f"{q}.scales"),
-                                     w.pop(f"{q}.biases", None), e["group_size"], e["bits"],
-                                     e.get("mode", "affine"), dtype=np.float32)
-            else:
-                t = w.pop(f"{q}.weight").astype(np.float32)
-            halves.append(t)
-        k = halves[0].reshape(heads, c["kv_lora_rank"], c["qk_nope_head_dim"]).swapaxes(1, 2)
-        v = halves[1].reshape(heads, c["v_head_dim"], c["kv_lora_rank"])
-        w[f"{p}.kv_b_proj.weight"] = graph.concatenate([k, v], axis=1).reshape(
+        k = w.pop(kb).reshape(heads, c["kv_lora_rank"], c["qk_nope_head_dim"]).swapaxes(1, 2)
+        v = w.pop(vb).reshape(heads, c["v_head_dim"], c["kv_lora_rank"])
+        dt = _dtypes_promoted(k.dtype, v.dtype)
+        w[f"{p}.kv_b_proj.weight"] = graph.concatenate([k.astype(dt), v.astype(dt)],
+                                                       axis=1).reshape(
             heads * (c["qk_nope_head_dim"] + c["v_head_dim"]), c["kv_lora_rank"])
+
+
+def _dtypes_promoted(a: np.dtype, b: np.dtype) -> np.dtype:
+    """The common dtype of the two halves (float32 when they differ)."""
+    return a if a == b else np.dtype(np.float32)
+
+
+#: Hugging Face parameters llama.cpp renames to fit its ``<tensor>.<weight|bias>`` names
+#: (DeepseekV2Model.modify_tensors, GptOssModel.filter_tensors): its name -> theirs
+_LLAMA_CPP_RENAMES = {".e_score_correction.bias": ".e_score_correction_bias",
+                      ".self_attn.sinks.weight": ".self_attn.sinks"}
+
+
+def _hf_name(name: str) -> str:
+    """The Hugging Face name of a parameter llama.cpp renamed (:data:`_LLAMA_CPP_RENAMES`)."""
+    for theirs, hf in _LLAMA_CPP_RENAMES.items():
+        if name.endswith(theirs):
+            return name[: -len(theirs)] + hf
+    return name
 
 
 # ---- the tokenizer ---------------------------------------------------------------------------
 
-def build_tokenizer(meta: Mapping[str, Any]) -> Any:
-    """The tokenizer (transformers' ``PreTrainedTokenizerFast``, with the chat template) of
-    the vocabulary in ``tokenizer.ggml.*``, built by transformers' own GGUF tokenizer
-    conversion (``convert_gguf_tokenizer``). Needs transformers 5 (installed with mlx-lm)."""
+def _transformers_tokenizer() -> tuple[Any, Any, Any]:
+    """transformers' ``PreTrainedTokenizerFast``, ``GGUF_TOKENIZER_MAPPING`` and
+    ``convert_gguf_tokenizer`` (needs transformers 5, installed with mlx-lm; not torch)."""
     try:
         from transformers import PreTrainedTokenizerFast
         from transformers.integrations.gguf.gguf_tokenizer_mapping import (
@@ -638,12 +773,21 @@ def build_tokenizer(meta: Mapping[str, Any]) -> Any:
         raise MissingDependencyError(
             "writing the tokenizer of a GGUF model needs transformers 5 (its GGUF tokenizer "
             "conversion; it comes with mlx-lm): pip install 'transformers>=5'") from None
+    return PreTrainedTokenizerFast, GGUF_TOKENIZER_MAPPING, convert_gguf_tokenizer
+
+
+def build_tokenizer(meta: Mapping[str, Any], tf: Optional[tuple[Any, Any, Any]] = None) -> Any:
+    """The tokenizer (transformers' ``PreTrainedTokenizerFast``, with the chat template) of
+    the vocabulary in ``tokenizer.ggml.*``, built by transformers' own GGUF tokenizer
+    conversion (``convert_gguf_tokenizer``); ``tf``: :func:`_transformers_tokenizer`'s
+    answer, imported already (else imported here)."""
+    fast, mapping, convert = tf or _transformers_tokenizer()
     if "tokenizer.ggml.tokens" not in meta:
         raise FormatError("the GGUF file has no tokenizer.ggml.tokens: no tokenizer to write",
                           key="tokenizer.ggml.tokens")
     grouped = {group: {name: meta[f"tokenizer.{key}"] for key, name in renames.items()
                        if f"tokenizer.{key}" in meta}
-               for group, renames in GGUF_TOKENIZER_MAPPING.items()}
+               for group, renames in mapping.items()}
     tok, cfg = grouped["tokenizer"], grouped["tokenizer_config"]
     if tok.get("tokenizer_type") == "llama":
         cfg.setdefault("add_bos_token", True)  # llama.cpp's default for sentencepiece
@@ -654,8 +798,38 @@ def build_tokenizer(meta: Mapping[str, Any]) -> Any:
         if isinstance(i, int) and 0 <= i < len(tokens):
             cfg[name] = tokens[i]
     try:
-        backend, extra = convert_gguf_tokenizer(meta["general.architecture"], tok)
+        backend, extra = convert(meta["general.architecture"], tok)
     except (ValueError, KeyError, TypeError) as e:
         raise UnsupportedFormatError(f"transformers cannot build a tokenizer from this GGUF's "
-                                     f"tokenizer.ggml.* ({e})", key="tokenizer.ggml.model") from None
-    return PreTrainedTokenizerFast(tokenizer_object=backend, **cfg, **extra)
+                                     f"tokenizer.ggml.* ({e})",
+                                     key="tokenizer.ggml.model") from None
+    return fast(tokenizer_object=backend, **cfg, **extra)
+
+
+class _Background:
+    """``fn(*args)`` on a thread of its own: :meth:`result` waits for its value (or raises
+    its error); :meth:`raise_failure` raises the error at once if it has failed already."""
+
+    def __init__(self, fn: Any, *args: Any):
+        import threading
+
+        self._value: Any = None
+        self._error: Optional[BaseException] = None
+
+        def run() -> None:
+            try:
+                self._value = fn(*args)
+            except BaseException as e:  # handed to the caller
+                self._error = e
+
+        self._thread = threading.Thread(target=run, name="mlxq-gguf-tokenizer", daemon=True)
+        self._thread.start()
+
+    def raise_failure(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def result(self) -> Any:
+        self._thread.join()
+        self.raise_failure()
+        return self._value

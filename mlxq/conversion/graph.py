@@ -309,7 +309,11 @@ def _infer_shape(shape: Sequence[int], size: int) -> tuple[int, ...]:
 # ---- leaves ------------------------------------------------------------------------------
 
 class Source(Tensor):
-    """A tensor of a checkpoint file, read with ``pread`` when (and as far as) needed."""
+    """A tensor of a checkpoint file, read with ``pread`` when (and as far as) needed.
+
+    The reader fills a new array (``read_rows(name, r0, out)``), or, when it makes its
+    blocks itself (a GGUF's converted in C), hands them over (``rows(name, r0, r1)``: a
+    C-contiguous ``[r1 - r0, cols]`` array it will not modify), which saves a copy."""
 
     __slots__ = ("reader", "name", "file")
 
@@ -319,6 +323,8 @@ class Source(Tensor):
         self.reader, self.name, self.file = reader, name, reader.path
 
     def _rows(self, r0: int, r1: int) -> np.ndarray:
+        if r1 > r0 and self.ncols and hasattr(self.reader, "rows"):
+            return self.reader.rows(self.name, r0, r1)
         out = np.empty((r1 - r0, self.ncols), self.dtype)
         if r1 > r0 and self.ncols:
             self.reader.read_rows(self.name, r0, out)

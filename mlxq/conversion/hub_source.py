@@ -136,7 +136,8 @@ def run_scheduled(plan: Any, ckpt: HubCheckpoint, run_unit: Callable[[str], None
         if key not in seen:
             seen.add(key)
             keys.append(key)
-    needs = [{ckpt.file_of_source(s) for s in plan.units[k].tensor.sources()} for k in keys]
+    needs = [{ckpt.file_of_source(s) for t in plan.units[k].tensors() for s in t.sources()}
+             for k in keys]
     schedule = download_order(needs, ckpt.sizes, budget, output_names=keys)
     for i in schedule.ready_at_start:
         run_unit(keys[i])

@@ -68,6 +68,13 @@ class Unit:
     mode: str = "affine"
     method: str = "mlx"                       # quantize: "mlx" or "mse"
     importance: Optional[np.ndarray] = None   # quantize: per input column ([E, C] stacked)
+    #: copy of several outputs (a stored layer's weight, scales, biases): each output's
+    #: tensor, all with the same rows; ``tensor`` is the first
+    parts: list[graph.Tensor] = dataclasses.field(default_factory=list)
+
+    def tensors(self) -> list[graph.Tensor]:
+        """The lazy tensors the unit evaluates."""
+        return self.parts or [self.tensor]
 
 
 @dataclasses.dataclass
@@ -210,6 +217,15 @@ def make_plan(src: SourceCheckpoint, opts: Options) -> Plan:
         config.pop("quantization_config", None)
     else:
         counts["kept"] = len(stored)
+        for path in stored:
+            # a stored layer's parts are copied together, a row block of each in turn, so a
+            # source that makes all three from one block (a GGUF's) reads each block once
+            names = [path + k for k in (".weight", ".scales", ".biases") if path + k in base]
+            parts = [cast(n, base[n]) for n in names]
+            if len(parts) > 1 and len({t.nrows for t in parts}) == 1:
+                units[names[0]] = Unit("copy", [(n, t.spec) for n, t in zip(names, parts)],
+                                       parts[0], parts=parts)
+                owner.update(names)
 
     if opts.quantize:
         q_mode = opts.q_mode
@@ -278,7 +294,8 @@ def make_plan(src: SourceCheckpoint, opts: Options) -> Plan:
                                          config.get("quantization"))
     used = set()
     for u in units.values():
-        used.update(u.tensor.sources())
+        for t in u.tensors():
+            used.update(t.sources())
     bytes_read = sum(s.nbytes for s in used)
     # save: "Models with a vision tower need vision_config to load it again"
     keep_vision = any(n.startswith("model.vision_tower.") for n in names)

@@ -46,7 +46,7 @@ import io
 import os
 import struct
 from pathlib import Path
-from typing import Any, BinaryIO, Mapping, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, BinaryIO, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
@@ -56,11 +56,15 @@ from ..errors import (
     MissingDependencyError,
     MlxqIOError,
     UnknownEnumValueError,
+    UnsupportedFormatError,
 )
 
 __all__ = ["GGUF_MAGIC", "EXACT", "GgufHeader", "GgufTensor", "GgufFile", "detect",
            "read_header", "parse_header", "q4_0_to_mlx", "q4_1_to_mlx", "q8_0_to_mlx",
            "mxfp4_to_mlx", "to_mlx", "dequantize_rows", "type_name"]
+
+if TYPE_CHECKING:
+    from ..quant import Impl
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -154,7 +158,8 @@ class GgufTensor:
 @dataclasses.dataclass(frozen=True)
 class GgufHeader:
     """A parsed GGUF header: ``version``, ``metadata`` (key -> int, float, bool, str or list),
-    ``tensors`` in file order, ``alignment`` and the absolute ``data_offset``."""
+    ``tensors`` in file order, ``alignment``, the absolute ``data_offset``, the file's
+    ``size`` and the header's length in bytes (``header_bytes``, what parsing it read)."""
 
     version: int
     metadata: dict[str, Any]
@@ -162,14 +167,26 @@ class GgufHeader:
     alignment: int
     data_offset: int
     size: int
+    header_bytes: int = 0
+
+
+_U64 = struct.Struct("<Q")
 
 
 class _Cursor:
-    """Sequential reads from a file object of known size; nothing is read or allocated for a
-    length that the bytes left cannot hold."""
+    """Sequential reads from a file object of known size, through a buffer of about
+    :attr:`CHUNK` bytes; nothing is read or allocated for a length that the bytes left
+    cannot hold. :attr:`pos` is the bytes consumed."""
+
+    CHUNK = 1 << 20
 
     def __init__(self, f: BinaryIO, size: int, where: str):
-        self.f, self.size, self.where, self.pos = f, size, where, 0
+        self.f, self.size, self.where = f, size, where
+        self.buf, self.off, self.base = b"", 0, 0
+
+    @property
+    def pos(self) -> int:
+        return self.base + self.off
 
     def fail(self, msg: str) -> FormatError:
         return FormatError(f"{self.where}: {msg} (at byte {self.pos})")
@@ -178,14 +195,34 @@ class _Cursor:
     def left(self) -> int:
         return self.size - self.pos
 
+    def _fill(self, n: int, what: str) -> None:
+        """At least ``n`` (<= :attr:`left`) bytes in the buffer from :attr:`off`."""
+        have = len(self.buf) - self.off
+        if have >= n:
+            return
+        want = min(max(n - have, self.CHUNK), self.size - self.base - len(self.buf))
+        parts = []
+        got = 0
+        while got < n - have:  # (a raw file may return less than asked)
+            b = self.f.read(want - got)
+            if not b:
+                break
+            parts.append(b)
+            got += len(b)
+        more = b"".join(parts)
+        if len(more) < n - have:
+            raise self.fail(f"truncated: {what} needs {n} bytes, the file ended (it shrank "
+                            "while being read?)")
+        self.buf = self.buf[self.off:] + more
+        self.base += self.off
+        self.off = 0
+
     def take(self, n: int, what: str) -> bytes:
         if n < 0 or n > self.left:
             raise self.fail(f"truncated: {what} needs {n} bytes, {self.left} left")
-        b = self.f.read(n)
-        if len(b) != n:
-            raise self.fail(f"truncated: {what} needs {n} bytes, the file ended (it "
-                            "shrank while being read?)")
-        self.pos += n
+        self._fill(n, what)
+        b = self.buf[self.off:self.off + n]
+        self.off += n
         return b
 
     def unpack(self, fmt: str, what: str) -> tuple:
@@ -207,6 +244,41 @@ class _Cursor:
         except UnicodeDecodeError as e:
             raise self.fail(f"{what} is not UTF-8: {e.reason} at byte {e.start}") from None
 
+    def texts(self, n: int, what: str) -> list[str]:
+        """``n`` strings (a vocabulary: the loop :meth:`text` would make, with the buffer
+        walked in place while it holds whole items)."""
+        out: list[str] = []
+        unpack = _U64.unpack_from
+        append = out.append
+        i = 0
+        while i < n:
+            buf, off = self.buf, self.off
+            end = len(buf)
+            try:
+                while i < n and off + 8 <= end:
+                    (k,) = unpack(buf, off)
+                    if off + 8 + k > end:
+                        break
+                    append(buf[off + 8:off + 8 + k].decode("utf-8"))
+                    off += 8 + k
+                    i += 1
+            except UnicodeDecodeError as e:
+                self.off = off + 8
+                raise self.fail(f"{what}[{i}] is not UTF-8: {e.reason} at byte "
+                                f"{e.start}") from None
+            self.off = off
+            if i < n:  # the next item crosses the buffer's end: read on
+                if self.left < 8:
+                    raise self.fail(f"truncated: {what}[{i}]'s length needs 8 bytes, "
+                                    f"{self.left} left")
+                self._fill(8, what)
+                (k,) = unpack(self.buf, self.off)
+                if k > self.left - 8:
+                    raise self.fail(f"truncated: {what}[{i}] needs {k} bytes, "
+                                    f"{self.left - 8} left")
+                self._fill(8 + k, what)
+        return out
+
 
 def _value(c: _Cursor, vtype: int, what: str, depth: int = 0) -> Any:
     if vtype == _STRING:
@@ -226,6 +298,8 @@ def _value(c: _Cursor, vtype: int, what: str, depth: int = 0) -> Any:
                 return [bool(v) for v in arr.tolist()]
             return arr.tolist()
         n = c.count("<Q", f"{what}'s length", 8 if etype == _STRING else 12)
+        if etype == _STRING:
+            return c.texts(n, what)
         return [_value(c, etype, what, depth + 1) for _ in range(n)]
     fmt = _SCALAR.get(vtype)
     if fmt is None:
@@ -314,7 +388,7 @@ def parse_header(f: BinaryIO, size: int, where: str = "<gguf>") -> GgufHeader:
     for (b0, e0, n0), (b1, _, n1) in zip(spans, spans[1:]):
         if b1 < e0:
             raise FormatError(f"{where}: tensors {n0!r} and {n1!r} overlap in the file", key=n1)
-    return GgufHeader(version, metadata, tuple(tensors), align, data_offset, size)
+    return GgufHeader(version, metadata, tuple(tensors), align, data_offset, size, c.pos)
 
 
 def read_header(path: PathLike) -> GgufHeader:
@@ -325,7 +399,7 @@ def read_header(path: PathLike) -> GgufHeader:
     fd = open_regular(p)
     try:
         size = os.fstat(fd).st_size
-        with io.BufferedReader(io.FileIO(fd, "rb", closefd=False), 1 << 20) as f:
+        with io.FileIO(fd, "rb", closefd=False) as f:  # (the parser buffers)
             return parse_header(f, size, p)
     finally:
         os.close(fd)
@@ -377,9 +451,13 @@ class GgufFile:
         self.files = split_paths(self.path, first)
         self.metadata = dict(first.metadata)
         self._fds: dict[str, int] = {}
+        #: bytes read from the files so far: their headers and the tensor data read
+        self.bytes_read = first.header_bytes
+        self._scratch = np.empty(0, np.uint8)
         self.tensors: dict[str, GgufTensor] = {}
         try:
             headers = [first] + [read_header(p) for p in self.files[1:]]
+            self.bytes_read += sum(h.header_bytes for h in headers[1:])
             for i, (p, h) in enumerate(zip(self.files, headers)):
                 if len(self.files) > 1:
                     no = h.metadata.get("split.no")
@@ -401,10 +479,19 @@ class GgufFile:
             self.close()
             raise
 
-    def read_raw(self, name: str, r0: int, r1: int) -> np.ndarray:
-        """Rows ``r0:r1`` of tensor ``name`` as their bytes: uint8 ``[r1 - r0, row_bytes]``."""
+    def read_raw(self, name: str, r0: int, r1: int, scratch: bool = False) -> np.ndarray:
+        """Rows ``r0:r1`` of tensor ``name`` as their bytes: uint8 ``[r1 - r0, row_bytes]``
+        (one ``pread``, counted in :attr:`bytes_read`). With ``scratch``, into a buffer the
+        next scratch read reuses (for bytes converted at once; no page faults on a new
+        array for every block)."""
         t = self.tensors[name]
-        out = np.empty((r1 - r0, t.row_bytes), np.uint8)
+        n = (r1 - r0) * t.row_bytes
+        if scratch:
+            if self._scratch.size < n:
+                self._scratch = np.empty(n, np.uint8)
+            out = self._scratch[:n].reshape(r1 - r0, t.row_bytes)
+        else:
+            out = np.empty((r1 - r0, t.row_bytes), np.uint8)
         fd = self._fds[t.path]
         view = memoryview(out).cast("B")
         off, pos = t.offset + r0 * t.row_bytes, 0
@@ -416,12 +503,43 @@ class GgufFile:
             if got == 0:
                 raise FormatError(f"{t.path}: the file shrank while reading {name!r}", key=name)
             pos += got
+            self.bytes_read += got
         return out
+
+    def _read_converted(self, fn: Any, name: str, r0: int, r1: int, impl: "Impl",
+                        *extra: Any) -> Any:
+        from ..quant import _impl_code
+
+        t = self.tensors[name]
+        try:
+            *out, got = fn(t.ggml_type, self._fds[t.path], t.offset + r0 * t.row_bytes, r1 - r0,
+                           t.row_bytes, _impl_code(impl), *extra)
+        except (MlxqIOError, FormatError) as e:
+            raise type(e)(f"{t.path}: tensor {name!r}: {e.message}", key=name) from None
+        self.bytes_read += got
+        return out
+
+    def read_to_mlx(self, name: str, r0: int, r1: int, impl: "Impl" = "fast"
+                    ) -> tuple[np.ndarray, ...]:
+        """Rows ``r0:r1`` of a tensor of an :data:`EXACT` type as MLX's arrays (see
+        :func:`to_mlx`), read and converted in one pass by C threads (src/gguf_read.c)."""
+        wq, scales, biases = self._read_converted(_core_fn("gguf_read_to_mlx"), name, r0, r1,
+                                                  impl)
+        return (wq, scales) if biases is None else (wq, scales, biases)
+
+    def read_dequantized(self, name: str, r0: int, r1: int, impl: "Impl" = "fast",
+                         dtype: Any = np.float32) -> np.ndarray:
+        """Rows ``r0:r1`` of a tensor of a block type the C module dequantizes (see
+        :func:`dequantize_rows`, ``dtype`` likewise), read and converted in one pass."""
+        dt, code = _dense_code(dtype)
+        out = self._read_converted(_core_fn("gguf_read_dequant"), name, r0, r1, impl, code)
+        return _as_dense(out[0], dt)
 
     def close(self) -> None:
         for fd in self._fds.values():
             os.close(fd)
         self._fds = {}
+        self._scratch = np.empty(0, np.uint8)
 
     def __enter__(self) -> "GgufFile":
         return self
@@ -432,60 +550,58 @@ class GgufFile:
 
 # ---- blocks -> MLX -------------------------------------------------------------------------
 
-def _blocks(raw: np.ndarray, type_size: int) -> np.ndarray:
-    rows = raw.shape[0]
-    return raw.reshape(rows, -1, type_size)
+def _core_fn(name: str) -> Any:
+    from .. import _core
+
+    return getattr(_core, name)
 
 
-def _pack_nibbles(qs: np.ndarray) -> np.ndarray:
-    """ggml's 16 bytes of a 32-element 4-bit block (element j low, j + 16 high nibble of
-    byte j) -> MLX's order (elements 2k, 2k + 1 in byte k, low first), as uint32 words.
-
-    Byte pairs are taken as little-endian uint16 ``p = b[2k] | b[2k+1] << 8``: MLX's byte k
-    is ``(p & 0x0F) | (p >> 4 & 0xF0)`` (the two low nibbles) and byte 8 + k is
-    ``(p >> 4 & 0x0F) | (p >> 8 & 0xF0)`` (the two high nibbles)."""
-    rows = qs.shape[0]
-    p = np.ascontiguousarray(qs).view("<u2")                    # [rows, nb, 8]
-    out = np.empty(p.shape[:-1] + (16,), np.uint8)
-    out[..., :8] = (p & 0x0F) | ((p >> 4) & 0xF0)
-    out[..., 8:] = ((p >> 4) & 0x0F) | ((p >> 8) & 0xF0)
-    return out.reshape(rows, -1).view("<u4")
+def c_dequantizes(ggml_type: int) -> bool:
+    """Whether the C module dequantizes this ggml type (Q4_0..Q8_0, Q2_K..Q6_K, MXFP4)."""
+    return _core_fn("gguf_block")(ggml_type)[0] > 0
 
 
-def _half(b: np.ndarray, at: int) -> np.ndarray:
-    return np.ascontiguousarray(b[..., at:at + 2]).view("<f2")[..., 0]
+#: ggml type ids of the :data:`EXACT` types (ggml.h's enum ggml_type)
+_IDS = {"Q4_0": 2, "Q4_1": 3, "Q8_0": 8, "MXFP4": 39}
 
 
-def _times_half(d: np.ndarray, k: float) -> np.ndarray:
-    """``k * d`` for a float16 ``d`` (a power of two: exact but for overflow), as MLX's
-    float16 arithmetic gives it."""
-    with np.errstate(over="ignore", invalid="ignore"):
-        return (d.astype(np.float32) * np.float32(k)).astype(np.float16)
+def _rows_arg(rows: Optional[np.ndarray]) -> Optional[np.ndarray]:
+    return None if rows is None else np.ascontiguousarray(rows, np.int64)
+
+
+def to_mlx(raw: np.ndarray, type_: str, rows: Optional[np.ndarray] = None,
+           impl: "Impl" = "fast") -> tuple[np.ndarray, ...]:
+    """Rows of an :data:`EXACT` type (uint8 ``[n, row_bytes]``) as MLX's arrays: ``(wq,
+    scales, biases)``, or ``(wq, scales)`` for MXFP4 (src/mlxq_gguf.h). With ``rows``
+    (int64), output row ``i`` is made from ``raw[rows[i]]``, in the same pass.
+
+    Raises FormatError for an MXFP4 block whose exponent is 255 (NaN in MLX's E8M0, 2^127
+    in ggml's: no exact MLX layout)."""
+    from .. import _core
+    from ..quant import _impl_code
+
+    out = _core.gguf_to_mlx(_IDS[type_], np.ascontiguousarray(raw, np.uint8), _rows_arg(rows),
+                            _impl_code(impl))
+    return out if out[2] is not None else out[:2]
 
 
 def q4_0_to_mlx(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Q4_0 rows (uint8 ``[rows, nb * 18]``) -> MLX affine 4-bit group 32: ``(wq uint32
     [rows, nb * 4], scales float16 [rows, nb], biases float16 [rows, nb])`` with scale ``d``
     and bias ``-8 * d`` (MLX's ``extract_q4_0_data``)."""
-    b = _blocks(raw, 18)
-    d = _half(b, 0)
-    return _pack_nibbles(b[..., 2:]), d.copy(), _times_half(d, -8.0)
+    return to_mlx(raw, "Q4_0")  # type: ignore[return-value]
 
 
 def q4_1_to_mlx(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Q4_1 rows (``nb * 20`` bytes) -> MLX affine 4-bit group 32, scale ``d``, bias ``m``
     (MLX's ``extract_q4_1_data``)."""
-    b = _blocks(raw, 20)
-    return _pack_nibbles(b[..., 4:]), _half(b, 0).copy(), _half(b, 2).copy()
+    return to_mlx(raw, "Q4_1")  # type: ignore[return-value]
 
 
 def q8_0_to_mlx(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Q8_0 rows (``nb * 34`` bytes) -> MLX affine 8-bit group 32: codes ``q + 128`` (the
     sign bit flipped), scale ``d``, bias ``-128 * d`` (MLX's ``extract_q8_0_data``)."""
-    b = _blocks(raw, 34)
-    d = _half(b, 0)
-    q = np.ascontiguousarray(b[..., 2:] ^ np.uint8(0x80)).reshape(raw.shape[0], -1)
-    return q.view("<u4"), d.copy(), _times_half(d, -128.0)
+    return to_mlx(raw, "Q8_0")  # type: ignore[return-value]
 
 
 def mxfp4_to_mlx(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -493,14 +609,7 @@ def mxfp4_to_mlx(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     group 32: ``(wq uint32 [rows, nb * 4], scales uint8 [rows, nb])``. ggml's value is
     ``kvalues[q] * 2^(e - 128)`` with kvalues the E2M1 values doubled, i.e. E2M1(q) *
     2^(e - 127): MLX's with the same code and exponent."""
-    b = _blocks(raw, 17)
-    return _pack_nibbles(b[..., 1:]), np.ascontiguousarray(b[..., 0])
-
-
-def to_mlx(raw: np.ndarray, type_: str) -> tuple[np.ndarray, ...]:
-    """The MLX arrays of rows of an :data:`EXACT` type."""
-    return {"Q4_0": q4_0_to_mlx, "Q4_1": q4_1_to_mlx, "Q8_0": q8_0_to_mlx,
-            "MXFP4": mxfp4_to_mlx}[type_](raw)
+    return to_mlx(raw, "MXFP4")  # type: ignore[return-value]
 
 
 def exact_in_mlx(t: GgufTensor, raw: Optional[np.ndarray] = None) -> bool:
@@ -509,7 +618,7 @@ def exact_in_mlx(t: GgufTensor, raw: Optional[np.ndarray] = None) -> bool:
     if t.type not in EXACT:
         return False
     if t.type == "MXFP4" and raw is not None:
-        return not (_blocks(raw, 17)[..., 0] == 255).any()
+        return not (raw.reshape(raw.shape[0], -1, 17)[..., 0] == 255).any()
     return True
 
 
@@ -518,18 +627,59 @@ def plain_dtype(type_: str) -> Optional[np.dtype]:
     return _PLAIN.get(type_)
 
 
-def dequantize_rows(raw: np.ndarray, t: GgufTensor) -> np.ndarray:
-    """Rows of any ggml type as float32 ``[rows, ncols]``: plain types converted, block types
-    through the ``gguf`` package's reference dequantizers (``gguf.quants.dequantize``)."""
-    dt = _PLAIN.get(t.type)
-    if dt is not None:
-        a = raw.view(dt)
-        if dt == np.dtype(bfloat16) or dt.kind == "f":
-            return a.astype(np.float32)
-        return a.astype(np.float32)
+def _dense_code(dtype: Any) -> tuple[np.dtype, int]:
+    from .._dtypes import code_of
+
+    dt = np.dtype(dtype)
+    if dt not in (np.dtype(np.float32), np.dtype(np.float16), np.dtype(bfloat16)):
+        raise UnsupportedFormatError(f"dequantized GGUF rows are float32, float16 or "
+                                     f"bfloat16, not {dt}")
+    return dt, code_of(dt, "dtype")
+
+
+def _as_dense(out: np.ndarray, dt: np.dtype) -> np.ndarray:
+    return out if out.dtype == dt else out.view(dt)
+
+
+def dequantize_rows(raw: np.ndarray, t: GgufTensor, rows: Optional[np.ndarray] = None,
+                    impl: "Impl" = "fast", dtype: Any = np.float32) -> np.ndarray:
+    """Rows of any ggml type as float32 ``[n, ncols]`` (output row ``i`` from ``raw[rows[i]]``
+    when ``rows`` is given): plain types converted; Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K-Q6_K
+    and MXFP4 in C (src/mlxq_gguf.h), bit for bit what the ``gguf`` package's reference
+    dequantizers give; the other block types through those (``gguf.quants.dequantize``).
+    ``dtype`` float16 or bfloat16: those values rounded as MLX's ``astype`` rounds them (in
+    the same pass, for the types done in C)."""
+    dt, code = _dense_code(dtype)
+    plain = _PLAIN.get(t.type)
+    if plain is not None:
+        a = raw.view(plain) if rows is None else raw.view(plain)[rows]
+        return _cast(a.astype(np.float32), dt)
+    from .. import _core
+    from ..quant import _impl_code
+
+    kind, _, _ = _core.gguf_block(t.ggml_type)
+    if kind:
+        return _as_dense(_core.gguf_dequant(t.ggml_type, np.ascontiguousarray(raw, np.uint8),
+                                            _rows_arg(rows), _impl_code(impl), code), dt)
+    return _cast(_gguf_dequantize(raw, t, rows), dt)
+
+
+def _cast(a: np.ndarray, dt: np.dtype) -> np.ndarray:
+    if dt == np.dtype(np.float32):
+        return a
+    from ..quant import astype
+
+    return astype(np.ascontiguousarray(a), dt)
+
+
+def _gguf_dequantize(raw: np.ndarray, t: GgufTensor, rows: Optional[np.ndarray]
+                     ) -> np.ndarray:
     g = _gguf()
+    if rows is not None:
+        raw = raw[rows]
     try:
-        out = g.quants.dequantize(raw, g.GGMLQuantizationType(t.ggml_type))
+        with np.errstate(over="ignore", invalid="ignore"):
+            out = g.quants.dequantize(raw, g.GGMLQuantizationType(t.ggml_type))
     except NotImplementedError:
         raise UnknownEnumValueError(f"{t.path}: tensor {t.name!r} is {t.type}, which the "
                                     "installed gguf package cannot dequantize", key=t.name)
