@@ -34,8 +34,6 @@ SKIP = {
         "downloads a real model from the Hugging Face Hub: no network in the tests",
     ("docs/families.md", "python -m pytest"):
         "runs parts of this suite itself, for a <type> the reader fills in",
-    ("docs/gguf.md", "pip install"):
-        "installs packages into the interpreter running the tests",
     ("docs/methods.md", "llama-imatrix"):
         "llama.cpp's own tool, not installed here (the page's Python reads an importance "
         "matrix in its format, written for the tests with the gguf package)",
