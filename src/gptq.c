@@ -80,19 +80,21 @@ static int cholesky(double *a, int64_t n) {
     return 1;
 }
 
-/* In place: the lower-triangular l (n x n, row-major, lower triangle) becomes l^-1. Row by
- * row, each row's entries in increasing column: entry (i, j) needs l[i][k] for k >= j
- * (not yet overwritten) and the finished rows above. */
-static void lower_inverse(double *l, int64_t n) {
+/* xt = (l^-1)^T for the lower-triangular l (n x n, row-major): row j of xt is column j of
+ * the inverse, so every inner product runs over contiguous memory. Row i of the inverse
+ * from the rows above: x[i][j] = -(sum_{k=j}^{i-1} l[i][k] x[k][j]) / l[i][i]. */
+static void lower_inverse_t(const double *l, double *xt, int64_t n) {
+    memset(xt, 0, (size_t)(n * n) * sizeof(double));
     for (int64_t i = 0; i < n; i++) {
-        const double lii = l[i * n + i];
+        const double *li = l + i * n;
         for (int64_t j = 0; j < i; j++) {
+            const double *xj = xt + j * n;
             double s = 0.0;
             for (int64_t k = j; k < i; k++)
-                s += l[i * n + k] * l[k * n + j];
-            l[i * n + j] = -s / lii;
+                s += li[k] * xj[k];
+            xt[j * n + i] = -s / li[i];
         }
-        l[i * n + i] = 1.0 / lii;
+        xt[i * n + i] = 1.0 / li[i];
     }
 }
 
@@ -329,10 +331,14 @@ mlxq_status mlxq_gptq(const mlxq_tensor *w, const mlxq_tensor *hessian,
                        "dampening 1 (times its mean diagonal): it is not X^T X of real inputs");
         goto out;
     }
-    lower_inverse(a, C);
+    /* U[i][k] = L^-1[C-1-i][C-1-k] = xt[C-1-k][C-1-i]; xt goes in u's place first */
+    lower_inverse_t(a, u, C);
     for (int64_t i = 0; i < C; i++)
         for (int64_t k = 0; k < C; k++)
-            u[i * C + k] = k >= i ? a[(C - 1 - i) * C + (C - 1 - k)] : 0.0;
+            a[i * C + k] = k >= i ? u[(C - 1 - k) * C + (C - 1 - i)] : 0.0;
+    double *t = a;
+    a = u;
+    u = t;
 
     gptq_job job = {.w = w, .p = p, .u = u, .perm = perm, .dead = dead, .wq = wq->data,
                     .scales = scales->data, .biases = biases->data, .cols = C};

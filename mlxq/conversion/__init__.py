@@ -246,6 +246,43 @@ def _check_options(opts: Options) -> None:
                                        f"{arg('q_mode', opts.q_mode)}")
     if qp is not None and not opts.quantize:
         raise InvalidArgumentError(f"{arg('quant_predicate', qp)} needs {arg('quantize')}")
+    _check_calibration(opts)
+
+
+def _check_calibration(opts: Options) -> None:
+    """The calibration arguments, before any model runs."""
+    if opts.q_method not in ("mlx", "mse", "gptq"):
+        raise UnknownEnumValueError(f"{arg('q_method', opts.q_method)} is not a quantization "
+                                    "method; expected 'mlx', 'mse' or 'gptq'", key="q_method")
+    if opts.calibration_device not in ("cpu", "cuda"):
+        raise UnknownEnumValueError(f"{arg('calibration_device', opts.calibration_device)} is "
+                                    "not a calibration device; expected 'cpu' or 'cuda'")
+    n = opts.calibration_tokens
+    if isinstance(n, bool) or not isinstance(n, int) or n < 2:
+        raise OutOfRangeError(f"{arg('calibration_tokens', n)} must be a whole number >= 2")
+    if opts.save_imatrix is not None and opts.calibrate is None:
+        raise InvalidArgumentError(f"{arg('save_imatrix', opts.save_imatrix)} saves what "
+                                   f"{arg('calibrate', 'TEXT_FILE')} collects: give both")
+    if opts.calibrate is not None and opts.imatrix is not None:
+        raise InvalidArgumentError(f"give {arg('calibrate', opts.calibrate)} or "
+                                   f"{arg('imatrix', opts.imatrix)}, not both")
+    if opts.save_imatrix is not None and os.path.lexists(opts.save_imatrix):
+        raise InvalidArgumentError(f"{arg('save_imatrix', opts.save_imatrix)} exists; mlxq "
+                                   "does not overwrite it")
+    if opts.q_method == "gptq":
+        if opts.q_mode != "affine":
+            raise InvalidArgumentError(f"{arg('q_method', 'gptq')} quantizes into the affine "
+                                       f"format, not {arg('q_mode', opts.q_mode)}",
+                                       key="q_mode")
+        if opts.quantize and opts.calibrate is None and opts.imatrix is None:
+            raise InvalidArgumentError(f"{arg('q_method', 'gptq')} needs each layer's input "
+                                       f"Hessian: give {arg('calibrate', 'TEXT_FILE')} (or "
+                                       f"{arg('imatrix', 'STATS')}, a file "
+                                       f"{arg('save_imatrix', 'FILE')} wrote)", key="q_method")
+    if opts.calibrate is not None:
+        from ..calibration.collect import read_text
+
+        read_text(opts.calibrate)  # a missing or binary file fails before anything runs
 
 
 def _flags_without_effect(opts: Options, quantize_given_mode: bool) -> list[str]:
@@ -327,6 +364,24 @@ def _size(name: str, value: Union[int, str]) -> int:
         raise InvalidArgumentError(f"{arg(name, value)}: {e.message}", key=name) from None
 
 
+def _calibrate(src: Path, opts: Options, out: TextIO, quiet: bool) -> Any:
+    """Collects the calibration statistics for ``opts.calibrate`` (and saves them)."""
+    from ..calibration.collect import collect_statistics, read_text
+    from ..calibration.stats import save_statistics
+
+    text = read_text(opts.calibrate)
+    stats, report = collect_statistics(src, text, device=opts.calibration_device,
+                                       max_tokens=opts.calibration_tokens)
+    stats.text = os.path.basename(opts.calibrate)
+    log.info("%s", report)
+    if not quiet:
+        print(report, file=out)
+    if opts.save_imatrix is not None:
+        save_statistics(stats, opts.save_imatrix)
+        log.info("wrote %s", opts.save_imatrix)
+    return stats
+
+
 def _warn(msg: str) -> None:
     # stacklevel 3: the warning points at the code that called convert()
     warnings.warn(msg, MlxqWarning, stacklevel=3)
@@ -343,6 +398,8 @@ def convert(hf_path: PathLike, mlx_path: PathLike = "mlx_model", *, quantize: bo
             allow_requantize: bool = False, allow_unknown_architecture: bool = False,
             q_method: str = "mlx", imatrix: Optional[PathLike] = None,
             imatrix_arch: Optional[str] = None, target_bpw: Optional[float] = None,
+            calibrate: Optional[PathLike] = None, save_imatrix: Optional[PathLike] = None,
+            calibration_device: str = "cpu", calibration_tokens: int = 16384,
             revision: Optional[str] = None, keep_source: bool = False,
             disk_budget: Union[int, str, None] = None, token: Any = None,
             upload_repo: Optional[str] = None,
@@ -366,8 +423,16 @@ def convert(hf_path: PathLike, mlx_path: PathLike = "mlx_model", *, quantize: bo
     generic rules instead of refusing it); ``q_method`` (``"mse"``: each group's scale and
     bias chosen for the least error, docs/methods.md), ``imatrix`` (a llama.cpp importance
     matrix weighting each layer's columns; ``imatrix_arch`` its architecture name when the
-    model_type does not give it) and ``target_bpw`` (bits per layer from 2/3/4/5/6/8 for at
-    most this many bits per weight, the whole model counted as mlx-lm does).
+    model_type does not give it, or a statistics file ``save_imatrix`` wrote) and
+    ``target_bpw`` (bits per layer from 2/3/4/5/6/8 for at most this many bits per weight,
+    the whole model counted as mlx-lm does). Calibration (``pip install "mlxq[calibrate]"``):
+    ``calibrate`` (a UTF-8 text file the source model runs forward on, through transformers
+    and torch, one decoder layer at a time, to collect each linear layer's input
+    statistics; needs a local source folder; at most ``calibration_tokens`` tokens, in
+    sequences of 512), ``save_imatrix`` (write those statistics, for
+    ``imatrix`` in later conversions), ``calibration_device`` (``"cpu"`` or ``"cuda"``);
+    ``q_method="gptq"`` quantizes each layer with GPTQ from its input Hessian
+    (:mod:`mlxq.calibration`) and needs ``calibrate`` or such a statistics file.
 
     ``hf_path`` may also be a Hugging Face Hub repository (``ORG/NAME``; a local folder
     that exists always wins, as in mlx-lm), at ``revision``: it is converted with bounded
@@ -411,7 +476,11 @@ def convert(hf_path: PathLike, mlx_path: PathLike = "mlx_model", *, quantize: bo
                    max_shard_size=shard, report=report, allow_requantize=allow_requantize,
                    allow_unknown_architecture=allow_unknown_architecture, q_method=q_method,
                    imatrix=os.fspath(imatrix) if imatrix is not None else None,
-                   imatrix_arch=imatrix_arch, target_bpw=target_bpw)
+                   imatrix_arch=imatrix_arch, target_bpw=target_bpw,
+                   calibrate=os.fspath(calibrate) if calibrate is not None else None,
+                   save_imatrix=os.fspath(save_imatrix) if save_imatrix is not None else None,
+                   calibration_device=calibration_device,
+                   calibration_tokens=calibration_tokens)
     _check_options(opts)
     for w in _flags_without_effect(opts, q_mode != "affine"):
         _warn(w)
@@ -419,6 +488,11 @@ def convert(hf_path: PathLike, mlx_path: PathLike = "mlx_model", *, quantize: bo
         _warn(f"{arg('revision', revision)} has no effect: {src_p} is a local folder (a "
               "revision picks a commit of a Hugging Face Hub repository)")
     budget = _size("disk_budget", disk_budget) if disk_budget is not None else None
+    if calibrate is not None and quantize:
+        if hub_repo is not None:
+            raise InvalidArgumentError(f"{arg('calibrate', calibrate)} runs the model from a "
+                                       f"local folder; download {hub_repo} first")
+        opts = dataclasses.replace(opts, statistics=_calibrate(src_p, opts, out, quiet))
 
     # the planner and executor load every model family (and numpy, ml_dtypes): imported
     # on use, so importing this package stays light

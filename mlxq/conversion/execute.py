@@ -17,6 +17,7 @@ import numpy as np
 from .._interrupt import check
 from ..errors import MlxqError
 from ..metrics import _error_sums, _Sums
+from ..calibration.gptq import gptq_quantize
 from ..quant import quantize
 from . import graph
 from .plan import Plan, Unit
@@ -56,13 +57,18 @@ def _quantize(u: Unit, put: Callable[[str, np.ndarray], None], block_bytes: int,
     sums = _Sums()
     names = [n for n, _ in u.outputs]
     try:
+        hessian = u.hessian() if u.method == "gptq" and u.hessian is not None else None
         for r0, r1 in blocks_of(dense, block_bytes, u.importance):
             check()
             rows = source.rows(r0, r1)
             w = graph.cast_rows(rows, dense.dtype)
             imp = importance_rows(u.importance, dense.shape, r0, r1)
-            parts = quantize(w, group_size=u.group_size, bits=u.bits, mode=u.mode,
-                             method=u.method, importance=imp if u.method == "mse" else None)
+            if hessian is not None:  # GPTQ's rows are independent: row blocks are exact
+                parts = gptq_quantize(w, hessian, u.group_size, u.bits)
+            else:
+                method = "mse" if u.method == "gptq" else u.method
+                parts = quantize(w, group_size=u.group_size, bits=u.bits, mode=u.mode,
+                                 method=method, importance=imp if method == "mse" else None)
             if report is not None:
                 sums.merge(_error_sums(rows, parts[0], parts[1],
                                        parts[2] if u.mode == "affine" else None,
