@@ -348,8 +348,12 @@ class _Accumulator:
 
     def add(self, path: str, x: Any) -> None:
         torch = self.torch
-        ident = (x.data_ptr(), tuple(x.shape), x.dtype)
+        # the same tensor object (q/k/v's shared input); the entry keeps x alive for the
+        # pass, so its id cannot be reused by a later tensor
+        ident = id(x)
         hit = self.seen.get(ident)
+        if hit is not None and hit[3] is not x:  # pragma: no cover - kept alive, cannot be
+            hit = None
         if hit is None:
             # per pass in float32 (a few thousand rows), summed across passes in float64
             x2 = x.detach().reshape(-1, x.shape[-1]).to(torch.float32)
@@ -358,8 +362,8 @@ class _Accumulator:
             if self.want_h:
                 g = (x2.T @ x2).to(torch.float64)
                 self.h[key] = self.h[key] + g if key in self.h else g
-            hit = self.seen[ident] = (key, s, x2.shape[0])
-        key, s, rows = hit
+            hit = self.seen[ident] = (key, s, x2.shape[0], x)
+        key, s, rows, _ = hit
         self.sum2[path] = self.sum2[path] + s if path in self.sum2 else s
         self.count[path] = self.count.get(path, 0) + rows
         if self.want_h:

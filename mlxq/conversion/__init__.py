@@ -50,7 +50,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, TextIO, Union
 from .._argnames import arg
 from .._progress import human_bytes, human_time
 from ..errors import InvalidArgumentError, MlxqError, MlxqIOError, MlxqWarning
-from ..errors import UnknownEnumValueError
+from ..errors import OutOfRangeError, UnknownEnumValueError
 from .options import CONVERSION_DTYPES, MODE_DEFAULTS, QUANT_RECIPES, Options, QuantPredicate
 
 if TYPE_CHECKING:

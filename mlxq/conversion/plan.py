@@ -310,7 +310,9 @@ def _quality(opts: Options, config: Mapping[str, Any], units: dict[str, Unit],
             s = stats.get(u.path)
             if s is not None and u.tensor.ndim == 2 and s.in_sum2.shape[0] == u.tensor.shape[-1]:
                 u.importance = s.importance
-        missing = [u.path for u in q if u.importance is None]
+        # an untied embedding's input is a token id: no column statistics to miss
+        missing = [u.path for u in q if u.importance is None
+                   and u.path.rsplit(".", 1)[-1] not in _EMBEDDING_SUFFIXES]
         if missing:
             warnings.append(f"the calibration statistics cover {len(q) - len(missing)} of "
                             f"{len(q)} quantized layers (not {missing[0]}, ...): the others "
