@@ -274,24 +274,39 @@ static double hessian_at(const mlxq_tensor *h, int64_t i, int64_t k) {
                            h->dtype);
 }
 
-mlxq_status mlxq_gptq(const mlxq_tensor *w, const mlxq_tensor *hessian,
-                      const mlxq_gptq_params *p, mlxq_tensor *wq, mlxq_tensor *scales,
-                      mlxq_tensor *biases, mlxq_error *err) {
-    mlxq_status st = mlxq_gptq_check(w, hessian, p, err);
-    mlxq_qparams qp = {.mode = MLXQ_MODE_AFFINE, .group_size = p->group_size, .bits = p->bits};
-    if (st || (st = mlxq_quantize_check_outputs(w, &qp, wq, scales, biases, err)))
+void mlxq_gptq_factor_free(mlxq_gptq_factor *f) {
+    free(f->u);
+    free(f->perm);
+    free(f->dead);
+    f->u = NULL;
+    f->perm = NULL;
+    f->dead = NULL;
+}
+
+mlxq_status mlxq_gptq_factorize(const mlxq_tensor *hessian, double damp0, int act_order,
+                                mlxq_gptq_factor *f, mlxq_error *err) {
+    f->u = NULL;
+    f->perm = NULL;
+    f->dead = NULL;
+    f->act_order = act_order;
+    if (hessian->ndim != 2)
+        return mlxq_fail(err, MLXQ_ERANK, "hessian must be 2-D, got %d dimensions",
+                         hessian->ndim);
+    const int64_t C = hessian->shape[0];
+    f->cols = C;
+    mlxq_status st = check_hessian(hessian, C, err);
+    if (st)
         return st;
-    const int64_t C = w->shape[1], rows = w->shape[0];
-    if (C == 0 || rows == 0)
-        return MLXQ_OK;
+    if (!(damp0 > 0.0 && damp0 <= 1.0))
+        return mlxq_fail(err, MLXQ_EVALUE, "damp must be in (0, 1], got %g", damp0);
     if ((uint64_t)C > (uint64_t)1 << 20)
         return mlxq_fail(err, MLXQ_EOVERFLOW, "GPTQ of %lld columns: the Hessian would not "
                          "fit in memory", (long long)C);
-    const size_t nn = (size_t)(C * C);
+    const size_t nn = (size_t)(C * C) + 1;
     double *a = malloc(nn * sizeof(double)), *u = malloc(nn * sizeof(double));
-    double *diag = malloc((size_t)C * sizeof(double));
-    int64_t *perm = malloc((size_t)C * sizeof(int64_t));
-    uint8_t *dead = malloc((size_t)C);
+    double *diag = malloc((size_t)(C + 1) * sizeof(double));
+    int64_t *perm = malloc((size_t)(C + 1) * sizeof(int64_t));
+    uint8_t *dead = malloc((size_t)(C + 1));
     if (!a || !u || !diag || !perm || !dead) {
         st = mlxq_fail(err, MLXQ_ENOMEM, "out of memory for a %lld x %lld Hessian",
                        (long long)C, (long long)C);
@@ -306,14 +321,14 @@ mlxq_status mlxq_gptq(const mlxq_tensor *w, const mlxq_tensor *hessian,
         mean += diag[i];
         perm[i] = i;
     }
-    mean /= (double)C;
-    if (p->act_order)
+    mean /= (double)(C > 0 ? C : 1);
+    if (act_order)
         sort_desc(perm, (int64_t *)u, diag, C); /* u is free until the factorisation */
     /* U = upper Cholesky factor of Hp^-1 (Hp: H permuted, damped). With J the reversal,
      * J Hp J = L L^T gives Hp^-1 = (J L^-T J)(J L^-1 J), a lower factor times its
      * transpose, so U = J L^-1 J: one factorisation and one triangular inverse. */
     int ok = 0;
-    for (double damp = p->damp; !ok && damp <= 1.0; damp *= 10.0) {
+    for (double damp = damp0; !ok && damp <= 1.0; damp *= 10.0) {
         for (int64_t i = 0; i < C; i++) {
             const int64_t pi = perm[C - 1 - i];
             for (int64_t k = 0; k <= i; k++) {
@@ -336,23 +351,63 @@ mlxq_status mlxq_gptq(const mlxq_tensor *w, const mlxq_tensor *hessian,
     for (int64_t i = 0; i < C; i++)
         for (int64_t k = 0; k < C; k++)
             a[i * C + k] = k >= i ? u[(C - 1 - k) * C + (C - 1 - i)] : 0.0;
-    double *t = a;
-    a = u;
-    u = t;
-
-    gptq_job job = {.w = w, .p = p, .u = u, .perm = perm, .dead = dead, .wq = wq->data,
-                    .scales = scales->data, .biases = biases->data, .cols = C};
-    /* rows cost C^2 each: small tasks pay off */
-    size_t grain = (size_t)(65536 / C) + 1;
-    grain = grain < TILE ? TILE : grain;
-    mlxq_parallel_for((size_t)rows, grain, gptq_rows, &job);
-    if (job.failed)
-        st = mlxq_fail(err, MLXQ_ENOMEM, "out of memory for GPTQ's row buffers");
+    f->u = a;
+    f->perm = perm;
+    f->dead = dead;
+    a = NULL;
+    perm = NULL;
+    dead = NULL;
 out:
     free(a);
     free(u);
     free(diag);
     free(perm);
     free(dead);
+    return st;
+}
+
+mlxq_status mlxq_gptq_apply(const mlxq_tensor *w, const mlxq_gptq_factor *f, int group_size,
+                            int bits, mlxq_tensor *wq, mlxq_tensor *scales,
+                            mlxq_tensor *biases, mlxq_error *err) {
+    if (w->ndim != 2)
+        return mlxq_fail(err, MLXQ_ERANK, "GPTQ takes a 2-D weight [rows, columns], got %d "
+                         "dimensions", w->ndim);
+    mlxq_qparams qp = {.mode = MLXQ_MODE_AFFINE, .group_size = group_size, .bits = bits};
+    mlxq_status st = mlxq_quantize_check(w, &qp, err);
+    if (st || (st = mlxq_quantize_check_outputs(w, &qp, wq, scales, biases, err)))
+        return st;
+    const int64_t C = w->shape[1], rows = w->shape[0];
+    if (C != f->cols)
+        return mlxq_fail(err, MLXQ_ESHAPE, "the Hessian's factor is for %lld columns, w has "
+                         "%lld", (long long)f->cols, (long long)C);
+    if (C == 0 || rows == 0)
+        return MLXQ_OK;
+    mlxq_gptq_params p = {.group_size = group_size, .bits = bits, .damp = 1.0,
+                          .act_order = f->act_order};
+    gptq_job job = {.w = w, .p = &p, .u = f->u, .perm = f->perm, .dead = f->dead,
+                    .wq = wq->data, .scales = scales->data, .biases = biases->data, .cols = C};
+    /* rows cost C^2 each: small tasks pay off */
+    size_t grain = (size_t)(65536 / C) + 1;
+    grain = grain < TILE ? TILE : grain;
+    mlxq_parallel_for((size_t)rows, grain, gptq_rows, &job);
+    if (job.failed)
+        return mlxq_fail(err, MLXQ_ENOMEM, "out of memory for GPTQ's row buffers");
+    return MLXQ_OK;
+}
+
+mlxq_status mlxq_gptq(const mlxq_tensor *w, const mlxq_tensor *hessian,
+                      const mlxq_gptq_params *p, mlxq_tensor *wq, mlxq_tensor *scales,
+                      mlxq_tensor *biases, mlxq_error *err) {
+    mlxq_status st = mlxq_gptq_check(w, hessian, p, err);
+    mlxq_qparams qp = {.mode = MLXQ_MODE_AFFINE, .group_size = p->group_size, .bits = p->bits};
+    if (st || (st = mlxq_quantize_check_outputs(w, &qp, wq, scales, biases, err)))
+        return st;
+    if (w->shape[0] == 0 || w->shape[1] == 0)
+        return MLXQ_OK;
+    mlxq_gptq_factor f;
+    if ((st = mlxq_gptq_factorize(hessian, p->damp, p->act_order, &f, err)))
+        return st;
+    st = mlxq_gptq_apply(w, &f, p->group_size, p->bits, wq, scales, biases, err);
+    mlxq_gptq_factor_free(&f);
     return st;
 }

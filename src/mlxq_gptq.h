@@ -57,4 +57,24 @@ mlxq_status mlxq_gptq(const mlxq_tensor *w, const mlxq_tensor *hessian,
                       const mlxq_gptq_params *p, mlxq_tensor *wq, mlxq_tensor *scales,
                       mlxq_tensor *biases, mlxq_error *err);
 
+/* The Hessian's part, shared by every weight fed the same input (q/k/v projections) and
+ * every row block of one weight: steps 1-3 above. */
+typedef struct {
+    int64_t cols;
+    double *u;       /* cols x cols, row-major: the upper factor, in visiting order */
+    int64_t *perm;   /* visiting order: perm[i] = original column */
+    uint8_t *dead;   /* per original column: H[j][j] was 0 */
+    int act_order;
+} mlxq_gptq_factor;
+
+/* Fills f (free it with mlxq_gptq_factor_free, also after a failure). */
+mlxq_status mlxq_gptq_factorize(const mlxq_tensor *hessian, double damp, int act_order,
+                                mlxq_gptq_factor *f, mlxq_error *err);
+void mlxq_gptq_factor_free(mlxq_gptq_factor *f);
+
+/* Step 4 for w with a factor of its Hessian; f must come from mlxq_gptq_factorize. */
+mlxq_status mlxq_gptq_apply(const mlxq_tensor *w, const mlxq_gptq_factor *f, int group_size,
+                            int bits, mlxq_tensor *wq, mlxq_tensor *scales,
+                            mlxq_tensor *biases, mlxq_error *err);
+
 #endif /* MLXQ_GPTQ_H */

@@ -20,10 +20,11 @@ that uses it (docs/methods.md).
 ((8, 8), (8, 2))
 """
 
-from .gptq import gptq_quantize
+from .gptq import GptqFactor, gptq_factor, gptq_quantize
 from .stats import LayerStatistics, Statistics, load_statistics, save_statistics
 
-__all__ = ["LayerStatistics", "Statistics", "collect_statistics", "gptq_quantize",
+__all__ = ["GptqFactor", "LayerStatistics", "Statistics", "collect_statistics", "gptq_factor",
+           "gptq_quantize",
            "load_statistics", "save_statistics"]
 
 

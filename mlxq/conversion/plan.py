@@ -357,6 +357,18 @@ def _quality(opts: Options, config: Mapping[str, Any], units: dict[str, Unit],
 _EMBEDDING_SUFFIXES = ("embed_tokens", "wte", "word_embeddings", "embeddings")
 
 
+class _HessianOf:
+    """Reads a layer's Hessian when called; ``key`` names the input it belongs to (layers
+    sharing it share a factorisation), ``owner`` the statistics it comes from."""
+
+    def __init__(self, stats: Any, path: str):
+        self.owner, self.path = stats, path
+        self.key = stats[path].hessian_key
+
+    def __call__(self) -> Optional[np.ndarray]:
+        return self.owner.hessian(self.path)
+
+
 def _gptq_units(q: Sequence[Unit], stats: Any, opts: Options, warnings: list[str]) -> None:
     """Each quantize unit with a Hessian gets GPTQ; the rest (embeddings, layers the
     statistics miss, stacked experts, fp modes) fall back to "mse"."""
@@ -372,7 +384,7 @@ def _gptq_units(q: Sequence[Unit], stats: Any, opts: Options, warnings: list[str
               and u.tensor.ndim == 2 and s.in_sum2.shape[0] == u.tensor.shape[-1]
               and not u.path.rsplit(".", 1)[-1] in _EMBEDDING_SUFFIXES)
         if ok:
-            u.hessian = (lambda p=u.path: stats.hessian(p))
+            u.hessian = _HessianOf(stats, u.path)
         else:
             u.method = "mse"
             fallback.append(u.path)
