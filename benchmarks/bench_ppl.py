@@ -236,9 +236,10 @@ def _gap(p: float, mlx: float, base: float) -> str:
 
 
 def _print_row(r: dict, methods: list[str]) -> None:
-    parts = [f"   {r['bits']}b g{r['group']:<3}: MLX {r['mlx']:.3f}"]
+    parts = [f"   {r['bits']}b g{r['group']:<3}: MLX {_num(r['mlx'])} ({r['t_mlx']:.0f} s)"]
     for m in methods:
-        parts.append(f"{m} {r[m]:.3f} ({_gap(r[m], r['mlx'], r['bf16'])} of the gap)")
+        parts.append(f"{m} {_num(r[m])} ({_gap(r[m], r['mlx'], r['bf16'])} of the gap; "
+                     f"{r['t_' + m]:.0f} s)")
     print(", ".join(parts), flush=True)
 
 
@@ -246,15 +247,21 @@ def _print_table(rows: list[dict], methods: list[str]) -> None:
     if not rows:
         return
     print("\n== perplexity (lower is better); gap closed = (MLX - method) / (MLX - bf16)")
-    head = f"{'model':<14}{'bits':>5}{'group':>6}{'bf16':>9}{'MLX':>10}"
+    head = f"{'model':<14}{'bits':>5}{'group':>6}{'bf16':>9}{'MLX':>11}"
     for m in methods:
-        head += f"{m:>10}{'closed':>8}"
+        head += f"{m:>11}{'closed':>8}"
     print(head)
     for r in rows:
-        s = f"{r['model']:<14}{r['bits']:>5}{r['group']:>6}{r['bf16']:>9.3f}{r['mlx']:>10.3f}"
+        s = f"{r['model']:<14}{r['bits']:>5}{r['group']:>6}{r['bf16']:>9.3f}{_num(r['mlx']):>11}"
         for m in methods:
-            s += f"{r[m]:>10.3f}{_gap(r[m], r['mlx'], r['bf16']):>8}"
+            s += f"{_num(r[m]):>11}{_gap(r[m], r['mlx'], r['bf16']):>8}"
         print(s)
+    print("seconds per conversion: " + ", ".join(
+        f"{m} {np.median([r['t_' + m] for r in rows]):.1f}" for m in ["mlx"] + methods))
+
+
+def _num(v: float) -> str:
+    return f"{v:.3f}" if v < 1e4 else f"{v:.3g}"
 
 
 def _target(a, hf: str, ev: Evaluator, tmp: str, base: float, stats_file) -> None:

@@ -81,7 +81,7 @@ def _quantize(u: Unit, put: Callable[[str, np.ndarray], None], block_bytes: int,
             if factor is not None:  # GPTQ's rows are independent: row blocks are exact
                 parts = gptq_quantize(w, None, u.group_size, u.bits, factor=factor)
             else:
-                method = "mse" if u.method == "gptq" else u.method
+                method = "mlx" if u.method == "gptq" else u.method
                 parts = quantize(w, group_size=u.group_size, bits=u.bits, mode=u.mode,
                                  method=method, importance=imp if method == "mse" else None)
             if report is not None:
