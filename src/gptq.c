@@ -58,24 +58,43 @@ mlxq_status mlxq_gptq_check(const mlxq_tensor *w, const mlxq_tensor *hessian,
     return check_hessian(hessian, w->shape[1], err);
 }
 
+/* sum_k a[k] * b[k] for k in [0, n): four partial sums (k mod 4) added in a fixed order,
+ * so the result is the same on every machine while the additions overlap. */
+static double dot(const double *a, const double *b, int64_t n) {
+    double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
+    int64_t k = 0;
+    for (; k + 4 <= n; k += 4) {
+        s0 += a[k] * b[k];
+        s1 += a[k + 1] * b[k + 1];
+        s2 += a[k + 2] * b[k + 2];
+        s3 += a[k + 3] * b[k + 3];
+    }
+    for (; k < n; k++)
+        s0 += a[k] * b[k];
+    return (s0 + s1) + (s2 + s3);
+}
+
+/* x[k] -= e * u[k]: element-wise, so any vector width gives the same bytes (no FMA:
+ * -ffp-contract=off); compiled for AVX2 as well and picked at run time. */
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__)) && !defined(__clang__)
+__attribute__((target_clones("avx2", "default")))
+#endif
+static void axpy_neg(double *x, const double *u, double e, int64_t n) {
+    for (int64_t k = 0; k < n; k++)
+        x[k] -= e * u[k];
+}
+
 /* In-place lower Cholesky factor of the n x n row-major a (lower triangle read and
  * written); 0 when a is not positive definite. */
 static int cholesky(double *a, int64_t n) {
     for (int64_t j = 0; j < n; j++) {
-        double d = a[j * n + j];
-        for (int64_t k = 0; k < j; k++)
-            d -= a[j * n + k] * a[j * n + k];
-        if (!(d > 0.0))
+        const double d2 = a[j * n + j] - dot(a + j * n, a + j * n, j);
+        if (!(d2 > 0.0))
             return 0;
-        d = sqrt(d);
+        const double d = sqrt(d2);
         a[j * n + j] = d;
-        for (int64_t i = j + 1; i < n; i++) {
-            double s = a[i * n + j];
-            const double *ri = a + i * n, *rj = a + j * n;
-            for (int64_t k = 0; k < j; k++)
-                s -= ri[k] * rj[k];
-            a[i * n + j] = s / d;
-        }
+        for (int64_t i = j + 1; i < n; i++)
+            a[i * n + j] = (a[i * n + j] - dot(a + i * n, a + j * n, j)) / d;
     }
     return 1;
 }
@@ -87,13 +106,8 @@ static void lower_inverse_t(const double *l, double *xt, int64_t n) {
     memset(xt, 0, (size_t)(n * n) * sizeof(double));
     for (int64_t i = 0; i < n; i++) {
         const double *li = l + i * n;
-        for (int64_t j = 0; j < i; j++) {
-            const double *xj = xt + j * n;
-            double s = 0.0;
-            for (int64_t k = j; k < i; k++)
-                s += li[k] * xj[k];
-            xt[j * n + i] = -s / li[i];
-        }
+        for (int64_t j = 0; j < i; j++)
+            xt[j * n + i] = -dot(li + j, xt + j * n + j, i - j) / li[i];
         xt[i * n + i] = 1.0 / li[i];
     }
 }
@@ -205,18 +219,14 @@ static void gptq_rows(void *ctx, size_t begin, size_t end) {
                                                     nb, &d);
                     const double err = (xt[i] - d) / uii;
                     e[t * BLOCK + (i - i0)] = err;
-                    for (int64_t k = i + 1; k < i1; k++)
-                        xt[k] -= err * ui[k];
+                    axpy_neg(xt + i + 1, ui + i + 1, err, i1 - i - 1);
                 }
             }
             /* lazy batch: the block's errors into every later column, in increasing i */
             for (int64_t i = i0; i < i1; i++) {
                 const double *ui = j->u + i * C;
                 for (int t = 0; t < nr; t++) {
-                    const double err = e[t * BLOCK + (i - i0)];
-                    double *xt = x + t * C;
-                    for (int64_t k = i1; k < C; k++)
-                        xt[k] -= err * ui[k];
+                    axpy_neg(x + t * C + i1, ui + i1, e[t * BLOCK + (i - i0)], C - i1);
                 }
             }
         }

@@ -344,14 +344,12 @@ def test_gptq_conversion_end_to_end_and_reuse(tmp_path):
     text = tmp_path / "cal.txt"
     text.write_text(TEXT)
     stats = tmp_path / "stats.safetensors"
-    with pytest.warns(mlxq.MlxqWarning, match="no Hessian"):
-        a = mlxq.convert(LLAMA, tmp_path / "a", quantize=True, q_bits=3, q_method="gptq",
-                         calibrate=text, save_imatrix=stats, calibration_tokens=64, quiet=True)
+    a = mlxq.convert(LLAMA, tmp_path / "a", quantize=True, q_bits=3, q_method="gptq",
+                     calibrate=text, save_imatrix=stats, calibration_tokens=64, quiet=True)
     assert a.summary()
     # the saved statistics give the same folder without running the model again
-    with pytest.warns(mlxq.MlxqWarning, match="no Hessian"):
-        mlxq.convert(LLAMA, tmp_path / "b", quantize=True, q_bits=3, q_method="gptq",
-                     imatrix=stats, quiet=True)
+    mlxq.convert(LLAMA, tmp_path / "b", quantize=True, q_bits=3, q_method="gptq",
+                 imatrix=stats, quiet=True)
     wa, wb = mlxq.load_checkpoint(tmp_path / "a"), mlxq.load_checkpoint(tmp_path / "b")
     assert wa.keys() == wb.keys()
     for k in wa:

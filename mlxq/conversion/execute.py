@@ -58,7 +58,7 @@ def _factor_of(u: Unit):
     hit = _FACTORS.get(key) if key is not None else None
     if hit is not None and hit[0] is u.hessian.owner:
         return hit[1]
-    f = gptq_factor(u.hessian())
+    f = gptq_factor(u.hessian(), act_order=True)  # bench_ppl: act-order closes more
     _FACTORS.clear()  # one at a time: memory stays one factor
     if key is not None:
         _FACTORS[key] = (u.hessian.owner, f)
@@ -81,7 +81,7 @@ def _quantize(u: Unit, put: Callable[[str, np.ndarray], None], block_bytes: int,
             if factor is not None:  # GPTQ's rows are independent: row blocks are exact
                 parts = gptq_quantize(w, None, u.group_size, u.bits, factor=factor)
             else:
-                method = "mlx" if u.method == "gptq" else u.method
+                method = "mlx" if u.method == "gptq" else u.method  # (plan maps these)
                 parts = quantize(w, group_size=u.group_size, bits=u.bits, mode=u.mode,
                                  method=method, importance=imp if method == "mse" else None)
             if report is not None:

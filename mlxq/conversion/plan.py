@@ -370,9 +370,9 @@ class _HessianOf:
 
 
 def _gptq_units(q: Sequence[Unit], stats: Any, opts: Options, warnings: list[str]) -> None:
-    """Each quantize unit with a Hessian gets GPTQ; the rest (embeddings, layers the
-    statistics miss, stacked experts, fp modes) get MLX's own choice: "mse"'s lower
-    weight error makes a model's perplexity worse (docs/methods.md)."""
+    """Each quantize unit with a Hessian gets GPTQ (act-order); embeddings get "mse" (with
+    GPTQ's layers, the lower perplexity in benchmarks/bench_ppl.py); the rest (layers the
+    statistics miss, stacked experts, fp modes) MLX's own choice."""
     if stats is None:
         raise InvalidArgumentError(f"{arg('q_method', 'gptq')} needs each layer's input "
                                    f"Hessian: give {arg('calibrate', 'TEXT_FILE')} or "
@@ -387,12 +387,14 @@ def _gptq_units(q: Sequence[Unit], stats: Any, opts: Options, warnings: list[str
         if ok:
             u.hessian = _HessianOf(stats, u.path)
         else:
-            u.method = "mlx"
-            fallback.append(u.path)
+            embedding = u.path.rsplit(".", 1)[-1] in _EMBEDDING_SUFFIXES
+            u.method = "mse" if embedding and u.mode == "affine" else "mlx"
+            if not embedding:
+                fallback.append(u.path)
     if fallback:
         warnings.append(f"{arg('q_method', 'gptq')}: {len(fallback)} of {len(q)} layers have no "
-                        f"Hessian to use (embeddings, layers the statistics miss, stacked "
-                        f"experts; e.g. {fallback[0]}) and get MLX's own quantization")
+                        f"Hessian to use (layers the statistics miss, stacked experts; e.g. "
+                        f"{fallback[0]}) and get MLX's own quantization")
 
 
 def _pinned(family: Family, config: Mapping[str, Any], path: str) -> set[str]:
