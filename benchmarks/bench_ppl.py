@@ -155,8 +155,8 @@ def main() -> None:
 
     warnings.simplefilter("ignore")
     torch.set_num_threads(a.threads or os.cpu_count() or 1)
-    bits = [int(b) for b in a.bits.split(",")]
-    groups = [int(g) for g in a.groups.split(",")]
+    bits = [int(b) for b in a.bits.split(",") if b]
+    groups = [int(g) for g in a.groups.split(",") if g]
     methods = [m for m in a.methods.split(",") if m]
     cal_text, eval_text = text_halves()
     import mlx.core as mx
@@ -269,7 +269,8 @@ def _target(a, hf: str, ev: Evaluator, tmp: str, base: float, stats_file) -> Non
     import json
 
     print(f"   target-bpw {a.target_bpw}:", flush=True)
-    for method, kw in (("mse", {}), ("gptq", {"imatrix": stats_file} if stats_file else None)):
+    for method, kw in (("mlx", {}), ("mse", {}),
+                       ("gptq", {"imatrix": stats_file} if stats_file else None)):
         if kw is None:
             continue
         out = os.path.join(tmp, f"tbpw-{method}")
@@ -278,8 +279,9 @@ def _target(a, hf: str, ev: Evaluator, tmp: str, base: float, stats_file) -> Non
         with open(os.path.join(out, "config.json")) as f:
             q = json.load(f)["quantization"]
         mix = sorted({v["bits"] for k, v in q.items() if isinstance(v, dict)})
-        print(f"     {method}: bits {mix}, {res.summary().splitlines()[-2].strip()}; ppl "
-              f"{ev.ppl(_mlx_weights(out)):.3f}", flush=True)
+        bpw = [ln.strip() for ln in res.summary().splitlines() if "bits per weight" in ln]
+        print(f"     {method}: bits {mix}, {bpw[0] if bpw else ''}; ppl "
+              f"{_num(ev.ppl(_mlx_weights(out)))}", flush=True)
 
 
 if __name__ == "__main__":
