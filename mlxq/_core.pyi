@@ -36,6 +36,26 @@ def quantize_search(
     squared error after MLX's dequantization (src/mlxq_search.h). importance: float32 [C]
     or w.shape[:-2] + [C], finite and >= 0, or None (all ones)."""
 
+def gptq(
+    w: np.ndarray,
+    code: int,
+    hessian: np.ndarray,
+    hessian_code: int,
+    group_size: int,
+    bits: int,
+    damp: float,
+    act_order: bool,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """GPTQ of the 2-D w with its input Hessian into MLX's affine triple (src/mlxq_gptq.h)."""
+
+def gptq_factor(hessian: np.ndarray, hessian_code: int, damp: float, act_order: bool) -> object:
+    """The Hessian's part of GPTQ, an opaque handle for gptq_apply."""
+
+def gptq_apply(
+    w: np.ndarray, code: int, factor: object, group_size: int, bits: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """GPTQ of w with a gptq_factor handle."""
+
 def dequantize(
     wq: np.ndarray,
     scales: np.ndarray,

@@ -97,7 +97,9 @@ def _convert(args: argparse.Namespace) -> int:
             report=args.report, quiet=args.quiet, allow_requantize=args.allow_requantize,
             allow_unknown_architecture=args.allow_unknown_architecture,
             q_method=args.q_method, imatrix=args.imatrix, imatrix_arch=args.imatrix_arch,
-            target_bpw=args.target_bpw, revision=args.revision,
+            target_bpw=args.target_bpw, calibrate=args.calibrate,
+            save_imatrix=args.save_imatrix, calibration_device=args.calibration_device,
+            calibration_tokens=args.calibration_tokens, revision=args.revision,
             keep_source=args.keep_source, disk_budget=args.disk_budget, token=args.token,
             upload_repo=args.upload_repo, trust_remote_code=args.trust_remote_code,
             threads=args.threads, device=args.device)
@@ -245,12 +247,25 @@ def build_parser() -> argparse.ArgumentParser:
                    help="convert a model_type mlx-lm does not support with generic rules "
                    "(no sanitize step) instead of refusing it")
     e = c.add_argument_group("beyond mlx_lm.convert: better quantization (docs/methods.md)")
-    e.add_argument("--q-method", choices=("mlx", "mse"), default="mlx",
+    e.add_argument("--q-method", choices=("mlx", "mse", "gptq"), default="mlx",
                    help="mlx: mx.quantize's choice, bit-identical to mlx_lm.convert "
-                   "(default); mse: each group's scale and bias chosen for the least error")
+                   "(default); mse: each group's scale and bias chosen for the least error; "
+                   "gptq: GPTQ with each layer's input Hessian (needs --calibrate)")
     e.add_argument("--imatrix", metavar="FILE", default=None,
-                   help="a llama.cpp importance matrix (.gguf or .dat) weighting each layer's "
-                   "columns (with --q-method mse or --target-bpw)")
+                   help="a llama.cpp importance matrix (.gguf or .dat), or statistics saved "
+                   "by --save-imatrix, weighting each layer's columns (with --q-method mse, "
+                   "gptq or --target-bpw)")
+    e.add_argument("--calibrate", metavar="TEXT_FILE", default=None,
+                   help="run the source model (transformers + torch: pip install "
+                   "'mlxq[calibrate]') on this UTF-8 text to collect each layer's input "
+                   "statistics")
+    e.add_argument("--save-imatrix", metavar="FILE", default=None,
+                   help="write the statistics --calibrate collected (a safetensors file "
+                   "--imatrix reads)")
+    e.add_argument("--calibration-device", choices=("cpu", "cuda"), default="cpu",
+                   help="where the calibration forward runs (default: cpu)")
+    e.add_argument("--calibration-tokens", type=_threads, metavar="N", default=16384,
+                   help="at most this many tokens of the calibration text (default: 16384)")
     e.add_argument("--imatrix-arch", metavar="ARCH", default=None,
                    help="the importance matrix's llama.cpp architecture, when the model_type "
                    "does not give it")

@@ -40,6 +40,14 @@ SKIP = {
     ("docs/gguf.md", "pip install"):
         "installs packages into the interpreter running the tests (gguf is installed)",
 }
+#: (page, how the block begins) -> the modules it needs; skipped, saying so, without them
+#: (calibration runs the model through transformers and torch, optional dependencies)
+NEEDS = {
+    ("docs/methods.md", "mlxq convert ./Llama-3.2-1B ./Llama-3.2-1B-gptq"):
+        ("torch", "transformers"),
+    ("docs/methods.md", 'import mlxq\n\nmlxq.convert("Llama-3.2-1B", "Llama-3.2-1B-gptq-py"'):
+        ("torch", "transformers"),
+}
 #: page -> the Hub repositories it converts from, served by the stand-in Hub
 #: (tests/hub_server.py) as these fixtures
 HUB_REPOS = {"docs/hub.md": {"Qwen/Qwen3-0.6B": "qwen3"}}
@@ -110,6 +118,10 @@ def examples(tmp_path_factory) -> str:
                                      '{"quant_method": "mxfp4"}}')
     _imatrix(str(d / "imatrix.gguf"), mlxq.load_checkpoint(d / "Llama-3.2-1B"))
     _gguf_files(d)
+    from pydoc_data.topics import topics  # English prose that ships with Python
+
+    (d / "calibration.txt").write_text("\n\n".join(topics[k] for k in sorted(topics)[:40]),
+                                       encoding="utf-8")
     return str(d)
 
 
@@ -144,7 +156,10 @@ def workdir(examples, tmp_path) -> str:
 
 def _env(workdir: str) -> dict:
     bin_ = os.path.join(os.path.dirname(workdir), "bin")
-    env = dict(os.environ, PATH=bin_ + os.pathsep + os.environ["PATH"])
+    env = dict(os.environ, PATH=bin_ + os.pathsep + os.environ["PATH"],
+               # torch (calibration) keeps a compile cache in TMPDIR unless told: under
+               # pytest's folder
+               TORCHINDUCTOR_CACHE_DIR=os.path.join(os.path.dirname(workdir), "torchinductor"))
     # the pages run as a reader runs them: mlxq's own default device (the suite sets
     # MLXQ_DEVICE=cpu for its comparisons with mlx[cpu], see conftest.py)
     env.pop("MLXQ_DEVICE", None)
@@ -155,7 +170,7 @@ def _env(workdir: str) -> dict:
 
 def test_the_skip_and_listing_entries_each_name_one_block():
     everything = [b for p in PAGES for b in page_blocks(p)]
-    for key in list(SKIP) + list(LISTINGS):
+    for key in list(SKIP) + list(LISTINGS) + list(NEEDS):
         found = [b for b in everything if b.lang in docs_runner.LANGS and _starts(b, key)]
         assert len(found) == 1, (key, [b.where for b in found])
 
@@ -175,7 +190,12 @@ def test_every_snippet_of_the_page_runs(page, workdir, request):
         for repo, fixture in HUB_REPOS[page].items():
             hub.add_repo(repo, os.path.join(ROOT, "tests", "fixtures", "hf", fixture))
     blocks = page_blocks(page)
-    skip = [b.line for b in blocks if any(_starts(b, k) for k in list(SKIP) + list(LISTINGS))]
+    import importlib.util
+
+    missing = [k for k, mods in NEEDS.items()
+               if any(importlib.util.find_spec(m) is None for m in mods)]
+    skip = [b.line for b in blocks
+            if any(_starts(b, k) for k in list(SKIP) + list(LISTINGS) + missing)]
     r = subprocess.run([sys.executable, docs_runner.__file__, os.path.join(ROOT, page),
                         "--skip", *map(str, skip)], cwd=workdir, env=_env(workdir),
                        capture_output=True, text=True, timeout=600)

@@ -320,9 +320,10 @@ def _check_destination(src: Path, dst: Path, hub: bool = False) -> None:
 _FLAG_ARGS = ("quantize", "dequantize", "report", "quiet", "allow_requantize",
               "allow_unknown_architecture", "keep_source", "trust_remote_code")
 _INT_ARGS = ("q_group_size", "q_bits")
-_STR_ARGS = ("q_mode", "q_method")
+_STR_ARGS = ("q_mode", "q_method", "calibration_device")
 _OPTIONAL_STR_ARGS = ("dtype", "imatrix_arch", "revision", "upload_repo")
-_PATH_ARGS = ("hf_path", "mlx_path", "imatrix")
+_PATH_ARGS = ("hf_path", "mlx_path", "imatrix", "calibrate", "save_imatrix")
+_OPTIONAL_PATH_ARGS = ("imatrix", "calibrate", "save_imatrix")
 _SIZE_ARGS = ("max_shard_size", "disk_budget")
 
 
@@ -360,7 +361,8 @@ def _check_types(values: dict[str, Any]) -> dict[str, Any]:
             refuse(name, "a str or None")
     for name in _PATH_ARGS:
         v = values[name]
-        if (v is not None or name != "imatrix") and not isinstance(v, (str, os.PathLike)):
+        if (v is not None or name not in _OPTIONAL_PATH_ARGS) and not isinstance(
+                v, (str, os.PathLike)):
             refuse(name, "a path (str or os.PathLike)")
     for name in _SIZE_ARGS:
         v = values[name]
@@ -404,6 +406,43 @@ def _check_options(opts: Options) -> None:
         # claims to be quantized)
         _refuse_global_params(opts, *_global_params(opts),
                               check_bits=opts.target_bpw is None)
+    _check_calibration(opts)
+
+
+def _check_calibration(opts: Options) -> None:
+    """The calibration arguments, before any model runs."""
+    if opts.q_method not in ("mlx", "mse", "gptq"):
+        raise UnknownEnumValueError(f"{arg('q_method', opts.q_method)} is not a quantization "
+                                    "method; expected 'mlx', 'mse' or 'gptq'", key="q_method")
+    if opts.calibration_device not in ("cpu", "cuda"):
+        raise UnknownEnumValueError(f"{arg('calibration_device', opts.calibration_device)} is "
+                                    "not a calibration device; expected 'cpu' or 'cuda'")
+    n = opts.calibration_tokens
+    if isinstance(n, bool) or not isinstance(n, int) or n < 2:
+        raise OutOfRangeError(f"{arg('calibration_tokens', n)} must be a whole number >= 2")
+    if opts.save_imatrix is not None and opts.calibrate is None:
+        raise InvalidArgumentError(f"{arg('save_imatrix', opts.save_imatrix)} saves what "
+                                   f"{arg('calibrate', 'TEXT_FILE')} collects: give both")
+    if opts.calibrate is not None and opts.imatrix is not None:
+        raise InvalidArgumentError(f"give {arg('calibrate', opts.calibrate)} or "
+                                   f"{arg('imatrix', opts.imatrix)}, not both")
+    if opts.save_imatrix is not None and os.path.lexists(opts.save_imatrix):
+        raise InvalidArgumentError(f"{arg('save_imatrix', opts.save_imatrix)} exists; mlxq "
+                                   "does not overwrite it")
+    if opts.q_method == "gptq":
+        if opts.q_mode != "affine":
+            raise InvalidArgumentError(f"{arg('q_method', 'gptq')} quantizes into the affine "
+                                       f"format, not {arg('q_mode', opts.q_mode)}",
+                                       key="q_mode")
+        if opts.quantize and opts.calibrate is None and opts.imatrix is None:
+            raise InvalidArgumentError(f"{arg('q_method', 'gptq')} needs each layer's input "
+                                       f"Hessian: give {arg('calibrate', 'TEXT_FILE')} (or "
+                                       f"{arg('imatrix', 'STATS')}, a file "
+                                       f"{arg('save_imatrix', 'FILE')} wrote)", key="q_method")
+    if opts.calibrate is not None:
+        from ..calibration.collect import read_text
+
+        read_text(opts.calibrate)  # a missing or binary file fails before anything runs
 
 
 def _flags_without_effect(opts: Options, quantize_given_mode: bool) -> list[str]:
@@ -494,6 +533,24 @@ def _size(name: str, value: Union[int, str]) -> int:
         raise InvalidArgumentError(f"{arg(name, value)}: {e.message}", key=name) from None
 
 
+def _calibrate(src: Path, opts: Options, out: TextIO, quiet: bool) -> Any:
+    """Collects the calibration statistics for ``opts.calibrate`` (and saves them)."""
+    from ..calibration.collect import collect_statistics, read_text
+    from ..calibration.stats import save_statistics
+
+    text = read_text(opts.calibrate)
+    stats, report = collect_statistics(src, text, device=opts.calibration_device,
+                                       max_tokens=opts.calibration_tokens)
+    stats.text = os.path.basename(opts.calibrate)
+    log.info("%s", report)
+    if not quiet:
+        print(report, file=out)
+    if opts.save_imatrix is not None:
+        save_statistics(stats, opts.save_imatrix)
+        log.info("wrote %s", opts.save_imatrix)
+    return stats
+
+
 def _warn(msg: str) -> None:
     # stacklevel 4 (here, convert, its threads wrapper): the warning points at the code
     # that called convert()
@@ -540,6 +597,8 @@ def convert(hf_path: PathLike, mlx_path: PathLike = "mlx_model", *, quantize: bo
             allow_requantize: bool = False, allow_unknown_architecture: bool = False,
             q_method: str = "mlx", imatrix: Optional[PathLike] = None,
             imatrix_arch: Optional[str] = None, target_bpw: Optional[float] = None,
+            calibrate: Optional[PathLike] = None, save_imatrix: Optional[PathLike] = None,
+            calibration_device: str = "cpu", calibration_tokens: int = 16384,
             revision: Optional[str] = None, keep_source: bool = False,
             disk_budget: Union[int, str, None] = None, token: Any = None,
             upload_repo: Optional[str] = None,
@@ -564,15 +623,23 @@ def convert(hf_path: PathLike, mlx_path: PathLike = "mlx_model", *, quantize: bo
     generic rules instead of refusing it); ``q_method`` (``"mse"``: each group's scale and
     bias chosen for the least error, docs/methods.md), ``imatrix`` (a llama.cpp importance
     matrix weighting each layer's columns; ``imatrix_arch`` its architecture name when the
-    model_type does not give it) and ``target_bpw`` (bits per layer from 2/3/4/5/6/8 for at
-    most this many bits per weight, the whole model counted as mlx-lm does); ``threads``
-    (kernel threads for this call only, as :func:`mlxq.set_num_threads`; default: the
-    current setting, ``MLXQ_NUM_THREADS`` or all cores); ``device`` (``"gpu"``: the
-    arithmetic of MLX's GPU kernels, what mlx_lm.convert writes on Apple silicon, its
-    default device there; ``"cpu"``: MLX's CPU backend, what ``mlx[cpu]`` writes on Linux;
-    default :func:`mlxq.default_device`, i.e. ``MLXQ_DEVICE`` or ``"gpu"``): every
-    quantization and dequantization of the conversion, the families' sanitize steps and the
-    quality search included.
+    model_type does not give it, or a statistics file ``save_imatrix`` wrote) and
+    ``target_bpw`` (bits per layer from 2/3/4/5/6/8 for at most this many bits per weight,
+    the whole model counted as mlx-lm does); ``threads`` (kernel threads for this call
+    only, as :func:`mlxq.set_num_threads`; default: the current setting,
+    ``MLXQ_NUM_THREADS`` or all cores); ``device`` (``"gpu"``: the arithmetic of MLX's GPU
+    kernels, what mlx_lm.convert writes on Apple silicon, its default device there;
+    ``"cpu"``: MLX's CPU backend, what ``mlx[cpu]`` writes on Linux; default
+    :func:`mlxq.default_device`, i.e. ``MLXQ_DEVICE`` or ``"gpu"``): every quantization and
+    dequantization of the conversion, the families' sanitize steps and the quality search
+    included. Calibration (the ``calibrate`` extra: ``pip install 'mlxq[calibrate]'``, from
+    a checkout ``pip install '.[calibrate]'``): ``calibrate`` (a UTF-8 text file the source
+    model runs forward on, through transformers and torch, one decoder layer at a time, to
+    collect each linear layer's input statistics; needs a local source folder; at most
+    ``calibration_tokens`` tokens, in sequences of 512), ``save_imatrix`` (write those
+    statistics, for ``imatrix`` in later conversions), ``calibration_device`` (``"cpu"`` or
+    ``"cuda"``); ``q_method="gptq"`` quantizes each layer with GPTQ from its input Hessian
+    (:mod:`mlxq.calibration`) and needs ``calibrate`` or such a statistics file.
 
     ``hf_path`` may also be a Hugging Face Hub repository (``ORG/NAME``; a local folder
     that exists always wins, as in mlx-lm), at ``revision``: it is converted with bounded
@@ -606,7 +673,8 @@ def convert(hf_path: PathLike, mlx_path: PathLike = "mlx_model", *, quantize: bo
         allow_requantize=allow_requantize, allow_unknown_architecture=allow_unknown_architecture,
         q_method=q_method, imatrix=imatrix, imatrix_arch=imatrix_arch, target_bpw=target_bpw,
         revision=revision, keep_source=keep_source, disk_budget=disk_budget, token=token,
-        upload_repo=upload_repo, trust_remote_code=trust_remote_code))
+        upload_repo=upload_repo, trust_remote_code=trust_remote_code, calibrate=calibrate,
+        save_imatrix=save_imatrix, calibration_device=calibration_device))
     quantize, dequantize, report, quiet = a["quantize"], a["dequantize"], a["report"], a["quiet"]
     q_group_size, q_bits, keep_source = a["q_group_size"], a["q_bits"], a["keep_source"]
     allow_requantize = a["allow_requantize"]
@@ -635,7 +703,11 @@ def convert(hf_path: PathLike, mlx_path: PathLike = "mlx_model", *, quantize: bo
                    max_shard_size=shard, report=report, allow_requantize=allow_requantize,
                    allow_unknown_architecture=allow_unknown_architecture, q_method=q_method,
                    imatrix=os.fspath(imatrix) if imatrix is not None else None,
-                   imatrix_arch=imatrix_arch, target_bpw=target_bpw, device=dev.value)
+                   imatrix_arch=imatrix_arch, target_bpw=target_bpw, device=dev.value,
+                   calibrate=os.fspath(calibrate) if calibrate is not None else None,
+                   save_imatrix=os.fspath(save_imatrix) if save_imatrix is not None else None,
+                   calibration_device=calibration_device,
+                   calibration_tokens=calibration_tokens)
     _check_options(opts)
     for w in _flags_without_effect(opts, q_mode != "affine"):
         _warn(w)
@@ -643,6 +715,11 @@ def convert(hf_path: PathLike, mlx_path: PathLike = "mlx_model", *, quantize: bo
         _warn(f"{arg('revision', revision)} has no effect: {src_p} is a local folder (a "
               "revision picks a commit of a Hugging Face Hub repository)")
     budget = _size("disk_budget", disk_budget) if disk_budget is not None else None
+    if calibrate is not None and quantize:
+        if hub_repo is not None:
+            raise InvalidArgumentError(f"{arg('calibrate', calibrate)} runs the model from a "
+                                       f"local folder; download {hub_repo} first")
+        opts = dataclasses.replace(opts, statistics=_calibrate(src_p, opts, out, quiet))
 
     # the planner and executor load every model family (and numpy, ml_dtypes): imported
     # on use, so importing this package stays light

@@ -18,6 +18,7 @@ import numpy as np
 from .._interrupt import check
 from ..errors import MlxqError
 from ..metrics import _error_sums, _Sums
+from ..calibration.gptq import gptq_factor, gptq_quantize
 from ..quant import quantize
 from . import graph
 from .plan import Plan, Unit
@@ -58,6 +59,21 @@ def _copy(u: Unit, put: Callable[[str, np.ndarray], None], block_bytes: int) -> 
         put(name, u.tensor.rows(r0, r1))
 
 
+_FACTORS: dict = {}  # hessian key -> GptqFactor: q/k/v share one, computed once
+
+
+def _factor_of(u: Unit):
+    key = getattr(u.hessian, "key", None)
+    hit = _FACTORS.get(key) if key is not None else None
+    if hit is not None and hit[0] is u.hessian.owner:
+        return hit[1]
+    f = gptq_factor(u.hessian(), act_order=True)  # bench_ppl: act-order closes more
+    _FACTORS.clear()  # one at a time: memory stays one factor
+    if key is not None:
+        _FACTORS[key] = (u.hessian.owner, f)
+    return f
+
+
 def _quantize(u: Unit, put: Callable[[str, np.ndarray], None], block_bytes: int,
               report: Optional[list], device: Optional[str] = None) -> None:
     dense = u.tensor
@@ -65,14 +81,19 @@ def _quantize(u: Unit, put: Callable[[str, np.ndarray], None], block_bytes: int,
     sums = _Sums()
     names = [n for n, _ in u.outputs]
     try:
+        factor = _factor_of(u) if u.method == "gptq" and u.hessian is not None else None
         for r0, r1 in blocks_of(dense, block_bytes, u.importance):
             check()
             rows = source.rows(r0, r1)
             w = graph.cast_rows(rows, dense.dtype)
             imp = importance_rows(u.importance, dense.shape, r0, r1)
-            parts = quantize(w, group_size=u.group_size, bits=u.bits, mode=u.mode,
-                             method=u.method, importance=imp if u.method == "mse" else None,
-                             device=device)
+            if factor is not None:  # GPTQ's rows are independent: row blocks are exact
+                parts = gptq_quantize(w, None, u.group_size, u.bits, factor=factor)
+            else:
+                method = "mlx" if u.method == "gptq" else u.method  # (plan maps these)
+                parts = quantize(w, group_size=u.group_size, bits=u.bits, mode=u.mode,
+                                 method=method, importance=imp if method == "mse" else None,
+                                 device=device)
             if report is not None:
                 sums.merge(_error_sums(rows, parts[0], parts[1],
                                        parts[2] if u.mode == "affine" else None,

@@ -37,9 +37,11 @@ class Options:
     report: bool = False
     allow_requantize: bool = False
     allow_unknown_architecture: bool = False
-    #: "mlx" (mx.quantize's choice, bit-identical) or "mse" (mlxq.quantize method="mse")
+    #: "mlx" (mx.quantize's choice, bit-identical), "mse" (mlxq.quantize method="mse") or
+    #: "gptq" (GPTQ with each layer's input Hessian, mlxq.calibration)
     q_method: str = "mlx"
-    #: a llama.cpp importance matrix (GGUF or legacy .dat) weighting each layer's columns
+    #: a llama.cpp importance matrix (GGUF or legacy .dat), or an mlxq calibration
+    #: statistics file (--save-imatrix), weighting each layer's columns
     imatrix: Optional[str] = None
     #: its llama.cpp architecture name, when the model_type does not say it
     imatrix_arch: Optional[str] = None
@@ -48,5 +50,15 @@ class Options:
     #: whose quantization arithmetic: "gpu" (MLX's Metal kernels, mlx_lm.convert on Apple
     #: silicon) or "cpu" (MLX's CPU backend, mlx[cpu])
     device: str = "gpu"
+    #: a text file the source model runs forward on to collect each layer's statistics
+    calibrate: Optional[str] = None
+    #: where to write those statistics (mlxq.calibration.save_statistics)
+    save_imatrix: Optional[str] = None
+    #: torch device of the calibration forward: "cpu" or "cuda"
+    calibration_device: str = "cpu"
+    #: at most this many tokens of the calibration text are run
+    calibration_tokens: int = 16384
+    #: statistics collected by convert() (mlxq.calibration.Statistics), not an argument
+    statistics: Any = dataclasses.field(default=None, compare=False, repr=False)
 
 

@@ -66,8 +66,9 @@ class Unit:
     group_size: int = 0
     bits: int = 0
     mode: str = "affine"
-    method: str = "mlx"                       # quantize: "mlx" or "mse"
+    method: str = "mlx"                       # quantize: "mlx", "mse" or "gptq"
     importance: Optional[np.ndarray] = None   # quantize: per input column ([E, C] stacked)
+    hessian: Optional[Callable[[], Optional[np.ndarray]]] = None  # gptq: reads X^T X
     #: copy of several outputs (a stored layer's weight, scales, biases): each output's
     #: tensor, all with the same rows; ``tensor`` is the first
     parts: list[graph.Tensor] = dataclasses.field(default_factory=list)
@@ -307,14 +308,15 @@ def _quality(opts: Options, config: Mapping[str, Any], units: dict[str, Unit],
              block: Optional[dict], family: Family, warnings: list[str]) -> Any:
     """``q_method``, ``imatrix`` and ``target_bpw`` (mlxq.conversion.quality) on the
     quantize units; returns the bits allocation, if any."""
-    if opts.q_method not in ("mlx", "mse"):
-        raise UnknownEnumValueError(f"q_method {opts.q_method!r}; expected 'mlx' or 'mse'",
-                                    key="q_method")
+    if opts.q_method not in ("mlx", "mse", "gptq"):
+        raise UnknownEnumValueError(f"q_method {opts.q_method!r}; expected 'mlx', 'mse' or "
+                                    "'gptq'", key="q_method")
     if not opts.quantize:
         for name, given in ((arg("q_method", "mse"), opts.q_method != "mlx"),
                             (arg("imatrix", opts.imatrix), opts.imatrix is not None),
                             (arg("target_bpw", opts.target_bpw),
-                             opts.target_bpw is not None)):
+                             opts.target_bpw is not None),
+                            (arg("calibrate", opts.calibrate), opts.calibrate is not None)):
             if given:
                 raise InvalidArgumentError(f"{name} chooses how layers are quantized: it "
                                            f"needs {arg('quantize')}")
@@ -334,7 +336,27 @@ def _quality(opts: Options, config: Mapping[str, Any], units: dict[str, Unit],
     q = [u for u in units.values() if u.kind == "quantize"]
     for u in q:
         u.method = opts.q_method
-    if opts.imatrix is not None:
+    stats = opts.statistics
+    if stats is None and opts.imatrix is not None:
+        from ..calibration.stats import is_statistics_file, load_statistics
+
+        if is_statistics_file(opts.imatrix):
+            stats = load_statistics(opts.imatrix)
+    if opts.q_method == "gptq":
+        _gptq_units(q, stats, opts, warnings)
+    if stats is not None:
+        for u in q:
+            s = stats.get(u.path)
+            if s is not None and u.tensor.ndim == 2 and s.in_sum2.shape[0] == u.tensor.shape[-1]:
+                u.importance = s.importance
+        # an untied embedding's input is a token id: no column statistics to miss
+        missing = [u.path for u in q if u.importance is None
+                   and u.path.rsplit(".", 1)[-1] not in _EMBEDDING_SUFFIXES]
+        if missing:
+            warnings.append(f"the calibration statistics cover {len(q) - len(missing)} of "
+                            f"{len(q)} quantized layers (not {missing[0]}, ...): the others "
+                            "weigh every column alike")
+    elif opts.imatrix is not None:
         imps = importance_for(opts.imatrix, config, {u.path: u.tensor.shape for u in q},
                               opts.imatrix_arch)
         for u in q:
@@ -359,14 +381,59 @@ def _quality(opts: Options, config: Mapping[str, Any], units: dict[str, Unit],
     fixed_bytes = sum(s.nbytes for u in fixed for _, s in u.outputs)
     fixed_params = _count_parameters({n: s.size for u in fixed for n, s in u.outputs},
                                      block if any(u.kind == "quantize" for u in fixed) else None)
-    alloc = allocate(free, fixed_bytes, fixed_params, opts.target_bpw, opts.q_method,
-                     BLOCK_BYTES)
+    alloc = allocate(free, fixed_bytes, fixed_params, opts.target_bpw,
+                     "mse" if opts.q_method == "gptq" else opts.q_method, BLOCK_BYTES)
     order = family.order_for(config)
     for u in sorted(free, key=lambda u: order.key(u.path + ".weight")):
         u.bits = alloc.bits[u.path]
         u.outputs = _quant_specs(u.path, u.tensor.spec, u.group_size, u.bits, u.mode)
         block[u.path] = {"group_size": u.group_size, "bits": u.bits, "mode": "affine"}
     return alloc
+
+
+#: GPTQ is not applied to embeddings: a tied embedding's rows are looked up as well as
+#: multiplied, and GPTQ's error feedback only serves the multiplication
+_EMBEDDING_SUFFIXES = ("embed_tokens", "wte", "word_embeddings", "embeddings")
+
+
+class _HessianOf:
+    """Reads a layer's Hessian when called; ``key`` names the input it belongs to (layers
+    sharing it share a factorisation), ``owner`` the statistics it comes from."""
+
+    def __init__(self, stats: Any, path: str):
+        self.owner, self.path = stats, path
+        self.key = stats[path].hessian_key
+
+    def __call__(self) -> Optional[np.ndarray]:
+        return self.owner.hessian(self.path)
+
+
+def _gptq_units(q: Sequence[Unit], stats: Any, opts: Options, warnings: list[str]) -> None:
+    """Each quantize unit with a Hessian gets GPTQ (act-order); embeddings get "mse" (with
+    GPTQ's layers, the lower perplexity in benchmarks/bench_ppl.py); the rest (layers the
+    statistics miss, stacked experts, fp modes) MLX's own choice."""
+    if stats is None:
+        raise InvalidArgumentError(f"{arg('q_method', 'gptq')} needs each layer's input "
+                                   f"Hessian: give {arg('calibrate', 'TEXT_FILE')} or "
+                                   f"{arg('imatrix', 'STATS')} with a statistics file saved by "
+                                   f"{arg('save_imatrix', 'FILE')}", key="q_method")
+    fallback = []
+    for u in q:
+        s = stats.get(u.path)
+        ok = (s is not None and s.hessian_key is not None and u.mode == "affine"
+              and u.tensor.ndim == 2 and s.in_sum2.shape[0] == u.tensor.shape[-1]
+              and not u.path.rsplit(".", 1)[-1] in _EMBEDDING_SUFFIXES)
+        if ok:
+            u.hessian = _HessianOf(stats, u.path)
+        else:
+            embedding = u.path.rsplit(".", 1)[-1] in _EMBEDDING_SUFFIXES
+            u.method = "mse" if embedding and u.mode == "affine" else "mlx"
+            if not embedding:
+                fallback.append(u.path)
+    if fallback:
+        warnings.append(f"{arg('q_method', 'gptq')}: {len(fallback)} of {len(q)} layers have no "
+                        f"Hessian to use (layers the statistics miss, stacked experts; e.g. "
+                        f"{fallback[0]}) and get MLX's own quantization")
 
 
 def _pinned(family: Family, config: Mapping[str, Any], path: str) -> set[str]:

@@ -51,5 +51,6 @@ int mlxq_py_init_repack(PyObject *module); /* py_repack.c: AutoAWQ/GPTQ codes */
 int mlxq_py_init_fp8(PyObject *module); /* py_fp8.c: E4M3 checkpoints */
 int mlxq_py_init_packint(PyObject *module); /* py_packint.c: compressed-tensors ints */
 int mlxq_py_init_gguf(PyObject *module); /* py_gguf.c: GGUF blocks */
+int mlxq_py_init_gptq(PyObject *module); /* py_gptq.c: GPTQ with a Hessian */
 
 #endif /* MLXQ_GLUE_H */

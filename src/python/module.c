@@ -92,7 +92,8 @@ PyMODINIT_FUNC PyInit__core(void) {
     if (mlxq_py_init_quant(m) < 0 || mlxq_py_init_io(m) < 0 ||
         mlxq_py_init_stwriter(m) < 0 || mlxq_py_init_repack(m) < 0 ||
         mlxq_py_init_fp8(m) < 0 || mlxq_py_init_packint(m) < 0 ||
-        mlxq_py_init_gguf(m) < 0) {
+        mlxq_py_init_gguf(m) < 0 ||
+        mlxq_py_init_gptq(m) < 0) {
         Py_DECREF(m);
         return NULL;
     }
