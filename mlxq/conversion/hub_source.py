@@ -77,6 +77,9 @@ class HubCheckpoint(SourceCheckpoint):
     ``small_dir`` and its shards to be downloaded into ``shard_dir`` (or, with ``keep``,
     into huggingface_hub's cache, where they stay)."""
 
+    #: the shards are downloaded while converting: nothing can be read while planning
+    remote = True
+
     def __init__(self, repo_id: str, revision: Optional[str], small_dir: Path, shard_dir: Path,
                  *, keep: bool = False, token: Any = None):
         from ..hub import HubSource

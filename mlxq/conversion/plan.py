@@ -277,7 +277,8 @@ def make_plan(src: SourceCheckpoint, opts: Options) -> Plan:
             ct = cast(n, t)
             units[n] = Unit("copy", [(n, ct.spec)], ct)
 
-    allocation = _quality(opts, config, units, block, family, warnings)
+    allocation = _quality(opts, config, units, block, family, warnings, base,
+                          getattr(src, "remote", False))
 
     outputs = [(name, spec, key) for key, u in units.items() for name, spec in u.outputs]
     order = family.order_for(config)
@@ -305,9 +306,12 @@ def make_plan(src: SourceCheckpoint, opts: Options) -> Plan:
 
 
 def _quality(opts: Options, config: Mapping[str, Any], units: dict[str, Unit],
-             block: Optional[dict], family: Family, warnings: list[str]) -> Any:
+             block: Optional[dict], family: Family, warnings: list[str],
+             weights: Mapping[str, graph.Tensor], remote: bool = False) -> Any:
     """``q_method``, ``imatrix`` and ``target_bpw`` (mlxq.conversion.quality) on the
-    quantize units; returns the bits allocation, if any."""
+    quantize units; returns the bits allocation, if any. ``weights``: the sanitized
+    tensors (the data-free estimate reads them); ``remote``: the source's shards are not
+    on disk yet, so nothing can be read while planning."""
     if opts.q_method not in ("mlx", "mse", "gptq"):
         raise UnknownEnumValueError(f"q_method {opts.q_method!r}; expected 'mlx', 'mse' or "
                                     "'gptq'", key="q_method")
@@ -334,6 +338,16 @@ def _quality(opts: Options, config: Mapping[str, Any], units: dict[str, Unit],
     from .quality import allocate, importance_for
 
     q = [u for u in units.values() if u.kind == "quantize"]
+    datafree = (opts.q_method == "mse" and opts.statistics is None and opts.imatrix is None
+                and q)
+    if remote and (opts.target_bpw is not None or datafree):
+        what = (arg("target_bpw", opts.target_bpw) if opts.target_bpw is not None
+                else f"{arg('q_method', 'mse')} without {arg('imatrix', 'STATS')}")
+        raise InvalidArgumentError(
+            f"{what} reads every weight before the conversion starts, and a Hub source's "
+            "shards are downloaded while converting: download the repository first (for "
+            "example `hf download REPO --local-dir DIR`) and convert the folder",
+            key="target_bpw" if opts.target_bpw is not None else "q_method")
     for u in q:
         u.method = opts.q_method
     stats = opts.statistics
@@ -370,6 +384,8 @@ def _quality(opts: Options, config: Mapping[str, Any], units: dict[str, Unit],
             warnings.append(f"{arg('imatrix', opts.imatrix)} has no effect with "
                             f"{arg('q_method', 'mlx')} (MLX's choice looks at no importance); "
                             f"use {arg('q_method', 'mse')} or {arg('target_bpw', 4.5)}")
+    elif datafree:
+        _estimate(q, config, family, weights, warnings)
     if opts.target_bpw is None:
         return None
     from .execute import BLOCK_BYTES
@@ -389,6 +405,35 @@ def _quality(opts: Options, config: Mapping[str, Any], units: dict[str, Unit],
         u.outputs = _quant_specs(u.path, u.tensor.spec, u.group_size, u.bits, u.mode)
         block[u.path] = {"group_size": u.group_size, "bits": u.bits, "mode": "affine"}
     return alloc
+
+
+def _estimate(q: Sequence[Unit], config: Mapping[str, Any], family: Family,
+              weights: Mapping[str, graph.Tensor], warnings: list[str]) -> None:
+    """``q_method="mse"`` without statistics: each layer weighted by the input sizes
+    :mod:`mlxq.conversion.datafree` estimates from the weights; a layer it cannot estimate
+    keeps MLX's own quantization (weighing every column alike moves each group's largest
+    weights off the grid, which raises perplexity: benchmarks/bench_ppl.py)."""
+    from .datafree import estimate_importance
+
+    text = dict(config)
+    if isinstance(config.get("text_config"), Mapping):
+        text.update(config["text_config"])
+    est = estimate_importance(weights, text, family.module,
+                              {u.path: u.tensor.shape for u in q})
+    missing = []
+    for u in q:
+        u.importance = est.importance.get(u.path)
+        if u.importance is None:
+            u.method = "mlx"
+            # an untied embedding's input is a token id: no input to estimate
+            if u.path.rsplit(".", 1)[-1] not in _EMBEDDING_SUFFIXES:
+                missing.append(u.path)
+    if missing:
+        warnings.append(f"{arg('q_method', 'mse')}: {len(missing)} of {len(q)} quantized layers "
+                        f"(e.g. {missing[0]}) are not in a decoder layer mlxq can estimate the "
+                        "inputs of, and keep MLX's own quantization; calibration statistics "
+                        f"({arg('calibrate', 'TEXT_FILE')} or {arg('imatrix', 'FILE')}) cover "
+                        "every layer")
 
 
 #: GPTQ is not applied to embeddings: a tied embedding's rows are looked up as well as

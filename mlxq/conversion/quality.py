@@ -105,6 +105,9 @@ def _layer_options(u: Any, bits: Sequence[int], block_bytes: int, method: str
     from .execute import blocks_of
 
     dense = u.tensor
+    # a layer the data-free estimate could not place keeps MLX's choice (plan._estimate)
+    if method == "mse" and u.method == "mlx":
+        method = "mlx"
     err = {b: 0.0 for b in bits}
     nbytes = {b: 0 for b in bits}
     for r0, r1 in blocks_of(dense, block_bytes, u.importance):
