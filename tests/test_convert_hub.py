@@ -487,3 +487,17 @@ def test_a_retried_download_is_one_line_on_the_command_line(hub, big, tmp_path):
     mine = tmp_path / "local"
     convert(str(big), mine)
     assert_checkpoints_equal(tmp_path / "q", mine, check_config=True)
+
+
+@pytest.mark.parametrize("kw,key", [({"target_bpw": 4.0}, "target_bpw"),
+                                    ({"q_method": "mse"}, "q_method")])
+def test_options_that_read_every_weight_while_planning_are_refused_before_downloading(
+        hub, ten_shards, tmp_path, kw, key):
+    """target_bpw measures, and the data-free mse estimate reads, every weight before the
+    conversion starts; a Hub source's shards arrive only while converting."""
+    hub.add_repo(REPO, ten_shards)
+    with pytest.raises(InvalidArgumentError, match="download the repository first") as e:
+        convert(REPO, tmp_path / "q", quantize=True, **kw)
+    assert e.value.key == key
+    assert only_headers_fetched(hub, ten_shards)
+    no_leftovers(tmp_path / "q")
