@@ -249,7 +249,9 @@ def build_parser() -> argparse.ArgumentParser:
     e = c.add_argument_group("beyond mlx_lm.convert: better quantization (docs/methods.md)")
     e.add_argument("--q-method", choices=("mlx", "mse", "gptq"), default="mlx",
                    help="mlx: mx.quantize's choice, bit-identical to mlx_lm.convert "
-                   "(default); mse: each group's scale and bias chosen for the least error; "
+                   "(default); mse: each group's scale and bias chosen for the least error, each "
+                   "input column weighted by its size (estimated from the weights, no data "
+                   "needed; or --imatrix); "
                    "gptq: GPTQ with each layer's input Hessian (needs --calibrate)")
     e.add_argument("--imatrix", metavar="FILE", default=None,
                    help="a llama.cpp importance matrix (.gguf or .dat), or statistics saved "

@@ -621,7 +621,8 @@ def convert(hf_path: PathLike, mlx_path: PathLike = "mlx_model", *, quantize: bo
     instead of refused; the added error is in ``result.requantized``),
     ``allow_unknown_architecture`` (convert a ``model_type`` mlx-lm does not support with
     generic rules instead of refusing it); ``q_method`` (``"mse"``: each group's scale and
-    bias chosen for the least error, docs/methods.md), ``imatrix`` (a llama.cpp importance
+    bias chosen for the least error, each input column weighted by its size as estimated
+    from the weights, or by ``imatrix``; docs/methods.md), ``imatrix`` (a llama.cpp importance
     matrix weighting each layer's columns; ``imatrix_arch`` its architecture name when the
     model_type does not give it, or a statistics file ``save_imatrix`` wrote) and
     ``target_bpw`` (bits per layer from 2/3/4/5/6/8 for at most this many bits per weight,
