@@ -158,6 +158,8 @@ def estimate_importance(weights: Mapping[str, Any], config: Mapping[str, Any], m
         if t is None or t.ndim != 1:
             return None
         g = t.rows(0, t.nrows).reshape(-1).astype(np.float64)
+        if g.shape[0] != emb.ncols:  # not a norm over the hidden size
+            return None
         return 1.0 + g if plus_one else g
 
     def get(name: str) -> Any:
@@ -166,6 +168,8 @@ def estimate_importance(weights: Mapping[str, Any], config: Mapping[str, Any], m
         return t if t is not None and _is_float(t) else None
 
     emb = weights[base + "embed_tokens.weight"]
+    if not _is_float(emb) or emb.ndim != 2:
+        return Estimate({}, 0)
     m = _col_mean_sq(emb)
     if module in EMBED_SCALED:
         m = m * float(config.get("hidden_size") or emb.ncols)

@@ -277,8 +277,8 @@ def make_plan(src: SourceCheckpoint, opts: Options) -> Plan:
             ct = cast(n, t)
             units[n] = Unit("copy", [(n, ct.spec)], ct)
 
-    allocation = _quality(opts, config, units, block, family, warnings, base,
-                          getattr(src, "remote", False))
+    allocation = _quality(opts, config, units, block, family, warnings,
+                          _dense_view(base, stored), getattr(src, "remote", False))
 
     outputs = [(name, spec, key) for key, u in units.items() for name, spec in u.outputs]
     order = family.order_for(config)
@@ -303,6 +303,21 @@ def make_plan(src: SourceCheckpoint, opts: Options) -> Plan:
     keep_vision = any(n.startswith("model.vision_tower.") for n in names)
     return Plan(family, units, outputs, shards, config_text(config, keep_vision), total_size,
                 total_parameters, bytes_read, counts, requantized, warnings, allocation)
+
+
+def _dense_view(base: Mapping[str, graph.Tensor], stored: Mapping[str, Any]
+                ) -> dict[str, graph.Tensor]:
+    """The sanitized tensors with each layer kept quantized from the source seen as its
+    dequantized weight (lazily: the data-free estimate reads what it needs)."""
+    view = {n: t for n, t in base.items()}
+    for path, layer in stored.items():
+        w, s = base.get(path + ".weight"), base.get(path + ".scales")
+        if w is None or s is None:
+            continue
+        view[path + ".weight"] = graph.dequantize(
+            w, s, base.get(path + ".biases"), layer.group_size, layer.bits, layer.mode,
+            global_scale=base.get(path + ".global_scale"))
+    return view
 
 
 def _quality(opts: Options, config: Mapping[str, Any], units: dict[str, Unit],
