@@ -184,7 +184,8 @@ def main() -> None:
 
                 stats, rep = collect_statistics(hf, cal_text, max_tokens=a.calib_tokens)
                 stats_file = os.path.join(tmp, src.name + ".stats.safetensors")
-                save_statistics(stats, stats_file)
+                with stats:  # (removes the Hessians it spilled to TMPDIR)
+                    save_statistics(stats, stats_file)
                 print(f"   {rep}", flush=True)
             for b in bits:
                 for g in groups:
