@@ -302,6 +302,7 @@ def collect_statistics(model_dir: Union[str, os.PathLike], text: str, *,
             acc.finish(layers_stats, hessians, spill)
             del acc
             layer.to("meta")
+            _give_back_freed_memory()
             say(f"calibration: layer {i + 1}/{n_layers}")
             check()  # a safe point: a Ctrl-C the CLI deferred stops here, spill removed
 
@@ -331,6 +332,26 @@ def collect_statistics(model_dir: Union[str, os.PathLike], text: str, *,
     report = CalibrationReport(n_tokens, time.monotonic() - t0, device, _peak_rss())
     return Statistics(layers_stats, hessians, n_tokens,
                       close=spill.close if spill is not None else None), report
+
+
+def _give_back_freed_memory() -> None:
+    """Returns the heap glibc's malloc keeps after a layer's tensors are freed to the
+    system (``malloc_trim``; elsewhere a no-op). Without it the resident set grows layer
+    by layer though no more memory is in use: the next layer's allocations do not fit the
+    holes the last one left (SmolLM2-135M: +20 MB a layer; with it, flat)."""
+    global _trim
+    if _trim is None:
+        import ctypes
+
+        try:
+            _trim = getattr(ctypes.CDLL(None), "malloc_trim", False)
+        except (OSError, TypeError):  # pragma: no cover - no C library to open by None
+            _trim = False
+    if _trim:
+        _trim(0)
+
+
+_trim: Any = None  # libc's malloc_trim, or False where there is none
 
 
 def _recorder_module(rec: _Recorder, real: Any, torch: Any) -> Any:
