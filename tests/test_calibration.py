@@ -490,6 +490,10 @@ except MlxqIOError as e:
     assert "cannot write the Hessians to " + str(spill) in r.stdout
     assert "File too large" in r.stdout and "TMPDIR" in r.stdout
     assert os.listdir(spill) == []
+    from mlxq.calibration import collect_statistics
+
+    with pytest.raises(MlxqIOError, match="cannot make a folder for the Hessians in .*nowhere"):
+        collect_statistics(LLAMA, TEXT, seq_len=16, max_tokens=32, spill_dir=spill / "nowhere")
 
 
 # ---- convert() and the command line ----------------------------------------------------

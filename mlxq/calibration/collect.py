@@ -192,8 +192,9 @@ def collect_statistics(model_dir: Union[str, os.PathLike], text: str, *,
     disk when the layer finishes, in a new folder ``mlxq-hessians-*`` under ``spill_dir``
     (default: the temporary folder, ``TMPDIR``), and read back one at a time by
     :meth:`Statistics.hessian`. That folder takes the sum of the Hessians, C * C * 4 bytes
-    per distinct input of width C (q/k/v share one; 2.4 GB per layer of a Llama-3 70B:
-    8192-wide inputs thrice, 28672-wide once), and is removed by :meth:`Statistics.close`
+    per distinct input of width C (q/k/v share one; a Llama-3 70B layer has three
+    8192-wide inputs and one 28672-wide: 4.1 GB a layer, 327 GB for its 80), and is
+    removed by :meth:`Statistics.close`
     (or ``with stats:``), when the statistics are garbage-collected, at exit, and when
     this function raises. Without ``hessian`` nothing is written.
 
@@ -230,8 +231,10 @@ def collect_statistics(model_dir: Union[str, os.PathLike], text: str, *,
     from ..conversion.source import SourceCheckpoint
 
     src = SourceCheckpoint(folder)
-    spill = _HessianSpill(spill_dir) if hessian else None
+    spill: Optional[_HessianSpill] = None
     try:
+        spill = _HessianSpill(spill_dir) if hessian else None
+
         def tensor(name: str) -> Any:
             t = src.tensors.get(name)
             if t is None:
