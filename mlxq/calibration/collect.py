@@ -194,9 +194,9 @@ def collect_statistics(model_dir: Union[str, os.PathLike], text: str, *,
     :meth:`Statistics.hessian`. That folder takes the sum of the Hessians, C * C * 4 bytes
     per distinct input of width C (q/k/v share one; a Llama-3 70B layer has three
     8192-wide inputs and one 28672-wide: 4.1 GB a layer, 327 GB for its 80), and is
-    removed by :meth:`Statistics.close`
-    (or ``with stats:``), when the statistics are garbage-collected, at exit, and when
-    this function raises. Without ``hessian`` nothing is written.
+    removed by :meth:`Statistics.close` (or ``with stats:``), when the statistics are
+    garbage-collected, at exit, and when this function raises. Without ``hessian`` nothing
+    is written.
 
     Raises MissingDependencyError without transformers and torch; InvalidArgumentError for
     text shorter than two tokens or a CUDA device torch does not have; OutOfRangeError for
