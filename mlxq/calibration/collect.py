@@ -15,9 +15,11 @@ How (the way llm-compressor and GPTQModel onload layers sequentially):
    X^T X), its outputs become the next layer's inputs, and it goes back to ``meta``;
 4. the final norm's output gives the head's statistics (the head itself never runs).
 
-Memory: one decoder layer's weights, the hidden states of the calibration tokens, and the
-statistics (one C x C Hessian per distinct input, float64 while its layer runs, float32
-after).
+Memory: one decoder layer's weights, the hidden states of the calibration tokens, the
+per-column sums, and one layer's statistics (one C x C Hessian per distinct input, float64
+while its layer runs); whatever the number of layers. As each layer finishes, its Hessians
+go in float32 to a spill file on disk (:class:`_HessianSpill`) and are read back one at a
+time when asked for: a 70B model's Hessians are hundreds of GB, more than its weights.
 """
 
 from __future__ import annotations
@@ -25,20 +27,27 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shutil
+import tempfile
 import time
+import weakref
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional, Union
 
 import numpy as np
 
+from .._interrupt import check
 from ..errors import (
     FormatError,
     InvalidArgumentError,
     MissingDependencyError,
     MissingKeyError,
+    MlxqError,
+    MlxqIOError,
     OutOfRangeError,
     UnknownEnumValueError,
 )
+from ..io import SafetensorsReader, SafetensorsWriter
 from .stats import LayerStatistics, Statistics
 
 __all__ = ["CalibrationReport", "collect_statistics", "read_text"]
@@ -66,8 +75,6 @@ def read_text(path: Union[str, os.PathLike]) -> str:
     try:
         data = p.read_bytes()
     except OSError as e:
-        from ..errors import MlxqIOError
-
         raise MlxqIOError(f"calibration text {p}: {e.strerror or e}") from None
     if b"\x00" in data[:65536]:
         raise FormatError(f"calibration text {p} is binary (it holds NUL bytes), not text")
@@ -169,7 +176,8 @@ def _set_tensor(module: Any, dotted: str, value: Any, torch: Any) -> None:
 
 def collect_statistics(model_dir: Union[str, os.PathLike], text: str, *,
                        device: str = "cpu", seq_len: int = 512, max_tokens: int = 16384,
-                       hessian: bool = True, progress: Optional[Callable[[str], None]] = None
+                       hessian: bool = True, progress: Optional[Callable[[str], None]] = None,
+                       spill_dir: Union[str, os.PathLike, None] = None
                        ) -> tuple[Statistics, CalibrationReport]:
     """Runs the Hugging Face checkpoint folder ``model_dir`` forward on ``text`` (its own
     tokenizer, sequences of ``seq_len`` tokens, at most ``max_tokens`` in all) and returns
@@ -177,11 +185,23 @@ def collect_statistics(model_dir: Union[str, os.PathLike], text: str, *,
 
     ``device``: ``"cpu"`` (default) or ``"cuda"`` (a CUDA GPU torch sees; the layers and
     activations go there, statistics come back). ``hessian``: also collect X^T X (GPTQ
-    needs it; importance alone does not).
+    needs it; importance alone does not). ``progress``: called with a line of text after
+    the recording pass and after each layer (default: ``logging``).
+
+    Memory does not grow with the number of layers: each layer's Hessians are written to
+    disk when the layer finishes, in a new folder ``mlxq-hessians-*`` under ``spill_dir``
+    (default: the temporary folder, ``TMPDIR``), and read back one at a time by
+    :meth:`Statistics.hessian`. That folder takes the sum of the Hessians, C * C * 4 bytes
+    per distinct input of width C (q/k/v share one; a Llama-3 70B layer has three
+    8192-wide inputs and one 28672-wide: 4.1 GB a layer, 327 GB for its 80), and is
+    removed by :meth:`Statistics.close` (or ``with stats:``), when the statistics are
+    garbage-collected, at exit, and when this function raises. Without ``hessian`` nothing
+    is written.
 
     Raises MissingDependencyError without transformers and torch; InvalidArgumentError for
     text shorter than two tokens or a CUDA device torch does not have; OutOfRangeError for
-    bad sizes; MissingKeyError when the checkpoint lacks a parameter the model needs.
+    bad sizes; MissingKeyError when the checkpoint lacks a parameter the model needs;
+    MlxqIOError naming the folder when the Hessians cannot be written there (a full disk).
     """
     torch = _torch()
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
@@ -211,7 +231,10 @@ def collect_statistics(model_dir: Union[str, os.PathLike], text: str, *,
     from ..conversion.source import SourceCheckpoint
 
     src = SourceCheckpoint(folder)
+    spill: Optional[_HessianSpill] = None
     try:
+        spill = _HessianSpill(spill_dir) if hessian else None
+
         def tensor(name: str) -> Any:
             t = src.tensors.get(name)
             if t is None:
@@ -258,7 +281,7 @@ def collect_statistics(model_dir: Union[str, os.PathLike], text: str, *,
 
         # 3. layer by layer
         layers_stats: dict[str, LayerStatistics] = {}
-        hessians: dict[str, np.ndarray] = {}
+        hessians: dict[str, Callable[[], np.ndarray]] = {}  # key -> loader from the spill
         hidden = [rec["hidden"] for rec in store]
         for i in range(n_layers):
             layer = real[i]
@@ -279,9 +302,12 @@ def collect_statistics(model_dir: Union[str, os.PathLike], text: str, *,
                     hidden[k] = out[0] if isinstance(out, (tuple, list)) else out
             for h in handles:
                 h.remove()
-            acc.finish(layers_stats, hessians)
+            acc.finish(layers_stats, hessians, spill)
+            del acc
             layer.to("meta")
+            _give_back_freed_memory()
             say(f"calibration: layer {i + 1}/{n_layers}")
+            check()  # a safe point: a Ctrl-C the CLI deferred stops here, spill removed
 
         # 4. the head, from the final norm
         head = model.get_output_embeddings()
@@ -293,17 +319,42 @@ def collect_statistics(model_dir: Union[str, os.PathLike], text: str, *,
                 for hs in hidden:
                     acc.new_pass()
                     acc.add(head_name, norm(hs))
-            acc.finish(layers_stats, hessians)
+            acc.finish(layers_stats, hessians, spill)
             if tied:
                 emb = model.get_input_embeddings()
                 emb_name = next((n for n, m in model.named_modules() if m is emb), None)
                 if emb_name is not None and head_name in layers_stats:
                     # mlx-lm quantizes the tied embedding, which serves as the head
                     layers_stats[emb_name] = layers_stats[head_name]
+    except BaseException:
+        if spill is not None:
+            spill.close()
+        raise
     finally:
         src.close()
     report = CalibrationReport(n_tokens, time.monotonic() - t0, device, _peak_rss())
-    return Statistics(layers_stats, hessians, n_tokens), report
+    return Statistics(layers_stats, hessians, n_tokens,
+                      close=spill.close if spill is not None else None), report
+
+
+def _give_back_freed_memory() -> None:
+    """Returns the heap glibc's malloc keeps after a layer's tensors are freed to the
+    system (``malloc_trim``; elsewhere a no-op). Without it the resident set grows layer
+    by layer though no more memory is in use: the next layer's allocations do not fit the
+    holes the last one left (SmolLM2-135M: +20 MB a layer; with it, flat)."""
+    global _trim
+    if _trim is None:
+        import ctypes
+
+        try:
+            _trim = getattr(ctypes.CDLL(None), "malloc_trim", False)
+        except (OSError, TypeError):  # pragma: no cover - no C library to open by None
+            _trim = False
+    if _trim:
+        _trim(0)
+
+
+_trim: Any = None  # libc's malloc_trim, or False where there is none
 
 
 def _recorder_module(rec: _Recorder, real: Any, torch: Any) -> Any:
@@ -369,9 +420,67 @@ class _Accumulator:
         if self.want_h:
             self.hkey.setdefault(path, key)
 
-    def finish(self, layers: dict, hessians: dict) -> None:
+    def finish(self, layers: dict, hessians: dict, spill: Optional[_HessianSpill]) -> None:
+        """Adds the statistics to ``layers`` and the Hessians' loaders to ``hessians``; the
+        Hessians themselves go to ``spill`` and leave memory (as do the pass's inputs)."""
         for path, s in self.sum2.items():
             key = self.hkey.get(path) if self.want_h else None
             layers[path] = LayerStatistics(s.cpu().numpy(), self.count[path], key)
-        for key, h in self.h.items():
-            hessians[key] = h.to(self.torch.float32).cpu().numpy()
+        self.seen = {}
+        if self.h and spill is not None:
+            hessians.update(spill.write(self.h, self.torch))
+
+
+class _HessianSpill:
+    """The Hessians of finished layers on disk: one safetensors file per layer (float32,
+    named by Hessian key) in a folder of its own, read back one tensor at a time with
+    ``pread`` into a fresh array (no mapping: the caller's drop frees it). The folder is
+    removed by :meth:`close`, when this object is garbage-collected, or at exit."""
+
+    def __init__(self, parent: Union[str, os.PathLike, None]):
+        where = os.fspath(parent) if parent is not None else tempfile.gettempdir()
+        try:
+            self.dir = tempfile.mkdtemp(prefix="mlxq-hessians-", dir=where)
+        except OSError as e:
+            raise MlxqIOError(f"calibration: cannot make a folder for the Hessians in "
+                              f"{where}: {e.strerror or e}") from None
+        self._remove = weakref.finalize(self, shutil.rmtree, self.dir, ignore_errors=True)
+        self.files = 0
+        self.nbytes = 0  # written so far: what the disk holds
+
+    def write(self, h: dict[str, Any], torch: Any) -> dict[str, Callable[[], np.ndarray]]:
+        """Writes the float64 sums ``h`` (key -> [C, C] tensor) as float32 and empties
+        ``h`` as it goes (one float32 copy at a time); returns key -> loader."""
+        path = os.path.join(self.dir, f"layer-{self.files:05d}.safetensors")
+        self.files += 1
+        specs = [(k, np.float32, tuple(t.shape)) for k, t in h.items()]
+        size = sum(4 * int(np.prod(shape)) for _, _, shape in specs)
+        try:
+            with SafetensorsWriter(path, specs) as w:
+                for k, _, _ in specs:
+                    # the float32 rounding the in-memory statistics had: the same bytes
+                    w.put(k, h.pop(k).to(torch.float32).cpu().numpy())
+        except (MlxqError, OSError) as e:
+            self.close()
+            why = e.message if isinstance(e, MlxqError) else (e.strerror or str(e))
+            raise MlxqIOError(
+                f"calibration: cannot write the Hessians to {self.dir} ({why}); they need "
+                f"{self.nbytes + size} bytes there so far (C * C * 4 per distinct input of "
+                "width C): point TMPDIR at a folder with room (spill_dir= from Python)"
+            ) from None
+        self.nbytes += size
+        return {k: self._loader(path, k) for k, _, _ in specs}
+
+    def _loader(self, path: str, key: str) -> Callable[[], np.ndarray]:
+        def load() -> np.ndarray:
+            if not self._remove.alive:
+                raise InvalidArgumentError(f"the Hessian {key!r} was removed with its "
+                                           "statistics (Statistics.close()); save_statistics "
+                                           "keeps them", key=key)
+            with SafetensorsReader(path) as r:
+                return r.read(key)
+        return load
+
+    def close(self) -> None:
+        """Removes the folder (again: a no-op)."""
+        self._remove()

@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from typing import Iterator, Mapping, Optional
+from typing import Callable, Iterator, Mapping, Optional
 
 import numpy as np
 
@@ -46,14 +46,30 @@ class LayerStatistics:
 
 class Statistics(Mapping[str, LayerStatistics]):
     """Layer path -> :class:`LayerStatistics`, with the Hessians read on demand
-    (:meth:`hessian`), so a conversion holds one at a time."""
+    (:meth:`hessian`), so a conversion holds one at a time.
+
+    Statistics from :func:`~mlxq.calibration.collect_statistics` keep their Hessians in a
+    temporary folder: :meth:`close` (or leaving ``with stats:``) removes it, after which
+    :meth:`hessian` raises; ``close`` is that removal (None: nothing to release)."""
 
     def __init__(self, layers: dict[str, LayerStatistics], hessians: Mapping[str, object],
-                 tokens: int, text: str = ""):
+                 tokens: int, text: str = "", *, close: Optional[Callable[[], None]] = None):
         self.layers = layers
         self._hessians = hessians       # key -> array or a zero-argument loader
         self.tokens = tokens
         self.text = text
+        self._close = close
+
+    def close(self) -> None:
+        """Releases what holds the Hessians (a no-op when nothing does, or again)."""
+        if self._close is not None:
+            self._close()
+
+    def __enter__(self) -> "Statistics":
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
 
     def __getitem__(self, path: str) -> LayerStatistics:
         return self.layers[path]

@@ -533,22 +533,29 @@ def _size(name: str, value: Union[int, str]) -> int:
         raise InvalidArgumentError(f"{arg(name, value)}: {e.message}", key=name) from None
 
 
-def _calibrate(src: Path, opts: Options, out: TextIO, quiet: bool) -> Any:
-    """Collects the calibration statistics for ``opts.calibrate`` (and saves them)."""
+@contextlib.contextmanager
+def _calibrated(src: Path, opts: Options, out: TextIO, quiet: bool) -> Iterator[Options]:
+    """``opts`` with the calibration statistics for ``opts.calibrate`` (saved to
+    ``opts.save_imatrix``), or ``opts`` as it is without calibration. Their Hessians' spill
+    folder (in the temporary folder) is removed on leaving, however the conversion ends."""
+    if opts.calibrate is None or not opts.quantize:
+        yield opts
+        return
     from ..calibration.collect import collect_statistics, read_text
     from ..calibration.stats import save_statistics
 
     text = read_text(opts.calibrate)
     stats, report = collect_statistics(src, text, device=opts.calibration_device,
                                        max_tokens=opts.calibration_tokens)
-    stats.text = os.path.basename(opts.calibrate)
-    log.info("%s", report)
-    if not quiet:
-        print(report, file=out)
-    if opts.save_imatrix is not None:
-        save_statistics(stats, opts.save_imatrix)
-        log.info("wrote %s", opts.save_imatrix)
-    return stats
+    with stats:
+        stats.text = os.path.basename(opts.calibrate)
+        log.info("%s", report)
+        if not quiet:
+            print(report, file=out)
+        if opts.save_imatrix is not None:
+            save_statistics(stats, opts.save_imatrix)
+            log.info("wrote %s", opts.save_imatrix)
+        yield dataclasses.replace(opts, statistics=stats)
 
 
 def _warn(msg: str) -> None:
@@ -716,11 +723,9 @@ def convert(hf_path: PathLike, mlx_path: PathLike = "mlx_model", *, quantize: bo
         _warn(f"{arg('revision', revision)} has no effect: {src_p} is a local folder (a "
               "revision picks a commit of a Hugging Face Hub repository)")
     budget = _size("disk_budget", disk_budget) if disk_budget is not None else None
-    if calibrate is not None and quantize:
-        if hub_repo is not None:
-            raise InvalidArgumentError(f"{arg('calibrate', calibrate)} runs the model from a "
-                                       f"local folder; download {hub_repo} first")
-        opts = dataclasses.replace(opts, statistics=_calibrate(src_p, opts, out, quiet))
+    if calibrate is not None and quantize and hub_repo is not None:
+        raise InvalidArgumentError(f"{arg('calibrate', calibrate)} runs the model from a "
+                                   f"local folder; download {hub_repo} first")
 
     # the planner and executor load every model family (and numpy, ml_dtypes): imported
     # on use, so importing this package stays light
@@ -827,7 +832,11 @@ def convert(hf_path: PathLike, mlx_path: PathLike = "mlx_model", *, quantize: bo
         with anywhere():
             opened = SourceCheckpoint(src_p)
     if hub_repo is None:
-        with opened as source:
+        # the calibration (if any) runs here so that its spilled Hessians are removed
+        # however the conversion ends; planned() reads the opts with its statistics
+        with opened as source, _calibrated(src_p, opts, out, quiet) as opts:
+            if opts.statistics is not None:
+                t0 = time.monotonic()  # the calibration reported its own time
             with anywhere():
                 # a GGUF writes its own side files (its tokenizer, from its metadata)
                 side = (contextlib.nullcontext() if hasattr(source, "write_side_files")
