@@ -39,6 +39,8 @@ cflags = [
     "-Wextra",
     "-Wno-unused-parameter",
     "-Wno-missing-field-initializers",
+    # an undeclared function is assumed to return int: a 64-bit offset would be cut to 32
+    "-Werror=implicit-function-declaration",
     "-D_GNU_SOURCE",
 ]
 ldflags: list[str] = []

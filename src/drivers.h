@@ -1,6 +1,6 @@
 /*
- * drivers.h - internal: what the drivers (quant.c, and search.c which reuses its shape
- * rules) share. Kernels never include this: a kernel calls down, never up into a driver.
+ * drivers.h - internal: what the drivers (quant.c, and search.c and gptq.c which reuse its
+ * shape rules) share. Kernels never include this: a kernel calls down, never up into a driver.
  */
 #ifndef MLXQ_DRIVERS_H
 #define MLXQ_DRIVERS_H

@@ -7,6 +7,7 @@
  */
 #include <stdlib.h>
 
+#include "drivers.h"
 #include "kernels.h"
 #include "mlxq_gptq.h"
 #include "mlxq_pool.h"
