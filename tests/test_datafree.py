@@ -159,3 +159,20 @@ def test_mse_lowers_the_output_error_the_measured_inputs_give(tmp_path):
             total += float(((d * d).sum(0) * x2).sum())
         totals[method] = total
     assert totals["mse"] < 0.9 * totals["mlx"], totals
+
+
+@pytest.mark.parametrize("bad", [{"head_dim": "16"}, {"head_dim": 7}, {"num_attention_heads": 0},
+                                 {"num_key_value_heads": -2}, {"hidden_act": ["silu"]},
+                                 {"hidden_act": "no-such-activation"}])
+def test_config_numbers_the_estimate_cannot_use_leave_parts_out_not_crash(bad):
+    """The estimate reads head counts and the activation from config.json: values it cannot
+    use leave those parts unestimated (MLX's choice there), never an error."""
+    with SourceCheckpoint(ROOT / "llama") as src:
+        cfg = dict(src.config, **bad)
+        wanted = {n[: -len(".weight")]: t.shape for n, t in src.tensors.items()
+                  if n.endswith(".weight") and t.ndim == 2}
+        imp = estimate_importance(src.tensors, cfg, "llama", wanted).importance
+    assert "model.layers.0.self_attn.q_proj" in imp
+    assert all(np.isfinite(v).all() and (v >= 0).all() for v in imp.values())
+    good = estimated(ROOT / "llama")
+    assert set(imp) <= set(good)

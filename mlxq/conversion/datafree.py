@@ -99,8 +99,21 @@ class _Act2:
         return np.exp(np.interp(lv, self.logv, self.table))
 
 
+class _Mismatch(Exception):
+    """A matrix whose width is not its estimated input's: that part is left out."""
+
+
+def _part(fn: Callable[..., Optional[np.ndarray]], *args: Any) -> Optional[np.ndarray]:
+    try:
+        return fn(*args)
+    except _Mismatch:
+        return None
+
+
 def _sq_matvec(t: Any, s: np.ndarray) -> np.ndarray:
     """``(W * W) @ s`` over the ``[rows, cols]`` view of ``t``, read in row blocks."""
+    if t.ncols != s.shape[0]:
+        raise _Mismatch
     out = np.empty(t.nrows, np.float64)
     step = max(1, _BLOCK // max(t.ncols * 8, 1))
     for r0 in range(0, t.nrows, step):
@@ -171,51 +184,32 @@ def estimate_importance(weights: Mapping[str, Any], config: Mapping[str, Any], m
     if not _is_float(emb) or emb.ndim != 2:
         return Estimate({}, 0)
     m = _col_mean_sq(emb)
-    if module in EMBED_SCALED:
-        m = m * float(config.get("hidden_size") or emb.ncols)
+    if module in EMBED_SCALED:  # h * sqrt(hidden_size), the embedding's width
+        m = m * float(emb.ncols)
     hidden = m.shape[0]
     out: dict[str, np.ndarray] = {}
-    n_heads = int(config.get("num_attention_heads") or 0)
-    head_dim = int(config.get("head_dim") or (hidden // n_heads if n_heads else 0))
+    n_heads = _count(config.get("num_attention_heads"))
+    head_dim = _count(config.get("head_dim")) or (hidden // n_heads if n_heads else 0)
     walked = 0
     for i in sorted(set(prefixes[base])):
         L = f"{base}layers.{i}."
         check()
-        new = np.zeros(hidden)
         # --- attention
         s = _normed(m, gain(L + "input_layernorm.weight"))
-        a = L + "self_attn."
-        v = get(a + "v_proj.weight")
-        qkv = get(a + "qkv_proj.weight")
-        o = get(a + "o_proj.weight")
-        for x in ("q_proj", "k_proj", "v_proj", "qkv_proj"):
-            if a + x + ".weight" in weights:
-                out[a + x] = s
-        if o is not None and head_dim and (v is not None or qkv is not None) and \
-                o.ncols % head_dim == 0:
-            if v is not None:
-                vv = _sq_matvec(v, s)
-            else:  # fused q, k, v rows (Phi-3): v's are the last kv_heads * head_dim
-                kv = int(config.get("num_key_value_heads") or n_heads)
-                vv = _sq_matvec(qkv, s)[-kv * head_dim:]
-            if vv.shape[0] % head_dim == 0 and (o.ncols // head_dim) % (vv.shape[0] // head_dim) == 0:
-                kv, h = vv.shape[0] // head_dim, o.ncols // head_dim
-                # each value head feeds h / kv query heads; attention averages positions
-                oin = np.repeat(vv.reshape(kv, head_dim), h // kv, axis=0).reshape(-1)
-                out[a + "o_proj"] = oin
-                y = _sq_matvec(o, oin)
-                post = L + "post_attention_layernorm.weight"
-                if L + "post_feedforward_layernorm.weight" in weights and post in weights:
-                    y = _normed(y, gain(post))  # a post-norm (Gemma 2/3, OLMo 2)
-                if y.shape == new.shape:
-                    new += y
-        m = m + new
+        y = _part(_attention, L + "self_attn.", weights, get, s, head_dim,
+                  _count(config.get("num_key_value_heads")) or n_heads, out)
+        if y is not None:
+            post = L + "post_attention_layernorm.weight"
+            if L + "post_feedforward_layernorm.weight" in weights and post in weights:
+                y = _normed(y, gain(post))  # a post-norm (Gemma 2/3, OLMo 2)
+            if y.shape == m.shape:
+                m = m + y
         # --- MLP
         pre = (L + "pre_feedforward_layernorm.weight"
                if L + "post_feedforward_layernorm.weight" in weights
                else L + "post_attention_layernorm.weight")
         s = _normed(m, gain(pre))
-        y = _mlp(L + "mlp.", weights, get, s, act2, act is not None, out)
+        y = _part(_mlp, L + "mlp.", weights, get, s, act2, act is not None, out)
         if y is not None:
             if L + "post_feedforward_layernorm.weight" in weights:
                 y = _normed(y, gain(L + "post_feedforward_layernorm.weight"))
@@ -245,8 +239,39 @@ def estimate_importance(weights: Mapping[str, Any], config: Mapping[str, Any], m
     return Estimate(res, walked)
 
 
+def _count(v: Any) -> int:
+    """A positive int from the config, else 0 (the estimate then leaves that part out;
+    the config's numbers were checked where the conversion relies on them)."""
+    return v if isinstance(v, int) and not isinstance(v, bool) and v > 0 else 0
+
+
 def _is_float(t: Any) -> bool:
     return t.dtype.kind == "f" or str(t.dtype) == "bfloat16"
+
+
+def _attention(a: str, weights: Mapping[str, Any], get: Callable[[str], Any], s: np.ndarray,
+               head_dim: int, kv_heads: int, out: dict) -> Optional[np.ndarray]:
+    """Fills ``out`` for the attention under ``a``; returns its output energy."""
+    for x in ("q_proj", "k_proj", "v_proj", "qkv_proj"):
+        if a + x + ".weight" in weights:
+            out[a + x] = s
+    v, qkv, o = (get(a + n + ".weight") for n in ("v_proj", "qkv_proj", "o_proj"))
+    if o is None or o.ndim != 2 or not head_dim or o.ncols % head_dim:
+        return None
+    if v is not None and v.ndim == 2:
+        vv = _sq_matvec(v, s)
+    elif qkv is not None and qkv.ndim == 2 and kv_heads and qkv.nrows > kv_heads * head_dim:
+        # fused q, k, v rows (Phi-3): v's are the last kv_heads * head_dim
+        vv = _sq_matvec(qkv, s)[-kv_heads * head_dim:]
+    else:
+        return None
+    kv, h = vv.shape[0] // head_dim, o.ncols // head_dim
+    if vv.shape[0] % head_dim or kv == 0 or h % kv:
+        return None
+    # each value head feeds h / kv query heads; attention averages positions
+    oin = np.repeat(vv.reshape(kv, head_dim), h // kv, axis=0).reshape(-1)
+    out[a + "o_proj"] = oin
+    return _sq_matvec(o, oin)
 
 
 def _mlp(p: str, weights: Mapping[str, Any], get: Callable[[str], Any], s: np.ndarray,
