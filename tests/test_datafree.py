@@ -176,3 +176,29 @@ def test_config_numbers_the_estimate_cannot_use_leave_parts_out_not_crash(bad):
     assert all(np.isfinite(v).all() and (v >= 0).all() for v in imp.values())
     good = estimated(ROOT / "llama")
     assert set(imp) <= set(good)
+
+
+def test_weights_holding_nan_or_inf_get_no_estimate_where_they_reach(tmp_path):
+    """A non-finite weight makes the energies it feeds non-finite: those layers get no
+    importance (MLX's choice), the others theirs, and nothing raises."""
+    with SourceCheckpoint(ROOT / "llama") as src:
+        cfg = dict(src.config)
+        w = dict(src.tensors)
+        wanted = {n[: -len(".weight")]: t.shape for n, t in w.items()
+                  if n.endswith(".weight") and t.ndim == 2}
+        bad = w["model.layers.1.mlp.down_proj.weight"].numpy().astype(np.float32)
+        bad[0, 0] = np.inf
+
+        class Dense:
+            def __init__(self, a):
+                self.a, self.shape, self.ndim, self.dtype = a, a.shape, a.ndim, a.dtype
+                self.nrows, self.ncols = a.shape[0], a.shape[-1]
+
+            def rows(self, r0, r1):
+                return self.a.reshape(self.nrows, self.ncols)[r0:r1]
+
+        w["model.layers.1.mlp.down_proj.weight"] = Dense(bad)
+        imp = estimate_importance(w, cfg, "llama", wanted).importance
+    assert "model.layers.1.mlp.down_proj" in imp   # its input is finite
+    assert "lm_head" not in imp                    # the stream after it is not
+    assert "model.layers.0.self_attn.q_proj" in imp

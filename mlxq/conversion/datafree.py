@@ -148,6 +148,13 @@ def estimate_importance(weights: Mapping[str, Any], config: Mapping[str, Any], m
     checkpoint's tensor names to lazy tensors (``shape``, ``nrows``, ``ncols``,
     ``rows(r0, r1)``), ``config`` is the text model's configuration and ``module`` the
     mlx-lm module whose conventions apply (:data:`NORM_PLUS_ONE`, :data:`EMBED_SCALED`)."""
+    # weights holding inf or NaN spread them silently; their layers get no estimate
+    with np.errstate(all="ignore"):
+        return _estimate(weights, config, module, wanted)
+
+
+def _estimate(weights: Mapping[str, Any], config: Mapping[str, Any], module: str,
+              wanted: Mapping[str, tuple]) -> Estimate:
     prefixes: dict[str, list[int]] = {}
     for name in weights:
         head, sep, rest = name.partition("layers.")
@@ -181,7 +188,7 @@ def estimate_importance(weights: Mapping[str, Any], config: Mapping[str, Any], m
         return t if t is not None and _is_float(t) else None
 
     emb = weights[base + "embed_tokens.weight"]
-    if not _is_float(emb) or emb.ndim != 2:
+    if not _is_float(emb) or emb.ndim != 2 or emb.nrows == 0 or emb.ncols == 0:
         return Estimate({}, 0)
     m = _col_mean_sq(emb)
     if module in EMBED_SCALED:  # h * sqrt(hidden_size), the embedding's width
@@ -233,7 +240,10 @@ def estimate_importance(weights: Mapping[str, Any], config: Mapping[str, Any], m
             continue
         if imp.ndim == 2 and (len(shape) != 3 or imp.shape != (shape[0], shape[-1])):
             continue
-        res[p] = (imp / max(float(imp.mean()), 1e-30)).astype(np.float32)
+        mean = float(imp.mean())
+        if not (np.isfinite(imp).all() and mean > 0 and (imp >= 0).all()):
+            continue  # weights holding inf or NaN: nothing to estimate from
+        res[p] = (imp / mean).astype(np.float32)
     log.info("data-free importance: %d of %d layers estimated through %d decoder layers",
              len(res), len(wanted), walked)
     return Estimate(res, walked)
