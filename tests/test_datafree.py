@@ -202,3 +202,31 @@ def test_weights_holding_nan_or_inf_get_no_estimate_where_they_reach(tmp_path):
     assert "model.layers.1.mlp.down_proj" in imp   # its input is finite
     assert "lm_head" not in imp                    # the stream after it is not
     assert "model.layers.0.self_attn.q_proj" in imp
+
+
+@pytest.mark.parametrize("name", ["qwen3_moe", "mixtral", "gemma3", "phi3"])
+def test_mse_estimates_every_layer_of_these_families_and_mlx_lm_loads_them(name, tmp_path):
+    """Experts (switch_mlp under "mlp" or Mixtral's "block_sparse_moe"), routers, a
+    multimodal container's language model: every quantized layer gets an estimate (no
+    warning that some keep MLX's choice), and the folder loads strictly."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", mlxq.MlxqWarning)
+        mlxq.convert(ROOT / name, tmp_path / "out", quantize=True, q_method="mse", quiet=True)
+    utils = pytest.importorskip("mlx_lm.utils")
+    utils.load_model(tmp_path / "out")
+
+
+def test_a_layer_it_cannot_place_keeps_mlxs_choice_and_the_warning_says_so(tmp_path):
+    """DeepSeek-V3's low-rank attention (q_a_proj, ...) is not a shape the estimate knows:
+    those layers are MLX's own quantization, byte for byte, and a warning names one."""
+    with pytest.warns(mlxq.MlxqWarning, match=r"q_method='mse': \d+ of \d+ quantized layers "
+                      r"\(e\.g\. model\.layers\.0\.self_attn\.q_a_proj\)"):
+        mlxq.convert(ROOT / "deepseek_v3", tmp_path / "mse", quantize=True, q_method="mse",
+                     quiet=True)
+    mlxq.convert(ROOT / "deepseek_v3", tmp_path / "mlx", quantize=True, quiet=True)
+    a, b = mlxq.load_checkpoint(tmp_path / "mse"), mlxq.load_checkpoint(tmp_path / "mlx")
+    for k in ("weight", "scales", "biases"):
+        n = f"model.layers.0.self_attn.q_a_proj.{k}"
+        assert np.array_equal(np.asarray(a[n]).view(np.uint8), np.asarray(b[n]).view(np.uint8))

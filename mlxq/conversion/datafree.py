@@ -216,7 +216,10 @@ def _estimate(weights: Mapping[str, Any], config: Mapping[str, Any], module: str
                if L + "post_feedforward_layernorm.weight" in weights
                else L + "post_attention_layernorm.weight")
         s = _normed(m, gain(pre))
-        y = _part(_mlp, L + "mlp.", weights, get, s, act2, act is not None, out)
+        # mlx-lm's name for the MLP: "mlp", Mixtral's "block_sparse_moe"
+        mlp = next((L + n for n in ("mlp.", "block_sparse_moe.")
+                    if any(k.startswith(L + n) for k in weights)), L + "mlp.")
+        y = _part(_mlp, mlp, weights, get, s, act2, act is not None, out)
         if y is not None:
             if L + "post_feedforward_layernorm.weight" in weights:
                 y = _normed(y, gain(L + "post_feedforward_layernorm.weight"))
