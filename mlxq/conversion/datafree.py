@@ -23,7 +23,8 @@ treats attention as averaging), judged by perplexity: benchmarks/bench_ppl.py.
 It covers the decoder layer mlx-lm's llama-style models share (``input_layernorm``,
 ``self_attn.{q,k,v,o}_proj`` or a fused ``qkv_proj``, ``post_attention_layernorm``,
 ``mlp.{gate,up,down}_proj`` or a fused ``gate_up_proj``, Gemma's pre/post feed-forward norms,
-OLMo 2's post-norms, ``switch_mlp`` experts and shared experts). A layer it cannot place
+OLMo 2's post-norms, ``switch_mlp`` experts (under ``mlp`` or Mixtral's ``block_sparse_moe``)
+and shared experts). A layer it cannot place
 gets no estimate; the planner keeps MLX's own quantization there.
 """
 
