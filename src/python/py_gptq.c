@@ -7,6 +7,29 @@
 
 #include "mlxq_gptq.h"
 
+/* The outputs both entry points fill: wq (uint32 [rows, cols * bits / 32]) and scales and
+ * biases (w's dtype, [rows, cols / group_size]), with their tensor views. On failure
+ * nothing is left allocated and a Python error is set. */
+static int new_triple(PyObject *w_obj, const mlxq_tensor *w, int code, int group_size,
+                      int bits, PyObject *out[3], mlxq_tensor *wq, mlxq_tensor *sc,
+                      mlxq_tensor *bi) {
+    int64_t shape[2] = {w->shape[0], w->shape[1] * bits / 32};
+    out[0] = mlxq_py_new_array(2, shape, PyArray_DescrFromType(NPY_UINT32));
+    shape[1] = w->shape[1] / group_size;
+    PyArray_Descr *sdescr = PyArray_DESCR((PyArrayObject *)w_obj);
+    out[1] = mlxq_py_new_array(2, shape, sdescr);
+    out[2] = mlxq_py_new_array(2, shape, sdescr);
+    if (!out[0] || !out[1] || !out[2]) {
+        for (int i = 0; i < 3; i++)
+            Py_XDECREF(out[i]);
+        return -1;
+    }
+    mlxq_py_as_tensor(out[0], MLXQ_U32, "wq", 1, wq);
+    mlxq_py_as_tensor(out[1], code, "scales", 1, sc);
+    mlxq_py_as_tensor(out[2], code, "biases", 1, bi);
+    return 0;
+}
+
 static PyObject *py_gptq(PyObject *self, PyObject *args) {
     (void)self;
     PyObject *w_obj, *h_obj;
@@ -25,31 +48,19 @@ static PyObject *py_gptq(PyObject *self, PyObject *args) {
     mlxq_status st = mlxq_gptq_check(&w, &h, &p, &err);
     if (st)
         return mlxq_py_raise(st, &err);
-    int64_t shape[2] = {w.shape[0], w.shape[1] * bits / 32};
-    PyObject *wq_o = mlxq_py_new_array(2, shape, PyArray_DescrFromType(NPY_UINT32));
-    shape[1] = w.shape[1] / group_size;
-    PyArray_Descr *sdescr = PyArray_DESCR((PyArrayObject *)w_obj);
-    PyObject *s_o = mlxq_py_new_array(2, shape, sdescr);
-    PyObject *b_o = mlxq_py_new_array(2, shape, sdescr);
-    if (!wq_o || !s_o || !b_o)
-        goto fail;
+    PyObject *out[3];
     mlxq_tensor wq, sc, bi;
-    mlxq_py_as_tensor(wq_o, MLXQ_U32, "wq", 1, &wq);
-    mlxq_py_as_tensor(s_o, code, "scales", 1, &sc);
-    mlxq_py_as_tensor(b_o, code, "biases", 1, &bi);
+    if (new_triple(w_obj, &w, code, group_size, bits, out, &wq, &sc, &bi))
+        return NULL;
     Py_BEGIN_ALLOW_THREADS
     st = mlxq_gptq(&w, &h, &p, &wq, &sc, &bi, &err);
     Py_END_ALLOW_THREADS
     if (st) {
-        mlxq_py_raise(st, &err);
-        goto fail;
+        for (int i = 0; i < 3; i++)
+            Py_DECREF(out[i]);
+        return mlxq_py_raise(st, &err);
     }
-    return Py_BuildValue("(NNN)", wq_o, s_o, b_o);
-fail:
-    Py_XDECREF(wq_o);
-    Py_XDECREF(s_o);
-    Py_XDECREF(b_o);
-    return NULL;
+    return Py_BuildValue("(NNN)", out[0], out[1], out[2]);
 }
 
 #define FACTOR_CAPSULE "mlxq.gptq_factor"
@@ -117,31 +128,19 @@ static PyObject *py_gptq_apply(PyObject *self, PyObject *args) {
     mlxq_status st = mlxq_quantize_check(&w, &qp, &err);
     if (st)
         return mlxq_py_raise(st, &err);
-    int64_t shape[2] = {w.shape[0], w.shape[1] * bits / 32};
-    PyObject *wq_o = mlxq_py_new_array(2, shape, PyArray_DescrFromType(NPY_UINT32));
-    shape[1] = w.shape[1] / group_size;
-    PyArray_Descr *sdescr = PyArray_DESCR((PyArrayObject *)w_obj);
-    PyObject *s_o = mlxq_py_new_array(2, shape, sdescr);
-    PyObject *b_o = mlxq_py_new_array(2, shape, sdescr);
-    if (!wq_o || !s_o || !b_o)
-        goto fail;
+    PyObject *out[3];
     mlxq_tensor wq, sc, bi;
-    mlxq_py_as_tensor(wq_o, MLXQ_U32, "wq", 1, &wq);
-    mlxq_py_as_tensor(s_o, code, "scales", 1, &sc);
-    mlxq_py_as_tensor(b_o, code, "biases", 1, &bi);
+    if (new_triple(w_obj, &w, code, group_size, bits, out, &wq, &sc, &bi))
+        return NULL;
     Py_BEGIN_ALLOW_THREADS
     st = mlxq_gptq_apply(&w, f, group_size, bits, &wq, &sc, &bi, &err);
     Py_END_ALLOW_THREADS
     if (st) {
-        mlxq_py_raise(st, &err);
-        goto fail;
+        for (int i = 0; i < 3; i++)
+            Py_DECREF(out[i]);
+        return mlxq_py_raise(st, &err);
     }
-    return Py_BuildValue("(NNN)", wq_o, s_o, b_o);
-fail:
-    Py_XDECREF(wq_o);
-    Py_XDECREF(s_o);
-    Py_XDECREF(b_o);
-    return NULL;
+    return Py_BuildValue("(NNN)", out[0], out[1], out[2]);
 }
 
 static PyMethodDef gptq_methods[] = {
