@@ -95,3 +95,14 @@ def no_retry_sleep(monkeypatch):
     from huggingface_hub import file_download
 
     monkeypatch.setattr(file_download, "time", types.SimpleNamespace(sleep=lambda s: None))
+
+
+@pytest.fixture(scope="module")
+def torch_cache_in_pytests_folders(tmp_path_factory):
+    """torch (through transformers) keeps a compile cache in TMPDIR/torchinductor_USER;
+    for the modules that run torch it goes under pytest's own folders, which the
+    no-leftovers rule allows."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path_factory.mktemp("torchinductor")))
+    yield
+    mp.undo()

@@ -41,14 +41,8 @@ GEMMA = ROOT / "gemma3_text"
 bfloat16 = mlxq.bfloat16
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _torch_cache_in_pytests_folders(tmp_path_factory):
-    """torch (through transformers) keeps a compile cache in TMPDIR/torchinductor_USER;
-    here it goes under pytest's own folders, which the no-leftovers rule allows."""
-    mp = pytest.MonkeyPatch()
-    mp.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path_factory.mktemp("torchinductor")))
-    yield
-    mp.undo()
+# torch keeps a compile cache in TMPDIR: under pytest's folders instead (conftest.py)
+pytestmark = pytest.mark.usefixtures("torch_cache_in_pytests_folders")
 
 
 # ---- a numpy GPTQ from the paper ---------------------------------------------------------

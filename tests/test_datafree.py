@@ -22,14 +22,8 @@ from mlxq.models import family_for
 ROOT = Path(__file__).resolve().parent / "fixtures" / "hf"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _torch_cache_in_pytests_folders(tmp_path_factory):
-    """torch keeps a compile cache in TMPDIR/torchinductor_USER: here under pytest's own
-    folders, which the no-leftovers rule allows."""
-    mp = pytest.MonkeyPatch()
-    mp.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path_factory.mktemp("torchinductor")))
-    yield
-    mp.undo()
+# torch keeps a compile cache in TMPDIR: under pytest's folders instead (conftest.py)
+pytestmark = pytest.mark.usefixtures("torch_cache_in_pytests_folders")
 
 
 def with_random_gains(name: str, dst: Path, seed: int) -> Path:

@@ -111,17 +111,20 @@ def _part(fn: Callable[..., Optional[np.ndarray]], *args: Any) -> Optional[np.nd
         return None
 
 
-def _sq_matvec(t: Any, s: np.ndarray) -> np.ndarray:
-    """``(W * W) @ s`` over the ``[rows, cols]`` view of ``t``, read in row blocks."""
+def _sq_matvec(t: Any, s: np.ndarray, first: int = 0, stop: Optional[int] = None
+               ) -> np.ndarray:
+    """``(W * W) @ s`` over rows ``first:stop`` of the ``[rows, cols]`` view of ``t``, read
+    in row blocks."""
     if t.ncols != s.shape[0]:
         raise _Mismatch
-    out = np.empty(t.nrows, np.float64)
+    stop = t.nrows if stop is None else stop
+    out = np.empty(stop - first, np.float64)
     step = max(1, _BLOCK // max(t.ncols * 8, 1))
-    for r0 in range(0, t.nrows, step):
+    for r0 in range(first, stop, step):
         check()
-        r1 = min(t.nrows, r0 + step)
+        r1 = min(stop, r0 + step)
         w = t.rows(r0, r1).astype(np.float64)
-        out[r0:r1] = (w * w) @ s
+        out[r0 - first:r1 - first] = (w * w) @ s
     return out
 
 
@@ -332,15 +335,8 @@ def _mlp(p: str, weights: Mapping[str, Any], get: Callable[[str], Any], s: np.nd
             return None
         out[q + "down_proj"] = hid
         per = d.nrows // e
-        y = np.zeros(per)
-        step = max(1, _BLOCK // max(d.ncols * 8, 1))
-        for k in range(e):  # one expert at a time: the routed mix, as an average
-            for r0 in range(0, per, step):
-                check()
-                r1 = min(per, r0 + step)
-                w = d.rows(k * per + r0, k * per + r1).astype(np.float64)
-                y[r0:r1] += (w * w) @ hid[k]
-        return y / e
+        # one expert at a time, each with its own input: the routed mix, as an average
+        return sum(_sq_matvec(d, hid[k], k * per, (k + 1) * per) for k in range(e)) / e
 
     for q, fn in ((p, dense), (p + "switch_mlp.", experts), (p + "shared_expert.", dense),
                   (p + "shared_experts.", dense)):

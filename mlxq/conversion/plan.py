@@ -380,7 +380,7 @@ def _quality(opts: Options, config: Mapping[str, Any], units: dict[str, Unit],
                 u.importance = s.importance
         # an untied embedding's input is a token id: no column statistics to miss
         missing = [u.path for u in q if u.importance is None
-                   and u.path.rsplit(".", 1)[-1] not in _EMBEDDING_SUFFIXES]
+                   and not _is_embedding(u.path)]
         if missing:
             warnings.append(f"the calibration statistics cover {len(q) - len(missing)} of "
                             f"{len(q)} quantized layers (not {missing[0]}, ...): the others "
@@ -441,7 +441,7 @@ def _estimate(q: Sequence[Unit], config: Mapping[str, Any], family: Family,
         if u.importance is None:
             u.method = "mlx"
             # an untied embedding's input is a token id: no input to estimate
-            if u.path.rsplit(".", 1)[-1] not in _EMBEDDING_SUFFIXES:
+            if not _is_embedding(u.path):
                 missing.append(u.path)
     if missing:
         warnings.append(f"{arg('q_method', 'mse')}: {len(missing)} of {len(q)} quantized layers "
@@ -454,6 +454,10 @@ def _estimate(q: Sequence[Unit], config: Mapping[str, Any], family: Family,
 #: GPTQ is not applied to embeddings: a tied embedding's rows are looked up as well as
 #: multiplied, and GPTQ's error feedback only serves the multiplication
 _EMBEDDING_SUFFIXES = ("embed_tokens", "wte", "word_embeddings", "embeddings")
+
+
+def _is_embedding(path: str) -> bool:
+    return path.rsplit(".", 1)[-1] in _EMBEDDING_SUFFIXES
 
 
 class _HessianOf:
@@ -482,11 +486,11 @@ def _gptq_units(q: Sequence[Unit], stats: Any, opts: Options, warnings: list[str
         s = stats.get(u.path)
         ok = (s is not None and s.hessian_key is not None and u.mode == "affine"
               and u.tensor.ndim == 2 and s.in_sum2.shape[0] == u.tensor.shape[-1]
-              and not u.path.rsplit(".", 1)[-1] in _EMBEDDING_SUFFIXES)
+              and not _is_embedding(u.path))
         if ok:
             u.hessian = _HessianOf(stats, u.path)
         else:
-            embedding = u.path.rsplit(".", 1)[-1] in _EMBEDDING_SUFFIXES
+            embedding = _is_embedding(u.path)
             u.method = "mse" if embedding and u.mode == "affine" else "mlx"
             if not embedding:
                 fallback.append(u.path)
