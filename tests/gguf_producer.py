@@ -31,7 +31,7 @@ from __future__ import annotations
 import json
 import struct
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 import ml_dtypes
 import numpy as np
@@ -165,10 +165,14 @@ def _deepseek2_metadata(writer: "gguf.GGUFWriter", cfg: dict) -> None:
 def hf_to_gguf(model_type: str, dst: Path, qtype: Callable[[str, tuple], Q] = f32_only,
                src: Optional[Path] = None, chat_template: Optional[str] = None,
                split_max_tensors: int = 0, deepseek_kv_b: str = "split",
-               router_f32: bool = True) -> Path:
+               router_f32: bool = True,
+               metadata: Optional[dict[str, tuple[Any, "gguf.GGUFValueType"]]] = None
+               ) -> Path:
     """``tests/fixtures/hf/<model_type>`` (or ``src``) as a GGUF file at ``dst`` (with
     ``split_max_tensors``, a split set whose first file is returned; ``router_f32=False``
-    lets ``qtype`` choose the MoE routers' type too, which llama.cpp never does)."""
+    lets ``qtype`` choose the MoE routers' type too, which llama.cpp never does;
+    ``metadata``: keys written as (value, type) over what the converter would write, for
+    files no converter writes)."""
     src = Path(src or ROOT / model_type)
     cfg = json.loads((src / "config.json").read_text())
     arch = ARCH[model_type]
@@ -248,6 +252,8 @@ def hf_to_gguf(model_type: str, dst: Path, qtype: Callable[[str, tuple], Q] = f3
     writer.add_eos_token_id(cfg.get("eos_token_id", 2))
     if chat_template is not None:
         writer.add_chat_template(chat_template)
+    for key, (value, vtype) in (metadata or {}).items():
+        writer.add_key_value(key, value, vtype)  # a key written already is replaced
     for name in sorted(w):
         if name.endswith("rotary_emb.inv_freq"):
             continue

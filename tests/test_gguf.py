@@ -176,6 +176,82 @@ def test_inconsistent_metadata_is_refused(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+V = gguf.GGUFValueType
+
+
+@pytest.mark.parametrize("model_type, key, value, vtype, error, message", [
+    ("qwen2", "general.architecture", [1, 2], V.ARRAY, errors.UnsupportedFormatError,
+     r"architecture \[1, 2\] is not one"),
+    ("qwen2", "qwen2.rope.scaling.type", "bogus", V.STRING, errors.UnsupportedFormatError,
+     "'bogus', not one of llama.cpp's none, linear, yarn, longrope"),
+    ("qwen2", "qwen2.rope.scaling.type", 3, V.UINT32, errors.ParseError, "not a string"),
+    ("qwen2", "qwen2.rope.freq_base", float("inf"), V.FLOAT32, errors.ParseError,
+     "not a finite float32"),
+    ("qwen2", "qwen2.rope.freq_base", 1e300, V.FLOAT64, errors.ParseError,
+     "not a finite float32"),
+    ("qwen2", "qwen2.attention.layer_norm_rms_epsilon", float("nan"), V.FLOAT32,
+     errors.ParseError, "not a finite float32"),
+    ("phi3", "phi3.rope.dimension_count", "16", V.STRING, errors.ParseError,
+     "not a non-negative integer"),
+    ("phi3", "phi3.rope.dimension_count", 0, V.UINT32, errors.FormatError,
+     "dimension_count is 0, not 1"),
+    ("phi3", "phi3.rope.scaling.original_context_length", 1.5, V.FLOAT32, errors.ParseError,
+     "not a non-negative integer"),
+    ("phi3", "phi3.attention.sliding_window", True, V.BOOL, errors.ParseError,
+     "not a non-negative integer"),
+])
+def test_metadata_of_the_wrong_type_or_range_is_refused_naming_the_key(
+        tmp_path, model_type, key, value, vtype, error, message):
+    p = gp.hf_to_gguf(model_type, tmp_path / "m.gguf", metadata={key: (value, vtype)})
+    with pytest.raises(error, match=message) as e:
+        mlxq.convert(str(p), str(tmp_path / "out"), quiet=True)
+    assert e.value.key == key
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("key, value, vtype, error, message", [
+    ("tokenizer.ggml.tokens", [1, 2, 3], V.ARRAY, errors.ParseError, "not an array of strings"),
+    ("tokenizer.ggml.tokens", "abc", V.STRING, errors.ParseError, "not an array of strings"),
+    ("tokenizer.ggml.merges", [1, 2], V.ARRAY, errors.ParseError, "not an array of strings"),
+    ("tokenizer.ggml.merges", ["a"], V.ARRAY, errors.UnsupportedFormatError,
+     "transformers cannot build a tokenizer"),
+    ("tokenizer.ggml.model", 5, V.UINT32, errors.ParseError, "not a string"),
+    ("tokenizer.ggml.token_type", [1], V.ARRAY, errors.FormatError, "1 entries for 128 tokens"),
+    ("tokenizer.ggml.scores", ["x"], V.ARRAY, errors.ParseError, "not an array of numbers"),
+    ("tokenizer.ggml.bos_token_id", True, V.BOOL, errors.FormatError,
+     "True, not the index of one of the 128 tokens"),
+    ("tokenizer.ggml.eos_token_id", 128, V.UINT32, errors.FormatError,
+     "128, not the index of one of the 128 tokens"),
+    ("tokenizer.chat_template", 3, V.UINT32, errors.ParseError, "not a string"),
+    ("tokenizer.ggml.add_bos_token", "yes", V.STRING, errors.ParseError, "not a bool"),
+])
+def test_tokenizer_metadata_transformers_would_misread_is_refused(
+        tmp_path, key, value, vtype, error, message):
+    p = gp.hf_to_gguf("qwen2", tmp_path / "m.gguf", metadata={key: (value, vtype)})
+    with pytest.raises(error, match=message) as e:
+        mlxq.convert(str(p), str(tmp_path / "out"), quiet=True)
+    # transformers' own refusals name the tokenizer as a whole (it does not say which key)
+    assert e.value.key == ("tokenizer.ggml.model" if error is errors.UnsupportedFormatError
+                           else key)
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_block_count_with_no_blocks_behind_it_is_refused_at_once(tmp_path):
+    # the name map walks every block the count promises: a huge count and no blocks was a hang
+    w = gguf.GGUFWriter(str(tmp_path / "m.gguf"), "qwen2")
+    w.add_block_count(1 << 30)
+    w.add_embedding_length(64)
+    w.add_head_count(4)
+    w.add_tensor("token_embd.weight", np.zeros((8, 64), np.float32))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    with pytest.raises(errors.FormatError, match="block_count is 1073741824 but the file has "
+                       "no block tensors"):
+        mlxq.convert(str(tmp_path / "m.gguf"), str(tmp_path / "out"), quiet=True)
+
+
 def test_an_architecture_mlxq_does_not_convert_is_refused_with_the_list(tmp_path):
     w = gguf.GGUFWriter(str(tmp_path / "m.gguf"), "rwkv7")
     w.add_tensor("token_embd.weight", np.zeros((8, 64), np.float32))

@@ -82,6 +82,17 @@ def _f32(v: Any) -> float:
     return float(str(np.float32(v)))
 
 
+def _token_id(v: Any, vocab: int) -> bool:
+    """Whether a ``tokenizer.ggml.*_token_id`` value names a token of the vocabulary."""
+    return isinstance(v, int) and not isinstance(v, bool) and 0 <= v < vocab
+
+
+_F32_MAX = float(np.finfo(np.float32).max)
+
+#: llama.cpp's ``rope.scaling.type`` values (gguf's RopeScalingType)
+_ROPE_SCALINGS = ("none", "linear", "yarn", "longrope")
+
+
 # ---- tensors ---------------------------------------------------------------------------------
 
 @dataclasses.dataclass(frozen=True)
@@ -261,7 +272,7 @@ class GgufCheckpoint:
         self.folder = path.parent
         meta = self.gf.metadata
         arch = meta.get("general.architecture")
-        if arch not in ARCHITECTURES:
+        if not isinstance(arch, str) or arch not in ARCHITECTURES:
             raise UnsupportedFormatError(
                 f"{path}: llama.cpp architecture {arch!r} is not one mlxq converts from GGUF; "
                 f"supported: {', '.join(ARCHITECTURES)}", key="general.architecture")
@@ -331,9 +342,7 @@ class GgufCheckpoint:
         # conversion (C, without the GIL) and a failure stops the conversion at its next
         # block, before anything is committed
         tf = _transformers_tokenizer()
-        if "tokenizer.ggml.tokens" not in meta:
-            raise FormatError(f"{path}: no tokenizer.ggml.tokens: no tokenizer to write",
-                              key="tokenizer.ggml.tokens")
+        check_tokenizer_metadata(meta, path)
         self._tokenizer = _Background(build_tokenizer, meta, tf)
         parts.check = self._tokenizer.raise_failure
         if block:
@@ -471,9 +480,12 @@ def _config(arch: str, meta: Mapping[str, Any], gf: fmt.GgufFile, path: Path
             return default
         ok = (isinstance(v, (int, float)) and not isinstance(v, bool)) if kind is float else \
             isinstance(v, kind) and (kind is bool or not isinstance(v, bool))
+        if ok and kind is float and not abs(v) <= _F32_MAX:
+            ok = False  # NaN, or beyond float32 (as llama.cpp reads it)
         if not ok or (kind is int and v < 0):
-            raise ParseError(f"{path}: metadata {arch}.{key} is {v!r:.60}, not "
-                             f"{'a non-negative integer' if kind is int else kind.__name__}",
+            want = {int: "a non-negative integer", str: "a string",
+                    float: "a finite float32"}.get(kind, kind.__name__)
+            raise ParseError(f"{path}: metadata {arch}.{key} is {v!r:.60}, not {want}",
                              key=f"{arch}.{key}")
         return _f32(v) if kind is float else v
 
@@ -496,9 +508,12 @@ def _config(arch: str, meta: Mapping[str, Any], gf: fmt.GgufFile, path: Path
     layers = get("block_count")
     present = {int(n.split(".")[1]) for n in tensors if n.startswith("blk.")
                and n.split(".")[1].isdigit()}
-    if present and (max(present) >= layers or len(present) != layers):
-        raise FormatError(f"{path}: {arch}.block_count is {layers} but the file has tensors "
-                          f"of blocks {min(present)}..{max(present)} ({len(present)} blocks)",
+    # every block the count promises has tensors (a count with none behind it would have the
+    # name map walk that many layers)
+    if len(present) != layers or present and max(present) >= layers:  # not 0..layers-1
+        held = (f"tensors of blocks {min(present)}..{max(present)} ({len(present)} blocks)"
+                if present else "no block tensors")
+        raise FormatError(f"{path}: {arch}.block_count is {layers} but the file has {held}",
                           key=f"{arch}.block_count")
     c: dict[str, Any] = {
         "architectures": [_HF_CLASS[model_type]],
@@ -520,10 +535,14 @@ def _config(arch: str, meta: Mapping[str, Any], gf: fmt.GgufFile, path: Path
     for k, hf in (("tokenizer.ggml.bos_token_id", "bos_token_id"),
                   ("tokenizer.ggml.eos_token_id", "eos_token_id"),
                   ("tokenizer.ggml.padding_token_id", "pad_token_id")):
-        if isinstance(meta.get(k), int):
+        if _token_id(meta.get(k), c["vocab_size"]):
             c[hf] = meta[k]
-    scaling = meta.get(f"{arch}.rope.scaling.type")
-    if scaling not in (None, "none"):
+    scaling = get("rope.scaling.type", "none", str)
+    if scaling not in _ROPE_SCALINGS:
+        raise UnsupportedFormatError(f"{path}: {arch}.rope.scaling.type is {scaling!r:.60}, "
+                                     f"not one of llama.cpp's {', '.join(_ROPE_SCALINGS)}",
+                                     key=f"{arch}.rope.scaling.type")
+    if scaling != "none":
         factor = get("rope.scaling.factor", 1.0, float)
         rs: dict[str, Any] = {"type": scaling, "factor": factor}
         orig = meta.get(f"{arch}.rope.scaling.original_context_length")
@@ -534,8 +553,7 @@ def _config(arch: str, meta: Mapping[str, Any], gf: fmt.GgufFile, path: Path
                 rs[beta] = get(f"rope.scaling.yarn_{beta}", kind=float)
         c["rope_scaling"] = rs
     if "rope_freqs.weight" in tensors:
-        c["rope_scaling"] = _llama3_rope(_read_floats(gf, "rope_freqs.weight"), c, meta,
-                                         arch, path)
+        c["rope_scaling"] = _llama3_rope(_read_floats(gf, "rope_freqs.weight"), c, get, path)
     extra = _ARCH_CONFIG.get(arch)
     if extra is not None:
         extra(c, get, meta, gf, path)
@@ -551,14 +569,17 @@ def _read_floats(gf: fmt.GgufFile, name: str) -> np.ndarray:
     return gf.read_raw(name, 0, 1).view("<f4").reshape(-1)
 
 
-def _llama3_rope(got: np.ndarray, c: Mapping[str, Any], meta: Mapping[str, Any], arch: str,
-                 path: Path) -> dict[str, Any]:
+def _llama3_rope(got: np.ndarray, c: Mapping[str, Any], get: Any, path: Path
+                 ) -> dict[str, Any]:
     """Llama 3's rope_scaling from the per-frequency factors llama.cpp computed from it
     (``rope_freqs``; LlamaModel.generate_extra_tensors): ``factor`` is the largest factor;
     ``low_freq_factor``, ``high_freq_factor`` and ``original_max_position_embeddings`` are
     Meta's published values, checked by recomputing every factor."""
     head_dim = c.get("head_dim", c["hidden_size"] // c["num_attention_heads"])
-    dim = meta.get(f"{arch}.rope.dimension_count", head_dim)
+    dim = get("rope.dimension_count", head_dim)
+    if not 0 < dim <= 2 * len(got):  # one factor per pair of rotated dimensions
+        raise FormatError(f"{path}: rope.dimension_count {dim} does not fit rope_freqs.weight's "
+                          f"{len(got)} factors", key="rope_freqs.weight")
     base = c["rope_theta"]
     factor = float(got.max())
     for low, high, orig in ((1.0, 4.0, 8192),):
@@ -617,14 +638,16 @@ def _gemma(c: dict, get: Any, meta: Mapping[str, Any], gf: fmt.GgufFile,
 def _phi3(c: dict, get: Any, meta: Mapping[str, Any], gf: fmt.GgufFile,
           path: Path) -> None:
     head_dim = c.pop("head_dim", None) or c["hidden_size"] // c["num_attention_heads"]
-    rot = meta.get("phi3.rope.dimension_count", head_dim)
+    rot = get("rope.dimension_count", head_dim)
+    if not 0 < rot <= head_dim:
+        raise FormatError(f"{path}: phi3.rope.dimension_count is {rot}, not 1..{head_dim} "
+                          "(the head size)", key="phi3.rope.dimension_count")
     if rot != head_dim:
         c["partial_rotary_factor"] = rot / head_dim
-    orig = meta.get("phi3.rope.scaling.original_context_length")
-    if orig is not None:
-        c["original_max_position_embeddings"] = orig
-    sw = meta.get("phi3.attention.sliding_window")
-    if isinstance(sw, int) and sw > 0:
+    if "phi3.rope.scaling.original_context_length" in meta:
+        c["original_max_position_embeddings"] = get("rope.scaling.original_context_length")
+    sw = get("attention.sliding_window", 0)
+    if sw > 0:
         c["sliding_window"] = sw
     if "rope_factors_long.weight" in gf.tensors:
         short = "rope_factors_short.weight"
@@ -668,7 +691,7 @@ def _deepseek2(c: dict, get: Any, meta: Mapping[str, Any], gf: fmt.GgufFile,
     if rs is not None and rs["type"] == "yarn":
         # llama.cpp keeps 0.1 * mscale_all_dim and assumes mscale equal to it (DeepSeek's
         # configs have them equal); beta_fast/beta_slow are its defaults, DeepSeek's values
-        mult = meta.get("deepseek2.rope.scaling.yarn_log_multiplier")
+        mult = get("rope.scaling.yarn_log_multiplier", 0.0, float)
         m = float(f"{mult / 0.1:.6g}") if mult else 0.0  # (the decimal it was written from)
         rs.update({"beta_fast": 32, "beta_slow": 1, "mscale": m or 1.0, "mscale_all_dim": m})
 
@@ -776,15 +799,62 @@ def _transformers_tokenizer() -> tuple[Any, Any, Any]:
     return PreTrainedTokenizerFast, GGUF_TOKENIZER_MAPPING, convert_gguf_tokenizer
 
 
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+#: the type llama.cpp writes for each ``tokenizer.*`` key transformers reads (gguf-py's
+#: GGUFWriter.add_tokenizer_model, add_token_list, ..., add_chat_template): a key of
+#: another type is refused before transformers sees it
+_TOKENIZER_TYPES: dict[str, tuple[str, Callable[[Any], bool]]] = {
+    "tokenizer.ggml.model": ("a string", lambda v: isinstance(v, str)),
+    "tokenizer.ggml.pre": ("a string", lambda v: isinstance(v, str)),
+    "tokenizer.ggml.tokens": ("an array of strings", lambda v: isinstance(v, list) and all(
+        isinstance(x, str) for x in v)),
+    "tokenizer.ggml.scores": ("an array of numbers", lambda v: isinstance(v, list) and all(
+        isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)),
+    "tokenizer.ggml.token_type": ("an array of integers", lambda v: isinstance(v, list) and all(
+        _is_int(x) for x in v)),
+    "tokenizer.ggml.merges": ("an array of strings", lambda v: isinstance(v, list) and all(
+        isinstance(x, str) for x in v)),
+    "tokenizer.ggml.precompiled_charsmap": ("an array of bytes", lambda v: isinstance(
+        v, list) and all(_is_int(x) and 0 <= x < 256 for x in v)),
+    "tokenizer.ggml.add_space_prefix": ("a bool", lambda v: isinstance(v, bool)),
+    "tokenizer.ggml.add_bos_token": ("a bool", lambda v: isinstance(v, bool)),
+    "tokenizer.ggml.add_eos_token": ("a bool", lambda v: isinstance(v, bool)),
+    "tokenizer.chat_template": ("a string", lambda v: isinstance(v, str)),
+}
+
+
+def check_tokenizer_metadata(meta: Mapping[str, Any], path: Path) -> None:
+    """Refuses ``tokenizer.*`` metadata transformers would misread: a key of a type llama.cpp
+    never writes, per-token arrays (scores, token types) of another length than the token
+    list, special token ids outside it."""
+    if "tokenizer.ggml.tokens" not in meta:
+        raise FormatError(f"{path}: no tokenizer.ggml.tokens: no tokenizer to write",
+                          key="tokenizer.ggml.tokens")
+    for key, (want, ok) in _TOKENIZER_TYPES.items():
+        if key in meta and not ok(meta[key]):
+            raise ParseError(f"{path}: metadata {key} is not {want}", key=key)
+    n = len(meta["tokenizer.ggml.tokens"])
+    for key in ("tokenizer.ggml.scores", "tokenizer.ggml.token_type"):
+        if key in meta and len(meta[key]) != n:
+            raise FormatError(f"{path}: metadata {key} has {len(meta[key])} entries for "
+                              f"{n} tokens", key=key)
+    for key in ("bos_token_id", "eos_token_id", "unknown_token_id", "padding_token_id"):
+        v = meta.get(f"tokenizer.ggml.{key}")
+        if v is not None and not _token_id(v, n):
+            raise FormatError(f"{path}: metadata tokenizer.ggml.{key} is {v!r:.40}, not the "
+                              f"index of one of the {n} tokens", key=f"tokenizer.ggml.{key}")
+
+
 def build_tokenizer(meta: Mapping[str, Any], tf: Optional[tuple[Any, Any, Any]] = None) -> Any:
     """The tokenizer (transformers' ``PreTrainedTokenizerFast``, with the chat template) of
     the vocabulary in ``tokenizer.ggml.*``, built by transformers' own GGUF tokenizer
     conversion (``convert_gguf_tokenizer``); ``tf``: :func:`_transformers_tokenizer`'s
-    answer, imported already (else imported here)."""
+    answer, imported already (else imported here). ``meta`` has passed
+    :func:`check_tokenizer_metadata`."""
     fast, mapping, convert = tf or _transformers_tokenizer()
-    if "tokenizer.ggml.tokens" not in meta:
-        raise FormatError("the GGUF file has no tokenizer.ggml.tokens: no tokenizer to write",
-                          key="tokenizer.ggml.tokens")
     grouped = {group: {name: meta[f"tokenizer.{key}"] for key, name in renames.items()
                        if f"tokenizer.{key}" in meta}
                for group, renames in mapping.items()}
@@ -795,15 +865,17 @@ def build_tokenizer(meta: Mapping[str, Any], tf: Optional[tuple[Any, Any, Any]] 
     for name, key in (("bos_token", "bos_token_id"), ("eos_token", "eos_token_id"),
                       ("unk_token", "unknown_token_id"), ("pad_token", "padding_token_id")):
         i = meta.get(f"tokenizer.ggml.{key}")
-        if isinstance(i, int) and 0 <= i < len(tokens):
+        if i is not None:
             cfg[name] = tokens[i]
+    # transformers' conversion and the tokenizers library parse what the file holds (merges,
+    # the charsmap, the chat template): any failure of theirs is this file's fault
     try:
         backend, extra = convert(meta["general.architecture"], tok)
-    except (ValueError, KeyError, TypeError) as e:
+        return fast(tokenizer_object=backend, **cfg, **extra)
+    except Exception as e:  # noqa: BLE001 - third-party parsers of untrusted values
         raise UnsupportedFormatError(f"transformers cannot build a tokenizer from this GGUF's "
-                                     f"tokenizer.ggml.* ({e})",
+                                     f"tokenizer.ggml.* ({type(e).__name__}: {e!s:.200})",
                                      key="tokenizer.ggml.model") from None
-    return fast(tokenizer_object=backend, **cfg, **extra)
 
 
 class _Background:
