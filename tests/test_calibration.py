@@ -578,6 +578,14 @@ def test_gptq_conversion_is_gptq_of_the_in_memory_hessians(tmp_path, temp_folder
 
     text = tmp_path / "cal.txt"
     text.write_text(TEXT)
+    factored = []
+    real_factor = execute.gptq_factor
+
+    def counting(h, **kw):
+        factored.append(h.shape)
+        return real_factor(h, **kw)
+
+    monkeypatch.setattr(execute, "gptq_factor", counting)
     mlxq.convert(LLAMA, tmp_path / "g", quantize=True, q_bits=3, q_method="gptq",
                  calibrate=text, calibration_tokens=64, quiet=True)
     assert os.listdir(temp_folder) == []
@@ -591,6 +599,10 @@ def test_gptq_conversion_is_gptq_of_the_in_memory_hessians(tmp_path, temp_folder
         want = gptq_quantize(w.view(bfloat16), h, 64, 3, act_order=True)
         for suffix, a in zip(("weight", "scales", "biases"), want):
             assert out[f"{name}.{suffix}"].tobytes() == a.tobytes(), (name, suffix)
+    # layers reading one input (q/k/v, gate/up) share one Hessian, factored once
+    inputs = {n.replace("k_proj", "q_proj").replace("v_proj", "q_proj")
+              .replace("up_proj", "gate_proj") for n in ref}
+    assert len(factored) == len(inputs) < len(ref)
 
     # an error mid-conversion (the spill folder in use) leaves nothing behind
     def boom(*_a, **_k):

@@ -11,7 +11,8 @@ result of any tensor is ever whole in memory when its operations stream (see
 
 from __future__ import annotations
 
-from typing import Callable, Iterator, Optional
+from collections import Counter
+from typing import Any, Callable, Iterator, Optional
 
 import numpy as np
 
@@ -59,29 +60,48 @@ def _copy(u: Unit, put: Callable[[str, np.ndarray], None], block_bytes: int) -> 
         put(name, u.tensor.rows(r0, r1))
 
 
-_FACTORS: dict = {}  # hessian key -> GptqFactor: q/k/v share one, computed once
+class _Factors:
+    """The GPTQ factors of one conversion, by their Hessian's key: layers reading one input
+    (q/k/v, gate/up) share one Hessian, factored once and dropped when the last unit using
+    it is done. Output order keeps a layer's units together (k, o, q, v: two factors alive
+    at most), and the Executor holds this, so nothing outlives the conversion."""
 
+    def __init__(self, plan: Optional[Plan] = None) -> None:
+        self._held: dict[Any, tuple[Any, Any]] = {}  # key -> (owner, factor)
+        self._users: Counter = Counter(
+            u.hessian.key for u in (plan.units.values() if plan is not None else ())
+            if u.kind == "quantize" and u.method == "gptq" and u.hessian is not None
+            and getattr(u.hessian, "key", None) is not None)
 
-def _factor_of(u: Unit):
-    key = getattr(u.hessian, "key", None)
-    hit = _FACTORS.get(key) if key is not None else None
-    if hit is not None and hit[0] is u.hessian.owner:
-        return hit[1]
-    f = gptq_factor(u.hessian(), act_order=True)  # bench_ppl: act-order closes more
-    _FACTORS.clear()  # one at a time: memory stays one factor
-    if key is not None:
-        _FACTORS[key] = (u.hessian.owner, f)
-    return f
+    def of(self, u: Unit) -> Any:
+        key = getattr(u.hessian, "key", None)
+        hit = self._held.get(key)
+        if hit is not None and hit[0] is u.hessian.owner:
+            return hit[1]
+        f = gptq_factor(u.hessian(), act_order=True)  # bench_ppl: act-order closes more
+        if key is not None and self._users[key] > 1:
+            self._held[key] = (u.hessian.owner, f)
+        return f
+
+    def done(self, u: Unit) -> None:
+        key = getattr(u.hessian, "key", None)
+        if key is not None:
+            self._users[key] -= 1
+            if self._users[key] <= 0:
+                self._held.pop(key, None)
 
 
 def _quantize(u: Unit, put: Callable[[str, np.ndarray], None], block_bytes: int,
-              report: Optional[list], device: Optional[str] = None) -> None:
+              report: Optional[list], device: Optional[str] = None,
+              factors: Optional[_Factors] = None) -> None:
     dense = u.tensor
     source, _ = graph.split_cast(dense)  # the report measures against the source weights
     sums = _Sums()
     names = [n for n, _ in u.outputs]
     try:
-        factor = _factor_of(u) if u.method == "gptq" and u.hessian is not None else None
+        gptq = u.method == "gptq" and u.hessian is not None
+        factors = factors or _Factors()
+        factor = factors.of(u) if gptq else None
         for r0, r1 in blocks_of(dense, block_bytes, u.importance):
             check()
             rows = source.rows(r0, r1)
@@ -101,6 +121,8 @@ def _quantize(u: Unit, put: Callable[[str, np.ndarray], None], block_bytes: int,
             for n, p in zip(names, parts):
                 put(n, p)
             del rows, w, parts
+        if gptq:
+            factors.done(u)
     except MlxqError as e:
         if e.layer is None:
             raise type(e)(e.message, layer=u.path, key=e.key) from None
@@ -126,6 +148,7 @@ class Executor:
         self.done: set[str] = set()
         self.items = self.nbytes = 0
         self._spec = {n: s for n, s, _ in plan.outputs}
+        self._factors = _Factors(plan)
 
     def run_unit(self, key: str) -> None:
         if key in self.done:
@@ -133,7 +156,7 @@ class Executor:
         self.done.add(key)
         u = self.plan.units[key]
         if u.kind == "quantize":
-            _quantize(u, self.put, self.block, self.sums, self.device)
+            _quantize(u, self.put, self.block, self.sums, self.device, self._factors)
         else:
             _copy(u, self.put, self.block)
         self.items += len(u.outputs)
