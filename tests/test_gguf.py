@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import struct
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -793,6 +794,46 @@ def test_k_quant_tensors_are_dequantized_and_q_requantizes_them_with_their_error
     assert {x.layer for x in r.requantized} == {t.name[: -len(".weight")] for t in deq}
     assert all(x.source_type == "Q4_K" and x.error.rmse > 0 for x in r.requantized)
     assert r.repacked_layers > 0
+
+
+def test_data_free_mse_reads_kept_layers_as_their_dequantized_weights(tmp_path):
+    # Q8_0 gate/up kept as MLX 8-bit, Q4_K down re-quantized with the data-free mse: its
+    # importance comes from gate/up's weights, read through the kept blocks as MLX
+    # dequantizes them (with the file's float16 scales). It must be the importance the same
+    # model gives as a float folder of those values (mx.dequantize's), so down_proj's bytes
+    # are that folder's. (float32 throughout: the Q4_K rows are quantized as read.)
+    def qtype(name, shape):
+        return Q.Q4_K if shape[-1] % 256 == 0 else Q.Q8_0
+    src = tmp_path / "hf"
+    gp.widen_mlp(gp.ROOT / "llama", src)
+    g = gp.hf_to_gguf("llama", tmp_path / "m.gguf", qtype, src=src)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # every layer covered: no fallback to MLX's method
+        r = _convert(g, tmp_path / "q", quantize=True, q_method="mse", dtype="float32")
+    assert r.repacked_layers > 0 and r.requantized
+    # the float folder, each kept layer replaced by what MLX dequantizes the file's blocks to
+    _convert(g, tmp_path / "kept", quantize=True)  # the blocks as MLX's, float16 scales
+    _convert(g, tmp_path / "f", dequantize=True, dtype="float32")
+    cfg = json.loads((tmp_path / "kept" / "config.json").read_text())["quantization"]
+    kept = mx.load(str(tmp_path / "kept" / "model.safetensors"))
+    floats = mx.load(str(tmp_path / "f" / "model.safetensors"))
+    for path, q in cfg.items():
+        if isinstance(q, dict) and q["bits"] == 8:
+            assert kept[f"{path}.scales"].dtype == mx.float16
+            floats[f"{path}.weight"] = mx.dequantize(
+                kept[f"{path}.weight"], kept[f"{path}.scales"], kept[f"{path}.biases"],
+                group_size=q["group_size"], bits=q["bits"]).astype(mx.float32)
+    mx.save_safetensors(str(tmp_path / "f" / "model.safetensors"), floats,
+                        metadata={"format": "mlx"})
+    _convert(tmp_path / "f", tmp_path / "ref", quantize=True, q_method="mse")
+    _convert(tmp_path / "f", tmp_path / "rtn", quantize=True)
+    ours, ref, rtn = (tensors_of(tmp_path / d) for d in ("q", "ref", "rtn"))
+    for x in r.requantized:
+        for leaf in ("weight", "scales", "biases"):
+            k = f"{x.layer}.{leaf}"
+            assert ours[k].tobytes() == ref[k].tobytes(), k
+        k = f"{x.layer}.weight"
+        assert ours[k].tobytes() != rtn[k].tobytes(), k  # the importance did something
 
 
 def test_a_split_set_converts_as_the_single_file(tmp_path):
