@@ -200,6 +200,26 @@ V = gguf.GGUFValueType
      "not a non-negative integer"),
     ("phi3", "phi3.attention.sliding_window", True, V.BOOL, errors.ParseError,
      "not a non-negative integer"),
+    # values of the right type that mlx-lm's model cannot load or run
+    ("qwen2", "qwen2.attention.head_count_kv", 0, V.UINT32, errors.FormatError,
+     "is 0, which does not divide the 4 query heads"),
+    ("qwen2", "qwen2.attention.head_count_kv", 3, V.UINT32, errors.FormatError,
+     "is 3, which does not divide"),
+    ("qwen2", "qwen2.attention.head_count_kv", 1, V.UINT32, errors.FormatError,
+     "make blk.0.attn_k.weight 16 rows, but it has 32"),
+    ("phi3", "phi3.attention.head_count_kv", 2, V.UINT32, errors.FormatError,
+     "make blk.0.attn_qkv.weight 128 rows"),
+    ("qwen2", "qwen2.attention.layer_norm_rms_epsilon", -1.0, V.FLOAT32, errors.FormatError,
+     "is -1.0, not positive"),
+    ("phi3", "phi3.rope.dimension_count", 7, V.UINT32, errors.FormatError, "is 7, not even"),
+    ("deepseek_v3", "deepseek2.rope.dimension_count", 99, V.UINT32, errors.FormatError,
+     "is 99, more than the key length"),
+    ("qwen3_moe", "qwen3moe.expert_used_count", 99, V.UINT32, errors.FormatError,
+     "is 99, not 1..4"),
+    ("qwen3_moe", "qwen3moe.expert_used_count", 0, V.UINT32, errors.FormatError,
+     "is 0, not 1..4"),
+    ("gemma3_text", "gemma3.attention.sliding_window_pattern", 0, V.UINT32, errors.FormatError,
+     "is 0: every layer would divide by it"),
 ])
 def test_metadata_of_the_wrong_type_or_range_is_refused_naming_the_key(
         tmp_path, model_type, key, value, vtype, error, message):

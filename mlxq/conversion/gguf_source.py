@@ -557,7 +557,56 @@ def _config(arch: str, meta: Mapping[str, Any], gf: fmt.GgufFile, path: Path
     extra = _ARCH_CONFIG.get(arch)
     if extra is not None:
         extra(c, get, meta, gf, path)
+    _check_config(c, arch, tensors, path)
     return c
+
+
+def _check_config(c: Mapping[str, Any], arch: str, tensors: Mapping[str, Any],
+                  path: Path) -> None:
+    """Refuses a config made from metadata that mlx-lm's model cannot load or run: the
+    attention projections' rows must be the head counts times the head size (load_weights
+    checks each shape), the key/value heads must divide the query heads, the norm epsilon
+    must be positive, the rotary dimensions even, the experts per token 1..the experts, a
+    sliding-window pattern at least 1."""
+    def bad(key: str, why: str) -> FormatError:
+        return FormatError(f"{path}: {arch}.{key} {why}", key=f"{arch}.{key}")
+
+    if not c["rms_norm_eps"] > 0:
+        raise bad("attention.layer_norm_rms_epsilon", f"is {c['rms_norm_eps']}, not positive "
+                  "(mlx-lm's RMSNorm refuses it)")
+    heads, kv = c["num_attention_heads"], c["num_key_value_heads"]
+    if kv == 0 or heads % kv:
+        raise bad("attention.head_count_kv", f"is {kv}, which does not divide the "
+                  f"{heads} query heads")
+    if arch != "deepseek2":  # MLA's projections have their own widths (checked by shape)
+        head_dim = c.get("head_dim") or c["hidden_size"] // heads
+        want = {"attn_q": (heads * head_dim, "attention.head_count"),
+                "attn_k": (kv * head_dim, "attention.head_count_kv"),
+                "attn_v": (kv * head_dim, "attention.head_count_kv"),
+                "attn_qkv": ((heads + 2 * kv) * head_dim, "attention.head_count_kv")}
+        for name, t in tensors.items():
+            parts = name.split(".")
+            if len(parts) == 4 and parts[0] == "blk" and parts[3] == "weight" and \
+                    parts[2] in want and len(t.shape) == 2:
+                rows, key = want[parts[2]]
+                if t.shape[0] != rows:
+                    raise bad(key, f"and the head size {head_dim} make {name} {rows} rows, "
+                              f"but it has {t.shape[0]}")
+    rot = None
+    if "partial_rotary_factor" in c:
+        rot = round(c["partial_rotary_factor"] * (c["hidden_size"] // heads))
+    elif "qk_rope_head_dim" in c:
+        rot = c["qk_rope_head_dim"]
+        if c["qk_nope_head_dim"] < 0:
+            raise bad("rope.dimension_count", f"is {rot}, more than the key length")
+    if rot is not None and rot % 2:
+        raise bad("rope.dimension_count", f"is {rot}, not even (mlx's rope refuses it)")
+    experts = c.get("num_experts") or c.get("n_routed_experts") or c.get("num_local_experts")
+    if experts is not None and not 1 <= c.get("num_experts_per_tok", 1) <= experts:
+        raise bad("expert_used_count", f"is {c.get('num_experts_per_tok')}, not 1..{experts} "
+                  "(the experts)")
+    if c.get("sliding_window_pattern", 1) < 1:
+        raise bad("attention.sliding_window_pattern", "is 0: every layer would divide by it")
 
 
 def _read_floats(gf: fmt.GgufFile, name: str) -> np.ndarray:
