@@ -729,6 +729,11 @@ CASES: list[Case] = [
     Case("config/expert-count-a-billion", _config_count("moe", ("num_local_experts",)), r"'num_local_experts' is 1000000000, more than", F),
     Case("config/head-count-a-billion", _config_count("single", ("num_key_value_heads",)), r"'num_key_value_heads' is 1000000000", F),
     Case("config/nested-layer-count", _config_count("single", ("text_config", "num_hidden_layers")), r"'text_config\.num_hidden_layers' is 1000000000", F),
+    # head counts that the attention projections' rows contradict (mlx_lm.load's
+    # load_weights would refuse the shapes: kv heads x head size, head size = hidden / heads)
+    Case("config/kv-heads-not-the-projections", _config_count("sharded", ("num_key_value_heads",), 1), r"k_proj\.weight is \[32, 64\], but config\.json makes its output rows 16", F),
+    Case("config/heads-not-the-projections", _config_count("single", ("num_attention_heads",), 2), r"k_proj\.weight is \[32, 64\], but config\.json makes its output rows 64", F),
+    Case("config/kv-heads-not-the-stored-rows", _config_count("mlx4", ("num_key_value_heads",), 1), r"k_proj\.weight is \[32, 8\], but config\.json makes its output rows 16", F),
     Case("config/layer-count-a-string", _config_layers_not_int, r"num_hidden_layers", P,
          flags=(("-q", "--quant-predicate", "mixed_3_6"),)),
     # shards

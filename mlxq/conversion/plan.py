@@ -507,12 +507,19 @@ def _pinned(family: Family, config: Mapping[str, Any], path: str) -> set[str]:
 
 def _check_widths(family: Family, config: Mapping[str, Any],
                   base: Mapping[str, graph.Tensor], stored: Mapping[str, Any]) -> None:
-    """A dense weight whose input width is not the one the config gives mlx-lm's module
-    (where the family knows it) is refused: ``load_weights`` would reject the shape."""
+    """A weight whose input width (dense) or output rows (dense or stored quantized) are
+    not the ones the config gives mlx-lm's module (where the family knows them) is refused:
+    ``load_weights`` would reject the shape."""
     for n, t in base.items():
-        if not n.endswith(".weight") or t.ndim < 2 or n[: -len(".weight")] in stored:
+        if not n.endswith(".weight") or t.ndim < 2:
             continue
         path = n[: -len(".weight")]
+        rows = family.out_features(path, config)
+        if rows is not None and t.shape[-2] != rows:
+            raise FormatError(f"{n} is {list(t.shape)}, but config.json makes its output "
+                              f"rows {rows}: mlx_lm.load would refuse the shape", key=n)
+        if path in stored:
+            continue
         want = family.in_features(path, config)
         if want is not None and t.shape[-1] != want:
             raise FormatError(f"{n} is {list(t.shape)}, but config.json makes its input "

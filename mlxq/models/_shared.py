@@ -21,6 +21,10 @@ ATTN_WIDTHS = {"self_attn.q_proj": "hidden", "self_attn.k_proj": "hidden",
                "self_attn.v_proj": "hidden", "self_attn.o_proj": "attention"}
 MLP_WIDTHS = {"mlp.gate_proj": "hidden", "mlp.up_proj": "hidden",
               "mlp.down_proj": "intermediate_size"}
+#: the output rows of mlx-lm's Attention's projections (its __init__: n_heads * head_dim
+#: for q, n_kv_heads * head_dim for k and v, the hidden size for o)
+ATTN_ROWS = {"self_attn.q_proj": "attention", "self_attn.k_proj": "kv",
+             "self_attn.v_proj": "kv", "self_attn.o_proj": "hidden"}
 
 
 def tied(config, default: bool) -> bool:

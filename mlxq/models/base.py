@@ -307,6 +307,9 @@ class Family:
     #: module (inside a block) -> its input width as a config dimension: "hidden",
     #: "attention" (heads x head_dim) or a config key; used to verify stored layers
     widths: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    #: module (inside a block) -> its output rows, in the same terms plus "kv" (key/value
+    #: heads x head_dim); used to verify every layer's shape before anything is written
+    rows: Mapping[str, str] = dataclasses.field(default_factory=dict)
     #: whether every parameter the model can have is covered by ``order`` (then a tensor
     #: it does not cover is refused, as mlx-lm's strict load_weights would)
     complete: bool = True
@@ -403,10 +406,22 @@ class Family:
         in every family."""
         leaf = path.rpartition(".")[2]
         if leaf in ("embed_tokens", "lm_head"):
-            rule: Optional[str] = "hidden"
-        else:
-            head, sep, rest = path.partition(self.order_for(config).layers + ".")
-            rule = self.widths.get(rest.partition(".")[2]) if sep and not head else None
+            return self._dimension("hidden", config)
+        return self._dimension(self._rule(self.widths, path, config), config)
+
+    def out_features(self, path: str, config: Config) -> Optional[int]:
+        """The output rows of mlx-lm's module at ``path`` for this config, where the family
+        says (:attr:`rows`; None when unknown)."""
+        return self._dimension(self._rule(self.rows, path, config), config)
+
+    def _rule(self, rules: Mapping[str, str], path: str, config: Config) -> Optional[str]:
+        if not rules:
+            return None
+        head, sep, rest = path.partition(self.order_for(config).layers + ".")
+        return rules.get(rest.partition(".")[2]) if sep and not head else None
+
+    @staticmethod
+    def _dimension(rule: Optional[str], config: Config) -> Optional[int]:
         if rule is None:
             return None
         cfg = config if "hidden_size" in config else config.get("text_config")
@@ -420,10 +435,15 @@ class Family:
         hidden = num("hidden_size")
         if rule == "hidden":
             return hidden
-        if rule == "attention":
+        if rule in ("attention", "kv"):
             heads = num("num_attention_heads")
             if heads is None or hidden is None:
                 return None
             hd = num("head_dim") or hidden // heads
+            if rule == "kv":  # mlx-lm's ModelArgs: n_kv_heads defaults to n_heads
+                kv = cfg.get("num_key_value_heads")
+                heads = heads if kv is None else num("num_key_value_heads")
+                if heads is None:
+                    return None
             return hd * heads
         return num(rule)

@@ -5,11 +5,12 @@ refused, as mlx-lm's strict load refuses it)."""
 
 from __future__ import annotations
 
-from ._shared import ATTN, ATTN_WIDTHS, MLP_WIDTHS, llama_tree
+from ._shared import ATTN, ATTN_ROWS, ATTN_WIDTHS, MLP_WIDTHS, llama_tree
 from .base import Family, Order
 
 FAMILY = Family(
     "cohere2", ("cohere2",),
     order=Order(llama_tree(f"{ATTN} mlp(gate_proj up_proj down_proj) input_layernorm",
                            head=False)),
+    rows=ATTN_ROWS,
     widths={**ATTN_WIDTHS, **MLP_WIDTHS})

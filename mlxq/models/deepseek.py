@@ -12,7 +12,7 @@ False
 
 from __future__ import annotations
 
-from ._shared import ATTN, ATTN_WIDTHS, NORMS, llama_tree
+from ._shared import ATTN, ATTN_ROWS, ATTN_WIDTHS, NORMS, llama_tree
 from .base import Family, Order
 from ..errors import MissingKeyError
 from .common import Args, Weights, stack_experts
@@ -38,6 +38,7 @@ FAMILY = Family(
     "deepseek", ("deepseek",), sanitize,
     Order(llama_tree(f"{ATTN} {MLP} {NORMS}")),
     not_quantized=(r"\.mlp\.gate$",),
+    rows=ATTN_ROWS,
     widths={**ATTN_WIDTHS, "mlp.gate_proj": "hidden", "mlp.up_proj": "hidden",
             "mlp.down_proj": "intermediate_size", "mlp.switch_mlp.gate_proj": "hidden",
             "mlp.switch_mlp.up_proj": "hidden",

@@ -17,7 +17,7 @@ False
 from __future__ import annotations
 
 from . import mx
-from ._shared import ATTN_QK_NORM, ATTN_WIDTHS, MLP_WIDTHS, NORMS, llama_order
+from ._shared import ATTN_QK_NORM, ATTN_ROWS, ATTN_WIDTHS, MLP_WIDTHS, NORMS, llama_order
 from .base import Family
 from .common import REQUIRED, Args, Weights
 
@@ -56,6 +56,7 @@ FAMILY = Family(
                 "experts(gate_proj up_proj down_proj) gate(weight e_score_correction_bias) "
                 f"shared_experts(gate_proj up_proj down_proj)) {NORMS}", tie_default=False),
     not_quantized=(r"\.mlp\.gate$",),
+    rows=ATTN_ROWS,
     widths={**ATTN_WIDTHS, **MLP_WIDTHS, "mlp.experts.gate_proj": "hidden",
             "mlp.experts.up_proj": "hidden", "mlp.experts.down_proj": "moe_intermediate_size",
             "mlp.shared_experts.gate_proj": "hidden", "mlp.shared_experts.up_proj": "hidden"})

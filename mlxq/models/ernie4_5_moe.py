@@ -20,7 +20,7 @@ predicate.
 from __future__ import annotations
 
 from . import mx
-from ._shared import ATTN, ATTN_WIDTHS, MLP_WIDTHS, NORMS, llama_tree
+from ._shared import ATTN, ATTN_ROWS, ATTN_WIDTHS, MLP_WIDTHS, NORMS, llama_tree
 from .base import Family, Order
 from .common import REQUIRED, Args, Weights
 
@@ -68,6 +68,7 @@ def order(config) -> Order:
 
 FAMILY = Family(
     "ernie4_5_moe", ("ernie4_5_moe",), sanitize, order,
+    rows=ATTN_ROWS,
     widths={**ATTN_WIDTHS, **MLP_WIDTHS, "mlp.gate": "hidden",
             "mlp.switch_mlp.gate_proj": "hidden", "mlp.switch_mlp.up_proj": "hidden",
             "mlp.shared_experts.gate_proj": "hidden", "mlp.shared_experts.up_proj": "hidden"})

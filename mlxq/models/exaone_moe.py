@@ -17,7 +17,7 @@ False
 from __future__ import annotations
 
 from . import mx
-from ._shared import ATTN_QK_NORM, ATTN_WIDTHS, MLP_WIDTHS, NORMS, llama_order
+from ._shared import ATTN_QK_NORM, ATTN_ROWS, ATTN_WIDTHS, MLP_WIDTHS, NORMS, llama_order
 from ..errors import ParseError, UnknownEnumValueError
 from .base import Family
 from .common import REQUIRED, Args, Weights
@@ -86,6 +86,7 @@ FAMILY = Family(
                 f"shared_experts(gate_proj up_proj down_proj)) {NORMS}", tie_default=False),
     cast_predicate=cast_predicate, not_quantized=(r"\.mlp\.gate$",),
     # head_dim has no default in ModelArgs (the config gives it)
+    rows=ATTN_ROWS,
     widths={**ATTN_WIDTHS, **MLP_WIDTHS, "mlp.switch_mlp.gate_proj": "hidden",
             "mlp.switch_mlp.up_proj": "hidden",
             "mlp.switch_mlp.down_proj": "moe_intermediate_size",

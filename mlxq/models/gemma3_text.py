@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._shared import ATTN_QK_NORM, ATTN_WIDTHS, MLP, MLP_WIDTHS, NORMS, llama_tree
+from ._shared import ATTN_QK_NORM, ATTN_ROWS, ATTN_WIDTHS, MLP, MLP_WIDTHS, NORMS, llama_tree
 from .base import Family, Order
 from .common import Weights
 
@@ -17,4 +17,5 @@ FAMILY = Family(
     "gemma3_text", ("gemma3_text",), sanitize,
     Order(llama_tree(f"{ATTN_QK_NORM} {MLP} {NORMS} pre_feedforward_layernorm "
                      "post_feedforward_layernorm")),
+    rows=ATTN_ROWS,
     widths={**ATTN_WIDTHS, **MLP_WIDTHS})

@@ -9,7 +9,7 @@ transformers' for such configs, though the tensors are the same either way."""
 
 from __future__ import annotations
 
-from ._shared import ATTN, ATTN_WIDTHS, NORMS, llama_order
+from ._shared import ATTN, ATTN_ROWS, ATTN_WIDTHS, NORMS, llama_order
 from . import llama
 from .base import Family
 
@@ -21,4 +21,5 @@ sanitize = llama.sanitize
 FAMILY = Family(
     "glm", ("glm",), sanitize,
     llama_order(f"{ATTN} mlp(gate_up_proj down_proj) {NORMS}", tie_default=True),
+    rows=ATTN_ROWS,
     widths={**ATTN_WIDTHS, "mlp.gate_up_proj": "hidden", "mlp.down_proj": "intermediate_size"})

@@ -5,7 +5,7 @@ dtype."""
 
 from __future__ import annotations
 
-from ._shared import ATTN_WIDTHS, NORMS
+from ._shared import ATTN_ROWS, ATTN_WIDTHS, NORMS
 from .base import Family, Order
 from .common import REQUIRED, Args, Weights, stack_experts
 
@@ -34,4 +34,5 @@ FAMILY = Family(
           "mlp(gate_proj up_proj down_proj switch_mlp(gate_proj up_proj down_proj) "
           "gate(weight e_score_correction_bias) shared_experts(gate_proj up_proj down_proj)) "
           f"{NORMS}) norm) lm_head"),
-    cast_predicate=cast_predicate, not_quantized=(r"\.mlp\.gate$",), widths=ATTN_WIDTHS)
+    cast_predicate=cast_predicate, not_quantized=(r"\.mlp\.gate$",), rows=ATTN_ROWS,
+    widths=ATTN_WIDTHS)

@@ -3,7 +3,7 @@ and ``lm_head`` at 8 bits (their small block absmax underflows low-bit fp scales
 
 from __future__ import annotations
 
-from ._shared import ATTN, ATTN_WIDTHS, MLP, MLP_WIDTHS, NORMS, llama_order
+from ._shared import ATTN, ATTN_ROWS, ATTN_WIDTHS, MLP, MLP_WIDTHS, NORMS, llama_order
 from .base import Family
 from .common import Args, Weights
 
@@ -24,4 +24,5 @@ def quant_predicate(path: str, config) -> bool | dict:
 
 FAMILY = Family("granite", ("granite",), sanitize,
                 llama_order(f"{ATTN} {MLP} {NORMS}", tie_default=True),
-                quant_predicate=quant_predicate, widths={**ATTN_WIDTHS, **MLP_WIDTHS})
+                quant_predicate=quant_predicate, rows=ATTN_ROWS,
+                widths={**ATTN_WIDTHS, **MLP_WIDTHS})

@@ -5,7 +5,7 @@ projections of every expert, ``[experts, 2 x inter, hidden]``) split in two on a
 
 from __future__ import annotations
 
-from ._shared import ATTN, ATTN_WIDTHS, NORMS, llama_order
+from ._shared import ATTN, ATTN_ROWS, ATTN_WIDTHS, NORMS, llama_order
 from . import mx
 from .base import Family
 from .common import REQUIRED, Args, Weights
@@ -41,6 +41,7 @@ FAMILY = Family(
     llama_order(f"{ATTN} block_sparse_moe(switch_mlp(gate_proj up_proj down_proj) "
                 f"router(layer)) {NORMS}", tie_default=True),
     quant_predicate=quant_predicate,
+    rows=ATTN_ROWS,
     widths={**ATTN_WIDTHS, "block_sparse_moe.router.layer": "hidden",
             "block_sparse_moe.switch_mlp.gate_proj": "hidden",
             "block_sparse_moe.switch_mlp.up_proj": "hidden",

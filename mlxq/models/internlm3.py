@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._shared import ATTN, ATTN_WIDTHS, MLP, MLP_WIDTHS, NORMS, llama_order
+from ._shared import ATTN, ATTN_ROWS, ATTN_WIDTHS, MLP, MLP_WIDTHS, NORMS, llama_order
 from .base import Family
 from .common import Weights
 
@@ -14,4 +14,5 @@ def sanitize(weights: Weights, config) -> Weights:
 
 FAMILY = Family("internlm3", ("internlm3",), sanitize,
                 llama_order(f"{ATTN} {MLP} {NORMS}", tie_default=False),
+                rows=ATTN_ROWS,
                 widths={**ATTN_WIDTHS, **MLP_WIDTHS})

@@ -5,7 +5,7 @@ embeddings are tied (by default they are not)."""
 
 from __future__ import annotations
 
-from ._shared import ATTN, ATTN_WIDTHS, MLP, MLP_WIDTHS, NORMS
+from ._shared import ATTN, ATTN_ROWS, ATTN_WIDTHS, MLP, MLP_WIDTHS, NORMS
 from .base import Family, Order
 from .common import Args
 
@@ -20,4 +20,5 @@ FAMILY = Family(
     "iquestloopcoder", ("iquestloopcoder",), order=_order,
     # LoopGateProjection holds its weight as a plain parameter: no to_quantized
     not_quantized=(r"^model\.gate_projections\.\d+$",),
+    rows=ATTN_ROWS,
     widths={**ATTN_WIDTHS, **MLP_WIDTHS})

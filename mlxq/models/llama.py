@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from ._shared import ATTN, ATTN_WIDTHS, MLP, MLP_WIDTHS, NORMS, llama_tree
+from ._shared import ATTN, ATTN_ROWS, ATTN_WIDTHS, MLP, MLP_WIDTHS, NORMS, llama_tree
 from .base import Family, Order
 from .common import Args, Weights
 
@@ -21,4 +21,5 @@ def sanitize(weights: Weights, config) -> Weights:
 
 FAMILY = Family(
     "llama", ("llama", "mistral", "iquestcoder", "xverse"), sanitize,
-    Order(llama_tree(f"{ATTN} {MLP} {NORMS}")), widths={**ATTN_WIDTHS, **MLP_WIDTHS})
+    Order(llama_tree(f"{ATTN} {MLP} {NORMS}")), rows=ATTN_ROWS,
+    widths={**ATTN_WIDTHS, **MLP_WIDTHS})

@@ -8,7 +8,7 @@ one, or Llama 4's MoE text layers) is refused, as mlx-lm's strict load refuses i
 from __future__ import annotations
 
 from ..errors import MissingKeyError
-from ._shared import ATTN, ATTN_WIDTHS, NORMS, tied
+from ._shared import ATTN, ATTN_ROWS, ATTN_WIDTHS, NORMS, tied
 from .base import Family, Order
 
 
@@ -23,5 +23,6 @@ def order(config) -> Order:
 
 FAMILY = Family(
     "llama4_text", ("llama4_text",), order=order,
+    rows=ATTN_ROWS,
     widths={**ATTN_WIDTHS, "feed_forward.gate_proj": "hidden", "feed_forward.up_proj": "hidden",
             "feed_forward.down_proj": "intermediate_size_mlp"})

@@ -11,7 +11,7 @@ keeps the router at 8 bits with groups of 64.
 
 from __future__ import annotations
 
-from ._shared import ATTN_QK_NORM, ATTN_WIDTHS, NORMS
+from ._shared import ATTN_QK_NORM, ATTN_ROWS, ATTN_WIDTHS, NORMS
 from .base import Family, Order
 from .common import REQUIRED, Args, Weights, stack_experts
 
@@ -45,6 +45,7 @@ def order(config) -> Order:
 
 FAMILY = Family(
     "mellum", ("mellum",), sanitize, order, quant_predicate=quant_predicate,
+    rows=ATTN_ROWS,
     widths={**ATTN_WIDTHS, "mlp.gate": "hidden", "mlp.switch_mlp.gate_proj": "hidden",
             "mlp.switch_mlp.up_proj": "hidden",
             "mlp.switch_mlp.down_proj": "moe_intermediate_size"})

@@ -4,7 +4,7 @@ multi-token-prediction layers (``model.mtp_layers.*``), the rotary buffers and a
 
 from __future__ import annotations
 
-from ._shared import ATTN, ATTN_WIDTHS, MLP, MLP_WIDTHS, NORMS, llama_order
+from ._shared import ATTN, ATTN_ROWS, ATTN_WIDTHS, MLP, MLP_WIDTHS, NORMS, llama_order
 from .base import Family
 from .common import Args, Weights
 
@@ -23,4 +23,5 @@ def sanitize(weights: Weights, config) -> Weights:
 
 FAMILY = Family("mimo", ("mimo",), sanitize,
                 llama_order(f"{ATTN} {MLP} {NORMS}", tie_default=False),
+                rows=ATTN_ROWS,
                 widths={**ATTN_WIDTHS, **MLP_WIDTHS})

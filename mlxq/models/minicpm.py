@@ -4,7 +4,7 @@ checkpoint has none (MiniCPM-2B shares them and saves no head)."""
 
 from __future__ import annotations
 
-from ._shared import ATTN, ATTN_WIDTHS, MLP_WIDTHS, NORMS, llama_order
+from ._shared import ATTN, ATTN_ROWS, ATTN_WIDTHS, MLP_WIDTHS, NORMS, llama_order
 from .base import Family
 from .common import Weights
 
@@ -18,4 +18,5 @@ def sanitize(weights: Weights, config) -> Weights:
 FAMILY = Family("minicpm", ("minicpm",), sanitize,
                 llama_order(f"{ATTN} mlp(gate_proj up_proj down_proj) {NORMS}",
                             tie_default=False),
+                rows=ATTN_ROWS,
                 widths={**ATTN_WIDTHS, **MLP_WIDTHS})

@@ -5,7 +5,7 @@ its ``e_score_correction_bias`` in the source dtype."""
 
 from __future__ import annotations
 
-from ._shared import ATTN_QK_NORM, ATTN_WIDTHS, NORMS, llama_order
+from ._shared import ATTN_QK_NORM, ATTN_ROWS, ATTN_WIDTHS, NORMS, llama_order
 from .base import Family
 from .common import REQUIRED, Args, Weights, dequantize_fp8_weights, stack_experts
 
@@ -41,6 +41,7 @@ FAMILY = Family(
                 f"down_proj) e_score_correction_bias) {NORMS}", tie_default=False),
     quant_predicate=quant_predicate, cast_predicate=cast_predicate,
     source_formats=frozenset({"fp8"}),
+    rows=ATTN_ROWS,
     widths={**ATTN_WIDTHS, "block_sparse_moe.gate": "hidden",
             "block_sparse_moe.switch_mlp.gate_proj": "hidden",
             "block_sparse_moe.switch_mlp.up_proj": "hidden",

@@ -23,7 +23,7 @@ True
 from __future__ import annotations
 
 from ..errors import FormatError
-from ._shared import ATTN, ATTN_WIDTHS, MLP, MLP_WIDTHS, NORMS, llama_order
+from ._shared import ATTN, ATTN_ROWS, ATTN_WIDTHS, MLP, MLP_WIDTHS, NORMS, llama_order
 from .base import Family
 from .common import Args, Weights, dequantize_fp8_weights, fp8_dequant
 
@@ -66,5 +66,6 @@ def sanitize(weights: Weights, config) -> Weights:
 FAMILY = Family(
     "ministral3", ("ministral3",), sanitize,
     llama_order(f"{ATTN} {MLP} {NORMS}", tie_default=True),
+    rows=ATTN_ROWS,
     widths={**ATTN_WIDTHS, **MLP_WIDTHS},
     source_formats=frozenset({"fp8"}))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._shared import ATTN, ATTN_WIDTHS, NORMS, llama_tree
+from ._shared import ATTN, ATTN_ROWS, ATTN_WIDTHS, NORMS, llama_tree
 from .base import Family, Order
 from .common import REQUIRED, Args, Weights, stack_experts
 
@@ -25,6 +25,7 @@ FAMILY = Family(
     "mixtral", ("mixtral",), sanitize,
     Order(llama_tree(f"{ATTN} block_sparse_moe(gate switch_mlp(gate_proj up_proj down_proj)) "
                      f"{NORMS}")),
+    rows=ATTN_ROWS,
     widths={**ATTN_WIDTHS, "block_sparse_moe.gate": "hidden",
             "block_sparse_moe.switch_mlp.gate_proj": "hidden",
             "block_sparse_moe.switch_mlp.up_proj": "hidden",

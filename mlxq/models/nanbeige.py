@@ -4,7 +4,7 @@ buffers. An ``lm_head`` exists unless the embeddings are tied (by default they a
 
 from __future__ import annotations
 
-from ._shared import ATTN, ATTN_WIDTHS, MLP, MLP_WIDTHS, NORMS, llama_order
+from ._shared import ATTN, ATTN_ROWS, ATTN_WIDTHS, MLP, MLP_WIDTHS, NORMS, llama_order
 from .base import Family
 from .common import Weights
 
@@ -18,4 +18,5 @@ def sanitize(weights: Weights, config) -> Weights:
 
 FAMILY = Family("nanbeige", ("nanbeige",), sanitize,
                 llama_order(f"{ATTN} {MLP} {NORMS}", tie_default=False),
+                rows=ATTN_ROWS,
                 widths={**ATTN_WIDTHS, **MLP_WIDTHS})

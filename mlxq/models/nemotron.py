@@ -6,11 +6,12 @@ are not)."""
 
 from __future__ import annotations
 
-from ._shared import ATTN, ATTN_WIDTHS, MLP_WIDTHS, NORMS, llama_order
+from ._shared import ATTN, ATTN_ROWS, ATTN_WIDTHS, MLP_WIDTHS, NORMS, llama_order
 from .base import Family
 
 FAMILY = Family(
     "nemotron", ("nemotron",),
     order=llama_order(f"{ATTN} mlp(down_proj up_proj) {NORMS}", tie_default=False),
+    rows=ATTN_ROWS,
     widths={**ATTN_WIDTHS, "mlp.up_proj": MLP_WIDTHS["mlp.up_proj"],
             "mlp.down_proj": MLP_WIDTHS["mlp.down_proj"]})

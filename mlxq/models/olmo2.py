@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._shared import ATTN_QK_NORM, ATTN_WIDTHS, MLP, MLP_WIDTHS, llama_order
+from ._shared import ATTN_QK_NORM, ATTN_ROWS, ATTN_WIDTHS, MLP, MLP_WIDTHS, llama_order
 from .base import Family
 from .common import Weights
 
@@ -18,4 +18,5 @@ FAMILY = Family(
     "olmo2", ("olmo2",), sanitize,
     llama_order(f"{ATTN_QK_NORM} {MLP} post_attention_layernorm post_feedforward_layernorm",
                 tie_default=True),
+    rows=ATTN_ROWS,
     widths={**ATTN_WIDTHS, **MLP_WIDTHS})

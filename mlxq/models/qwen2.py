@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._shared import ATTN, ATTN_WIDTHS, MLP, MLP_WIDTHS, NORMS, llama_tree
+from ._shared import ATTN, ATTN_ROWS, ATTN_WIDTHS, MLP, MLP_WIDTHS, NORMS, llama_tree
 from .base import Family, Order
 from .common import Args, Weights
 
@@ -18,4 +18,5 @@ def sanitize(weights: Weights, config) -> Weights:
 
 
 FAMILY = Family("qwen2", ("qwen2",), sanitize, Order(llama_tree(f"{ATTN} {MLP} {NORMS}")),
+                rows=ATTN_ROWS,
                 widths={**ATTN_WIDTHS, **MLP_WIDTHS})

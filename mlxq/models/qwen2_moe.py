@@ -3,7 +3,7 @@ expert and its sigmoid gate."""
 
 from __future__ import annotations
 
-from ._shared import ATTN, ATTN_WIDTHS, NORMS, llama_tree
+from ._shared import ATTN, ATTN_ROWS, ATTN_WIDTHS, NORMS, llama_tree
 from .base import Family, Order
 from .common import REQUIRED, Args, Weights, stack_experts
 
@@ -23,6 +23,7 @@ FAMILY = Family(
     "qwen2_moe", ("qwen2_moe",), sanitize,
     Order(llama_tree(f"{ATTN} mlp(gate switch_mlp(gate_proj up_proj down_proj) "
                      f"shared_expert(gate_proj down_proj up_proj) shared_expert_gate) {NORMS}")),
+    rows=ATTN_ROWS,
     widths={**ATTN_WIDTHS, "mlp.gate": "hidden", "mlp.shared_expert_gate": "hidden",
             "mlp.switch_mlp.gate_proj": "hidden", "mlp.switch_mlp.up_proj": "hidden",
             "mlp.switch_mlp.down_proj": "moe_intermediate_size"})

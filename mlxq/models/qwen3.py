@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._shared import ATTN_QK_NORM, ATTN_WIDTHS, MLP, MLP_WIDTHS, NORMS, llama_tree
+from ._shared import ATTN_QK_NORM, ATTN_ROWS, ATTN_WIDTHS, MLP, MLP_WIDTHS, NORMS, llama_tree
 from .base import Family, Order
 from .common import REQUIRED, Args, Weights
 
@@ -15,4 +15,5 @@ def sanitize(weights: Weights, config) -> Weights:
 
 
 FAMILY = Family("qwen3", ("qwen3",), sanitize, Order(llama_tree(f"{ATTN_QK_NORM} {MLP} {NORMS}")),
+                rows=ATTN_ROWS,
                 widths={**ATTN_WIDTHS, **MLP_WIDTHS})

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._shared import ATTN_QK_NORM, ATTN_WIDTHS, MLP_WIDTHS, NORMS, llama_tree
+from ._shared import ATTN_QK_NORM, ATTN_ROWS, ATTN_WIDTHS, MLP_WIDTHS, NORMS, llama_tree
 from .base import Family, Order
 from .common import REQUIRED, Args, Weights, stack_experts
 
@@ -35,6 +35,7 @@ FAMILY = Family(
     Order(llama_tree(f"{ATTN_QK_NORM} {NORMS} mlp(gate switch_mlp(gate_proj up_proj "
                      "down_proj) gate_proj down_proj up_proj)")),
     quant_predicate=quant_predicate,
+    rows=ATTN_ROWS,
     widths={**ATTN_WIDTHS, **MLP_WIDTHS, "mlp.gate": "hidden",
             "mlp.switch_mlp.gate_proj": "hidden", "mlp.switch_mlp.up_proj": "hidden",
             "mlp.switch_mlp.down_proj": "moe_intermediate_size"})

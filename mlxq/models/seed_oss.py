@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._shared import ATTN, ATTN_WIDTHS, MLP, MLP_WIDTHS, NORMS, llama_order
+from ._shared import ATTN, ATTN_ROWS, ATTN_WIDTHS, MLP, MLP_WIDTHS, NORMS, llama_order
 from . import granite
 from .base import Family
 
@@ -13,4 +13,5 @@ sanitize = granite.sanitize
 
 FAMILY = Family("seed_oss", ("seed_oss",), sanitize,
                 llama_order(f"{ATTN} {MLP} {NORMS}", tie_default=True),
+                rows=ATTN_ROWS,
                 widths={**ATTN_WIDTHS, **MLP_WIDTHS})

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._shared import ATTN, ATTN_WIDTHS, MLP, MLP_WIDTHS, NORMS, llama_order
+from ._shared import ATTN, ATTN_ROWS, ATTN_WIDTHS, MLP, MLP_WIDTHS, NORMS, llama_order
 from . import llama
 from .base import Family
 
@@ -13,4 +13,5 @@ sanitize = llama.sanitize
 
 FAMILY = Family("smollm3", ("smollm3",), sanitize,
                 llama_order(f"{ATTN} {MLP} {NORMS}", tie_default=True),
+                rows=ATTN_ROWS,
                 widths={**ATTN_WIDTHS, **MLP_WIDTHS})

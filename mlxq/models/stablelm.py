@@ -3,11 +3,12 @@
 
 from __future__ import annotations
 
-from ._shared import ATTN_WIDTHS, MLP, MLP_WIDTHS, NORMS, llama_tree
+from ._shared import ATTN_ROWS, ATTN_WIDTHS, MLP, MLP_WIDTHS, NORMS, llama_tree
 from .base import Family, Order
 
 FAMILY = Family(
     "stablelm", ("stablelm",),
     order=Order(llama_tree("self_attn(q_proj k_proj v_proj o_proj q_layernorm(norms*) "
                            f"k_layernorm(norms*)) {MLP} {NORMS}")),
+    rows=ATTN_ROWS,
     widths={**ATTN_WIDTHS, **MLP_WIDTHS})
