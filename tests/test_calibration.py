@@ -18,6 +18,7 @@ import sys
 import tempfile
 import weakref
 from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 import pytest
@@ -213,9 +214,11 @@ TEXT = ("The quick brown fox jumps over the lazy dog. " * 3 +
         "Pack my box with five dozen liquor jugs; how vexingly quick daft zebras jump! ") * 4
 
 
-def plain_forward_stats(folder: Path, text: str, seq_len: int, max_tokens: int):
-    """Per nn.Linear: the sum of squares per input column and X^T X, from one ordinary
-    transformers forward of the whole model (no layer-by-layer machinery)."""
+def _forward_linear_inputs(folder: Path, text: str, seq_len: int, max_tokens: int,
+                           seen: Callable[[str, Any], None]) -> None:
+    """One ordinary transformers forward of the whole model (float32, no layer-by-layer
+    machinery) over ``text`` cut into sequences of ``seq_len``: ``seen(name, x)`` with each
+    nn.Linear's input, sequence by sequence."""
     torch = pytest.importorskip("torch")
     transformers = pytest.importorskip("transformers")
     model = transformers.AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
@@ -223,16 +226,22 @@ def plain_forward_stats(folder: Path, text: str, seq_len: int, max_tokens: int):
     ids = tok(text).input_ids[:max_tokens]
     seqs = [ids[i:i + seq_len] for i in range(0, len(ids), seq_len)]
     seqs = [s for s in seqs if len(s) >= 2]
-    xs: dict[str, list] = {}
-    hooks = [m.register_forward_pre_hook(
-        lambda mod, inp, n=n: xs.setdefault(n, []).append(
-            inp[0].detach().reshape(-1, inp[0].shape[-1]).double()))
-        for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)]
+    hooks = [m.register_forward_pre_hook(lambda mod, inp, n=n: seen(n, inp[0].detach()))
+             for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)]
     with torch.no_grad():
         for s in seqs:
             model(torch.tensor([s]))
     for hk in hooks:
         hk.remove()
+
+
+def plain_forward_stats(folder: Path, text: str, seq_len: int, max_tokens: int):
+    """Per nn.Linear: the sum of squares per input column and X^T X, from one ordinary
+    transformers forward of the whole model."""
+    torch = pytest.importorskip("torch")
+    xs: dict[str, list] = {}
+    _forward_linear_inputs(folder, text, seq_len, max_tokens, lambda n, x: xs.setdefault(
+        n, []).append(x.reshape(-1, x.shape[-1]).double()))
     out = {}
     for n, parts in xs.items():
         x = torch.cat(parts).numpy()
@@ -245,27 +254,14 @@ def torch_hessians(folder: Path, text: str, seq_len: int, max_tokens: int) -> di
     forward of the whole model: per sequence the float32 product of the layer's inputs,
     summed over sequences in float64, stored in float32 (an in-memory computation, with
     torch only, to hold the spilled bytes against)."""
-    torch = pytest.importorskip("torch")
-    transformers = pytest.importorskip("transformers")
-    model = transformers.AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
-    tok = transformers.AutoTokenizer.from_pretrained(folder)
-    ids = tok(text).input_ids[:max_tokens]
-    seqs = [ids[i:i + seq_len] for i in range(0, len(ids), seq_len)]
-    seqs = [s for s in seqs if len(s) >= 2]
     sums: dict = {}
 
     def add(name, x):
-        x = x.detach().reshape(-1, x.shape[-1]).float()
+        x = x.reshape(-1, x.shape[-1]).float()
         g = (x.T @ x).double()
         sums[name] = sums[name] + g if name in sums else g
 
-    hooks = [m.register_forward_pre_hook(lambda mod, inp, n=n: add(n, inp[0]))
-             for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)]
-    with torch.no_grad():
-        for s in seqs:
-            model(torch.tensor([s]))
-    for hk in hooks:
-        hk.remove()
+    _forward_linear_inputs(folder, text, seq_len, max_tokens, add)
     return {n: h.float().numpy() for n, h in sums.items()}
 
 
