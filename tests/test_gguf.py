@@ -13,6 +13,7 @@ import os
 import struct
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -223,11 +224,18 @@ V = gguf.GGUFValueType
 ])
 def test_metadata_of_the_wrong_type_or_range_is_refused_naming_the_key(
         tmp_path, model_type, key, value, vtype, error, message):
+    assert _refused(tmp_path, model_type, key, value, vtype, error, message).key == key
+
+
+def _refused(tmp_path: Path, model_type: str, key: str, value: Any, vtype: Any, error: type,
+             message: str) -> errors.MlxqError:
+    """The error converting the fixture's GGUF with ``key`` written as ``value`` raises
+    (matching ``message``); nothing is written."""
     p = gp.hf_to_gguf(model_type, tmp_path / "m.gguf", metadata={key: (value, vtype)})
     with pytest.raises(error, match=message) as e:
         mlxq.convert(str(p), str(tmp_path / "out"), quiet=True)
-    assert e.value.key == key
     assert not (tmp_path / "out").exists()
+    return e.value
 
 
 @pytest.mark.parametrize("key, value, vtype, error, message", [
@@ -248,13 +256,9 @@ def test_metadata_of_the_wrong_type_or_range_is_refused_naming_the_key(
 ])
 def test_tokenizer_metadata_transformers_would_misread_is_refused(
         tmp_path, key, value, vtype, error, message):
-    p = gp.hf_to_gguf("qwen2", tmp_path / "m.gguf", metadata={key: (value, vtype)})
-    with pytest.raises(error, match=message) as e:
-        mlxq.convert(str(p), str(tmp_path / "out"), quiet=True)
+    e = _refused(tmp_path, "qwen2", key, value, vtype, error, message)
     # transformers' own refusals name the tokenizer as a whole (it does not say which key)
-    assert e.value.key == ("tokenizer.ggml.model" if error is errors.UnsupportedFormatError
-                           else key)
-    assert not (tmp_path / "out").exists()
+    assert e.key == ("tokenizer.ggml.model" if error is errors.UnsupportedFormatError else key)
 
 
 def test_a_block_count_with_no_blocks_behind_it_is_refused_at_once(tmp_path):
@@ -795,13 +799,18 @@ def test_dequantize_gives_a_float_folder_of_the_gguf_values(tmp_path):
     assert np.array_equal(ours["model.layers.1.mlp.up_proj.weight"], np.array(w))
 
 
-def test_k_quant_tensors_are_dequantized_and_q_requantizes_them_with_their_error(tmp_path):
-    # a model whose MLP rows are 256 wide: Q4_K for those, Q8_0 for the rest
+def _k_quant_llama(tmp_path: Path) -> Path:
+    """The llama fixture with MLP rows 256 wide, as a GGUF: Q4_K for those rows (down_proj),
+    Q8_0 for the rest."""
     def qtype(name, shape):
         return Q.Q4_K if shape[-1] % 256 == 0 else Q.Q8_0
     src = tmp_path / "hf"
     gp.widen_mlp(gp.ROOT / "llama", src)
-    g = gp.hf_to_gguf("llama", tmp_path / "m.gguf", qtype, src=src)
+    return gp.hf_to_gguf("llama", tmp_path / "m.gguf", qtype, src=src)
+
+
+def test_k_quant_tensors_are_dequantized_and_q_requantizes_them_with_their_error(tmp_path):
+    g = _k_quant_llama(tmp_path)
     r = _convert(g, tmp_path / "float")
     deq = [t for t in r.gguf_tensors if t.action == "dequantized"]
     assert deq and {t.type for t in deq} == {"Q4_K"}
@@ -822,11 +831,7 @@ def test_data_free_mse_reads_kept_layers_as_their_dequantized_weights(tmp_path):
     # dequantizes them (with the file's float16 scales). It must be the importance the same
     # model gives as a float folder of those values (mx.dequantize's), so down_proj's bytes
     # are that folder's. (float32 throughout: the Q4_K rows are quantized as read.)
-    def qtype(name, shape):
-        return Q.Q4_K if shape[-1] % 256 == 0 else Q.Q8_0
-    src = tmp_path / "hf"
-    gp.widen_mlp(gp.ROOT / "llama", src)
-    g = gp.hf_to_gguf("llama", tmp_path / "m.gguf", qtype, src=src)
+    g = _k_quant_llama(tmp_path)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # every layer covered: no fallback to MLX's method
         r = _convert(g, tmp_path / "q", quantize=True, q_method="mse", dtype="float32")
