@@ -66,41 +66,40 @@ class _Factors:
     it is done. Output order keeps a layer's units together (k, o, q, v: two factors alive
     at most), and the Executor holds this, so nothing outlives the conversion."""
 
-    def __init__(self, plan: Optional[Plan] = None) -> None:
+    def __init__(self, plan: Plan) -> None:
         self._held: dict[Any, tuple[Any, Any]] = {}  # key -> (owner, factor)
-        self._users: Counter = Counter(
-            u.hessian.key for u in (plan.units.values() if plan is not None else ())
-            if u.kind == "quantize" and u.method == "gptq" and u.hessian is not None
-            and getattr(u.hessian, "key", None) is not None)
+        self._users: Counter = Counter(u.hessian.key for u in plan.units.values()
+                                       if _gptq(u))
 
     def of(self, u: Unit) -> Any:
-        key = getattr(u.hessian, "key", None)
+        key = u.hessian.key
         hit = self._held.get(key)
         if hit is not None and hit[0] is u.hessian.owner:
             return hit[1]
         f = gptq_factor(u.hessian(), act_order=True)  # bench_ppl: act-order closes more
-        if key is not None and self._users[key] > 1:
+        if self._users[key] > 1:
             self._held[key] = (u.hessian.owner, f)
         return f
 
     def done(self, u: Unit) -> None:
-        key = getattr(u.hessian, "key", None)
-        if key is not None:
-            self._users[key] -= 1
-            if self._users[key] <= 0:
-                self._held.pop(key, None)
+        self._users[u.hessian.key] -= 1
+        if self._users[u.hessian.key] <= 0:
+            self._held.pop(u.hessian.key, None)
+
+
+def _gptq(u: Unit) -> bool:
+    """Whether the unit is GPTQ with a Hessian (plan._gptq_units gives one, with its key)."""
+    return u.kind == "quantize" and u.method == "gptq" and u.hessian is not None
 
 
 def _quantize(u: Unit, put: Callable[[str, np.ndarray], None], block_bytes: int,
-              report: Optional[list], device: Optional[str] = None,
-              factors: Optional[_Factors] = None) -> None:
+              report: Optional[list], device: Optional[str], factors: _Factors) -> None:
     dense = u.tensor
     source, _ = graph.split_cast(dense)  # the report measures against the source weights
     sums = _Sums()
     names = [n for n, _ in u.outputs]
     try:
-        gptq = u.method == "gptq" and u.hessian is not None
-        factors = factors or _Factors()
+        gptq = _gptq(u)
         factor = factors.of(u) if gptq else None
         for r0, r1 in blocks_of(dense, block_bytes, u.importance):
             check()

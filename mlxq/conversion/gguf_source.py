@@ -566,8 +566,8 @@ def _check_config(c: Mapping[str, Any], arch: str, tensors: Mapping[str, Any],
     """Refuses a config made from metadata that mlx-lm's model cannot load or run: the
     attention projections' rows must be the head counts times the head size (load_weights
     checks each shape), the key/value heads must divide the query heads, the norm epsilon
-    must be positive, the rotary dimensions even, the experts per token 1..the experts, a
-    sliding-window pattern at least 1."""
+    must be positive, the experts per token 1..the experts, a sliding-window pattern at
+    least 1 (the rotary dimensions are checked where they are read)."""
     def bad(key: str, why: str) -> FormatError:
         return FormatError(f"{path}: {arch}.{key} {why}", key=f"{arch}.{key}")
 
@@ -592,15 +592,6 @@ def _check_config(c: Mapping[str, Any], arch: str, tensors: Mapping[str, Any],
                 if t.shape[0] != rows:
                     raise bad(key, f"and the head size {head_dim} make {name} {rows} rows, "
                               f"but it has {t.shape[0]}")
-    rot = None
-    if "partial_rotary_factor" in c:
-        rot = round(c["partial_rotary_factor"] * (c["hidden_size"] // heads))
-    elif "qk_rope_head_dim" in c:
-        rot = c["qk_rope_head_dim"]
-        if c["qk_nope_head_dim"] < 0:
-            raise bad("rope.dimension_count", f"is {rot}, more than the key length")
-    if rot is not None and rot % 2:
-        raise bad("rope.dimension_count", f"is {rot}, not even (mlx's rope refuses it)")
     experts = c.get("num_experts") or c.get("n_routed_experts") or c.get("num_local_experts")
     if experts is not None and not 1 <= c.get("num_experts_per_tok", 1) <= experts:
         raise bad("expert_used_count", f"is {c.get('num_experts_per_tok')}, not 1..{experts} "
@@ -688,9 +679,9 @@ def _phi3(c: dict, get: Any, meta: Mapping[str, Any], gf: fmt.GgufFile,
           path: Path) -> None:
     head_dim = c.pop("head_dim", None) or c["hidden_size"] // c["num_attention_heads"]
     rot = get("rope.dimension_count", head_dim)
-    if not 0 < rot <= head_dim:
-        raise FormatError(f"{path}: phi3.rope.dimension_count is {rot}, not 1..{head_dim} "
-                          "(the head size)", key="phi3.rope.dimension_count")
+    if not 0 < rot <= head_dim or rot % 2:  # mlx's rope refuses odd dims
+        raise FormatError(f"{path}: phi3.rope.dimension_count is {rot}, not an even number "
+                          f"in 1..{head_dim} (the head size)", key="phi3.rope.dimension_count")
     if rot != head_dim:
         c["partial_rotary_factor"] = rot / head_dim
     if "phi3.rope.scaling.original_context_length" in meta:
@@ -713,6 +704,10 @@ def _deepseek2(c: dict, get: Any, meta: Mapping[str, Any], gf: fmt.GgufFile,
                path: Path) -> None:
     rope = get("rope.dimension_count")
     key_len = get("attention.key_length_mla", 0) or get("attention.key_length")
+    if rope % 2 or rope > key_len:  # mlx's rope refuses odd dims; the rest is the nope part
+        raise FormatError(f"{path}: deepseek2.rope.dimension_count is {rope}, not an even "
+                          f"number up to the key length {key_len}",
+                          key="deepseek2.rope.dimension_count")
     c["kv_lora_rank"] = get("attention.kv_lora_rank")
     q_lora = get("attention.q_lora_rank", 0)
     c["q_lora_rank"] = q_lora or None
